@@ -1,0 +1,309 @@
+// Package config reads resub's one YAML configuration file: who we are, the
+// ledger, our keys, our partners with their drops, keys, PLMNs, IMSI ranges,
+// column mappings and deadlines, the card profiles, and the jobs with their
+// schedules.
+//
+// Decoding is strict: an unknown key is an error. Validation looks at the
+// whole file and reports every problem at once, each with its path
+// (partners.mno-b.drop.sftp.known_hosts: file not found). Secrets never
+// appear in the file: a secret field holds a reference, env:NAME or
+// file:PATH, resolved only when needed into a Secret, which prints as
+// [redacted] in every format, log and YAML dump.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Party is who we are.
+	Party Party `yaml:"party"`
+	// DataDir holds the ledger (by default), the archive, quarantine and
+	// scratch folders. Relative paths in the file are relative to the file.
+	DataDir string `yaml:"data_dir"`
+	// Ledger is "sqlite:PATH" (default sqlite under DataDir) or a
+	// postgres:// URL.
+	Ledger string `yaml:"ledger"`
+	// PGP is our own OpenPGP key.
+	PGP OwnPGP `yaml:"pgp"`
+	// MasterKey wraps the secrets kept at rest in the ledger.
+	MasterKey MasterKey `yaml:"master_key"`
+	// Retention is how long a released card's secrets are kept before
+	// they are crypto-erased.
+	Retention Duration `yaml:"retention"`
+	// PLMNs and IMSIRanges are our own numbering resources (a recipient
+	// allocates new IMSIs from them).
+	PLMNs      []PLMN       `yaml:"plmns"`
+	IMSIRanges []IMSIRange  `yaml:"imsi_ranges"`
+	Partners   Partners     `yaml:"partners"`
+	Profiles   Profiles     `yaml:"profiles"`
+	Jobs       []Job        `yaml:"jobs"`
+	OTA        OTASettings  `yaml:"ota"`
+	Limits     InputLimits  `yaml:"limits"`
+	Handover   HandoverOpts `yaml:"handover"`
+
+	// path is the file the config was read from; relative paths resolve
+	// against its folder.
+	path string
+}
+
+// Party is our own identity.
+type Party struct {
+	// Name is our party code as it appears in file names and headers
+	// (e.g. MNOA): capital letters and digits.
+	Name string `yaml:"name"`
+	// Role is operator or manufacturer. An operator plays donor and
+	// recipient as its jobs say.
+	Role string `yaml:"role"`
+}
+
+// OwnPGP names our OpenPGP secret key and its passphrase.
+type OwnPGP struct {
+	SecretKey  string    `yaml:"secret_key"` // path to an armored or binary secret key
+	Passphrase SecretRef `yaml:"passphrase"` // optional
+}
+
+// MasterKey is the local key that wraps secrets at rest.
+type MasterKey struct {
+	ID  string    `yaml:"id"`
+	Key SecretRef `yaml:"key"` // 32 bytes, hex or raw
+	// Previous keys, still able to open blobs until `keys rotate` ran.
+	Previous []MasterKeyRef `yaml:"previous"`
+}
+
+// MasterKeyRef is a retired master key.
+type MasterKeyRef struct {
+	ID  string    `yaml:"id"`
+	Key SecretRef `yaml:"key"`
+}
+
+// Partners maps a partner's local name (e.g. mno-b) to its settings.
+type Partners map[string]*Partner
+
+// Partner is one organisation we exchange files with.
+type Partner struct {
+	// Kind is operator, manufacturer, m2m-operator, smsc or hlr. smsc and
+	// hlr are internal partners: PGP is optional for them.
+	Kind string `yaml:"kind"`
+	// Code is the partner's party code in file names and headers.
+	Code string `yaml:"code"`
+	Drop Drop   `yaml:"drop"`
+	PGP  PGP    `yaml:"pgp"`
+	// TransportKeys wrap the secret fields of the files we exchange.
+	TransportKeys []TransportKey `yaml:"transport_keys"`
+	PLMNs         []PLMN         `yaml:"plmns"`
+	IMSIRanges    []IMSIRange    `yaml:"imsi_ranges"`
+	ICCID         ICCIDRules     `yaml:"iccid"`
+	// Columns maps a type name to the partner's CSV layout of it.
+	Columns   map[string]Mapping  `yaml:"columns"`
+	Deadlines map[string]Duration `yaml:"deadlines"`
+	Policy    Policy              `yaml:"policy"`
+}
+
+// Internal reports whether the partner is inside our own organisation
+// (SMSC, HLR/AuC), for which PGP is optional.
+func (p *Partner) Internal() bool { return p.Kind == "smsc" || p.Kind == "hlr" }
+
+// Drop is where a partner's files come from and go to: an SFTP server or
+// a local folder.
+type Drop struct {
+	SFTP  *SFTP  `yaml:"sftp"`
+	Local *Local `yaml:"local"`
+	// Inbox is where we pick up the partner's files; Outbox where we
+	// deliver ours; Archive and Quarantine where inputs go afterwards.
+	Inbox      string `yaml:"inbox"`
+	Outbox     string `yaml:"outbox"`
+	Archive    string `yaml:"archive"`
+	Quarantine string `yaml:"quarantine"`
+	// LocalArchive keeps processed inputs in the data folder when the
+	// partner forbids writes on its server.
+	LocalArchive bool     `yaml:"local_archive"`
+	Patterns     []string `yaml:"patterns"`
+	// Stable is how long size and modification time must stay unchanged
+	// before a file is picked up; Marker instead waits for NAME+Marker
+	// (".done" or ".ok").
+	Stable Duration `yaml:"stable"`
+	Marker string   `yaml:"marker"`
+}
+
+// SFTP is a partner's SFTP server.
+type SFTP struct {
+	Host       string    `yaml:"host"`
+	Port       int       `yaml:"port"`
+	User       string    `yaml:"user"`
+	PrivateKey string    `yaml:"private_key"` // path to our SSH key for this partner
+	Passphrase SecretRef `yaml:"passphrase"`
+	Password   SecretRef `yaml:"password"` // only where the partner insists
+	KnownHosts string    `yaml:"known_hosts"`
+	Timeout    Duration  `yaml:"timeout"`
+	Keepalive  Duration  `yaml:"keepalive"`
+	MaxSession int       `yaml:"max_sessions"`
+	ReadOnce   bool      `yaml:"read_once"`
+}
+
+// Local is a local folder drop.
+type Local struct {
+	Dir string `yaml:"dir"`
+}
+
+// PGP is a partner's OpenPGP settings.
+type PGP struct {
+	// PublicKeys are the partner's key files; Fingerprints pins the
+	// signing keys we accept (several during a rotation).
+	PublicKeys   []string `yaml:"public_keys"`
+	Fingerprints []string `yaml:"fingerprints"`
+	Armor        bool     `yaml:"armor"`
+	Compression  string   `yaml:"compression"` // none, zip, zlib
+	// Disabled turns PGP off; allowed only for internal partners.
+	Disabled bool `yaml:"disabled"`
+}
+
+// TransportKey is a key agreed with a partner to wrap secret fields.
+type TransportKey struct {
+	ID   string    `yaml:"id"`
+	Key  SecretRef `yaml:"key"`
+	Mode string    `yaml:"mode"` // aes-kwp (default), aes-gcm, aes-cbc-fixed-iv, aes-ecb, 3des-ecb
+	KCV  string    `yaml:"kcv"`  // optional: checked against the key at load
+}
+
+// PLMN is a public land mobile network: MCC and MNC. The MNC's length
+// (2 or 3) is part of its identity and cannot be derived from an IMSI.
+type PLMN struct {
+	MCC string `yaml:"mcc"`
+	MNC string `yaml:"mnc"`
+}
+
+// IMSIRange is an inclusive range of IMSIs within one PLMN.
+type IMSIRange struct {
+	Name string `yaml:"name"`
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
+}
+
+// ICCIDRules are a partner's vendor conventions for ICCIDs.
+type ICCIDRules struct {
+	// NoCheckDigit accepts 19-digit ICCIDs without a Luhn digit.
+	NoCheckDigit bool `yaml:"no_check_digit"`
+	// FPadded accepts a 20th nibble 'F'.
+	FPadded bool `yaml:"f_padded"`
+}
+
+// Mapping is a partner's CSV layout of one file type.
+type Mapping struct {
+	Columns   []string          `yaml:"columns"`   // partner column names, in order
+	Fields    map[string]string `yaml:"fields"`    // partner column -> native field
+	Delimiter string            `yaml:"delimiter"` // one character, default ","
+	Quote     string            `yaml:"quote"`     // "minimal" (default), "all", "none"
+	Header    *bool             `yaml:"header"`    // header line present (default true)
+	HexCase   string            `yaml:"hex_case"`  // "lower" (default) or "upper"
+}
+
+// Policy holds a partner's agreed options.
+type Policy struct {
+	// ResetWithUpdate does the seed's literal order: the reset is the last
+	// stage of the IMSI-update message and the handover follows its PoR.
+	ResetWithUpdate bool `yaml:"reset_with_update"`
+	// PerNightCap limits the cards moved per night (0: no cap).
+	PerNightCap int `yaml:"per_night_cap"`
+	// MaxAttempts is how often a failed card is retried (default 3).
+	MaxAttempts int `yaml:"max_attempts"`
+}
+
+// Profiles maps a card profile name to its OTA settings.
+type Profiles map[string]*Profile
+
+// Profile describes how one kind of card is changed over the air.
+type Profile struct {
+	TAR        string       `yaml:"tar"` // USIM RFM TAR, 3 bytes hex
+	SPI        string       `yaml:"spi"` // 2 bytes hex
+	KIc        string       `yaml:"kic"` // 1 byte hex: algorithm + key version
+	KID        string       `yaml:"kid"`
+	CLA        string       `yaml:"cla"`            // 00 (UICC) or A0 (SIM)
+	Format     string       `yaml:"command_format"` // compact (default) or expanded
+	GSMCopy    bool         `yaml:"gsm_copy"`       // DF GSM 7F20 keeps its own EF_IMSI
+	ADOffset   int          `yaml:"ad_mnc_offset"`  // offset of EF_AD's MNC-length byte (default 3)
+	Invalidate []string     `yaml:"invalidate"`     // loci, psloci, epsloci, 5gsloci
+	Extra      []FileUpdate `yaml:"extra_updates"`
+	Reset      ResetStep    `yaml:"reset"`
+	KeyIndex   *KeyIndexCmd `yaml:"key_index"` // 3b only
+	Algorithm  string       `yaml:"algorithm"` // milenage, tuak, xor-test…
+	ListLength int          `yaml:"list_length"`
+	// Rate and Window shape the OTA batch: messages per second and the
+	// submission window (HH:MM-HH:MM, local to Zone).
+	Rate     int      `yaml:"rate"`
+	Window   string   `yaml:"window"`
+	Validity Duration `yaml:"validity"`
+	// TestOnly allows an SPI without checksum, counter check or PoR.
+	TestOnly bool `yaml:"test_only"`
+}
+
+// FileUpdate is one extra UPDATE BINARY of the IMSI-change script.
+type FileUpdate struct {
+	Path   string `yaml:"path"` // FIDs from the ADF, e.g. 6F7B
+	Offset int    `yaml:"offset"`
+	Data   string `yaml:"data"` // hex
+}
+
+// ResetStep is the message that makes the card refresh with UICC reset.
+type ResetStep struct {
+	TAR  string `yaml:"tar"`
+	APDU string `yaml:"apdu"`
+}
+
+// KeyIndexCmd is the 3b command that moves the card to an absolute key
+// index. APDU is a hex template in which "II" stands for the index byte.
+type KeyIndexCmd struct {
+	TAR     string `yaml:"tar"`
+	APDU    string `yaml:"apdu"`
+	Effect  string `yaml:"effect"`  // immediate or reset
+	Message string `yaml:"message"` // same (appended to the update) or separate
+}
+
+// OTASettings are the donor's OTA defaults.
+type OTASettings struct {
+	// Originator is our OTA short code, where SMS-SUBMIT PoRs return.
+	Originator string `yaml:"originator"`
+	// CounterJump is the step taken after a counter-low/high answer.
+	CounterJump int `yaml:"counter_jump"`
+	// PoRMargin is added to the validity period before a message without
+	// PoR becomes unknown.
+	PoRMargin Duration `yaml:"por_margin"`
+}
+
+// InputLimits bound every input.
+type InputLimits struct {
+	MaxFileBytes int64 `yaml:"max_file_bytes"` // decompressed
+	MaxLineBytes int   `yaml:"max_line_bytes"`
+	MaxRecords   int64 `yaml:"max_records"`
+}
+
+// HandoverOpts are the recipient's intake settings.
+type HandoverOpts struct {
+	// AuCTransportKey names the transport key (of the hlr partner) under
+	// which Ki and OPc travel in provisioning files.
+	AuCTransportKey string `yaml:"auc_transport_key"`
+}
+
+// Job is one scheduled job.
+type Job struct {
+	Name     string   `yaml:"name"`
+	Kind     string   `yaml:"kind"`
+	Partner  string   `yaml:"partner"`
+	Schedule string   `yaml:"schedule"` // cron expression, 5 fields
+	Zone     string   `yaml:"zone"`     // IANA zone, default UTC
+	Deadline Duration `yaml:"deadline"` // a run must succeed within this
+	// Profile is the card profile a job uses where it needs one.
+	Profile string `yaml:"profile"`
+	// To names further partners a job writes to (e.g. the smsc).
+	To map[string]string `yaml:"to"`
+}
+
+// Path is the file the configuration came from.
+func (c *Config) Path() string { return c.path }
+
+// Duration is a time.Duration written as "30s", "24h".
+type Duration time.Duration
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

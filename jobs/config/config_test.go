@@ -1,0 +1,286 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// fixture writes the files a valid configuration refers to and returns the
+// folder.
+func fixture(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"our.sec.asc", "b.pub.asc", "sftp_key", "known_hosts", "master.key", "tk.key"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "smsc"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+const validYAML = `
+party: {name: MNOA, role: operator}
+data_dir: data
+pgp: {secret_key: our.sec.asc, passphrase: env:RESUB_TEST_PASS}
+master_key: {id: mk-1, key: file:master.key}
+partners:
+  mno-b:
+    kind: operator
+    code: MNOB
+    drop:
+      sftp: {host: 127.0.0.1, port: 2222, user: mnoa, private_key: sftp_key, known_hosts: known_hosts}
+      inbox: /to-a
+      outbox: /from-a
+      archive: /archive
+      patterns: ["MNOB_MNOA_*.pgp"]
+      stable: 30s
+    pgp: {public_keys: [b.pub.asc], fingerprints: ["0123456789abcdef0123456789abcdef01234567"], compression: zlib}
+    transport_keys: [{id: tk-ab-1, key: file:tk.key}]
+    plmns: [{mcc: "999", mnc: "99"}]
+    imsi_ranges: [{from: "999990000000000", to: "999990000999999"}]
+    deadlines: {imsi-result: 24h}
+  smsc:
+    kind: smsc
+    code: SMSC
+    drop: {local: {dir: smsc}, inbox: in, outbox: out}
+    pgp: {disabled: true}
+profiles:
+  usim:
+    tar: b00011
+    spi: "1639"
+    kic: "35"
+    kid: "35"
+    invalidate: [loci, psloci, epsloci]
+    reset: {tar: b00020, apdu: "80e2000000"}
+jobs:
+  - {name: imsi-list, kind: a-imsi-list, partner: mno-b, schedule: "30 22 * * *", zone: Europe/Berlin, profile: usim}
+`
+
+func writeConfig(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "resub.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidConfig(t *testing.T) {
+	dir := fixture(t)
+	cfg, err := Load(writeConfig(t, dir, validYAML))
+	if err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	if got := cfg.Ledger; got != "sqlite:"+filepath.Join(dir, "data", "ledger.db") {
+		t.Errorf("default ledger = %q", got)
+	}
+	if cfg.Partners["mno-b"].Drop.SFTP.Port != 2222 || cfg.Partners["smsc"].PGP.Compression != "none" {
+		t.Errorf("defaults or values wrong: %+v", cfg.Partners["mno-b"].Drop.SFTP)
+	}
+}
+
+func TestEveryProblemReportedWithPath(t *testing.T) {
+	dir := fixture(t)
+	body := validYAML
+	body = strings.Replace(body, "party: {name: MNOA, role: operator}", "party: {name: MNOA, role: operator, colour: blue}", 1)                      // unknown key
+	body = strings.Replace(body, "known_hosts: known_hosts}", "known_hosts: missing_known_hosts}", 1)                                                // missing file
+	body = strings.Replace(body, `schedule: "30 22 * * *"`, `schedule: "61 22 * * *"`, 1)                                                            // bad cron
+	body = strings.Replace(body, `plmns: [{mcc: "999", mnc: "99"}]`, `plmns: [{mcc: "99", mnc: "9999"}]`, 1)                                         // bad PLMN
+	body = strings.Replace(body, "master_key: {id: mk-1, key: file:master.key}", "master_key: {id: mk-1, key: 00112233445566778899aabbccddeeff}", 1) // inline secret
+	body += `
+  - {name: imsi-list, kind: a-imsi-list, partner: mno-b, schedule: "0 1 * * *"}
+`
+	// A duplicate partner: the same code under a second name.
+	body = strings.Replace(body, "profiles:", `  mno-b2:
+    kind: operator
+    code: MNOB
+    drop: {local: {dir: smsc}}
+    pgp: {public_keys: [b.pub.asc], fingerprints: ["0123456789abcdef0123456789abcdef01234567"]}
+profiles:`, 1)
+	_, err := Load(writeConfig(t, dir, body))
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("want *Error, got %v", err)
+	}
+	if !ce.ConfigError() {
+		t.Error("not marked as a configuration error")
+	}
+	want := []string{
+		"party.colour: unknown key",
+		"partners.mno-b.drop.sftp.known_hosts: file not found",
+		"jobs[0].schedule: bad cron spec",
+		"partners.mno-b.plmns[0].mcc:",
+		"partners.mno-b.plmns[0].mnc:",
+		"master_key.key: secret given inline",
+		"jobs[1].name: duplicate job",
+		"partners.mno-b2.code: duplicate partner",
+	}
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("missing problem %q in:\n%s", w, msg)
+		}
+	}
+	if strings.Contains(msg, "00112233445566778899aabbccddeeff") {
+		t.Errorf("the inline secret is printed in the error:\n%s", msg)
+	}
+}
+
+func TestDuplicateKeyAndTypeErrors(t *testing.T) {
+	dir := fixture(t)
+	body := strings.Replace(validYAML, "data_dir: data", "data_dir: data\ndata_dir: other\nretention: soon", 1)
+	_, err := Load(writeConfig(t, dir, body))
+	if err == nil || !strings.Contains(err.Error(), "data_dir: duplicate key") || !strings.Contains(err.Error(), "is not a duration") {
+		t.Errorf("want duplicate key and duration problems, got %v", err)
+	}
+}
+
+func TestPostgresNotYet(t *testing.T) {
+	dir := fixture(t)
+	body := strings.Replace(validYAML, "data_dir: data", "data_dir: data\nledger: postgres://resub@localhost/resub", 1)
+	_, err := Load(writeConfig(t, dir, body))
+	if err == nil || !strings.Contains(err.Error(), "ledger: PostgreSQL is not supported yet") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestProfileSecurityFloor(t *testing.T) {
+	dir := fixture(t)
+	body := strings.Replace(validYAML, `spi: "1639"`, `spi: "0000"`, 1)
+	_, err := Load(writeConfig(t, dir, body))
+	for _, w := range []string{"no cryptographic checksum", "does not check the counter", "no proof of receipt"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("want %q, got %v", w, err)
+		}
+	}
+	body = strings.Replace(body, `kic: "35"`, "kic: \"35\"\n    test_only: true", 1)
+	if _, err := Load(writeConfig(t, dir, body)); err != nil {
+		t.Errorf("test-only profile refused: %v", err)
+	}
+}
+
+func TestDSTScheduleFlagged(t *testing.T) {
+	dir := fixture(t)
+	body := strings.Replace(validYAML, `schedule: "30 22 * * *"`, `schedule: "30 2 * * *"`, 1)
+	_, err := Load(writeConfig(t, dir, body))
+	if err == nil || !strings.Contains(err.Error(), "daylight-saving") {
+		t.Errorf("02:30 Europe/Berlin not flagged: %v", err)
+	}
+	body = strings.Replace(validYAML, `schedule: "30 22 * * *"`, `schedule: "30 2 * * *"`, 1)
+	body = strings.Replace(body, "zone: Europe/Berlin", "zone: UTC", 1)
+	if _, err := Load(writeConfig(t, dir, body)); err != nil {
+		t.Errorf("02:30 UTC flagged: %v", err)
+	}
+}
+
+func TestDSTOverlapAndGap(t *testing.T) {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no zoneinfo")
+	}
+	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
+	for spec, want := range map[string]string{
+		"30 2 * * *":  "gap",
+		"0 4 * * *":   "",
+		"59 23 * * *": "",
+	} {
+		s, err := CronParser.Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := dstTrouble(s, loc, now)
+		if (want == "") != (got == "") || (want != "" && !strings.Contains(got, want)) {
+			t.Errorf("%s: got %q, want %q", spec, got, want)
+		}
+	}
+	// 02:30 on the last Sunday of October exists twice.
+	s, _ := CronParser.Parse("30 2 25 10 *")
+	if got := dstTrouble(s, loc, now); !strings.Contains(got, "overlap") {
+		t.Errorf("October overlap not flagged: %q", got)
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	dir := fixture(t)
+	const value = "s3cr3t-Passphrase-7731"
+	t.Setenv("RESUB_TEST_PASS", value)
+	if err := os.WriteFile(filepath.Join(dir, "master.key"), []byte("ab12cd34ab12cd34ab12cd34ab12cd34ab12cd34ab12cd34ab12cd34ab12cd34\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(writeConfig(t, dir, validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, err := cfg.Resolve(cfg.PGP.Passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := cfg.Resolve(cfg.MasterKey.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(pass) != value {
+		t.Fatal("resolve returned the wrong secret")
+	}
+	// The search must find a planted copy, or proving absence means nothing.
+	planted := fmt.Sprintf("%s", string(pass))
+	if !strings.Contains(planted, value) {
+		t.Fatal("search cannot find a planted secret")
+	}
+	var logBuf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logBuf, nil))
+	logger.Info("resolved", "passphrase", pass, "master", mk)
+	logger.Info("config", "cfg", cfg)
+	y, _ := yaml.Marshal(struct{ P, M Secret }{pass, mk})
+	j, _ := json.Marshal(struct{ P, M Secret }{pass, mk})
+	outputs := map[string]string{
+		"%v":       fmt.Sprintf("%v %v", pass, mk),
+		"%s":       fmt.Sprintf("%s %s", pass, mk),
+		"%x":       fmt.Sprintf("%x %x", pass, mk),
+		"%q":       fmt.Sprintf("%q %q", pass, mk),
+		"%#v":      fmt.Sprintf("%#v %+v", pass, mk),
+		"slog":     logBuf.String(),
+		"yaml":     string(y),
+		"json":     string(j),
+		"redacted": cfg.Redacted(),
+		"config%v": fmt.Sprintf("%+v", *cfg),
+	}
+	hexMK := "ab12cd34ab12cd34"
+	for name, out := range outputs {
+		for _, s := range []string{value, hexMK, fmt.Sprintf("%x", value)} {
+			if strings.Contains(strings.ToLower(out), strings.ToLower(s)) {
+				t.Errorf("%s output leaks a secret: %s", name, out)
+			}
+		}
+	}
+	if !strings.Contains(cfg.Redacted(), "env:RESUB_TEST_PASS") {
+		t.Error("redacted config should still show the reference")
+	}
+	pass.Wipe()
+	if string(pass) == value {
+		t.Error("Wipe left the secret")
+	}
+}
+
+func TestInlineSecretRedactedInDump(t *testing.T) {
+	r := SecretRef("hunter2-inline")
+	if s := fmt.Sprintf("%v %s", r, r); strings.Contains(s, "hunter2") {
+		t.Errorf("inline secret printed: %s", s)
+	}
+	if SecretRef("env:X").String() != "env:X" {
+		t.Error("references should print")
+	}
+}
