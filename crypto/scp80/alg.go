@@ -23,12 +23,12 @@ type CipherAlg uint8
 
 // The ciphering algorithms of TS 102 225 §5.1.2.
 const (
-	CipherNone    CipherAlg = iota // no ciphering
-	CipherDESCBC                   // KIc b4..b1 = 0001
-	Cipher3DES2                    // 3DES two keys, outer CBC: 0101
-	Cipher3DES3                    // 3DES three keys, outer CBC: 1001
-	CipherDESECB                   // DES in ECB mode: 1101
-	CipherAES                      // AES-CBC, key length from the key: 0010
+	CipherNone   CipherAlg = iota // no ciphering
+	CipherDESCBC                  // KIc b4..b1 = 0001
+	Cipher3DES2                   // 3DES two keys, outer CBC: 0101
+	Cipher3DES3                   // 3DES three keys, outer CBC: 1001
+	CipherDESECB                  // DES in ECB mode: 1101
+	CipherAES                     // AES-CBC, key length from the key: 0010
 )
 
 var cipherNames = [...]string{"none", "DES-CBC", "3DES-2key-CBC", "3DES-3key-CBC", "DES-ECB", "AES-CBC"}
