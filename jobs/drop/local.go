@@ -1,0 +1,208 @@
+package drop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// LocalOptions configures a local folder drop.
+type LocalOptions struct {
+	// Inbox, Outbox, Archive and Quarantine are directories; they must
+	// exist. Archive and Quarantine must be on the inbox's file system.
+	Inbox, Outbox, Archive, Quarantine string
+	// TempPrefix and TempSuffix make the temporary name of a delivery:
+	// TempPrefix + name + TempSuffix. Both empty means suffix ".part".
+	TempPrefix, TempSuffix string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Local is a drop in local folders. Every access goes through an os.Root,
+// so that a symbolic link in a folder cannot lead outside it.
+type Local struct {
+	opts  LocalOptions
+	roots [4]*os.Root
+}
+
+var _ Drop = (*Local)(nil)
+
+// NewLocal opens the folders of a local drop.
+func NewLocal(opts LocalOptions) (*Local, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.TempPrefix == "" && opts.TempSuffix == "" {
+		opts.TempSuffix = ".part"
+	}
+	l := &Local{opts: opts}
+	for i, dir := range []string{opts.Inbox, opts.Outbox, opts.Archive, opts.Quarantine} {
+		if dir == "" {
+			l.Close()
+			return nil, &ConfigError{fmt.Errorf("local drop: no %s folder", Folder(i))}
+		}
+		r, err := os.OpenRoot(dir)
+		if err != nil {
+			l.Close()
+			return nil, &ConfigError{fmt.Errorf("local drop: %s: %w", Folder(i), err)}
+		}
+		l.roots[i] = r
+	}
+	return l, nil
+}
+
+func (l *Local) tempName(name string) string { return l.opts.TempPrefix + name + l.opts.TempSuffix }
+
+// List implements Drop.
+func (l *Local) List(ctx context.Context) ([]FileInfo, error) {
+	d, err := l.roots[Inbox].Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	var out []FileInfo
+	for _, e := range entries {
+		if !e.Type().IsRegular() || CheckName(e.Name()) != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // vanished meanwhile
+		}
+		out = append(out, FileInfo{Name: e.Name(), Size: info.Size(), ModTime: info.ModTime()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Open implements Drop.
+func (l *Local) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	f, err := l.roots[Inbox].Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("drop: open %s: not a regular file", SafeName(name))
+	}
+	return f, nil
+}
+
+// Put implements Drop: temporary name, copy, size check, fsync, rename.
+func (l *Local) Put(ctx context.Context, name string, r io.Reader, size int64) (err error) {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	root := l.roots[Outbox]
+	tmp := l.tempName(name)
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			root.Remove(tmp)
+		}
+	}()
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err != nil {
+		return fmt.Errorf("drop: put %s: %w", SafeName(name), err)
+	}
+	if n != size {
+		return fmt.Errorf("drop: put %s: wrote %d bytes, want %d", SafeName(name), n, size)
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	st, err := root.Stat(tmp)
+	if err != nil {
+		return err
+	}
+	if st.Size() != size {
+		return fmt.Errorf("drop: put %s: size on disk %d, want %d", SafeName(name), st.Size(), size)
+	}
+	if err = root.Rename(tmp, name); err != nil {
+		return err
+	}
+	return syncDir(l.opts.Outbox)
+}
+
+// Move implements Drop.
+func (l *Local) Move(ctx context.Context, name string, to Folder) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if to != Archive && to != Quarantine {
+		return fmt.Errorf("drop: move %s to %s: only archive or quarantine", SafeName(name), to)
+	}
+	if st, err := l.roots[Inbox].Lstat(name); err != nil {
+		return err
+	} else if !st.Mode().IsRegular() {
+		return fmt.Errorf("drop: move %s: not a regular file", SafeName(name))
+	}
+	target := name
+	if _, err := l.roots[to].Lstat(target); err == nil {
+		target = archiveName(name, l.opts.Now())
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dst := l.opts.Archive
+	if to == Quarantine {
+		dst = l.opts.Quarantine
+	}
+	if err := os.Rename(filepath.Join(l.opts.Inbox, name), filepath.Join(dst, target)); err != nil {
+		return err
+	}
+	return syncDir(dst)
+}
+
+// Close implements Drop.
+func (l *Local) Close() error {
+	var errs []error
+	for i, r := range l.roots {
+		if r != nil {
+			errs = append(errs, r.Close())
+			l.roots[i] = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ctxReader stops a copy when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
