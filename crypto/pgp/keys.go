@@ -1,0 +1,247 @@
+package pgp
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/ProtonMail/go-crypto/openpgp/s2k"
+)
+
+// Key is one OpenPGP key (a primary key with its subkeys and user IDs),
+// public or secret.
+type Key struct {
+	e *openpgp.Entity
+}
+
+// Fingerprint returns the primary key's fingerprint, 40 lower-case hex
+// digits for a v4 key.
+func (k *Key) Fingerprint() string { return hex.EncodeToString(k.e.PrimaryKey.Fingerprint) }
+
+// KeyID returns the primary key's 64-bit key ID in 16 lower-case hex digits.
+func (k *Key) KeyID() string { return fmt.Sprintf("%016x", k.e.PrimaryKey.KeyId) }
+
+// UserID returns the primary user ID ("Name <email>"), or "".
+func (k *Key) UserID() string {
+	if id := k.e.PrimaryIdentity(); id != nil {
+		return id.Name
+	}
+	return ""
+}
+
+// Created returns the primary key's creation time.
+func (k *Key) Created() time.Time { return k.e.PrimaryKey.CreationTime }
+
+// IsSecret reports whether the key carries secret key material.
+func (k *Key) IsSecret() bool { return k.e.PrivateKey != nil }
+
+// IsLocked reports whether some secret key material is still
+// passphrase-protected.
+func (k *Key) IsLocked() bool {
+	if k.e.PrivateKey != nil && k.e.PrivateKey.Encrypted {
+		return true
+	}
+	for _, s := range k.e.Subkeys {
+		if s.PrivateKey != nil && s.PrivateKey.Encrypted {
+			return true
+		}
+	}
+	return false
+}
+
+// Unlock decrypts the secret key material with passphrase. The caller owns
+// passphrase and should zero it afterwards. Unlocking an unlocked key is a
+// no-op.
+func (k *Key) Unlock(passphrase []byte) error {
+	if !k.IsSecret() {
+		return &Error{Reason: ErrNoSecretKey, Detail: k.Fingerprint()}
+	}
+	if !k.IsLocked() {
+		return nil
+	}
+	if len(passphrase) == 0 {
+		return &Error{Reason: ErrKeyLocked, Detail: k.Fingerprint()}
+	}
+	if err := k.e.DecryptPrivateKeys(passphrase); err != nil {
+		return &Error{Reason: ErrBadPassphrase, Detail: k.Fingerprint()}
+	}
+	return nil
+}
+
+// Public returns the key without its secret parts.
+func (k *Key) Public() *Key {
+	var buf bytes.Buffer
+	if err := k.e.Serialize(&buf); err != nil {
+		return k
+	}
+	el, err := openpgp.ReadKeyRing(&buf)
+	if err != nil || len(el) != 1 {
+		return k
+	}
+	return &Key{e: el[0]}
+}
+
+// WritePublic writes the public key, ASCII-armored if armored.
+func (k *Key) WritePublic(w io.Writer, armored bool) error {
+	return writeKey(w, armored, openpgp.PublicKeyType, k.e.Serialize)
+}
+
+// WriteSecret writes the secret key, ASCII-armored if armored. If
+// passphrase is not empty, the secret material is written protected with
+// it (iterated and salted S2K, AES-256, as GnuPG 2.2 reads); the key in
+// memory stays unlocked.
+func (k *Key) WriteSecret(w io.Writer, armored bool, passphrase []byte) error {
+	if !k.IsSecret() {
+		return &Error{Reason: ErrNoSecretKey, Detail: k.Fingerprint()}
+	}
+	if k.IsLocked() {
+		return &Error{Reason: ErrKeyLocked, Detail: k.Fingerprint()}
+	}
+	e := k.e
+	if len(passphrase) > 0 {
+		// Protect a copy so the caller's key stays usable.
+		var buf bytes.Buffer
+		if err := k.e.SerializePrivateWithoutSigning(&buf, nil); err != nil {
+			return err
+		}
+		el, err := openpgp.ReadKeyRing(&buf)
+		zero(buf.Bytes())
+		if err != nil || len(el) != 1 {
+			return fmt.Errorf("pgp: copy secret key: %w", err)
+		}
+		e = el[0]
+		cfg := &packet.Config{
+			DefaultCipher: packet.CipherAES256,
+			S2KConfig:     &s2k.Config{S2KMode: s2k.IteratedSaltedS2K, Hash: crypto.SHA256, S2KCount: 65011712},
+		}
+		if err := e.EncryptPrivateKeys(passphrase, cfg); err != nil {
+			return fmt.Errorf("pgp: protect secret key: %w", err)
+		}
+	}
+	return writeKey(w, armored, openpgp.PrivateKeyType, func(w io.Writer) error {
+		return e.SerializePrivateWithoutSigning(w, nil)
+	})
+}
+
+func writeKey(w io.Writer, armored bool, blockType string, ser func(io.Writer) error) error {
+	if !armored {
+		return ser(w)
+	}
+	aw, err := armor.Encode(w, blockType, nil)
+	if err != nil {
+		return err
+	}
+	if err := ser(aw); err != nil {
+		return err
+	}
+	if err := aw.Close(); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "\n")
+	return err
+}
+
+// ReadKeys reads one or more keys, public or secret, ASCII-armored or
+// binary (as `gpg --export` and `gpg --export-secret-keys` write them).
+func ReadKeys(r io.Reader) ([]*Key, error) {
+	br := bufio.NewReader(r)
+	var (
+		el  openpgp.EntityList
+		err error
+	)
+	if isArmored(br) {
+		el, err = openpgp.ReadArmoredKeyRing(br)
+	} else {
+		el, err = openpgp.ReadKeyRing(br)
+	}
+	if err != nil {
+		return nil, &Error{Reason: ErrBadKey, Detail: "read key", Err: err}
+	}
+	if len(el) == 0 {
+		return nil, ErrNoKeys
+	}
+	keys := make([]*Key, len(el))
+	for i, e := range el {
+		keys[i] = &Key{e: e}
+	}
+	return keys, nil
+}
+
+// isArmored reports whether the buffered input starts (after white space)
+// with an ASCII armor header line.
+func isArmored(br *bufio.Reader) bool {
+	b, _ := br.Peek(1024)
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return bytes.HasPrefix(b, []byte("-----BEGIN PGP "))
+}
+
+// Algo is a key generation algorithm.
+type Algo string
+
+// Key algorithms that GnuPG 2.2 imports.
+const (
+	Curve25519 Algo = "curve25519" // Ed25519 signing primary + Cv25519 encryption subkey (v4, legacy encoding)
+	RSA3072    Algo = "rsa3072"
+	RSA4096    Algo = "rsa4096"
+)
+
+// GenerateOptions tune key generation. Zero values are fine.
+type GenerateOptions struct {
+	Now      func() time.Time // creation time; default time.Now
+	Rand     io.Reader        // default crypto/rand
+	Lifetime time.Duration    // key expiry after creation; 0 = never
+}
+
+// GenerateKey makes a new v4 secret key for "name <email>" with a signing
+// primary key and an encryption subkey, preferring AES-256, SHA-256 and no
+// AEAD, so that GnuPG 2.2 imports it and encrypts to it with AES-256.
+func GenerateKey(name, email string, algo Algo, opts GenerateOptions) (*Key, error) {
+	cfg := &packet.Config{
+		Rand:          opts.Rand,
+		Time:          opts.Now,
+		DefaultHash:   crypto.SHA256,
+		DefaultCipher: packet.CipherAES256,
+	}
+	if opts.Lifetime > 0 {
+		cfg.KeyLifetimeSecs = uint32(opts.Lifetime / time.Second)
+	}
+	switch algo {
+	case Curve25519, "":
+		cfg.Algorithm = packet.PubKeyAlgoEdDSA
+		cfg.Curve = packet.Curve25519
+	case RSA3072:
+		cfg.Algorithm = packet.PubKeyAlgoRSA
+		cfg.RSABits = 3072
+	case RSA4096:
+		cfg.Algorithm = packet.PubKeyAlgoRSA
+		cfg.RSABits = 4096
+	default:
+		return nil, &Error{Reason: ErrBadKey, Detail: fmt.Sprintf("unknown algorithm %q (want curve25519, rsa3072 or rsa4096)", algo)}
+	}
+	e, err := openpgp.NewEntity(name, "", email, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgp: generate key: %w", err)
+	}
+	return &Key{e: e}, nil
+}
+
+// hashName names a hash for details.
+func hashName(h crypto.Hash) string {
+	if h.Available() || h != 0 {
+		return h.String()
+	}
+	return "unknown"
+}
+
+func zero(b []byte) {
+	for i := range b {
+		b[i] = 0
+	}
+}
