@@ -1,0 +1,95 @@
+package ledger
+
+import (
+	"context"
+	"time"
+)
+
+// Batch statuses.
+const (
+	BatchOpen   = "open"
+	BatchDone   = "done"
+	BatchFailed = "failed"
+)
+
+// Batch is one unit of work of a job: usually one input file.
+type Batch struct {
+	ID                          int64
+	Job, Partner, Kind          string
+	FileID                      int64
+	Status                      string
+	Records, Accepted, Rejected int
+	Reason                      string
+	Created, Updated            time.Time
+}
+
+// CreateBatch opens a batch.
+func (t *Tx) CreateBatch(ctx context.Context, b *Batch) (int64, error) {
+	now := ts(t.Now())
+	var id int64
+	err := t.QueryRow(ctx, `INSERT INTO batches (job, partner, kind, file_id, status, records, accepted, rejected, reason, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, 0, 0, 0, '', ?, ?) RETURNING id`, b.Job, b.Partner, b.Kind, b.FileID, BatchOpen, now, now).Scan(&id)
+	return id, err
+}
+
+// FinishBatch records a batch's counts and status.
+func (t *Tx) FinishBatch(ctx context.Context, id int64, status string, records, accepted, rejected int, reason string) error {
+	_, err := t.Exec(ctx, `UPDATE batches SET status = ?, records = ?, accepted = ?, rejected = ?, reason = ?, updated_at = ? WHERE id = ?`,
+		status, records, accepted, rejected, reason, ts(t.Now()), id)
+	return err
+}
+
+// BatchRecord is one record of a batch and what became of it.
+type BatchRecord struct {
+	BatchID int64
+	Line    int
+	ICCID   string
+	IMSI    string
+	Status  string
+	Reason  string
+}
+
+// PutBatchRecord stores (or replaces) one record's outcome.
+func (t *Tx) PutBatchRecord(ctx context.Context, r BatchRecord) error {
+	_, err := t.Exec(ctx, `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status, reason = excluded.reason`,
+		r.BatchID, r.Line, r.ICCID, r.IMSI, r.Status, r.Reason)
+	return err
+}
+
+const batchCols = `id, job, partner, kind, file_id, status, records, accepted, rejected, reason, created_at, updated_at`
+
+func scanBatch(sc interface{ Scan(...any) error }) (*Batch, error) {
+	b := &Batch{}
+	var c, u string
+	if err := sc.Scan(&b.ID, &b.Job, &b.Partner, &b.Kind, &b.FileID, &b.Status, &b.Records, &b.Accepted, &b.Rejected, &b.Reason, &c, &u); err != nil {
+		return nil, err
+	}
+	b.Created, _ = ParseTime(c)
+	b.Updated, _ = ParseTime(u)
+	return b, nil
+}
+
+// Batch returns one batch.
+func (d *DB) Batch(ctx context.Context, id int64) (*Batch, error) {
+	b, err := scanBatch(d.QueryRow(ctx, `SELECT `+batchCols+` FROM batches WHERE id = ?`, id))
+	return b, notFound(err, "batch")
+}
+
+// Batches lists batches, newest first, optionally of one status.
+func (d *DB) Batches(ctx context.Context, status string, limit int) ([]*Batch, error) {
+	rows, err := d.Query(ctx, `SELECT `+batchCols+` FROM batches WHERE (? = '' OR status = ?) ORDER BY id DESC LIMIT ?`, status, status, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Batch
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,378 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Card states. A donor's card goes active → moving → (confirmed | failed |
+// unknown) → handed-over → provisioned-at-recipient → resetting → released
+// (→ erased). A recipient's card enters as incoming and becomes active once
+// provisioned. The manufacturer's cards are in mf_cards.
+const (
+	CardActive      = "active"       // ours, in service
+	CardMoving      = "moving"       // accepted for a change; OTA message outstanding
+	CardConfirmed   = "confirmed"    // PoR proved the new IMSI
+	CardFailed      = "failed"       // change failed; retried up to a limit
+	CardManual      = "manual"       // retries exhausted or ambiguous: an engineer decides
+	CardUnknown     = "unknown"      // no PoR by the deadline: the card may have changed
+	CardHandedOver  = "handed-over"  // handover sent to the recipient
+	CardProvisioned = "provisioned"  // recipient acknowledged provisioning
+	CardResetting   = "resetting"    // reset message outstanding
+	CardReleased    = "released"     // no longer ours; secrets kept until retention ends
+	CardErased      = "erased"       // released and its secrets crypto-erased
+	CardIncoming    = "incoming"     // recipient side: handover received, keys pending
+	CardCancelled   = "cancelled"    // withdrawn before cut-over
+)
+
+// Card is one UICC as the ledger knows it. Secrets are not here: they are
+// in card_secrets, wrapped under the master key.
+type Card struct {
+	ICCID      string
+	IMSI       string
+	MSISDN     string
+	State      string
+	Profile    string
+	Algorithm  string
+	Owner      string // the M2M operator the card belongs to
+	Source     string // where it came from (vendor batch, donor)
+	KeyIndex   int    // 3b: the key pair the card uses now (0: not 3b)
+	ListLength int    // 3b: pairs in the card's list
+	NewIMSI    string // pending change
+	Recipient  string // partner the card is moving to
+	Cutover    string // YYYY-MM-DD
+	RequestRef string // the imsi-list record that asked for the change
+	Attempts   int
+	SecretsFP  string // keyed fingerprint of the secrets (import conflict check)
+	Created    time.Time
+	Updated    time.Time
+	Released   string
+	Erased     string
+}
+
+const cardCols = `iccid, imsi, msisdn, state, profile, algorithm, owner, source, key_index, list_length, new_imsi, recipient, cutover, request_ref, attempts, secrets_fp, created_at, updated_at, released_at, erased_at`
+
+func scanCard(sc interface{ Scan(...any) error }) (*Card, error) {
+	c := &Card{}
+	var cr, up string
+	err := sc.Scan(&c.ICCID, &c.IMSI, &c.MSISDN, &c.State, &c.Profile, &c.Algorithm, &c.Owner, &c.Source, &c.KeyIndex, &c.ListLength,
+		&c.NewIMSI, &c.Recipient, &c.Cutover, &c.RequestRef, &c.Attempts, &c.SecretsFP, &cr, &up, &c.Released, &c.Erased)
+	if err != nil {
+		return nil, err
+	}
+	c.Created, _ = ParseTime(cr)
+	c.Updated, _ = ParseTime(up)
+	return c, nil
+}
+
+// ConflictError says a card was imported again with different secrets.
+type ConflictError struct{ ICCID string }
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("card %s is already in the ledger with different secrets", e.ICCID)
+}
+
+// InsertCard adds a card. The same card again with the same secrets
+// fingerprint is a no-op (created=false); with different secrets it is a
+// *ConflictError.
+func (t *Tx) InsertCard(ctx context.Context, c *Card) (created bool, err error) {
+	var fp string
+	err = t.QueryRow(ctx, `SELECT secrets_fp FROM cards WHERE iccid = ?`, c.ICCID).Scan(&fp)
+	if err == nil {
+		if fp != c.SecretsFP {
+			return false, &ConflictError{ICCID: c.ICCID}
+		}
+		return false, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	now := ts(t.Now())
+	_, err = t.Exec(ctx, `INSERT INTO cards (`+cardCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '')`,
+		c.ICCID, c.IMSI, c.MSISDN, c.State, c.Profile, c.Algorithm, c.Owner, c.Source, c.KeyIndex, c.ListLength,
+		c.NewIMSI, c.Recipient, c.Cutover, c.RequestRef, c.Attempts, c.SecretsFP, now, now)
+	if err != nil {
+		return false, err
+	}
+	_, err = t.Exec(ctx, `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref) VALUES (?, ?, '', ?, 'imported', ?)`, c.ICCID, now, c.State, c.Source)
+	return true, err
+}
+
+// Card returns one card (tx view).
+func (t *Tx) Card(ctx context.Context, iccid string) (*Card, error) {
+	c, err := scanCard(t.QueryRow(ctx, `SELECT `+cardCols+` FROM cards WHERE iccid = ?`, iccid))
+	return c, notFound(err, "card "+iccid)
+}
+
+// Card returns one card.
+func (d *DB) Card(ctx context.Context, iccid string) (*Card, error) {
+	c, err := scanCard(d.QueryRow(ctx, `SELECT `+cardCols+` FROM cards WHERE iccid = ?`, iccid))
+	return c, notFound(err, "card "+iccid)
+}
+
+// StateError says a card was not in a state that allows the change.
+type StateError struct {
+	ICCID, State string
+	Want         []string
+}
+
+func (e *StateError) Error() string {
+	return fmt.Sprintf("card %s is %s, not %s", e.ICCID, e.State, strings.Join(e.Want, " or "))
+}
+
+// CardUpdate lists the fields a transition may change; nil leaves a field.
+type CardUpdate struct {
+	IMSI, MSISDN, NewIMSI, Recipient, Cutover, RequestRef, Owner *string
+	KeyIndex, Attempts                                           *int
+	Released, Erased                                             *string
+}
+
+// Str and Int make CardUpdate fields.
+func Str(s string) *string { return &s }
+func Int(i int) *int       { return &i }
+
+// Transition moves a card from one of the states in from to state to,
+// applying upd, and records the event with reason and ref. A card in
+// another state gives *StateError and changes nothing.
+func (t *Tx) Transition(ctx context.Context, iccid string, from []string, to, reason, ref string, upd *CardUpdate) error {
+	var cur string
+	if err := t.QueryRow(ctx, `SELECT state FROM cards WHERE iccid = ?`, iccid).Scan(&cur); err != nil {
+		return notFound(err, "card "+iccid)
+	}
+	ok := len(from) == 0
+	for _, f := range from {
+		if f == cur {
+			ok = true
+		}
+	}
+	if !ok {
+		return &StateError{ICCID: iccid, State: cur, Want: from}
+	}
+	sets := []string{"state = ?", "updated_at = ?"}
+	now := ts(t.Now())
+	args := []any{to, now}
+	if upd != nil {
+		add := func(col string, v any) { sets = append(sets, col+" = ?"); args = append(args, v) }
+		if upd.IMSI != nil {
+			add("imsi", *upd.IMSI)
+		}
+		if upd.MSISDN != nil {
+			add("msisdn", *upd.MSISDN)
+		}
+		if upd.NewIMSI != nil {
+			add("new_imsi", *upd.NewIMSI)
+		}
+		if upd.Recipient != nil {
+			add("recipient", *upd.Recipient)
+		}
+		if upd.Cutover != nil {
+			add("cutover", *upd.Cutover)
+		}
+		if upd.RequestRef != nil {
+			add("request_ref", *upd.RequestRef)
+		}
+		if upd.Owner != nil {
+			add("owner", *upd.Owner)
+		}
+		if upd.KeyIndex != nil {
+			add("key_index", *upd.KeyIndex)
+		}
+		if upd.Attempts != nil {
+			add("attempts", *upd.Attempts)
+		}
+		if upd.Released != nil {
+			add("released_at", *upd.Released)
+		}
+		if upd.Erased != nil {
+			add("erased_at", *upd.Erased)
+		}
+	}
+	args = append(args, iccid)
+	if _, err := t.Exec(ctx, `UPDATE cards SET `+strings.Join(sets, ", ")+` WHERE iccid = ?`, args...); err != nil {
+		return err
+	}
+	_, err := t.Exec(ctx, `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref) VALUES (?, ?, ?, ?, ?, ?)`, iccid, now, cur, to, reason, ref)
+	return err
+}
+
+// SetMSISDN records a card's MSISDN (from the operator's own map).
+func (t *Tx) SetMSISDN(ctx context.Context, iccid, imsi, msisdn string) error {
+	res, err := t.Exec(ctx, `UPDATE cards SET msisdn = ?, updated_at = ? WHERE iccid = ? AND imsi = ?`, msisdn, ts(t.Now()), iccid, imsi)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("card %s with IMSI %s: %w", iccid, imsi, ErrNotFound)
+	}
+	return nil
+}
+
+// CardEvent is one step of a card's history.
+type CardEvent struct {
+	At       time.Time
+	From, To string
+	Reason   string
+	Ref      string
+}
+
+// History lists a card's events, oldest first.
+func (d *DB) History(ctx context.Context, iccid string) ([]CardEvent, error) {
+	rows, err := d.Query(ctx, `SELECT at, from_state, to_state, reason, ref FROM card_events WHERE iccid = ? ORDER BY id`, iccid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []CardEvent
+	for rows.Next() {
+		var e CardEvent
+		var at string
+		if err := rows.Scan(&at, &e.From, &e.To, &e.Reason, &e.Ref); err != nil {
+			return nil, err
+		}
+		e.At, _ = ParseTime(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// CountByState counts cards per state.
+func (d *DB) CountByState(ctx context.Context) (map[string]int, error) {
+	rows, err := d.Query(ctx, `SELECT state, COUNT(*) FROM cards GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
+
+// CardsInState calls fn for each card in state, in ICCID order, reading
+// in pages so that no cursor stays open while fn writes.
+func (d *DB) CardsInState(ctx context.Context, state string, fn func(*Card) error) error {
+	after := ""
+	for {
+		rows, err := d.Query(ctx, `SELECT `+cardCols+` FROM cards WHERE state = ? AND iccid > ? ORDER BY iccid LIMIT 1000`, state, after)
+		if err != nil {
+			return err
+		}
+		var page []*Card
+		for rows.Next() {
+			c, err := scanCard(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, c := range page {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		if len(page) < 1000 {
+			return nil
+		}
+		after = page[len(page)-1].ICCID
+	}
+}
+
+// Secret is one wrapped secret of a card.
+type Secret struct {
+	Name      string // ki, opc, kic1, kid1, kik1 …
+	KeyIndex  int    // 3b pair index (0 where not indexed)
+	MasterKey string // ID of the master key that wrapped it
+	Blob      []byte
+}
+
+// PutSecret stores (or replaces) a wrapped secret.
+func (t *Tx) PutSecret(ctx context.Context, iccid string, s Secret) error {
+	_, err := t.Exec(ctx, `INSERT INTO card_secrets (iccid, name, key_index, master_key, blob) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (iccid, name, key_index) DO UPDATE SET master_key = excluded.master_key, blob = excluded.blob`,
+		iccid, s.Name, s.KeyIndex, s.MasterKey, s.Blob)
+	return err
+}
+
+// Secrets returns a card's wrapped secrets of one key index.
+func (t *Tx) Secrets(ctx context.Context, iccid string, keyIndex int) ([]Secret, error) {
+	rows, err := t.Query(ctx, `SELECT name, key_index, master_key, blob FROM card_secrets WHERE iccid = ? AND key_index = ? ORDER BY name`, iccid, keyIndex)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Secret
+	for rows.Next() {
+		var s Secret
+		if err := rows.Scan(&s.Name, &s.KeyIndex, &s.MasterKey, &s.Blob); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// EraseSecrets deletes a card's wrapped secrets (crypto-erasure: the
+// blobs are gone, and the master key never wrapped anything else of it).
+func (t *Tx) EraseSecrets(ctx context.Context, iccid string) error {
+	_, err := t.Exec(ctx, `DELETE FROM card_secrets WHERE iccid = ?`, iccid)
+	return err
+}
+
+// AllSecrets calls fn for every wrapped secret (key rotation), in pages.
+func (d *DB) AllSecrets(ctx context.Context, fn func(iccid string, s Secret) error) error {
+	type key struct {
+		iccid, name string
+		idx         int
+	}
+	after := key{}
+	for {
+		rows, err := d.Query(ctx, `SELECT iccid, name, key_index, master_key, blob FROM card_secrets
+			WHERE (iccid > ?) OR (iccid = ? AND name > ?) OR (iccid = ? AND name = ? AND key_index > ?)
+			ORDER BY iccid, name, key_index LIMIT 1000`, after.iccid, after.iccid, after.name, after.iccid, after.name, after.idx)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			iccid string
+			s     Secret
+		}
+		var page []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.iccid, &r.s.Name, &r.s.KeyIndex, &r.s.MasterKey, &r.s.Blob); err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range page {
+			if err := fn(r.iccid, r.s); err != nil {
+				return err
+			}
+		}
+		if len(page) < 1000 {
+			return nil
+		}
+		last := page[len(page)-1]
+		after = key{last.iccid, last.s.Name, last.s.KeyIndex}
+	}
+}

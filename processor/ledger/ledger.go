@@ -1,0 +1,190 @@
+// Package ledger is resub's memory: every card with its history, every file
+// received and sent, every batch and record, every OTA message and counter,
+// IMSI allocations, job runs and leases, and an audit trail that never holds
+// a secret.
+//
+// DB works over database/sql with portable SQL: statements are written once
+// with ? placeholders and rebound for the dialect in use. The SQLite driver
+// lives in the sqlite sub-package; PostgreSQL follows with its own dialect.
+// Every state change runs in a transaction.
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Dialect is what differs between the SQL databases the ledger runs on.
+type Dialect struct {
+	Name string
+	// Numbered placeholders ($1, $2 …) instead of ?.
+	Numbered bool
+	// Types substituted into the migrations.
+	AutoID string // an auto-incrementing integer primary key
+	Blob   string // a byte string
+	// Busy reports whether an error means "locked, try again".
+	Busy func(error) bool
+}
+
+// DB is a ledger on one database.
+type DB struct {
+	db      *sql.DB
+	dialect Dialect
+	now     func() time.Time
+	rebound map[string]string
+}
+
+// Option adjusts a DB.
+type Option func(*DB)
+
+// WithClock sets the clock (tests).
+func WithClock(now func() time.Time) Option { return func(d *DB) { d.now = now } }
+
+// New wraps an open database, applying the migrations it lacks.
+func New(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*DB, error) {
+	d := &DB{db: db, dialect: dialect, now: time.Now}
+	for _, o := range opts {
+		o(d)
+	}
+	if err := d.Migrate(ctx, len(migrations)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// NewAt is New that stops at schema version target (tests of upgrades).
+func NewAt(ctx context.Context, db *sql.DB, dialect Dialect, target int, opts ...Option) (*DB, error) {
+	d := &DB{db: db, dialect: dialect, now: time.Now}
+	for _, o := range opts {
+		o(d)
+	}
+	if err := d.Migrate(ctx, target); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// SQL exposes the database for read-only reports and tests.
+func (d *DB) SQL() *sql.DB { return d.db }
+
+// Now is the ledger's clock.
+func (d *DB) Now() time.Time { return d.now().UTC() }
+
+func (d *DB) q(query string) string {
+	if !d.dialect.Numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// Tx is one ledger transaction.
+type Tx struct {
+	tx *sql.Tx
+	d  *DB
+}
+
+// Exec runs a statement in the transaction.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.d.q(query), args...)
+}
+
+// Query runs a query in the transaction.
+func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.d.q(query), args...)
+}
+
+// QueryRow runs a one-row query in the transaction.
+func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.d.q(query), args...)
+}
+
+// Now is the transaction's clock.
+func (t *Tx) Now() time.Time { return t.d.Now() }
+
+// InTx runs fn in a transaction, committing if it returns nil. A busy
+// database is retried a few times before the error is returned as
+// transient.
+func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		err = d.inTx(ctx, fn)
+		if err == nil || d.dialect.Busy == nil || !d.dialect.Busy(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(10<<attempt) * time.Millisecond):
+		}
+	}
+	return &BusyError{Err: err}
+}
+
+func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) (err error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(&Tx{tx: tx, d: d}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Query runs a read query outside a transaction.
+func (d *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return d.db.QueryContext(ctx, d.q(query), args...)
+}
+
+// QueryRow runs a one-row read query outside a transaction.
+func (d *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return d.db.QueryRowContext(ctx, d.q(query), args...)
+}
+
+// BusyError is a database that stayed locked: transient, retry later.
+type BusyError struct{ Err error }
+
+func (e *BusyError) Error() string   { return "ledger busy: " + e.Err.Error() }
+func (e *BusyError) Unwrap() error   { return e.Err }
+func (e *BusyError) Temporary() bool { return true }
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found in the ledger")
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// ParseTime reads a time stored by the ledger.
+func ParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return err
+}

@@ -1,0 +1,194 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"resub/processor/ledger"
+)
+
+const iccid = "8988211000000467285"
+
+func TestCardsImportConflictAndTransitions(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "l.db"))
+	card := &ledger.Card{ICCID: iccid, IMSI: "001010000000001", State: ledger.CardActive, SecretsFP: "fp1", Source: "batch-1"}
+	err := db.InTx(ctx, func(tx *ledger.Tx) error {
+		created, err := tx.InsertCard(ctx, card)
+		if err != nil || !created {
+			t.Fatalf("first import: created=%v err=%v", created, err)
+		}
+		created, err = tx.InsertCard(ctx, card)
+		if err != nil || created {
+			t.Fatalf("same card, same secrets: created=%v err=%v", created, err)
+		}
+		other := *card
+		other.SecretsFP = "fp2"
+		_, err = tx.InsertCard(ctx, &other)
+		var ce *ledger.ConflictError
+		if !errors.As(err, &ce) {
+			t.Fatalf("same card, other secrets: want ConflictError, got %v", err)
+		}
+		if err := tx.Transition(ctx, iccid, []string{ledger.CardActive}, ledger.CardMoving, "imsi-list accepted", "file:1 line:3",
+			&ledger.CardUpdate{NewIMSI: ledger.Str("999990000000001"), Recipient: ledger.Str("MNOB")}); err != nil {
+			t.Fatal(err)
+		}
+		err = tx.Transition(ctx, iccid, []string{ledger.CardActive}, ledger.CardMoving, "again", "", nil)
+		var se *ledger.StateError
+		if !errors.As(err, &se) || se.State != ledger.CardMoving {
+			t.Fatalf("transition from the wrong state: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.Card(ctx, iccid)
+	if err != nil || c.State != ledger.CardMoving || c.NewIMSI != "999990000000001" || c.Recipient != "MNOB" {
+		t.Fatalf("card after transition: %+v %v", c, err)
+	}
+	h, err := db.History(ctx, iccid)
+	if err != nil || len(h) != 2 || h[1].From != ledger.CardActive || h[1].To != ledger.CardMoving {
+		t.Fatalf("history: %+v %v", h, err)
+	}
+	counts, _ := db.CountByState(ctx)
+	if counts[ledger.CardMoving] != 1 {
+		t.Fatalf("counts: %v", counts)
+	}
+}
+
+func TestCountersStrictlyIncreasing(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "l.db"))
+	var got []int64
+	err := db.InTx(ctx, func(tx *ledger.Tx) error {
+		if err := tx.PutKeySet(ctx, iccid, ledger.KeySet{KVN: 1, Counter: 41}); err != nil {
+			return err
+		}
+		// A later import with a lower counter does not move it back.
+		if err := tx.PutKeySet(ctx, iccid, ledger.KeySet{KVN: 1, Counter: 5}); err != nil {
+			return err
+		}
+		for _, step := range []int64{1, 1, 16} {
+			c, err := tx.ReserveCounter(ctx, iccid, 0, 1, step)
+			if err != nil {
+				return err
+			}
+			got = append(got, c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{42, 43, 59}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("counters %v, want %v", got, want)
+		}
+	}
+	// A rolled-back reservation is not reused only if committed: a
+	// committed one never comes back.
+	err = db.InTx(ctx, func(tx *ledger.Tx) error {
+		_, err := tx.ReserveCounter(ctx, iccid, 0, 1, 1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.InTx(ctx, func(tx *ledger.Tx) error {
+		c, _ := tx.ReserveCounter(ctx, iccid, 0, 1, 1)
+		if c != 61 {
+			t.Errorf("after commit got %d, want 61", c)
+		}
+		return nil
+	})
+	err = db.InTx(ctx, func(tx *ledger.Tx) error {
+		if err := tx.PutKeySet(ctx, "8988211000000467293", ledger.KeySet{KVN: 1, Counter: ledger.MaxCounter - 1}); err != nil {
+			return err
+		}
+		_, err := tx.ReserveCounter(ctx, "8988211000000467293", 0, 1, 1)
+		return err
+	})
+	if !errors.Is(err, ledger.ErrCounterExhausted) {
+		t.Fatalf("counter at the top: %v", err)
+	}
+}
+
+func TestIMSIAllocationNeverTwice(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "l.db"))
+	alloc := func(iccid, ref string) (string, error) {
+		var imsi string
+		err := db.InTx(ctx, func(tx *ledger.Tx) error {
+			var err error
+			imsi, err = tx.AllocateIMSI(ctx, "b-main", "999990000000001", "999990000000003", iccid, ref)
+			return err
+		})
+		return imsi, err
+	}
+	a, _ := alloc("89001", "req1")
+	again, _ := alloc("89001", "req1")
+	if a != "999990000000001" || again != a {
+		t.Fatalf("first %s, rerun %s", a, again)
+	}
+	// An IMSI in the unknown state is never handed out again.
+	_ = db.InTx(ctx, func(tx *ledger.Tx) error { return tx.SetIMSIState(ctx, a, ledger.IMSIUnknown) })
+	b, _ := alloc("89001", "req2")
+	c, _ := alloc("89002", "req2")
+	if b != "999990000000002" || c != "999990000000003" {
+		t.Fatalf("got %s %s", b, c)
+	}
+	if _, err := alloc("89003", "req2"); !errors.Is(err, ledger.ErrRangeExhausted) {
+		t.Fatalf("exhausted range: %v", err)
+	}
+}
+
+func TestFilesSeenAndSequences(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "l.db"))
+	err := db.InTx(ctx, func(tx *ledger.Tx) error {
+		f := &ledger.File{Partner: "mno-b", Name: "MNOB_MNOA_IMSI-LIST_20261128_000001.csv.pgp", SHA256: "ab", Size: 10}
+		row, seen, err := tx.ReceiveFile(ctx, f)
+		if err != nil || seen {
+			t.Fatalf("first receive: %v %v", seen, err)
+		}
+		if err := tx.SetFileStatus(ctx, row.ID, ledger.FileDone, ""); err != nil {
+			return err
+		}
+		row2, seen, err := tx.ReceiveFile(ctx, f)
+		if err != nil || !seen || row2.Status != ledger.FileDone {
+			t.Fatalf("second receive: %+v %v %v", row2, seen, err)
+		}
+		// Different bytes under the same name: a new file.
+		f2 := *f
+		f2.SHA256 = "cd"
+		if _, seen, _ := tx.ReceiveFile(ctx, &f2); seen {
+			t.Fatal("new content treated as seen")
+		}
+		if err := tx.CheckSeq(ctx, "MNOB", "MNOA", "imsi-list", 1); err != nil {
+			t.Fatalf("first seq: %v", err)
+		}
+		if err := tx.AcceptSeq(ctx, "MNOB", "MNOA", "imsi-list", 1); err != nil {
+			return err
+		}
+		var sp *ledger.SeqProblem
+		if err := tx.CheckSeq(ctx, "MNOB", "MNOA", "imsi-list", 1); !errors.As(err, &sp) || sp.Got >= sp.Want {
+			t.Fatalf("repeat not reported: %v", err)
+		}
+		if err := tx.CheckSeq(ctx, "MNOB", "MNOA", "imsi-list", 3); !errors.As(err, &sp) || sp.Got <= sp.Want {
+			t.Fatalf("gap not reported: %v", err)
+		}
+		for want := int64(1); want <= 3; want++ {
+			if got, err := tx.NextSeq(ctx, "MNOA", "MNOB", "imsi-result"); err != nil || got != want {
+				t.Fatalf("NextSeq = %d %v, want %d", got, err, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
