@@ -14,19 +14,19 @@ import (
 // (→ erased). A recipient's card enters as incoming and becomes active once
 // provisioned. The manufacturer's cards are in mf_cards.
 const (
-	CardActive      = "active"       // ours, in service
-	CardMoving      = "moving"       // accepted for a change; OTA message outstanding
-	CardConfirmed   = "confirmed"    // PoR proved the new IMSI
-	CardFailed      = "failed"       // change failed; retried up to a limit
-	CardManual      = "manual"       // retries exhausted or ambiguous: an engineer decides
-	CardUnknown     = "unknown"      // no PoR by the deadline: the card may have changed
-	CardHandedOver  = "handed-over"  // handover sent to the recipient
-	CardProvisioned = "provisioned"  // recipient acknowledged provisioning
-	CardResetting   = "resetting"    // reset message outstanding
-	CardReleased    = "released"     // no longer ours; secrets kept until retention ends
-	CardErased      = "erased"       // released and its secrets crypto-erased
-	CardIncoming    = "incoming"     // recipient side: handover received, keys pending
-	CardCancelled   = "cancelled"    // withdrawn before cut-over
+	CardActive      = "active"      // ours, in service
+	CardMoving      = "moving"      // accepted for a change; OTA message outstanding
+	CardConfirmed   = "confirmed"   // PoR proved the new IMSI
+	CardFailed      = "failed"      // change failed; retried up to a limit
+	CardManual      = "manual"      // retries exhausted or ambiguous: an engineer decides
+	CardUnknown     = "unknown"     // no PoR by the deadline: the card may have changed
+	CardHandedOver  = "handed-over" // handover sent to the recipient
+	CardProvisioned = "provisioned" // recipient acknowledged provisioning
+	CardResetting   = "resetting"   // reset message outstanding
+	CardReleased    = "released"    // no longer ours; secrets kept until retention ends
+	CardErased      = "erased"      // released and its secrets crypto-erased
+	CardIncoming    = "incoming"    // recipient side: handover received, keys pending
+	CardCancelled   = "cancelled"   // withdrawn before cut-over
 )
 
 // Card is one UICC as the ledger knows it. Secrets are not here: they are
