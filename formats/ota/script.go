@@ -1,0 +1,431 @@
+package ota
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"resub/crypto/scp80"
+)
+
+// APDU is one command APDU of an RFM script (case 1–4 short, as the card
+// takes it: CLA INS P1 P2 [Lc data] [Le]).
+type APDU []byte
+
+// File identifiers used by the IMSI change (TS 102 221, TS 31.102).
+const (
+	FIDMF          = 0x3f00
+	FIDCurrentADF  = 0x7fff
+	FIDDFGSM       = 0x7f20
+	FIDIMSI        = 0x6f07
+	FIDAD          = 0x6fad
+	FIDLOCI        = 0x6f7e
+	FIDPSLOCI      = 0x6f73
+	FIDEPSLOCI     = 0x6fe3
+	FIDFPLMN       = 0x6f7b
+	FIDEHPLMN      = 0x6fd9
+	FIDDF5GS       = 0x5fc0
+	FID5GS3GPPLOCI = 0x4f01
+)
+
+// Path is a sequence of file identifiers selected one after the other. A
+// path starting with 3F00 is absolute; any other path is relative to the
+// directory the TAR starts in (ADF.USIM for a USIM RFM TAR).
+type Path []uint16
+
+func (p Path) absolute() bool { return len(p) > 0 && p[0] == FIDMF }
+
+func (p Path) String() string {
+	var b strings.Builder
+	for i, f := range p {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		fmt.Fprintf(&b, "%04x", f)
+	}
+	return b.String()
+}
+
+// ParsePath reads "3F00/7F20/6F07" (hex FIDs separated by slashes).
+func ParsePath(s string) (Path, error) {
+	var p Path
+	for f := range strings.SplitSeq(s, "/") {
+		var v uint16
+		if len(f) != 4 {
+			return nil, fmt.Errorf("ota: path %q: FID %q is not 4 hex digits", s, f)
+		}
+		if _, err := fmt.Sscanf(f, "%04x", &v); err != nil {
+			return nil, fmt.Errorf("ota: path %q: FID %q is not 4 hex digits", s, f)
+		}
+		p = append(p, v)
+	}
+	return p, nil
+}
+
+// FileUpdate writes Data at Offset of the transparent EF at Path.
+type FileUpdate struct {
+	Path   Path
+	Offset int
+	Data   []byte
+}
+
+// CommandFormat is the remote command format of TS 102 226 §5.
+type CommandFormat uint8
+
+// The command formats.
+const (
+	FormatCompact  CommandFormat = iota // concatenated C-APDUs
+	FormatExpanded                      // BER-TLV command scripting template
+)
+
+// KeyIndexTiming says when a 3b card starts to use a newly selected index.
+type KeyIndexTiming uint8
+
+// The timings.
+const (
+	KeyIndexAtReset     KeyIndexTiming = iota // at the next UICC reset
+	KeyIndexImmediately                       // as soon as the command runs
+)
+
+// KeyIndexCommand is the profile's template for selecting the key index of
+// a 3b card: Template with the absolute target index written as one octet
+// at IndexOffset. There is no "next index" form.
+type KeyIndexCommand struct {
+	TAR         TAR // the applet that takes the command when it is a message of its own
+	Template    APDU
+	IndexOffset int
+	// WithUpdate appends the command to the IMSI update script (before
+	// its final READ BINARY) instead of sending it as its own message.
+	WithUpdate bool
+	Timing     KeyIndexTiming
+}
+
+// Profile is what the script builder needs to know about a card type.
+type Profile struct {
+	Name string
+	TAR  TAR // RFM TAR of the IMSI update (USIM RFM: ADF.USIM pre-selected)
+	SPI  SPI
+	KIc  KIc // algorithm and key version (high nibble)
+	KID  KID
+	// CLA is 0x00 for UICC commands (SELECT P2=0C) or 0xA0 for a 2G SIM
+	// (GSM 11.11 SELECT).
+	CLA    byte
+	Format CommandFormat
+	// IMSIPath is the path of EF_IMSI from the TAR's start directory;
+	// default 6F07.
+	IMSIPath Path
+	// GSMIMSIPath, when set, is a separate EF_IMSI copy (typically
+	// 3F00/7F20/6F07) that is updated too.
+	GSMIMSIPath Path
+	// ADFPath re-selects the USIM application after an absolute path;
+	// default 3F00/7FFF.
+	ADFPath Path
+	// ADPath is EF_AD (default 6FAD) and ADMNCOffset the offset of its
+	// MNC-length octet (default 3). The octet is written only when the
+	// MNC length changes.
+	ADPath      Path
+	ADMNCOffset int
+	// Location files invalidated after the change.
+	InvalidateLOCI, InvalidatePSLOCI, InvalidateEPSLOCI, Invalidate5GSLOCI bool
+	// Extra are the profile's further updates for the new PLMN.
+	Extra []FileUpdate
+	// Reset: the applet TAR and APDU that make the card issue REFRESH
+	// with UICC reset, sent as a message of its own.
+	ResetTAR  TAR
+	ResetAPDU APDU
+	// KeyIndex is the 3b key-index command; nil for 3a cards.
+	KeyIndex *KeyIndexCommand
+	// TestOnly admits insecure SPIs (demo and tests only).
+	TestOnly bool
+}
+
+// ErrProfile is wrapped by every problem Validate reports.
+var ErrProfile = errors.New("ota: card profile")
+
+// Validate reports every problem of the profile at once. A production
+// profile must ask for a cryptographic checksum, counter checking (higher
+// or one higher) and a PoR; TestOnly lifts those three rules.
+func (p *Profile) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w %q: %s", ErrProfile, p.Name, fmt.Sprintf(format, a...)))
+	}
+	if r := p.SPI.Reserved(); r != 0 {
+		bad("SPI %s has reserved bits set", p.SPI)
+	}
+	if !p.TestOnly {
+		if p.SPI.Checksum() != scp80.KindCC {
+			bad("SPI %s: the command carries no cryptographic checksum", p.SPI)
+		}
+		if m := p.SPI.Counter(); m != CounterHigher && m != CounterNext {
+			bad("SPI %s: the card does not check the counter (%s)", p.SPI, m)
+		}
+		if p.SPI.PoR() != PoRRequired {
+			bad("SPI %s: no PoR required (%s)", p.SPI, p.SPI.PoR())
+		}
+	}
+	if p.SPI.Ciphered() || p.SPI.PoRCiphered() {
+		if _, err := p.KIc.Algorithm(); err != nil {
+			bad("%v", err)
+		}
+		if p.KIc.KeyVersion() == 0 {
+			bad("KIc %s has key version 0", p.KIc)
+		}
+	}
+	for _, kind := range []scp80.ChecksumKind{p.SPI.Checksum(), p.SPI.PoRChecksum()} {
+		if kind == scp80.KindNone {
+			continue
+		}
+		if _, err := p.KID.Algorithm(kind); err != nil {
+			bad("%v", err)
+		} else if kind == scp80.KindCC && p.KID.KeyVersion() == 0 {
+			bad("KID %s has key version 0", p.KID)
+		}
+	}
+	if p.CLA != 0x00 && p.CLA != 0xa0 {
+		bad("CLA %02x is neither 00 (UICC) nor a0 (SIM)", p.CLA)
+	}
+	if p.Format > FormatExpanded {
+		bad("unknown command format %d", p.Format)
+	}
+	if p.ADMNCOffset < 0 || p.ADMNCOffset > 0x7fff {
+		bad("EF_AD offset %d", p.ADMNCOffset)
+	}
+	for i, u := range p.Extra {
+		if len(u.Path) == 0 || u.Offset < 0 || u.Offset > 0x7fff || len(u.Data) == 0 || len(u.Data) > 255 {
+			bad("extra update %d: path %s offset %d with %d octets", i+1, u.Path, u.Offset, len(u.Data))
+		}
+	}
+	if len(p.ResetAPDU) != 0 && len(p.ResetAPDU) < 4 {
+		bad("reset APDU of %d octets", len(p.ResetAPDU))
+	}
+	if k := p.KeyIndex; k != nil {
+		if len(k.Template) < 4 || k.IndexOffset < 4 || k.IndexOffset >= len(k.Template) {
+			bad("key-index template of %d octets with the index at %d", len(k.Template), k.IndexOffset)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Params returns the security parameters for a message to tar.
+func (p *Profile) Params(tar TAR) Params {
+	return Params{SPI: p.SPI, KIc: p.KIc, KID: p.KID, TAR: tar}
+}
+
+// Change is one IMSI change.
+type Change struct {
+	NewIMSI   string
+	NewMNCLen int // 2 or 3
+	// OldMNCLen is the MNC length the card holds now (from the
+	// inventory); 0 when unknown, which writes EF_AD's octet anyway.
+	OldMNCLen int
+	// KeyIndex is the absolute 3b key index to select when the profile
+	// appends the key-index command to the update; 0 for none.
+	KeyIndex int
+}
+
+func orPath(p, def Path) Path {
+	if len(p) == 0 {
+		return def
+	}
+	return p
+}
+
+// scriptBuilder emits SELECTs only when the target differs from what is
+// selected. A relative path of one FID keeps the builder in the TAR's start
+// directory ("anchored"); after an absolute path or a path into a sub-DF,
+// a relative path is preceded by the ADF path (SELECT by FID cannot reach
+// an EF of the parent directory).
+type scriptBuilder struct {
+	cla      byte
+	apdus    []APDU
+	cur      string // the path last selected
+	adf      Path
+	anchored bool
+}
+
+func (b *scriptBuilder) selectPath(p Path) {
+	full := p.String()
+	if !p.absolute() {
+		full = "start/" + full
+	}
+	if full == b.cur {
+		return
+	}
+	if !p.absolute() && !b.anchored {
+		for _, f := range b.adf {
+			b.selectFID(f)
+		}
+	}
+	for _, f := range p {
+		b.selectFID(f)
+	}
+	b.cur = full
+	b.anchored = !p.absolute() && len(p) == 1
+}
+
+func (b *scriptBuilder) selectFID(f uint16) {
+	if b.cla == 0xa0 {
+		b.apdus = append(b.apdus, APDU{0xa0, 0xa4, 0x00, 0x00, 0x02, byte(f >> 8), byte(f)})
+		return
+	}
+	b.apdus = append(b.apdus, APDU{b.cla, 0xa4, 0x00, 0x0c, 0x02, byte(f >> 8), byte(f)})
+}
+
+func (b *scriptBuilder) update(p Path, off int, data []byte) {
+	b.selectPath(p)
+	a := make(APDU, 0, 5+len(data))
+	a = append(a, b.cla, 0xd6, byte(off>>8), byte(off), byte(len(data)))
+	b.apdus = append(b.apdus, append(a, data...))
+}
+
+func (b *scriptBuilder) read(p Path, n int) {
+	b.selectPath(p)
+	b.apdus = append(b.apdus, APDU{b.cla, 0xb0, 0x00, 0x00, byte(n)})
+}
+
+// Location file contents that make the ME attach afresh: temporary
+// identities FF, area code "deleted" (FFFE), update status "not updated".
+func invalidLOCI(plmn [3]byte) []byte {
+	return append(append([]byte{0xff, 0xff, 0xff, 0xff}, plmn[:]...), 0xff, 0xfe, 0xff, 0x01)
+}
+
+func invalidPSLOCI(plmn [3]byte) []byte {
+	return append(append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, plmn[:]...), 0xff, 0xfe, 0xff, 0x01)
+}
+
+func invalidEPSLOCI(plmn [3]byte) []byte {
+	b := bytes.Repeat([]byte{0xff}, 12)
+	return append(append(b, plmn[:]...), 0xff, 0xfe, 0x01)
+}
+
+func invalid5GSLOCI(plmn [3]byte) []byte {
+	b := bytes.Repeat([]byte{0xff}, 13)
+	return append(append(b, plmn[:]...), 0xff, 0xff, 0xfe, 0x01)
+}
+
+// UpdateScript builds the IMSI-change script: EF_IMSI (and the DF GSM
+// copy), EF_AD's MNC-length octet when the length changes, the location
+// files, the profile's extra updates, the key-index command when the
+// profile appends it, and a final READ BINARY of EF_IMSI so that the PoR
+// carries the new contents. It returns the script and the EF_IMSI the
+// read-back must show.
+func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
+	ef, err := EncodeIMSI(c.NewIMSI)
+	if err != nil {
+		return nil, ef, err
+	}
+	plmn, err := PLMNFromIMSI(c.NewIMSI, c.NewMNCLen)
+	if err != nil {
+		return nil, ef, err
+	}
+	pb, err := plmn.Encode()
+	if err != nil {
+		return nil, ef, err
+	}
+	b := &scriptBuilder{cla: p.CLA, adf: orPath(p.ADFPath, Path{FIDMF, FIDCurrentADF}), anchored: true}
+	imsiPath := orPath(p.IMSIPath, Path{FIDIMSI})
+	b.update(imsiPath, 0, ef[:])
+	if c.OldMNCLen != c.NewMNCLen {
+		off := p.ADMNCOffset
+		if off == 0 {
+			off = 3
+		}
+		b.update(orPath(p.ADPath, Path{FIDAD}), off, []byte{byte(c.NewMNCLen)})
+	}
+	if p.InvalidateLOCI {
+		b.update(Path{FIDLOCI}, 0, invalidLOCI(pb))
+	}
+	if p.InvalidatePSLOCI {
+		b.update(Path{FIDPSLOCI}, 0, invalidPSLOCI(pb))
+	}
+	if p.InvalidateEPSLOCI {
+		b.update(Path{FIDEPSLOCI}, 0, invalidEPSLOCI(pb))
+	}
+	if p.Invalidate5GSLOCI {
+		b.update(Path{FIDDF5GS, FID5GS3GPPLOCI}, 0, invalid5GSLOCI(pb))
+	}
+	for _, u := range p.Extra {
+		b.update(u.Path, u.Offset, u.Data)
+	}
+	if len(p.GSMIMSIPath) > 0 {
+		b.update(p.GSMIMSIPath, 0, ef[:])
+	}
+	if k := p.KeyIndex; k != nil && k.WithUpdate && c.KeyIndex > 0 {
+		a, err := k.Command(c.KeyIndex)
+		if err != nil {
+			return nil, ef, err
+		}
+		b.apdus = append(b.apdus, a)
+		b.cur = "" // the command may change the current EF
+	}
+	b.read(imsiPath, EFIMSILen)
+	return b.apdus, ef, nil
+}
+
+// Command fills the template with the absolute key index.
+func (k *KeyIndexCommand) Command(index int) (APDU, error) {
+	if index < 1 || index > 255 {
+		return nil, fmt.Errorf("ota: key index %d out of 1..255", index)
+	}
+	if k.IndexOffset < 4 || k.IndexOffset >= len(k.Template) {
+		return nil, fmt.Errorf("ota: key-index template of %d octets with the index at %d", len(k.Template), k.IndexOffset)
+	}
+	a := bytes.Clone(k.Template)
+	a[k.IndexOffset] = byte(index)
+	return a, nil
+}
+
+// ResetScript is the reset step: the profile's APDU for its reset applet.
+func (p *Profile) ResetScript() ([]APDU, error) {
+	if len(p.ResetAPDU) < 4 {
+		return nil, fmt.Errorf("%w %q: no reset APDU", ErrProfile, p.Name)
+	}
+	return []APDU{bytes.Clone(p.ResetAPDU)}, nil
+}
+
+// SecuredData joins the APDUs in the given format.
+func SecuredData(dst []byte, f CommandFormat, apdus []APDU) []byte {
+	if f == FormatExpanded {
+		return AppendExpandedCommand(dst, apdus)
+	}
+	for _, a := range apdus {
+		dst = append(dst, a...)
+	}
+	return dst
+}
+
+// Message is a secured command packet and the TP-UD of its SMS.
+type Message struct {
+	Packet   []byte
+	Segments [][]byte
+}
+
+// BuildMessage secures apdus under p and keys with counter and cuts the
+// packet into SMS-PP segments with concatenation reference ref.
+func BuildMessage(p Params, keys Keys, f CommandFormat, counter uint64, apdus []APDU, ref byte) (Message, error) {
+	c, err := NewCodec(p, keys)
+	if err != nil {
+		return Message{}, err
+	}
+	return c.BuildMessage(f, counter, apdus, ref)
+}
+
+// BuildMessage is BuildMessage with the codec's parameters and keys.
+func (c *Codec) BuildMessage(f CommandFormat, counter uint64, apdus []APDU, ref byte) (Message, error) {
+	data := SecuredData(nil, f, apdus)
+	pkt, err := c.EncodeCommand(nil, counter, data)
+	if err != nil {
+		return Message{}, err
+	}
+	segs, err := Segment(pkt, ref)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{Packet: pkt, Segments: segs}, nil
+}
+
+// SW is a status word.
+func SW(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
