@@ -110,4 +110,3 @@ func nextTransition(from, end time.Time, loc *time.Location) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
-
