@@ -22,6 +22,7 @@ type Checksum struct {
 	k1, k2 [16]byte
 	crc32  uint32
 	crc16  uint16
+	tmp    [16]byte // scratch for Sum, kept here so that it does not escape
 }
 
 // NewChecksum returns the checksum of alg under key (ignored for an RC).
@@ -140,35 +141,36 @@ func (c *Checksum) Sum(b []byte) []byte {
 		v := ^c.crc16
 		return append(b, byte(v>>8), byte(v))
 	case MACAES:
-		var last [16]byte
-		copy(last[:], c.buf[:c.n])
+		last := c.tmp[:]
+		clear(last)
+		copy(last, c.buf[:c.n])
 		if c.n == 16 {
-			subtle.XORBytes(last[:], last[:], c.k1[:])
+			subtle.XORBytes(last, last, c.k1[:])
 		} else {
 			last[c.n] = 0x80
-			subtle.XORBytes(last[:], last[:], c.k2[:])
+			subtle.XORBytes(last, last, c.k2[:])
 		}
-		subtle.XORBytes(last[:], last[:], c.x[:])
-		c.block.Encrypt(last[:], last[:])
+		subtle.XORBytes(last, last, c.x[:])
+		c.block.Encrypt(last, last)
 		return append(b, last[:8]...)
 	default:
-		var x [8]byte
-		copy(x[:], c.x[:8])
+		x := c.tmp[:8]
+		copy(x, c.x[:8])
 		if c.n > 0 {
-			var last [8]byte
-			copy(last[:], c.buf[:c.n]) // zero padding to the block
-			subtle.XORBytes(x[:], x[:], last[:])
-			c.block.Encrypt(x[:], x[:])
+			// The partial block, zero-padded, is the last one.
+			for i := range c.n {
+				x[i] ^= c.buf[i]
+			}
+			c.block.Encrypt(x, x)
 		}
-		return append(b, x[:]...)
+		return append(b, x...)
 	}
 }
 
 // Verify reports, in constant time, whether sum is the checksum of the
 // octets written so far.
 func (c *Checksum) Verify(sum []byte) bool {
-	var buf [8]byte
-	got := c.Sum(buf[:0])
+	got := c.Sum(c.tmp[8:8])
 	return len(sum) == len(got) && subtle.ConstantTimeCompare(sum, got) == 1
 }
 

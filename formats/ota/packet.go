@@ -60,7 +60,9 @@ func NewCodec(p Params, k Keys) (*Codec, error) {
 	if c.cmdSum, err = newSum(p.KID, p.SPI.Checksum(), k.KID); err != nil {
 		return nil, fmt.Errorf("ota: command checksum: %w", err)
 	}
-	if c.porSum, err = newSum(p.KID, p.SPI.PoRChecksum(), k.KID); err != nil {
+	if c.cmdSum != nil && p.SPI.PoRChecksum() == p.SPI.Checksum() {
+		c.porSum = c.cmdSum // same algorithm and key: share the key schedule
+	} else if c.porSum, err = newSum(p.KID, p.SPI.PoRChecksum(), k.KID); err != nil {
 		return nil, fmt.Errorf("ota: PoR checksum: %w", err)
 	}
 	return c, nil

@@ -1,0 +1,92 @@
+package ota
+
+import (
+	"runtime"
+	"sync/atomic"
+	"testing"
+)
+
+// The IMSI update of a typical profile: 35 octets of script.
+var benchScript = []byte("\x00\xa4\x00\x0c\x02\x3f\x00\x00\xa4\x00\x0c\x02\x7f\xff\x00\xa4\x00\x0c\x02\x6f\x07\x00\xd6\x00\x00\x09\x08\x29\x26\x24\x10\x32\x54\x76\x98")
+
+func benchParams(aes bool) (Params, Keys) {
+	if aes {
+		return Params{SPI: 0x1639, KIc: 0x12, KID: 0x12, TAR: TAR{0xb0, 0, 0x11}}, Keys{KIc: packetOf(16), KID: packetOf(16)}
+	}
+	return Params{SPI: 0x1639, KIc: 0x15, KID: 0x15, TAR: TAR{0xb0, 0, 0x11}}, Keys{KIc: packetOf(16), KID: packetOf(16)}
+}
+
+// BenchmarkEncode: packets per second, one reused codec per goroutine
+// (the cost of one more message to a card whose key set is loaded), and
+// a fresh codec per packet (a batch where every message goes to another
+// card), on one core and in parallel on all cores.
+func BenchmarkEncode(b *testing.B) {
+	for _, alg := range []struct {
+		name string
+		aes  bool
+	}{{"3DES", false}, {"AES", true}} {
+		p, k := benchParams(alg.aes)
+		b.Run(alg.name+"/reuse/1core", func(b *testing.B) {
+			c, _ := NewCodec(p, k)
+			buf := make([]byte, 0, 256)
+			b.ReportAllocs()
+			var n uint64
+			for b.Loop() {
+				n++
+				buf, _ = c.EncodeCommand(buf[:0], n, benchScript)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+		})
+		b.Run(alg.name+"/percard/1core", func(b *testing.B) {
+			buf := make([]byte, 0, 256)
+			b.ReportAllocs()
+			var n uint64
+			for b.Loop() {
+				n++
+				c, _ := NewCodec(p, k)
+				buf, _ = c.EncodeCommand(buf[:0], n, benchScript)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+		})
+		b.Run(alg.name+"/percard/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			var n atomic.Uint64
+			b.SetParallelism(1)
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]byte, 0, 256)
+				for pb.Next() {
+					c, _ := NewCodec(p, k)
+					buf, _ = c.EncodeCommand(buf[:0], n.Add(1), benchScript)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+			b.ReportMetric(float64(runtime.GOMAXPROCS(0)), "cores")
+		})
+		b.Run(alg.name+"/reuse/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			var n atomic.Uint64
+			b.RunParallel(func(pb *testing.PB) {
+				c, _ := NewCodec(p, k)
+				buf := make([]byte, 0, 256)
+				for pb.Next() {
+					buf, _ = c.EncodeCommand(buf[:0], n.Add(1), benchScript)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+		})
+	}
+}
+
+func BenchmarkDecodeResponse(b *testing.B) {
+	p, k := benchParams(false)
+	c, _ := NewCodec(p, k)
+	por, _ := c.EncodeResponse(nil, 7, StatusOK, AppendCompactResponse(nil, 5, 0x9000, benchScript[26:]))
+	buf := make([]byte, len(por))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, por)
+		if _, err := c.DecodeResponse(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package ota
+
+import (
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func hexAPDUs(apdus []APDU) string {
+	var s []string
+	for _, a := range apdus {
+		s = append(s, hex.EncodeToString(a))
+	}
+	return strings.Join(s, " ")
+}
+
+func testProfile() Profile {
+	return Profile{
+		Name: "usim-3des", TAR: TAR{0xb0, 0x00, 0x11}, SPI: 0x1639, KIc: 0x15, KID: 0x15, CLA: 0x00,
+		InvalidateLOCI: true, InvalidatePSLOCI: true, InvalidateEPSLOCI: true,
+		ResetTAR: TAR{0xb0, 0xff, 0x01}, ResetAPDU: APDU{0x80, 0xc2, 0x04, 0x00},
+	}
+}
+
+func TestUpdateScript(t *testing.T) {
+	p := testProfile()
+	apdus, ef, err := p.UpdateScript(Change{NewIMSI: "262420123456789", NewMNCLen: 2, OldMNCLen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "00a4000c026f07 00d6000009082926241032547698 " +
+		"00a4000c026f7e 00d600000bffffffff62f224fffeff01 " +
+		"00a4000c026f73 00d600000effffffffffffff62f224fffeff01 " +
+		"00a4000c026fe3 00d6000012ffffffffffffffffffffffff62f224fffe01 " +
+		"00a4000c026f07 00b0000009"
+	if got := hexAPDUs(apdus); got != want {
+		t.Errorf("script\n got %s\nwant %s", got, want)
+	}
+	if hex.EncodeToString(ef[:]) != "082926241032547698" {
+		t.Errorf("ef %x", ef)
+	}
+
+	// MNC length changes: EF_AD octet 3; DF GSM copy; 5GS; extra; SIM CLA.
+	p = testProfile()
+	p.InvalidateLOCI, p.InvalidatePSLOCI, p.InvalidateEPSLOCI = false, false, false
+	p.Invalidate5GSLOCI = true
+	p.GSMIMSIPath = Path{FIDMF, FIDDFGSM, FIDIMSI}
+	p.Extra = []FileUpdate{{Path: Path{FIDFPLMN}, Offset: 0, Data: unhex(t, "ffffffffffffffffffffffff")}}
+	apdus, _, err = p.UpdateScript(Change{NewIMSI: "310260123456789", NewMNCLen: 3, OldMNCLen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = "00a4000c026f07 00d6000009083901621032547698 " +
+		"00a4000c026fad 00d600030103 " +
+		"00a4000c025fc0 00a4000c024f01 00d6000014ffffffffffffffffffffffffff130062fffffe01 " +
+		"00a4000c023f00 00a4000c027fff 00a4000c026f7b 00d600000cffffffffffffffffffffffff " +
+		"00a4000c023f00 00a4000c027f20 00a4000c026f07 00d6000009083901621032547698 " +
+		"00a4000c023f00 00a4000c027fff 00a4000c026f07 00b0000009"
+	if got := hexAPDUs(apdus); got != want {
+		t.Errorf("script\n got %s\nwant %s", got, want)
+	}
+
+	p = testProfile()
+	p.CLA = 0xa0
+	p.InvalidateLOCI, p.InvalidatePSLOCI, p.InvalidateEPSLOCI = false, false, false
+	apdus, _, _ = p.UpdateScript(Change{NewIMSI: "262420123456789", NewMNCLen: 2, OldMNCLen: 2})
+	if got := hexAPDUs(apdus); got != "a0a40000026f07 a0d6000009082926241032547698 a0b0000009" {
+		t.Errorf("SIM script %s", got)
+	}
+}
+
+func TestKeyIndexAndReset(t *testing.T) {
+	p := testProfile()
+	p.InvalidateLOCI, p.InvalidatePSLOCI, p.InvalidateEPSLOCI = false, false, false
+	p.KeyIndex = &KeyIndexCommand{TAR: TAR{0xb0, 0xff, 0x02}, Template: unhex(t, "80e8000001ff"), IndexOffset: 5, WithUpdate: true}
+	apdus, _, err := p.UpdateScript(Change{NewIMSI: "262420123456789", NewMNCLen: 2, OldMNCLen: 2, KeyIndex: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hexAPDUs(apdus); got != "00a4000c026f07 00d6000009082926241032547698 80e800000102 00a4000c026f07 00b0000009" {
+		t.Errorf("script %s", got)
+	}
+	if _, err := p.KeyIndex.Command(0); err == nil {
+		t.Error("index 0 accepted")
+	}
+	r, err := p.ResetScript()
+	if err != nil || hexAPDUs(r) != "80c20400" {
+		t.Errorf("reset %v %v", r, err)
+	}
+}
+
+func TestProfileValidate(t *testing.T) {
+	p := testProfile()
+	if err := p.Validate(); err != nil {
+		t.Fatalf("good profile: %v", err)
+	}
+	for _, c := range []struct {
+		spi  SPI
+		want string
+	}{
+		{0x0639, "does not check the counter"},
+		{0x1539, "no cryptographic checksum"},
+		{0x1439, "no cryptographic checksum"},
+		{0x0e39, "does not check the counter"},
+		{0x1638, "no PoR required"},
+		{0x163a, "no PoR required"},
+	} {
+		p := testProfile()
+		p.SPI = c.spi
+		if c.spi == 0x1539 || c.spi == 0x1439 {
+			p.KID = 0x15
+		}
+		err := p.Validate()
+		if !errors.Is(err, ErrProfile) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("SPI %s: %v", c.spi, err)
+		}
+		p.TestOnly = true
+		if err := p.Validate(); err != nil {
+			t.Errorf("SPI %s test-only: %v", c.spi, err)
+		}
+	}
+	p = testProfile()
+	p.CLA, p.KIc, p.KeyIndex = 0x80, 0x03, &KeyIndexCommand{Template: APDU{1, 2}}
+	err := p.Validate()
+	for _, w := range []string{"CLA 80", "KIc 03", "key-index template"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("want %q in %v", w, err)
+		}
+	}
+}
+
+func TestCheckUpdate(t *testing.T) {
+	p := testProfile()
+	keys := Keys{KIc: packetOf(16), KID: packetOf(16)}
+	card, err := NewCodec(p.Params(p.TAR), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef, _ := EncodeIMSI("262420123456789")
+	exp := Expectation{TAR: p.TAR, Counter: 7, Commands: 10, EFIMSI: ef}
+	decode := func(por []byte) (Response, error) {
+		c, _ := NewCodec(p.Params(p.TAR), keys)
+		return c.DecodeResponse(por)
+	}
+	secured := func(counter uint64, st Status, data []byte) []byte {
+		b, err := card.EncodeResponse(nil, counter, st, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	okData := AppendCompactResponse(nil, 10, 0x9000, ef[:])
+	tampered := secured(7, StatusOK, okData)
+	tampered[len(tampered)-1] ^= 1
+	cases := []struct {
+		name string
+		por  []byte
+		want Outcome
+	}{
+		{"confirmed", secured(7, StatusOK, okData), OutcomeConfirmed},
+		{"wrong read-back", secured(7, StatusOK, AppendCompactResponse(nil, 10, 0x9000, make([]byte, 9))), OutcomeFailed},
+		{"not all executed", secured(7, StatusOK, AppendCompactResponse(nil, 4, 0x6a82, nil)), OutcomeFailed},
+		{"last SW", secured(7, StatusOK, AppendCompactResponse(nil, 10, 0x6282, ef[:])), OutcomeFailed},
+		{"no result", secured(7, StatusOK, nil), OutcomeUnknown},
+		{"other counter", secured(8, StatusOK, okData), OutcomeUnknown},
+		{"tampered", tampered, OutcomeUnknown},
+		{"counter low", secured(7, StatusCounterLow, nil), OutcomeCounterLow},
+		{"replay 06 unsecured", AppendUnsecuredResponse(nil, p.TAR, 0, StatusUnidentifiedSecurity), OutcomeCounterLow},
+		{"counter high", AppendUnsecuredResponse(nil, p.TAR, 0, StatusCounterHigh), OutcomeCounterHigh},
+		{"more time", secured(7, StatusMoreTime, nil), OutcomeUnknown},
+		{"via submit", secured(7, StatusViaSubmit, nil), OutcomePending},
+		{"CC failed", AppendUnsecuredResponse(nil, p.TAR, 0, StatusChecksumFailed), OutcomeFailed},
+		{"TAR unknown", AppendUnsecuredResponse(nil, p.TAR, 0, StatusTARUnknown), OutcomeFailed},
+		{"unsecured OK", AppendUnsecuredResponse(nil, p.TAR, 0, StatusOK), OutcomeUnknown},
+		{"other TAR", AppendUnsecuredResponse(nil, TAR{1, 2, 3}, 0, StatusCounterLow), OutcomeUnknown},
+		{"garbage", []byte{1, 2, 3}, OutcomeUnknown},
+	}
+	for _, c := range cases {
+		r, err := decode(c.por)
+		v := CheckUpdate(exp, r, err)
+		if v.Outcome != c.want {
+			t.Errorf("%s: %s (%s), want %s", c.name, v.Outcome, v.Reason, c.want)
+		}
+	}
+}
