@@ -177,3 +177,13 @@ func (l *logged) Move(ctx context.Context, name string, to Folder) error {
 }
 
 func (l *logged) Close() error { return l.d.Close() }
+
+func (l *logged) moveMarker(ctx context.Context, name string, to Folder) error {
+	err := moveMarker(ctx, l.d, name, to)
+	if err != nil {
+		l.fail(ctx, "move", name, err)
+		return err
+	}
+	l.log.LogAttrs(ctx, slog.LevelDebug, "marker moved", slog.String("file", SafeName(name)), slog.String("to", to.String()))
+	return nil
+}

@@ -150,9 +150,22 @@ func (p *Picker) Done(ctx context.Context, name string, to Folder) error {
 	}
 	delete(p.seen, name)
 	if p.o.Marker != "" {
-		if err := p.d.Move(ctx, name+p.o.Marker, to); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := moveMarker(ctx, p.d, name+p.o.Marker, to); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	return nil
+}
+
+// markerMover is implemented by the wrappers, so that moving a marker is
+// not counted as moving a file.
+type markerMover interface {
+	moveMarker(ctx context.Context, name string, to Folder) error
+}
+
+func moveMarker(ctx context.Context, d Drop, name string, to Folder) error {
+	if m, ok := d.(markerMover); ok {
+		return m.moveMarker(ctx, name, to)
+	}
+	return d.Move(ctx, name, to)
 }

@@ -162,8 +162,18 @@ func (r *retry) Put(ctx context.Context, name string, rd io.Reader, size int64) 
 }
 
 func (r *retry) Move(ctx context.Context, name string, to Folder) error {
+	return r.move(ctx, name, to, r.d.Move)
+}
+
+func (r *retry) moveMarker(ctx context.Context, name string, to Folder) error {
+	return r.move(ctx, name, to, func(ctx context.Context, name string, to Folder) error {
+		return moveMarker(ctx, r.d, name, to)
+	})
+}
+
+func (r *retry) move(ctx context.Context, name string, to Folder, move func(context.Context, string, Folder) error) error {
 	for n := 1; ; n++ {
-		err := r.d.Move(ctx, name, to)
+		err := move(ctx, name, to)
 		if n > 1 && errors.Is(err, fs.ErrNotExist) {
 			r.o.Log.LogAttrs(ctx, slog.LevelWarn, "drop move: source gone on retry, taking the earlier attempt as done",
 				slog.String("file", SafeName(name)), slog.String("to", to.String()))
