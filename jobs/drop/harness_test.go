@@ -32,6 +32,8 @@ type backend struct {
 	crash func()
 	// knownHosts is the file that pins the server's key.
 	knownHosts string
+	// hostKeys are all the server's host keys.
+	hostKeys []ssh.PublicKey
 }
 
 var folders = []string{"inbox", "outbox", "archive", "quarantine"}
@@ -94,7 +96,7 @@ func embeddedBackend(t testing.TB) (*backend, *sftpserver.Server) {
 	srv.AddUser("partner", root, pub)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	writeFile(t, kh, []byte(srv.KnownHostsLine()+"\n"))
-	b := &backend{name: "embedded", knownHosts: kh, dir: func(f string) string { return filepath.Join(root, f) }}
+	b := &backend{name: "embedded", knownHosts: kh, hostKeys: []ssh.PublicKey{srv.HostKey()}, dir: func(f string) string { return filepath.Join(root, f) }}
 	b.write = func(folder, name string, data []byte) { writeFile(t, filepath.Join(root, folder, name), data) }
 	b.crash = srv.DropConnections
 	b.open = func(t testing.TB, mod func(*drop.SFTPOptions)) drop.Drop {
@@ -116,7 +118,7 @@ func sshdBackend(t testing.TB) (*backend, *sshdtest.Server) {
 	srv := sshdtest.Start(t)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	writeFile(t, kh, []byte(srv.KnownHostsLine()+"\n"))
-	b := &backend{name: "openssh", knownHosts: kh, dir: func(f string) string { return srv.Path(f) }}
+	b := &backend{name: "openssh", knownHosts: kh, hostKeys: []ssh.PublicKey{srv.HostKey, srv.HostKeyRSA}, dir: func(f string) string { return srv.Path(f) }}
 	b.write = func(folder, name string, data []byte) { srv.WriteFile(folder, name, data) }
 	b.crash = srv.Restart
 	b.open = func(t testing.TB, mod func(*drop.SFTPOptions)) drop.Drop {

@@ -7,6 +7,7 @@ package sshdtest
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -47,7 +48,9 @@ type Server struct {
 	Dir     string // fixture folder (root-owned)
 	Chroot  string // the user's chroot; paths on the server are relative to it
 	Port    int
-	HostKey ssh.PublicKey
+	// HostKey (ed25519) and HostKeyRSA are the server's host keys. With
+	// both offered, a client must ask for the type it pinned.
+	HostKey, HostKeyRSA ssh.PublicKey
 	// ClientKey is an ed25519 key authorised for User, in OpenSSH PEM form;
 	// ClientKeyFile is the same key on disk, for OpenSSH's sftp client.
 	ClientKey     []byte
@@ -96,9 +99,19 @@ func Start(tb testing.TB) *Server {
 	}
 
 	hostKeyFile := filepath.Join(dir, "ssh_host_ed25519_key")
-	s.HostKey = writeKey(tb, hostKeyFile)
+	s.HostKey = writeKey(tb, hostKeyFile, nil)
+	// ssh-keygen makes an RSA key far faster than Go under the race
+	// detector.
+	rsaHostKeyFile := filepath.Join(dir, "ssh_host_rsa_key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", rsaHostKeyFile).CombinedOutput(); err != nil {
+		tb.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	pubText, err := os.ReadFile(rsaHostKeyFile + ".pub")
+	must(err)
+	s.HostKeyRSA, _, _, _, err = ssh.ParseAuthorizedKey(pubText)
+	must(err)
 	s.ClientKeyFile = filepath.Join(dir, "client_ed25519")
-	clientPub := writeKey(tb, s.ClientKeyFile)
+	clientPub := writeKey(tb, s.ClientKeyFile, nil)
 	s.ClientKey, err = os.ReadFile(s.ClientKeyFile)
 	must(err)
 	must(os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o644))
@@ -106,6 +119,7 @@ func Start(tb testing.TB) *Server {
 	s.Port = freePort(tb)
 	cfg := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
+HostKey %s
 HostKey %s
 PidFile none
 AuthorizedKeysFile %s
@@ -123,7 +137,7 @@ X11Forwarding no
 MaxStartups 100:30:200
 MaxSessions 64
 LogLevel ERROR
-`, s.Port, hostKeyFile, filepath.Join(dir, "authorized_keys"), User, s.Chroot)
+`, s.Port, rsaHostKeyFile, hostKeyFile, filepath.Join(dir, "authorized_keys"), User, s.Chroot)
 	must(os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(cfg), 0o644))
 	s.start()
 	tb.Cleanup(s.Stop)
@@ -145,9 +159,12 @@ func (s *Server) AuthorizeKey(k ssh.PublicKey) {
 // Addr is 127.0.0.1:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
 
-// KnownHostsLine pins the server's host key.
-func (s *Server) KnownHostsLine() string {
-	return knownhosts.Line([]string{knownhosts.Normalize(s.Addr())}, s.HostKey)
+// KnownHostsLine pins the server's ed25519 host key.
+func (s *Server) KnownHostsLine() string { return s.KnownHostsLineFor(s.HostKey) }
+
+// KnownHostsLineFor pins key for the server's address.
+func (s *Server) KnownHostsLineFor(key ssh.PublicKey) string {
+	return knownhosts.Line([]string{knownhosts.Normalize(s.Addr())}, key)
 }
 
 // Path is the local path of a file in the chroot, e.g. Path("inbox", "a").
@@ -295,22 +312,25 @@ func ensureUser(tb testing.TB) (int, int) {
 	return uid, gid
 }
 
-// writeKey writes a fresh ed25519 private key in OpenSSH format (mode
-// 0600) and returns its public key.
-func writeKey(tb testing.TB, file string) ssh.PublicKey {
+// writeKey writes key (a fresh ed25519 key if nil) in OpenSSH format
+// (mode 0600) and returns its public key.
+func writeKey(tb testing.TB, file string, key crypto.Signer) ssh.PublicKey {
 	tb.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
+	if key == nil {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		key = priv
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
+	block, err := ssh.MarshalPrivateKey(key, "")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	sp, err := ssh.NewPublicKey(pub)
+	sp, err := ssh.NewPublicKey(key.Public())
 	if err != nil {
 		tb.Fatal(err)
 	}
