@@ -44,10 +44,10 @@ var Folders = []string{"inbox", "outbox", "archive", "quarantine"}
 
 // Server is a running sshd.
 type Server struct {
-	tb      testing.TB
-	Dir     string // fixture folder (root-owned)
-	Chroot  string // the user's chroot; paths on the server are relative to it
-	Port    int
+	tb     testing.TB
+	Dir    string // fixture folder (root-owned)
+	Chroot string // the user's chroot; paths on the server are relative to it
+	Port   int
 	// HostKey (ed25519) and HostKeyRSA are the server's host keys. With
 	// both offered, a client must ask for the type it pinned.
 	HostKey, HostKeyRSA ssh.PublicKey
