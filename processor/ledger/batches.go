@@ -46,15 +46,64 @@ type BatchRecord struct {
 	ICCID   string
 	IMSI    string
 	Status  string
-	Reason  string
+	Reason  string // a reason code
+	Detail  string // for people (never a secret)
+	Partner string // the partner the outcome goes to
+	Data    string // step-specific (e.g. the cut-over date)
 }
 
 // PutBatchRecord stores (or replaces) one record's outcome.
 func (t *Tx) PutBatchRecord(ctx context.Context, r BatchRecord) error {
-	_, err := t.Exec(ctx, `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status, reason = excluded.reason`,
-		r.BatchID, r.Line, r.ICCID, r.IMSI, r.Status, r.Reason)
+	_, err := t.Exec(ctx, `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
+		reason = excluded.reason, detail = excluded.detail, partner = excluded.partner, data = excluded.data`,
+		r.BatchID, r.Line, r.ICCID, r.IMSI, r.Status, r.Reason, r.Detail, r.Partner, r.Data)
 	return err
+}
+
+// CountBatchRecords counts a batch's records for one partner ("" = all)
+// and status ("" = all).
+func (d *DB) CountBatchRecords(ctx context.Context, batchID int64, partner, status string) (int, error) {
+	var n int
+	err := d.QueryRow(ctx, `SELECT COUNT(*) FROM batch_records WHERE batch_id = ? AND (? = '' OR partner = ?) AND (? = '' OR status = ?)`,
+		batchID, partner, partner, status, status).Scan(&n)
+	return n, err
+}
+
+// BatchRecords calls fn for a batch's records of one partner ("" = all)
+// and status ("" = all), in line order, reading in pages.
+func (d *DB) BatchRecords(ctx context.Context, batchID int64, partner, status string, fn func(BatchRecord) error) error {
+	after := -1 << 62
+	for {
+		rows, err := d.Query(ctx, `SELECT batch_id, line, iccid, imsi, status, reason, detail, partner, data FROM batch_records
+			WHERE batch_id = ? AND (? = '' OR partner = ?) AND (? = '' OR status = ?) AND line > ? ORDER BY line LIMIT 2000`,
+			batchID, partner, partner, status, status, after)
+		if err != nil {
+			return err
+		}
+		var page []BatchRecord
+		for rows.Next() {
+			var r BatchRecord
+			if err := rows.Scan(&r.BatchID, &r.Line, &r.ICCID, &r.IMSI, &r.Status, &r.Reason, &r.Detail, &r.Partner, &r.Data); err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < 2000 {
+			return nil
+		}
+		after = page[len(page)-1].Line
+	}
 }
 
 const batchCols = `id, job, partner, kind, file_id, status, records, accepted, rejected, reason, created_at, updated_at`

@@ -376,3 +376,40 @@ func (d *DB) AllSecrets(ctx context.Context, fn func(iccid string, s Secret) err
 		after = key{last.iccid, last.s.Name, last.s.KeyIndex}
 	}
 }
+
+// SecretsOf returns a card's wrapped secrets of one key index, outside a
+// transaction (rendering).
+func (d *DB) SecretsOf(ctx context.Context, iccid string, keyIndex int) ([]Secret, error) {
+	rows, err := d.Query(ctx, `SELECT name, key_index, master_key, blob FROM card_secrets WHERE iccid = ? AND key_index = ? ORDER BY name`, iccid, keyIndex)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Secret
+	for rows.Next() {
+		var s Secret
+		if err := rows.Scan(&s.Name, &s.KeyIndex, &s.MasterKey, &s.Blob); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// KeySetsOf lists a card's key sets outside a transaction.
+func (d *DB) KeySetsOf(ctx context.Context, iccid string) ([]KeySet, error) {
+	rows, err := d.Query(ctx, `SELECT key_index, kvn, kic_alg, kid_alg, counter FROM key_sets WHERE iccid = ? ORDER BY key_index, kvn`, iccid)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []KeySet
+	for rows.Next() {
+		var k KeySet
+		if err := rows.Scan(&k.KeyIndex, &k.KVN, &k.KIcAlg, &k.KIDAlg, &k.Counter); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}

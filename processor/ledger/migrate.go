@@ -108,6 +108,9 @@ CREATE TABLE batch_records (
   imsi     TEXT NOT NULL DEFAULT '',
   status   TEXT NOT NULL,
   reason   TEXT NOT NULL DEFAULT '',
+  detail   TEXT NOT NULL DEFAULT '',
+  partner  TEXT NOT NULL DEFAULT '',
+  data     TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (batch_id, line)
 );
 CREATE INDEX batch_records_iccid ON batch_records(iccid);
@@ -188,6 +191,8 @@ CREATE TABLE mf_cards (
   list_length  INTEGER NOT NULL,
   holder_index INTEGER NOT NULL,
   holder       TEXT NOT NULL,
+  algorithm    TEXT NOT NULL DEFAULT '',
+  profile      TEXT NOT NULL DEFAULT '',
   batch        TEXT NOT NULL DEFAULT '',
   created_at   TEXT NOT NULL,
   updated_at   TEXT NOT NULL
@@ -216,19 +221,25 @@ CREATE TABLE mf_requests (
 	// once instead of making a second one.
 	`
 CREATE TABLE outputs (
-  id         {{id}},
-  job        TEXT NOT NULL,
-  source     TEXT NOT NULL,
-  partner    TEXT NOT NULL,
-  type       TEXT NOT NULL,
-  name       TEXT NOT NULL,
-  seq        INTEGER NOT NULL,
-  state      TEXT NOT NULL,
-  sha256     TEXT NOT NULL DEFAULT '',
-  size       INTEGER NOT NULL DEFAULT 0,
-  created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL,
-  UNIQUE (job, source, partner, type)
+  id           {{id}},
+  job          TEXT NOT NULL,
+  source       TEXT NOT NULL,
+  renderer     TEXT NOT NULL,
+  partner      TEXT NOT NULL,
+  type         TEXT NOT NULL,
+  batch_id     INTEGER NOT NULL DEFAULT 0,
+  name         TEXT NOT NULL,
+  seq          INTEGER NOT NULL,
+  in_reply_to  TEXT NOT NULL DEFAULT '',
+  in_reply_sha TEXT NOT NULL DEFAULT '',
+  note         TEXT NOT NULL DEFAULT '',
+  state        TEXT NOT NULL,
+  path         TEXT NOT NULL DEFAULT '',
+  sha256       TEXT NOT NULL DEFAULT '',
+  size         INTEGER NOT NULL DEFAULT 0,
+  created_at   TEXT NOT NULL,
+  updated_at   TEXT NOT NULL,
+  UNIQUE (source, renderer, partner)
 );
 CREATE INDEX outputs_state ON outputs(state);
 `,

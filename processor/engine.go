@@ -1,0 +1,339 @@
+package processor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"resub/crypto/pgp"
+	"resub/formats/native"
+	"resub/processor/ledger"
+)
+
+// Input is one file picked up from a partner, copied to local storage by
+// the caller (ciphertext: nothing in clear touches the disk).
+type Input struct {
+	Partner *Partner
+	Name    string // the file's name on the drop (already checked safe)
+	Path    string // the local copy
+	Job     string
+	// Reprocess runs a quarantined file again.
+	Reprocess bool
+}
+
+// Result says what became of an input.
+type Result struct {
+	FileID  int64
+	Status  string // done, quarantined, skipped (already done)
+	Reason  string
+	BatchID int64
+	// Outputs are rendered files waiting for delivery.
+	Outputs []*ledger.Output
+	Counts  Counts
+}
+
+// Counts are a unit of work's record counts.
+type Counts struct {
+	Records, Accepted, Rejected, Messages int
+}
+
+// RefusedError is an input refused as a whole: it is quarantined and the
+// partner told why. It maps to exit code 1.
+type RefusedError struct {
+	File   string
+	Reason string
+	Err    error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s refused: %s", e.File, e.Reason)
+}
+func (e *RefusedError) Unwrap() error { return e.Err }
+func (e *RefusedError) Refused() bool { return true }
+
+// Work is the context of one unit of work inside its transaction.
+type Work struct {
+	P       *Party
+	Tx      *ledger.Tx
+	Partner *Partner // where the input came from (nil for sweeps)
+	File    *ledger.File
+	Header  *native.Header
+	Reader  *native.Reader
+	BatchID int64
+	Job     string
+	Source  string
+	Counts  Counts
+	DryRun  bool
+	refused error
+}
+
+// Refuse ends the work: the whole input is refused (rolled back and
+// quarantined) with reason.
+func (w *Work) Refuse(reason string, err error) error {
+	w.refused = &RefusedError{File: w.File.Name, Reason: reason, Err: err}
+	return w.refused
+}
+
+// FileStep is a party step driven by an input file.
+type FileStep interface {
+	// InputType is the native type the step reads.
+	InputType() string
+	// Apply processes the records of a verified input inside the work's
+	// transaction, planning its outputs with w.Plan.
+	Apply(ctx context.Context, w *Work) error
+}
+
+// ProcessFile runs a verified-or-refused input through step: the file is
+// recorded, verified (signature mandatory), parsed, applied and its
+// outputs rendered. The caller delivers Result.Outputs (then calls
+// Delivered), archives or quarantines the input as Result.Status says, and
+// then calls Complete.
+func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Result, error) {
+	log := p.log().With("partner", in.Partner.Name, "file", in.Name, "job", in.Job)
+	sum, size, err := fileSHA256(in.Path)
+	if err != nil {
+		return nil, err
+	}
+	var row *ledger.File
+	var seen bool
+	err = p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+		row, seen, err = tx.ReceiveFile(ctx, &ledger.File{Partner: in.Partner.Name, Name: in.Name, SHA256: sum, Size: size, Job: in.Job, Type: step.InputType()})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{FileID: row.ID}
+	log = log.With("file_id", row.ID, "sha256", sum, "size", size)
+	if seen {
+		switch row.Status {
+		case ledger.FileDone:
+			log.Info("input already processed; archiving again")
+			res.Status = "skipped"
+			return res, nil
+		case ledger.FileProcessing:
+			log.Info("resuming an input whose work was committed")
+			res.Status = ledger.FileDone
+			res.BatchID = row.BatchID
+			outs, err := p.renderPending(ctx, "file:"+strconv.FormatInt(row.ID, 10))
+			res.Outputs = outs
+			return res, err
+		case ledger.FileQuarantined:
+			// The same bytes dropped again, or an explicit reprocess:
+			// run it again (the cause may have been fixed here).
+			log.Info("reprocessing a quarantined input", "reason", row.Reason)
+		}
+	}
+
+	refuse := func(reason string, cause error) (*Result, error) {
+		return p.quarantine(ctx, in, row, step, reason, cause)
+	}
+
+	// Pass 1: decrypt and verify, discarding plaintext.
+	open := func() (io.ReadCloser, error) { return os.Open(in.Path) }
+	var plain func() (io.ReadCloser, error)
+	if in.Partner.PGPOff {
+		plain = open
+	} else {
+		v, err := pgp.Open(open, pgp.DecryptOptions{
+			Keys: p.Keys, Signers: in.Partner.PublicKeys, Fingerprints: in.Partner.Fingerprints,
+			MaxSize: p.maxFile(), Now: p.Now,
+		})
+		if err != nil {
+			return refuse(pgpReason(err), err)
+		}
+		log.Info("input verified", "signer", v.Signer, "cipher", v.Cipher, "plaintext_size", v.PlaintextSize)
+		plain = v.Plaintext
+	}
+
+	// Pass 2: parse and apply in one transaction.
+	rc, err := plain()
+	if err != nil {
+		return refuse("decryption failed on the second pass", err)
+	}
+	defer rc.Close()
+	rd := native.NewReader(rc, p.readerOptions(ctx, in, step.InputType()))
+	h, herr := rd.Header()
+	if herr != nil {
+		return refuse("header: "+firstProblem(herr), herr)
+	}
+	w := &Work{P: p, Partner: in.Partner, File: row, Header: h, Reader: rd, Job: in.Job, Source: "file:" + strconv.FormatInt(row.ID, 10)}
+	err = p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+		w.Tx = tx
+		w.Counts = Counts{}
+		w.refused = nil
+		id, err := tx.CreateBatch(ctx, &ledger.Batch{Job: in.Job, Partner: in.Partner.Name, Kind: step.InputType(), FileID: row.ID})
+		if err != nil {
+			return err
+		}
+		w.BatchID = id
+		if err := step.Apply(ctx, w); err != nil {
+			return err
+		}
+		if err := tx.FinishBatch(ctx, id, ledger.BatchDone, w.Counts.Records, w.Counts.Accepted, w.Counts.Rejected, ""); err != nil {
+			return err
+		}
+		if err := tx.AcceptSeq(ctx, h.Sender, h.Receiver, h.Format, int64(h.Sequence)); err != nil {
+			return err
+		}
+		if err := tx.SetFileMeta(ctx, row.ID, h.Format, int64(h.Sequence), id); err != nil {
+			return err
+		}
+		return tx.SetFileStatus(ctx, row.ID, ledger.FileProcessing, "")
+	})
+	if w.refused != nil {
+		var re *RefusedError
+		errors.As(w.refused, &re)
+		return refuse(re.Reason, re.Err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Status = ledger.FileDone
+	res.BatchID = w.BatchID
+	res.Counts = w.Counts
+	log.Info("input applied", "batch", w.BatchID, "records", w.Counts.Records, "accepted", w.Counts.Accepted, "rejected", w.Counts.Rejected, "messages", w.Counts.Messages)
+	res.Outputs, err = p.renderPending(ctx, w.Source)
+	return res, err
+}
+
+// Complete marks an input done once its outputs were delivered and the
+// input archived.
+func (p *Party) Complete(ctx context.Context, fileID int64) error {
+	return p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+		f, err := p.Ledger.FileByID(ctx, fileID)
+		if err != nil {
+			return err
+		}
+		if f.Status == ledger.FileQuarantined {
+			return nil
+		}
+		return tx.SetFileStatus(ctx, fileID, ledger.FileDone, "")
+	})
+}
+
+func (p *Party) maxFile() int64 {
+	if p.MaxFileBytes > 0 {
+		return p.MaxFileBytes
+	}
+	return pgp.DefaultMaxSize
+}
+
+// readerOptions ties the native reader's checks to our state.
+func (p *Party) readerOptions(ctx context.Context, in Input, typ string) native.Options {
+	o := native.Options{
+		File:          in.Name,
+		Type:          typ,
+		Name:          strings.TrimSuffix(in.Name, ""),
+		Sender:        in.Partner.Code,
+		Receiver:      p.Name,
+		SenderRanges:  in.Partner.Ranges,
+		MaxLineLength: p.MaxLineBytes,
+		LastSequence: func(sender, receiver, format string) (int, bool) {
+			l, ok := p.Ledger.LastSeq(ctx, sender, receiver, format)
+			return int(l), ok
+		},
+		SentFile: func(name string, sum [32]byte) bool {
+			return p.Ledger.SentFile(ctx, name, hex.EncodeToString(sum[:]))
+		},
+	}
+	if in.Partner.Transport != nil {
+		o.TransportKey = in.Partner.Transport.KCV
+	}
+	return o
+}
+
+// quarantine records a refused input, plans the refusal result for the
+// partner and renders it.
+func (p *Party) quarantine(ctx context.Context, in Input, row *ledger.File, step FileStep, reason string, cause error) (*Result, error) {
+	p.log().Warn("input refused", "partner", in.Partner.Name, "file", in.Name, "file_id", row.ID, "reason", reason)
+	source := "file:" + strconv.FormatInt(row.ID, 10)
+	err := p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+		if err := tx.SetFileStatus(ctx, row.ID, ledger.FileQuarantined, reason); err != nil {
+			return err
+		}
+		if err := tx.Audit(ctx, p.Name, "quarantine", in.Name, reason); err != nil {
+			return err
+		}
+		rt := resultTypeFor(step.InputType())
+		if rt == "" {
+			return nil
+		}
+		_, err := p.plan(ctx, tx, planSpec{
+			job: in.Job, source: source + ":refusal:" + strconv.Itoa(refusalCount(ctx, p, row.ID)), renderer: "refusal", partner: in.Partner, typ: rt,
+			inReplyTo: in.Name, inReplySHA: row.SHA256, note: reason,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	outs, err := p.renderPendingPrefix(ctx, source+":refusal:")
+	if err != nil {
+		return nil, err
+	}
+	return &Result{FileID: row.ID, Status: ledger.FileQuarantined, Reason: reason, Outputs: outs}, &RefusedError{File: in.Name, Reason: reason, Err: cause}
+}
+
+func refusalCount(ctx context.Context, p *Party, fileID int64) int {
+	var n int
+	_ = p.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM outputs WHERE source LIKE ?`, "file:"+strconv.FormatInt(fileID, 10)+":refusal:%").Scan(&n)
+	return n + 1
+}
+
+// resultTypeFor names the type that answers an input type.
+func resultTypeFor(in string) string {
+	switch in {
+	case "imsi-list":
+		return "imsi-result"
+	case "handover":
+		return "handover-ack"
+	case "key-request":
+		return "key-response"
+	}
+	return ""
+}
+
+func pgpReason(err error) string {
+	var pe *pgp.Error
+	if errors.As(err, &pe) {
+		return pe.Error()
+	}
+	return err.Error()
+}
+
+func firstProblem(err error) string {
+	ps := native.Problems(err)
+	if len(ps) == 0 {
+		return err.Error()
+	}
+	msgs := make([]string, 0, len(ps))
+	for i, pr := range ps {
+		if i == 5 {
+			msgs = append(msgs, fmt.Sprintf("and %d more", len(ps)-5))
+			break
+		}
+		msgs = append(msgs, pr.Error())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

@@ -1,0 +1,103 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"resub/formats/ident"
+	"resub/formats/ota"
+	"resub/processor/ledger"
+)
+
+// Profile is a card profile: how the card is changed over the air, plus
+// what the batch around the messages needs.
+type Profile struct {
+	Name       string
+	OTA        *ota.Profile
+	Algorithm  string
+	ListLength int
+	Rate       int           // messages per second at the SMSC
+	Window     string        // submission window HH:MM-HH:MM (UTC)
+	Validity   time.Duration // SMS validity period
+	// KeyIndexAtReset: the 3b key index takes effect at the next reset
+	// (otherwise at once).
+	KeyIndexAtReset bool
+}
+
+// Secret names in the ledger.
+const (
+	SecKi  = "ki"
+	SecOPc = "opc"
+	SecKIc = "kic"
+	SecKID = "kid"
+	SecKIK = "kik"
+)
+
+func secretAAD(iccid, name string, keyIndex int) []byte {
+	return []byte(iccid + "/" + name + "/" + strconv.Itoa(keyIndex))
+}
+
+// seal wraps a card secret under the master key and stores it.
+func (p *Party) seal(ctx context.Context, tx *ledger.Tx, iccid, name string, keyIndex int, plain []byte) error {
+	blob, err := p.Vault.Seal(secretAAD(iccid, name, keyIndex), plain)
+	if err != nil {
+		return fmt.Errorf("seal %s of %s: %w", name, iccid, err)
+	}
+	return tx.PutSecret(ctx, iccid, ledger.Secret{Name: name, KeyIndex: keyIndex, MasterKey: p.Vault.KeyID(), Blob: blob})
+}
+
+// cardSecrets opens a card's secrets of one key index. The caller wipes
+// them with wipe when done.
+func (p *Party) cardSecrets(ctx context.Context, tx *ledger.Tx, iccid string, keyIndex int) (map[string][]byte, error) {
+	var list []ledger.Secret
+	var err error
+	if tx != nil {
+		list, err = tx.Secrets(ctx, iccid, keyIndex)
+	} else {
+		list, err = p.Ledger.SecretsOf(ctx, iccid, keyIndex)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(list))
+	for _, s := range list {
+		b, err := p.Vault.Open(secretAAD(iccid, s.Name, s.KeyIndex), s.Blob)
+		if err != nil {
+			wipe(out)
+			return nil, fmt.Errorf("open %s of %s: %w", s.Name, iccid, err)
+		}
+		out[s.Name] = b
+	}
+	return out, nil
+}
+
+func wipe(m map[string][]byte) {
+	for _, b := range m {
+		clear(b)
+	}
+}
+
+// otaCodec builds the codec for a card's key set under a profile and TAR:
+// the profile gives the algorithms (low nibbles), the card's key set its
+// version (high nibble).
+func otaParams(prof *Profile, kvn int, tar ota.TAR) ota.Params {
+	pr := prof.OTA.Params(tar)
+	pr.KIc = ota.KIc(byte(pr.KIc)&0x0f | byte(kvn)<<4)
+	pr.KID = ota.KID(byte(pr.KID)&0x0f | byte(kvn)<<4)
+	return pr
+}
+
+// mncLen is the MNC length of the PLMN (among ranges) an IMSI is in; 0
+// when none holds it.
+func mncLen(imsi string, lists ...ident.IMSIRanges) int {
+	for _, l := range lists {
+		for _, r := range l {
+			if r.PLMN.Contains(imsi) {
+				return len(r.PLMN.MNC)
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,162 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"resub/formats/native"
+	"resub/processor/ledger"
+)
+
+// InventoryImport loads cards into the donor's inventory: identities,
+// secrets (unwrapped from the sender's transport key and sealed under our
+// master key at once), key sets with their counters, profile, and for 3b
+// cards the current index and list length. A card imported again with the
+// same secrets is a no-op; with different secrets it is rejected.
+type InventoryImport struct {
+	// Profile is the default card profile when records name none.
+	Profile string
+}
+
+// InputType implements FileStep.
+func (s *InventoryImport) InputType() string { return native.Inventory.Name }
+
+// Apply implements FileStep.
+func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
+	p := w.P
+	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		iccid := rec.Get(native.FieldICCID)
+		prof := rec.Get(native.FieldProfile)
+		if prof == "" {
+			prof = s.Profile
+		}
+		pr, ok := p.Profiles[prof]
+		if !ok {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, fmt.Sprintf("unknown card profile %q", prof))
+		}
+		idx, _ := rec.Int(native.FieldKeyIndex)
+		n, _ := rec.Int(native.FieldKeyListLength)
+		if pr.OTA.KeyIndex != nil && (idx == 0 || n == 0) {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "a 3b profile needs key-index and key-list-length")
+		}
+		secrets, err := w.unwrapSecrets(rec, native.FieldKi, native.FieldOPc, native.FieldKIc, native.FieldKID, native.FieldKIK)
+		if err != nil {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
+		}
+		defer wipe(secrets)
+		kvn, _ := rec.Int(native.FieldKVN)
+		counter, _ := rec.Int(native.FieldCounter)
+		fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
+		card := &ledger.Card{
+			ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), State: ledger.CardActive, Profile: prof,
+			Algorithm: rec.Get(native.FieldAlgorithm), Source: w.File.Name, KeyIndex: int(idx), ListLength: int(n), SecretsFP: fp,
+		}
+		created, err := w.Tx.InsertCard(ctx, card)
+		var ce *ledger.ConflictError
+		if errors.As(err, &ce) {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonDuplicate, "card already imported with different secrets")
+		}
+		if err != nil {
+			return err
+		}
+		if created {
+			for name, v := range secrets {
+				if err := p.seal(ctx, w.Tx, iccid, name, int(idx), v); err != nil {
+					return err
+				}
+			}
+			if kvn > 0 {
+				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: rec.Get(native.FieldOTAAlg), KIDAlg: rec.Get(native.FieldOTAAlg), Counter: counter}); err != nil {
+					return err
+				}
+			}
+		}
+		w.Counts.Accepted++
+		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: card.IMSI, Status: recordAccepted, Partner: w.Partner.Name})
+	})
+}
+
+// unwrapSecrets opens the wrapped secret fields of a record with the
+// sender's transport keys. Absent fields are skipped.
+func (w *Work) unwrapSecrets(rec *native.Record, fields ...string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, f := range fields {
+		v := rec.Get(f)
+		if v == "" {
+			continue
+		}
+		if w.Partner.Transport == nil {
+			wipe(out)
+			return nil, fmt.Errorf("%s: no transport key configured for %s", f, w.Partner.Name)
+		}
+		b, err := w.Partner.Transport.Unwrap(v)
+		if err != nil {
+			wipe(out)
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		out[f] = b
+	}
+	return out, nil
+}
+
+// MSISDNImport records the MSISDN of each card from the operator's own
+// map (vendor files carry none).
+type MSISDNImport struct{}
+
+// InputType implements FileStep.
+func (MSISDNImport) InputType() string { return native.MSISDNMap.Name }
+
+// Apply implements FileStep.
+func (MSISDNImport) Apply(ctx context.Context, w *Work) error {
+	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		err := w.Tx.SetMSISDN(ctx, rec.Get(native.FieldICCID), rec.Get(native.FieldIMSI), rec.Get(native.FieldMSISDN))
+		if errors.Is(err, ledger.ErrNotFound) {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonUnknownICCID, "no card with this ICCID and IMSI")
+		}
+		if err != nil {
+			return err
+		}
+		w.Counts.Accepted++
+		return nil
+	})
+}
+
+// Authorisation records the M2M operator's switch authorisation: which of
+// its cards may move to which recipient from which date. Only the owner of
+// a card may authorise its move.
+type Authorisation struct{}
+
+// InputType implements FileStep.
+func (Authorisation) InputType() string { return native.SwitchAuthorisation.Name }
+
+// Apply implements FileStep.
+func (Authorisation) Apply(ctx context.Context, w *Work) error {
+	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		iccid := rec.Get(native.FieldICCID)
+		c, err := w.Tx.Card(ctx, iccid)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonUnknownICCID, "")
+		}
+		if err != nil {
+			return err
+		}
+		if c.Owner != "" && c.Owner != w.Header.Sender {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonNotAuthorised, "the card belongs to another customer")
+		}
+		if c.Owner == "" {
+			if err := w.Tx.Transition(ctx, iccid, nil, c.State, "owner recorded", w.Source, &ledger.CardUpdate{Owner: &w.Header.Sender}); err != nil {
+				return err
+			}
+		}
+		date, _ := rec.Date(native.FieldCutoverDate)
+		err = w.Tx.PutAuthorisation(ctx, ledger.Authorisation{ICCID: iccid, Recipient: rec.Get(native.FieldRecipient),
+			FromDate: date.Format("2006-01-02"), Owner: w.Header.Sender, FileID: w.File.ID})
+		if err != nil {
+			return err
+		}
+		w.Counts.Accepted++
+		return w.Tx.Audit(ctx, w.Header.Sender, "authorise", iccid, "to "+rec.Get(native.FieldRecipient)+" from "+date.Format("2006-01-02")+" line "+strconv.Itoa(rec.Line))
+	})
+}

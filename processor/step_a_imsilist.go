@@ -1,0 +1,365 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"resub/formats/native"
+	"resub/formats/ota"
+	"resub/processor/ledger"
+)
+
+// IMSIList is the donor's nightly step: every record of the recipient's
+// imsi-list is checked against the acceptance rules; accepted cards get
+// an IMSI-update message with a freshly reserved counter, collected into
+// an ota-batch for the SMSC; the recipient gets an imsi-result with every
+// record's answer.
+type IMSIList struct {
+	// SMSC is the partner that takes the ota-batch.
+	SMSC *Partner
+}
+
+// InputType implements FileStep.
+func (s *IMSIList) InputType() string { return native.IMSIList.Name }
+
+// Apply implements FileStep.
+func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
+	if s.SMSC == nil {
+		return fmt.Errorf("imsi-list step: no SMSC partner configured")
+	}
+	p := w.P
+	b := w.Partner
+	today := day(p.now())
+	err := w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		iccid := rec.Get(native.FieldICCID)
+		newIMSI := rec.Get(native.FieldIMSI)
+		date, _ := rec.Date(native.FieldCutoverDate)
+		c, err := w.Tx.Card(ctx, iccid)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return w.reject(ctx, rec, b.Name, ReasonUnknownICCID, "")
+		}
+		if err != nil {
+			return err
+		}
+		switch c.State {
+		case ledger.CardActive:
+		case ledger.CardMoving, ledger.CardConfirmed, ledger.CardUnknown, ledger.CardFailed, ledger.CardHandedOver, ledger.CardProvisioned, ledger.CardResetting, ledger.CardManual:
+			return w.reject(ctx, rec, b.Name, ReasonAlreadyMoving, "card is "+c.State)
+		default:
+			return w.reject(ctx, rec, b.Name, ReasonNotActive, "card is "+c.State)
+		}
+		auth, err := w.Tx.Authorisation(ctx, iccid, b.Code)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return w.reject(ctx, rec, b.Name, ReasonNotAuthorised, "no switch authorisation to "+b.Code)
+		}
+		if err != nil {
+			return err
+		}
+		if c.Owner != "" && auth.Owner != c.Owner {
+			return w.reject(ctx, rec, b.Name, ReasonNotAuthorised, "authorised by another customer than the card's owner")
+		}
+		if date.Format("2006-01-02") < auth.FromDate {
+			return w.reject(ctx, rec, b.Name, ReasonNotAuthorised, "cut-over before the authorised date "+auth.FromDate)
+		}
+		if !b.Ranges.Contains(newIMSI) {
+			return w.reject(ctx, rec, b.Name, ReasonNotInRange, "")
+		}
+		if used, err := w.Tx.IMSIInUse(ctx, newIMSI); err != nil {
+			return err
+		} else if used {
+			return w.reject(ctx, rec, b.Name, ReasonIMSIInUse, "")
+		}
+		if date.Before(today) {
+			return w.reject(ctx, rec, b.Name, ReasonDatePast, "")
+		}
+		prof := p.Profiles[c.Profile]
+		if prof == nil {
+			return w.reject(ctx, rec, b.Name, ReasonInternal, "card profile "+c.Profile+" is not configured")
+		}
+		if prof.OTA.KeyIndex != nil && c.KeyIndex >= c.ListLength {
+			return w.reject(ctx, rec, b.Name, ReasonListExhausted, fmt.Sprintf("key index %d of %d", c.KeyIndex, c.ListLength))
+		}
+		if c.MSISDN == "" {
+			return w.reject(ctx, rec, b.Name, ReasonInternal, "no MSISDN known for the card")
+		}
+		ref := w.Source + ":" + strconv.Itoa(rec.Line)
+		err = w.Tx.Transition(ctx, iccid, []string{ledger.CardActive}, ledger.CardMoving, "imsi-list accepted", ref, &ledger.CardUpdate{
+			NewIMSI: &newIMSI, Recipient: &b.Code, Cutover: ledger.Str(date.Format("2006-01-02")), RequestRef: &ref, Attempts: ledger.Int(1),
+		})
+		if err != nil {
+			return err
+		}
+		if err := p.queueMessage(ctx, w.Tx, c, prof, msgUpdate, w.BatchID, 1, 1); err != nil {
+			return err
+		}
+		w.Counts.Messages++
+		if b.Policy.ResetWithUpdate {
+			if err := p.queueMessage(ctx, w.Tx, c, prof, msgReset, w.BatchID, 1, 1); err != nil {
+				return err
+			}
+			w.Counts.Messages++
+		}
+		w.Counts.Accepted++
+		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: newIMSI, Status: recordAccepted, Partner: b.Name})
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := w.Plan(ctx, "imsi-result", native.IMSIResult.Name, b, true); err != nil {
+		return err
+	}
+	if w.Counts.Messages > 0 {
+		if _, err := w.Plan(ctx, "ota-batch", native.OTABatch.Name, s.SMSC, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Message kinds.
+const (
+	msgUpdate   = "update"    // the IMSI update (3b: with the key-index command where the profile says)
+	msgReset    = "reset"     // the REFRESH/UICC reset
+	msgKeyIndex = "key-index" // 3b key-index command as a message of its own
+	msgProbe    = "probe"     // 3b: read-back under the old key after no answer
+)
+
+// queueMessage reserves the card's next counter and records a message of
+// kind for the batch. The counter is durable with the transaction: a crash
+// before commit leaves nothing sent; after commit it is never reused.
+func (p *Party) queueMessage(ctx context.Context, tx *ledger.Tx, c *ledger.Card, prof *Profile, kind string, batchID int64, attempt int, step int64) error {
+	kvn, err := currentKVN(ctx, tx, c)
+	if err != nil {
+		return err
+	}
+	counter, err := tx.ReserveCounter(ctx, c.ICCID, c.KeyIndex, kvn, step)
+	if err != nil {
+		return err
+	}
+	tar := prof.OTA.TAR
+	switch kind {
+	case msgReset:
+		tar = prof.OTA.ResetTAR
+	case msgKeyIndex:
+		tar = prof.OTA.KeyIndex.TAR
+	}
+	_, err = tx.InsertMessage(ctx, &ledger.Message{
+		ICCID: c.ICCID, BatchID: batchID, Kind: kind, KeyIndex: c.KeyIndex, KVN: kvn, Counter: counter,
+		TAR: tar.String(), MSISDN: c.MSISDN, ConcatRef: int(counter%255) + 1, Attempt: attempt, State: ledger.MsgReserved,
+	})
+	return err
+}
+
+// currentKVN is the key version of the card's key set in use.
+func currentKVN(ctx context.Context, tx *ledger.Tx, c *ledger.Card) (int, error) {
+	sets, err := tx.KeySets(ctx, c.ICCID)
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range sets {
+		if k.KeyIndex == c.KeyIndex {
+			return k.KVN, nil
+		}
+	}
+	return 0, fmt.Errorf("card %s has no OTA key set for index %d", c.ICCID, c.KeyIndex)
+}
+
+// buildMessage renders one message's SMS segments from the ledger: the
+// card's keys, the counter reserved for it and the script of its kind.
+func (p *Party) buildMessage(ctx context.Context, m *ledger.Message, c *ledger.Card) (ota.Message, []ota.APDU, error) {
+	prof := p.Profiles[c.Profile]
+	if prof == nil {
+		return ota.Message{}, nil, fmt.Errorf("card %s: profile %s not configured", c.ICCID, c.Profile)
+	}
+	apdus, _, err := p.script(m, c, prof)
+	if err != nil {
+		return ota.Message{}, nil, err
+	}
+	tar, err := ota.ParseTAR(m.TAR)
+	if err != nil {
+		return ota.Message{}, nil, err
+	}
+	keys, err := p.cardSecrets(ctx, nil, c.ICCID, m.KeyIndex)
+	if err != nil {
+		return ota.Message{}, nil, err
+	}
+	defer wipe(keys)
+	msg, err := ota.BuildMessage(otaParams(prof, m.KVN, tar), ota.Keys{KIc: keys[SecKIc], KID: keys[SecKID]}, prof.OTA.Format, uint64(m.Counter), apdus, byte(m.ConcatRef))
+	return msg, apdus, err
+}
+
+// script is the command script of a message and, for an update, the
+// EF_IMSI the card must read back.
+func (p *Party) script(m *ledger.Message, c *ledger.Card, prof *Profile) ([]ota.APDU, [ota.EFIMSILen]byte, error) {
+	var ef [ota.EFIMSILen]byte
+	switch m.Kind {
+	case msgUpdate:
+		change := ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)}
+		if prof.OTA.KeyIndex != nil && prof.OTA.KeyIndex.WithUpdate {
+			change.KeyIndex = c.KeyIndex + 1
+		}
+		return prof.OTA.UpdateScript(change)
+	case msgProbe:
+		change := ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)}
+		apdus, ef, err := prof.OTA.UpdateScript(change)
+		if err != nil || len(apdus) == 0 {
+			return nil, ef, err
+		}
+		// Only the read-back: it proves which IMSI the card holds now.
+		return apdus[len(apdus)-1:], ef, nil
+	case msgReset:
+		a, err := prof.OTA.ResetScript()
+		return a, ef, err
+	case msgKeyIndex:
+		a, err := prof.OTA.KeyIndex.Command(c.KeyIndex + 1)
+		return []ota.APDU{a}, ef, err
+	}
+	return nil, ef, fmt.Errorf("unknown message kind %q", m.Kind)
+}
+
+// newMNCLen is the MNC length of the card's new IMSI: from the
+// recipient's PLMNs.
+func (p *Party) newMNCLen(c *ledger.Card) int {
+	if r := p.PartnerByCode(c.Recipient); r != nil {
+		if n := mncLen(c.NewIMSI, r.Ranges); n != 0 {
+			return n
+		}
+	}
+	if n := mncLen(c.NewIMSI, p.Ranges); n != 0 {
+		return n
+	}
+	return 2
+}
+
+// renderOTABatch writes the messages of a batch for the SMSC.
+var renderOTABatch = &renderer{
+	schema: native.OTABatch,
+	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
+		var n int
+		err := p.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM ota_messages WHERE batch_id = ?`, o.BatchID).Scan(&n)
+		return n, err
+	},
+	header: func(ctx context.Context, p *Party, o *ledger.Output, h *native.Header) error {
+		h.MaxRate, h.Window = 0, ""
+		err := p.Ledger.MessagesOfBatch(ctx, o.BatchID, func(m *ledger.Message) error {
+			c, err := p.Ledger.Card(ctx, m.ICCID)
+			if err != nil {
+				return err
+			}
+			if prof := p.Profiles[c.Profile]; prof != nil {
+				if h.MaxRate == 0 || prof.Rate < h.MaxRate {
+					h.MaxRate = prof.Rate
+				}
+				if h.Window == "" {
+					h.Window = prof.Window
+				}
+			}
+			return nil
+		})
+		if h.MaxRate == 0 {
+			h.MaxRate = 10
+		}
+		if h.Window == "" {
+			h.Window = "00:00-23:59"
+		}
+		return err
+	},
+	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
+		rec := native.NewRecord(native.OTABatch)
+		partner := p.Partners[o.Partner]
+		capN := 0
+		if partner != nil {
+			capN = partner.Policy.PerNightCap
+		}
+		i := 0
+		return p.Ledger.MessagesOfBatch(ctx, o.BatchID, func(m *ledger.Message) error {
+			c, err := p.Ledger.Card(ctx, m.ICCID)
+			if err != nil {
+				return err
+			}
+			msg, _, err := p.buildMessage(ctx, m, c)
+			if err != nil {
+				return fmt.Errorf("message %d to %s: %w", m.ID, m.ICCID, err)
+			}
+			prof := p.Profiles[c.Profile]
+			rec.Set(native.FieldMessageID, messageID(p, m.ID))
+			rec.Set(native.FieldICCID, m.ICCID)
+			rec.Set(native.FieldMSISDN, m.MSISDN)
+			rec.Set(native.FieldTON, "1")
+			rec.Set(native.FieldNPI, "1")
+			rec.Set(native.FieldOriginator, p.OTA.Originator)
+			rec.Set(native.FieldPID, "7f")
+			rec.Set(native.FieldDCS, "f6")
+			rec.Set(native.FieldUDHI, "1")
+			rec.Set(native.FieldRegDelivery, "1")
+			rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
+			rec.Set(native.FieldPriority, "1")
+			nb := ""
+			if capN > 0 && i >= capN {
+				// Beyond the per-night cap: a later night's window.
+				nb = day(o.Created).AddDate(0, 0, i/capN).Format(time.RFC3339)
+			}
+			rec.Set(native.FieldNotBefore, nb)
+			rec.Set(native.FieldSegments, segmentsText(msg.Segments))
+			i++
+			return emit(rec)
+		})
+	},
+}
+
+func messageID(p *Party, id int64) string { return p.Name + "-" + strconv.FormatInt(id, 10) }
+
+func segmentsText(segs [][]byte) string {
+	n := 0
+	for _, s := range segs {
+		n += 2*len(s) + 1
+	}
+	b := make([]byte, 0, n)
+	const hexd = "0123456789abcdef"
+	for i, s := range segs {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		for _, c := range s {
+			b = append(b, hexd[c>>4], hexd[c&0x0f])
+		}
+	}
+	return string(b)
+}
+
+// renderIMSIResult writes the answers of a batch's records for one
+// partner.
+var renderIMSIResult = &renderer{
+	schema: native.IMSIResult,
+	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
+		return p.Ledger.CountBatchRecords(ctx, o.BatchID, o.Partner, "")
+	},
+	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
+		rec := native.NewRecord(native.IMSIResult)
+		return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, "", func(r ledger.BatchRecord) error {
+			rec.Set(native.FieldICCID, r.ICCID)
+			rec.Set(native.FieldIMSI, r.IMSI)
+			rec.Set(native.FieldStatus, r.Status)
+			rec.Set(native.FieldReason, r.Reason)
+			rec.Set(native.FieldDetail, sanitizeDetail(r.Detail))
+			return emit(rec)
+		})
+	},
+}
+
+// sanitizeDetail keeps free text inside one field of a native line.
+func sanitizeDetail(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == '|' || c == '\n' || c == '\r' || c < 0x20 {
+			b[i] = ' '
+		}
+	}
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return string(b)
+}

@@ -1,0 +1,166 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"resub/formats/native"
+	"resub/processor/ledger"
+)
+
+// Handover is the donor's sweep over confirmed cards: each card that moved
+// to the recipient is handed over — 3a with its secrets re-wrapped under
+// the recipient's transport key, 3b with its index only, after a
+// key-release to the manufacturer.
+type Handover struct {
+	Recipient    *Partner
+	Manufacturer *Partner // 3b: takes the key-release
+}
+
+// Name implements SweepStep.
+func (s *Handover) Name() string { return "handover" }
+
+// Apply implements SweepStep.
+func (s *Handover) Apply(ctx context.Context, w *Work) error {
+	var confirmed []*ledger.Card
+	err := w.P.Ledger.CardsInState(ctx, ledger.CardConfirmed, func(c *ledger.Card) error {
+		if c.Recipient == s.Recipient.Code {
+			confirmed = append(confirmed, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	threeB := 0
+	for i, c := range confirmed {
+		if err := w.Tx.Transition(ctx, c.ICCID, []string{ledger.CardConfirmed}, ledger.CardHandedOver, "handover", w.Source, nil); err != nil {
+			var se *ledger.StateError
+			if errors.As(err, &se) {
+				continue
+			}
+			return err
+		}
+		kind := native.Kind3a
+		if prof := w.P.Profiles[c.Profile]; prof != nil && prof.OTA.KeyIndex != nil {
+			kind = native.Kind3b
+			threeB++
+		}
+		w.Counts.Records++
+		w.Counts.Accepted++
+		if err := w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: i + 1, ICCID: c.ICCID, IMSI: c.IMSI,
+			Status: recordAccepted, Partner: s.Recipient.Name, Data: kind}); err != nil {
+			return err
+		}
+	}
+	if w.Counts.Records == 0 {
+		return nil
+	}
+	if threeB > 0 {
+		if s.Manufacturer == nil {
+			return fmt.Errorf("handover: 3b cards but no manufacturer partner configured for the key release")
+		}
+		if _, err := w.Plan(ctx, "key-release", native.KeyRelease.Name, s.Manufacturer, false); err != nil {
+			return err
+		}
+	}
+	_, err = w.Plan(ctx, "handover", native.Handover.Name, s.Recipient, false)
+	return err
+}
+
+// renderHandover writes the handover of a batch: 3a records carry the
+// card's secrets, unwrapped from the master key and wrapped at once under
+// the recipient's transport key; 3b records carry no secret.
+var renderHandover = &renderer{
+	schema: native.Handover,
+	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
+		return p.Ledger.CountBatchRecords(ctx, o.BatchID, o.Partner, "")
+	},
+	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
+		to := p.Partners[o.Partner]
+		rec := native.NewRecord(native.Handover)
+		return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, "", func(r ledger.BatchRecord) error {
+			c, err := p.Ledger.Card(ctx, r.ICCID)
+			if err != nil {
+				return err
+			}
+			for _, f := range native.Handover.Fields {
+				rec.Set(f.Name, "")
+			}
+			rec.Set(native.FieldKind, r.Data)
+			rec.Set(native.FieldICCID, c.ICCID)
+			if r.Data == native.KindCancel {
+				rec.Set(native.FieldReason, ReasonCancelled)
+				return emit(rec)
+			}
+			rec.Set(native.FieldIMSI, c.IMSI)
+			rec.Set(native.FieldMSISDN, c.MSISDN)
+			rec.Set(native.FieldProfile, c.Profile)
+			if r.Data == native.Kind3b {
+				rec.Set(native.FieldKeyIndex, strconv.Itoa(c.KeyIndex+1))
+				rec.Set(native.FieldKeyListLength, strconv.Itoa(c.ListLength))
+				rec.Set(native.FieldCounterRule, "reset")
+				return emit(rec)
+			}
+			if to.Transport == nil {
+				return fmt.Errorf("handover to %s: no transport key configured", to.Name)
+			}
+			secrets, err := p.cardSecrets(ctx, nil, c.ICCID, c.KeyIndex)
+			if err != nil {
+				return err
+			}
+			defer wipe(secrets)
+			for _, name := range []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK} {
+				if v, ok := secrets[name]; ok {
+					field, err := to.Transport.Wrap(v)
+					if err != nil {
+						return err
+					}
+					rec.Set(name, field)
+				}
+			}
+			rec.Set(native.FieldAlgorithm, c.Algorithm)
+			sets, err := p.Ledger.KeySetsOf(ctx, c.ICCID)
+			if err != nil {
+				return err
+			}
+			for _, k := range sets {
+				if k.KeyIndex == c.KeyIndex {
+					rec.Set(native.FieldKVN, strconv.Itoa(k.KVN))
+					rec.Set(native.FieldOTAAlg, k.KIcAlg)
+					rec.Set(native.FieldCounter, strconv.FormatInt(k.Counter, 10))
+				}
+			}
+			return emit(rec)
+		})
+	},
+}
+
+// renderKeyRelease writes the key-release of a handover batch's 3b cards:
+// index n (the one the card moved to) may go to the recipient.
+var renderKeyRelease = &renderer{
+	schema: native.KeyRelease,
+	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
+		var n int
+		err := p.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM batch_records WHERE batch_id = ? AND data = ?`, o.BatchID, native.Kind3b).Scan(&n)
+		return n, err
+	},
+	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
+		rec := native.NewRecord(native.KeyRelease)
+		return p.Ledger.BatchRecords(ctx, o.BatchID, "", "", func(r ledger.BatchRecord) error {
+			if r.Data != native.Kind3b {
+				return nil
+			}
+			c, err := p.Ledger.Card(ctx, r.ICCID)
+			if err != nil {
+				return err
+			}
+			rec.Set(native.FieldICCID, c.ICCID)
+			rec.Set(native.FieldKeyIndex, strconv.Itoa(c.KeyIndex+1))
+			rec.Set(native.FieldRecipient, c.Recipient)
+			return emit(rec)
+		})
+	},
+}

@@ -1,0 +1,142 @@
+// Package smsc is a simulated SMSC / OTA gateway for the demo and the
+// tests: it reads an ota-batch, hands each message's SMS segments to the
+// simulated UICC behind the destination MSISDN and writes an ota-report
+// with each message's delivery status and the card's proof of receipt.
+// It is not used by any production job.
+package smsc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"resub/formats/native"
+	"resub/formats/ota/simcard"
+)
+
+// SMSC delivers to simulated cards.
+type SMSC struct {
+	mu    sync.Mutex
+	cards map[string]*simcard.Card
+	// Unreachable MSISDNs get "expired" (the handset never attached).
+	unreachable map[string]bool
+	Now         func() time.Time
+}
+
+// New makes an SMSC without cards.
+func New() *SMSC {
+	return &SMSC{cards: map[string]*simcard.Card{}, unreachable: map[string]bool{}, Now: time.Now}
+}
+
+// Register puts a card behind an MSISDN.
+func (s *SMSC) Register(msisdn string, c *simcard.Card) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cards[msisdn] = c
+}
+
+// SetUnreachable makes an MSISDN unreachable (messages expire undelivered).
+func (s *SMSC) SetUnreachable(msisdn string, v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unreachable[msisdn] = v
+}
+
+// Stats count what a run did.
+type Stats struct {
+	Messages, Delivered, PoRs, Expired, Unknown int
+}
+
+// Report identifies the report file the SMSC writes.
+type Report struct {
+	Sender, Receiver string
+	Sequence         int
+}
+
+// Process reads an ota-batch from r and writes the ota-report to w.
+func (s *SMSC) Process(r io.Reader, w io.Writer, rep Report) (Stats, error) {
+	var st Stats
+	rd := native.NewReader(r, native.Options{Type: native.OTABatch.Name})
+	h, err := rd.Header()
+	if err != nil {
+		return st, fmt.Errorf("smsc: batch header: %w", err)
+	}
+	type line struct {
+		id, msisdn, status, por, detail string
+	}
+	var lines []line
+	for {
+		rec, err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("smsc: batch: %w", err)
+		}
+		st.Messages++
+		l := line{id: rec.Get(native.FieldMessageID), msisdn: rec.Get(native.FieldMSISDN)}
+		segs, err := rec.Segments(native.FieldSegments)
+		if err != nil {
+			return st, err
+		}
+		s.mu.Lock()
+		card, unreachable := s.cards[l.msisdn], s.unreachable[l.msisdn]
+		s.mu.Unlock()
+		switch {
+		case card == nil:
+			l.status, l.detail = native.StatusFailed, "unknown subscriber"
+		case unreachable:
+			l.status, l.detail = native.StatusExpired, "validity period expired"
+			st.Expired++
+		default:
+			por, err := card.Receive(segs)
+			switch {
+			case errors.Is(err, simcard.ErrNoAnswer):
+				l.status = native.StatusDelivered
+				st.Delivered++
+				st.Unknown++
+			case err != nil:
+				return st, fmt.Errorf("smsc: card %s: %w", l.msisdn, err)
+			default:
+				l.status, l.por = native.StatusDelivered, fmt.Sprintf("%x", por)
+				st.Delivered++
+				st.PoRs++
+			}
+		}
+		lines = append(lines, l)
+	}
+	_ = h
+	now := s.Now().UTC()
+	y, m, d := now.Date()
+	out := &native.Header{Format: native.OTAReport.Name, Version: native.OTAReport.Version, Sender: rep.Sender, Receiver: rep.Receiver,
+		BusinessDate: time.Date(y, m, d, 0, 0, 0, 0, time.UTC), Sequence: rep.Sequence, Created: now.Truncate(time.Second),
+		Batch: fmt.Sprintf("%s-%d", rep.Sender, rep.Sequence), Quantity: len(lines)}
+	bw := bufio.NewWriter(w)
+	nw := native.NewWriter(bw, native.OTAReport)
+	cols := make([]string, len(native.OTAReport.Fields))
+	for i, f := range native.OTAReport.Fields {
+		cols[i] = f.Name
+	}
+	if err := nw.WriteHeader(out, cols); err != nil {
+		return st, err
+	}
+	rec := native.NewRecord(native.OTAReport)
+	for _, l := range lines {
+		rec.Set(native.FieldMessageID, l.id)
+		rec.Set(native.FieldMSISDN, l.msisdn)
+		rec.Set(native.FieldStatus, l.status)
+		rec.Set(native.FieldTime, now.Format(time.RFC3339))
+		rec.Set(native.FieldPoR, l.por)
+		rec.Set(native.FieldDetail, l.detail)
+		if err := nw.Write(rec); err != nil {
+			return st, err
+		}
+	}
+	if err := nw.Flush(); err != nil {
+		return st, err
+	}
+	return st, bw.Flush()
+}
