@@ -361,3 +361,46 @@ func TestKeyIndex3b(t *testing.T) {
 		}
 	}
 }
+
+// A command packet of 137 octets travels in one SMS, one of 138 in two; the
+// card takes both. SPI 1239 (CC, not ciphered) makes every length
+// possible: packet = 24 + script.
+func TestConcatenationBoundary(t *testing.T) {
+	for _, c := range []struct {
+		last, pktLen, sms int
+	}{{3, 137, 1}, {4, 138, 2}} {
+		apdus := []ota.APDU{{0x00, 0xa4, 0x00, 0x0c, 0x02, 0x6f, 0x7b}}
+		upd := func(n int) ota.APDU {
+			return append(ota.APDU{0x00, 0xd6, 0x00, 0x00, byte(n)}, bytes.Repeat([]byte{byte(n)}, n)...)
+		}
+		for range 5 {
+			apdus = append(apdus, upd(12))
+		}
+		apdus = append(apdus, upd(8), upd(c.last))
+		p := profile()
+		p.SPI = 0x1239
+		msg, err := ota.BuildMessage(p.Params(p.TAR), ota.Keys{KIc: kic, KID: kid}, ota.FormatCompact, 11, apdus, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msg.Packet) != c.pktLen || len(msg.Segments) != c.sms {
+			t.Fatalf("packet %d octets in %d SMS, want %d in %d", len(msg.Packet), len(msg.Segments), c.pktLen, c.sms)
+		}
+		card := newCard(t, nil)
+		por, err := card.Receive(msg.Segments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		codec, _ := ota.NewCodec(p.Params(p.TAR), ota.Keys{KIc: kic, KID: kid})
+		r, err := codec.DecodeResponse(por)
+		res, _ := ota.ParseCompactResponse(r.Data)
+		if err != nil || r.Status != ota.StatusOK || res.Executed != len(apdus) || res.LastSW != 0x9000 {
+			t.Errorf("%d octets: %+v %+v %v", c.pktLen, r, res, err)
+		}
+		want := append(bytes.Repeat([]byte{byte(c.last)}, c.last), bytes.Repeat([]byte{8}, 8-c.last)...)
+		want = append(want, 12, 12, 12, 12)
+		if got := card.File(ota.Path{ota.FIDFPLMN}); !bytes.Equal(got, want) {
+			t.Errorf("EF_FPLMN %x, want %x", got, want)
+		}
+	}
+}
