@@ -108,8 +108,8 @@ func (w *world) party(name string, ranges ident.IMSIRanges, list []processor.Ran
 		Partners: map[string]*processor.Partner{}, Ranges: ranges, RangeList: list,
 		Profiles: map[string]*processor.Profile{w.prof.Name: w.prof},
 		OutDir:   filepath.Join(dir, "out"), ScratchDir: filepath.Join(dir, "scratch"),
-		OTA:      processor.OTASettings{Originator: "12345", CounterJump: 16, PoRMargin: time.Hour},
-		Now:      w.clock,
+		OTA: processor.OTASettings{Originator: "12345", CounterJump: 16, PoRMargin: time.Hour},
+		Now: w.clock,
 	}
 	w.parties[name] = p
 	return p

@@ -111,4 +111,6 @@ func (t *KeyTransport) KCV(id string) ([]byte, bool) {
 func (t *KeyTransport) Wrap(plain []byte) (string, error) { return keywrap.WrapField(t.write, plain) }
 
 // Unwrap implements Transport.
-func (t *KeyTransport) Unwrap(field string) ([]byte, error) { return keywrap.UnwrapField(t.keys, field) }
+func (t *KeyTransport) Unwrap(field string) ([]byte, error) {
+	return keywrap.UnwrapField(t.keys, field)
+}

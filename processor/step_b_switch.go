@@ -14,28 +14,28 @@ import (
 
 // Reason codes of results (upper case in files).
 const (
-	ReasonUnknownICCID   = "UNKNOWN_ICCID"
-	ReasonNotActive      = "NOT_ACTIVE"
-	ReasonNotAuthorised  = "NOT_AUTHORISED"
-	ReasonAlreadyMoving  = "ALREADY_MOVING"
-	ReasonNotInRange     = "IMSI_NOT_IN_RANGE"
-	ReasonIMSIInUse      = "IMSI_IN_USE"
-	ReasonDatePast       = "DATE_PAST"
-	ReasonListExhausted  = "LIST_EXHAUSTED"
-	ReasonDuplicate      = "DUPLICATE"
-	ReasonInvalid        = "INVALID_RECORD"
-	ReasonCancelled      = "CANCELLED"
-	ReasonOTAFailed      = "OTA_FAILED"
-	ReasonNoPoR          = "NO_POR"
-	ReasonProvisioning   = "PROVISIONING_FAILED"
-	ReasonKeyIndex       = "KEY_INDEX"
-	ReasonInternal       = "INTERNAL"
-	recordAccepted       = "accepted"
-	recordRejected       = "rejected"
-	recordRequested      = "requested"
-	cardRequested        = "requested" // recipient: IMSI allocated, handover awaited
-	cardRejectedAtDonor  = "rejected"  // recipient: the donor refused the change
-	cardIncomingKeys     = "incoming"  // recipient 3b: handover in, keys requested
+	ReasonUnknownICCID  = "UNKNOWN_ICCID"
+	ReasonNotActive     = "NOT_ACTIVE"
+	ReasonNotAuthorised = "NOT_AUTHORISED"
+	ReasonAlreadyMoving = "ALREADY_MOVING"
+	ReasonNotInRange    = "IMSI_NOT_IN_RANGE"
+	ReasonIMSIInUse     = "IMSI_IN_USE"
+	ReasonDatePast      = "DATE_PAST"
+	ReasonListExhausted = "LIST_EXHAUSTED"
+	ReasonDuplicate     = "DUPLICATE"
+	ReasonInvalid       = "INVALID_RECORD"
+	ReasonCancelled     = "CANCELLED"
+	ReasonOTAFailed     = "OTA_FAILED"
+	ReasonNoPoR         = "NO_POR"
+	ReasonProvisioning  = "PROVISIONING_FAILED"
+	ReasonKeyIndex      = "KEY_INDEX"
+	ReasonInternal      = "INTERNAL"
+	recordAccepted      = "accepted"
+	recordRejected      = "rejected"
+	recordRequested     = "requested"
+	cardRequested       = "requested" // recipient: IMSI allocated, handover awaited
+	cardRejectedAtDonor = "rejected"  // recipient: the donor refused the change
+	cardIncomingKeys    = "incoming"  // recipient 3b: handover in, keys requested
 )
 
 // eachRecord reads the work's records, calling fn for each valid one and
