@@ -490,3 +490,74 @@ func encryptNested(t testing.TB, plain []byte, to, signer *Key, layers int) []by
 	}
 	return b.Bytes()
 }
+
+func TestScratchMode(t *testing.T) {
+	us := ourKey(t, Curve25519, "Resub")
+	partner := ourKey(t, Curve25519, "Partner")
+	for _, size := range []int{0, 1, scratchChunk - 1, scratchChunk, 3*scratchChunk + 17} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			dir := t.TempDir()
+			plain := randomText(t, size)
+			msg := encryptMsg(t, plain, []*Key{us.Public()}, partner, EncryptOptions{Compression: CompressZLIB})
+			opts := DecryptOptions{Keys: []*Key{us}, Signers: []*Key{partner.Public()}, ScratchDir: dir}
+			v, got, err := decrypt(msg, opts)
+			if err != nil || !bytes.Equal(got, plain) {
+				t.Fatalf("%d of %d bytes, %v", len(got), len(plain), err)
+			}
+			files, _ := os.ReadDir(dir)
+			if len(files) != 1 {
+				t.Fatalf("%d scratch files", len(files))
+			}
+			scratch := filepath.Join(dir, files[0].Name())
+			raw, _ := os.ReadFile(scratch)
+			if len(plain) > 16 && bytes.Contains(raw, plain[:16]) {
+				t.Fatal("plaintext in the scratch file")
+			}
+			// Every change of the scratch file fails pass 2.
+			for name, bad := range map[string][]byte{
+				"flipped":   flipAt(raw, len(raw)/2),
+				"truncated": raw[:len(raw)-1],
+				"chunk cut": raw[:min(len(raw), scratchChunk+16)],
+				"extended":  append(bytes.Clone(raw), raw...),
+			} {
+				if bytes.Equal(bad, raw) {
+					continue
+				}
+				os.WriteFile(scratch, bad, 0o600)
+				rc, err := v.Plaintext()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadAll(rc); !errors.Is(err, ErrChanged) {
+					t.Errorf("%s scratch: %v, want ErrChanged", name, err)
+				}
+				rc.Close()
+			}
+			if err := v.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if files, _ := os.ReadDir(dir); len(files) != 0 {
+				t.Errorf("scratch left after Close: %v", files)
+			}
+		})
+	}
+	// A refused file leaves no scratch file.
+	dir := t.TempDir()
+	msg := encryptMsg(t, []byte("x"), []*Key{us.Public()}, us, EncryptOptions{})
+	if _, err := Open(opener(msg), DecryptOptions{Keys: []*Key{us}, Signers: []*Key{partner.Public()}, ScratchDir: dir}); !errors.Is(err, ErrUnknownSigner) {
+		t.Fatal(err)
+	}
+	good := encryptMsg(t, randomText(t, 2*scratchChunk), []*Key{us.Public()}, partner, EncryptOptions{})
+	if _, err := Open(opener(flipAt(good, len(good)-100)), DecryptOptions{Keys: []*Key{us}, Signers: []*Key{partner.Public()}, ScratchDir: dir}); !errors.Is(err, ErrBadSignature) {
+		t.Fatal(err)
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 0 {
+		t.Errorf("scratch left after refusal: %v", files)
+	}
+}
+
+func flipAt(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 1
+	return c
+}
