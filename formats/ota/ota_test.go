@@ -292,3 +292,37 @@ func bsOf(name string) int {
 	}
 	return 8
 }
+
+func TestParseHelpers(t *testing.T) {
+	if s, err := ParseSPI("1639"); err != nil || s != 0x1639 {
+		t.Errorf("ParseSPI %v %v", s, err)
+	}
+	if k, err := ParseKIc("F2"); err != nil || k != 0xf2 {
+		t.Errorf("ParseKIc %v %v", k, err)
+	}
+	if k, err := ParseKID("35"); err != nil || k != 0x35 {
+		t.Errorf("ParseKID %v %v", k, err)
+	}
+	for _, bad := range []string{"", "163", "16390", "zz39"} {
+		if _, err := ParseSPI(bad); err == nil {
+			t.Errorf("ParseSPI(%q)", bad)
+		}
+	}
+	if _, err := ParseKID("153"); err == nil {
+		t.Error("ParseKID 3 digits")
+	}
+	if p, err := ParsePath("3F00/7f20/6F07"); err != nil || p.String() != "3f00/7f20/6f07" {
+		t.Errorf("ParsePath %v %v", p, err)
+	}
+	for _, bad := range []string{"", "3F0", "3F00/", "3F00/xx07", "3F0G"} {
+		if _, err := ParsePath(bad); err == nil {
+			t.Errorf("ParsePath(%q)", bad)
+		}
+	}
+	if tar, err := ResponseTAR(unhex(t, "027100000b0ab0001000000000000006")); err != nil || tar != (TAR{0xb0, 0, 0x10}) {
+		t.Errorf("ResponseTAR %v %v", tar, err)
+	}
+	if _, err := ResponseTAR(unhex(t, "027000000b0ab00010")); !errors.Is(err, ErrFormat) {
+		t.Errorf("ResponseTAR of a command: %v", err)
+	}
+}

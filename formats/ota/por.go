@@ -325,3 +325,16 @@ func AppendExpandedCommand(dst []byte, apdus []APDU) []byte {
 	}
 	return dst
 }
+
+// ResponseTAR returns the TAR of a PoR's TP-UD, which is not ciphered, so
+// that the processor can find the card's key set before decoding. The
+// counter, by which a PoR is matched to its message, is ciphered when the
+// SPI ciphers the PoR: decode with the card's codec to read it.
+func ResponseTAR(tpud []byte) (TAR, error) {
+	var t TAR
+	if len(tpud) < 9 || string(tpud[:3]) != porUDH {
+		return t, fmt.Errorf("%w: not a PoR", ErrFormat)
+	}
+	copy(t[:], tpud[6:9])
+	return t, nil
+}

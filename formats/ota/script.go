@@ -3,6 +3,7 @@ package ota
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,13 +53,11 @@ func (p Path) String() string {
 func ParsePath(s string) (Path, error) {
 	var p Path
 	for f := range strings.SplitSeq(s, "/") {
-		var v uint16
-		if len(f) != 4 {
+		b, err := hex.DecodeString(f)
+		if err != nil || len(b) != 2 {
 			return nil, fmt.Errorf("ota: path %q: FID %q is not 4 hex digits", s, f)
 		}
-		if _, err := fmt.Sscanf(f, "%04x", &v); err != nil {
-			return nil, fmt.Errorf("ota: path %q: FID %q is not 4 hex digits", s, f)
-		}
+		v := uint16(b[0])<<8 | uint16(b[1])
 		p = append(p, v)
 	}
 	return p, nil

@@ -124,3 +124,32 @@ func ParseTAR(s string) (TAR, error) {
 
 // MaxCounter is the largest value of the five-octet CNTR.
 const MaxCounter = 1<<40 - 1
+
+// ParseSPI reads four hex digits ("1639").
+func ParseSPI(s string) (SPI, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 2 {
+		return 0, fmt.Errorf("ota: SPI %q is not 4 hex digits", s)
+	}
+	return SPI(uint16(b[0])<<8 | uint16(b[1])), nil
+}
+
+func parseOctet(what, s string) (byte, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 1 {
+		return 0, fmt.Errorf("ota: %s %q is not 2 hex digits", what, s)
+	}
+	return b[0], nil
+}
+
+// ParseKIc reads two hex digits ("15").
+func ParseKIc(s string) (KIc, error) {
+	b, err := parseOctet("KIc", s)
+	return KIc(b), err
+}
+
+// ParseKID reads two hex digits ("15").
+func ParseKID(s string) (KID, error) {
+	b, err := parseOctet("KID", s)
+	return KID(b), err
+}
