@@ -657,6 +657,11 @@ func (m *message) verify(sigs []*packet.Signature) error {
 		if err := op.key.PublicKey.VerifySignature(op.h, sig); err != nil {
 			return refuse(ErrBadSignature, "", err)
 		}
+		for _, n := range sig.Notations {
+			if n.IsCritical {
+				return refuse(ErrBadSignature, "signature has an unknown critical notation", nil)
+			}
+		}
 		if err := checkSignerKey(op.key, sig, now); err != nil {
 			return err
 		}
