@@ -43,6 +43,10 @@ type Expectation struct {
 	// EFIMSI is the new EF_IMSI that the final READ BINARY returns.
 	EFIMSI [EFIMSILen]byte
 	Format CommandFormat
+	// RequireChecksum refuses to confirm on a PoR without a verified
+	// RC/CC. Set it whenever the SPI asks for a PoR checksum (it is
+	// implied then: such a PoR without one is unsecured) and as policy.
+	RequireChecksum bool
 }
 
 // Verdict is an Outcome with its reason, for the ledger and the logs.
@@ -88,6 +92,9 @@ func CheckUpdate(exp Expectation, r Response, decodeErr error) Verdict {
 	}
 	if r.Unsecured {
 		return v(OutcomeUnknown, "PoR OK without the security the SPI asks for")
+	}
+	if exp.RequireChecksum && r.Checksum != ChecksumVerified {
+		return v(OutcomeUnknown, "PoR OK without a verified checksum")
 	}
 	var res RFMResult
 	var err error

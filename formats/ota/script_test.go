@@ -176,8 +176,26 @@ func TestCheckUpdate(t *testing.T) {
 		{"other TAR", AppendUnsecuredResponse(nil, TAR{1, 2, 3}, 0, StatusCounterLow), OutcomeUnknown},
 		{"garbage", []byte{1, 2, 3}, OutcomeUnknown},
 	}
+	plain, err := NewCodec(Params{SPI: 0x1001, TAR: p.TAR}, Keys{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unauth, _ := plain.EncodeResponse(nil, 7, StatusOK, okData)
+	cases = append(cases, struct {
+		name string
+		por  []byte
+		want Outcome
+	}{"no PoR checksum", unauth, OutcomeConfirmed})
 	for _, c := range cases {
 		r, err := decode(c.por)
+		if c.name == "no PoR checksum" {
+			r, err = plain.DecodeResponse(c.por)
+			exp := exp
+			exp.RequireChecksum = true
+			if v := CheckUpdate(exp, r, err); v.Outcome != OutcomeUnknown {
+				t.Errorf("RequireChecksum: %s", v.Outcome)
+			}
+		}
 		v := CheckUpdate(exp, r, err)
 		if v.Outcome != c.want {
 			t.Errorf("%s: %s (%s), want %s", c.name, v.Outcome, v.Reason, c.want)
