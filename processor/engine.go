@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -89,6 +90,16 @@ type FileStep interface {
 	Apply(ctx context.Context, w *Work) error
 }
 
+// RawStep is a FileStep that can also read a file that is not in our
+// native layout (a SIM vendor's output file).
+type RawStep interface {
+	FileStep
+	// Native reports, from the first bytes, whether the file is native.
+	Native(r *bufio.Reader) bool
+	// ApplyRaw processes a non-native file.
+	ApplyRaw(ctx context.Context, w *Work, r io.Reader) error
+}
+
 // ProcessFile runs a verified-or-refused input through step: the file is
 // recorded, verified (signature mandatory), parsed, applied and its
 // outputs rendered. The caller delivers Result.Outputs (then calls
@@ -158,12 +169,24 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 		return refuse("decryption failed on the second pass", err)
 	}
 	defer rc.Close()
-	rd := native.NewReader(rc, p.readerOptions(ctx, in, step.InputType()))
-	h, herr := rd.Header()
-	if herr != nil {
-		return refuse("header: "+firstProblem(herr), herr)
+	w := &Work{P: p, Partner: in.Partner, File: row, Job: in.Job, Source: "file:" + strconv.FormatInt(row.ID, 10)}
+	raw, isRaw := step.(RawStep)
+	var br *bufio.Reader
+	if isRaw {
+		br = bufio.NewReaderSize(rc, 64<<10)
+		if raw.Native(br) {
+			isRaw = false
+			rc = io.NopCloser(br)
+		}
 	}
-	w := &Work{P: p, Partner: in.Partner, File: row, Header: h, Reader: rd, Job: in.Job, Source: "file:" + strconv.FormatInt(row.ID, 10)}
+	if !isRaw {
+		rd := native.NewReader(rc, p.readerOptions(ctx, in, step.InputType()))
+		h, herr := rd.Header()
+		if herr != nil {
+			return refuse("header: "+firstProblem(herr), herr)
+		}
+		w.Header, w.Reader = h, rd
+	}
 	err = p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
 		w.Tx = tx
 		w.Counts = Counts{}
@@ -173,16 +196,24 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 			return err
 		}
 		w.BatchID = id
-		if err := step.Apply(ctx, w); err != nil {
+		if isRaw {
+			if err := raw.ApplyRaw(ctx, w, br); err != nil {
+				return err
+			}
+		} else if err := step.Apply(ctx, w); err != nil {
 			return err
 		}
 		if err := tx.FinishBatch(ctx, id, ledger.BatchDone, w.Counts.Records, w.Counts.Accepted, w.Counts.Rejected, ""); err != nil {
 			return err
 		}
-		if err := tx.AcceptSeq(ctx, h.Sender, h.Receiver, h.Format, int64(h.Sequence)); err != nil {
-			return err
-		}
-		if err := tx.SetFileMeta(ctx, row.ID, h.Format, int64(h.Sequence), id); err != nil {
+		if h := w.Header; h != nil {
+			if err := tx.AcceptSeq(ctx, h.Sender, h.Receiver, h.Format, int64(h.Sequence)); err != nil {
+				return err
+			}
+			if err := tx.SetFileMeta(ctx, row.ID, h.Format, int64(h.Sequence), id); err != nil {
+				return err
+			}
+		} else if err := tx.SetFileMeta(ctx, row.ID, step.InputType(), 0, id); err != nil {
 			return err
 		}
 		return tx.SetFileStatus(ctx, row.ID, ledger.FileProcessing, "")

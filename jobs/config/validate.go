@@ -24,6 +24,7 @@ var JobKinds = map[string]string{
 	"a-imsi-list":      "operator",     // A: imsi-list -> imsi-result + ota-batch
 	"a-ota-report":     "smsc",         // A: ota-report -> card states, imsi-result
 	"a-handover":       "operator",     // A: confirmed cards -> handover (+ key-release for 3b)
+	"b-imsi-result":    "operator",     // B: imsi-result -> IMSI allocation states
 	"b-handover":       "operator",     // B: handover -> provisioning + ack (3b: key-request)
 	"b-key-response":   "manufacturer", // B (3b): key-response -> provisioning + ack
 	"a-handover-ack":   "operator",     // A: handover-ack -> reset -> release

@@ -1,0 +1,546 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"resub/jobs/config"
+	"resub/jobs/drop"
+	"resub/jobs/metrics"
+	"resub/processor"
+	"resub/processor/ledger"
+)
+
+// Runtime is one party at work: its configuration, ledger, processor
+// party and partners' drops.
+type Runtime struct {
+	Cfg     *config.Config
+	Party   *processor.Party
+	Ledger  *ledger.DB
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	// Progress, when set, is told how far a long manual run has come.
+	Progress func(job string, done, total int)
+
+	now      func() time.Time
+	drops    map[string]drop.Drop
+	pickers  map[string]*drop.Picker
+	sessions map[string]*drop.Sessions
+}
+
+// Options tune a runtime.
+type Options struct {
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Now     func() time.Time
+}
+
+// Open makes a runtime from a validated configuration.
+func Open(ctx context.Context, cfg *config.Config, o Options) (*Runtime, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "scratch"), filepath.Join(cfg.DataDir, "quarantine"), filepath.Join(cfg.DataDir, "out")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	db, err := OpenLedger(ctx, cfg, ledger.WithClock(o.Now))
+	if err != nil {
+		return nil, err
+	}
+	p, err := BuildParty(cfg, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	p.Now, p.Log = o.Now, o.Log
+	return &Runtime{Cfg: cfg, Party: p, Ledger: db, Log: o.Log, Metrics: o.Metrics, now: o.Now,
+		drops: map[string]drop.Drop{}, pickers: map[string]*drop.Picker{}, sessions: map[string]*drop.Sessions{}}, nil
+}
+
+// Close releases the drops and the ledger.
+func (r *Runtime) Close() error {
+	var errs []error
+	for _, d := range r.drops {
+		errs = append(errs, d.Close())
+	}
+	errs = append(errs, r.Ledger.Close())
+	return errors.Join(errs...)
+}
+
+// Drop returns the partner's drop, opened on first use.
+func (r *Runtime) Drop(partner, job string) (drop.Drop, error) {
+	if d, ok := r.drops[partner]; ok {
+		return d, nil
+	}
+	pc := r.Cfg.Partners[partner]
+	if pc == nil {
+		return nil, cfgErr("partners", fmt.Errorf("no partner %q", partner))
+	}
+	path := "partners." + partner + ".drop"
+	var d drop.Drop
+	switch {
+	case pc.Drop.Local != nil:
+		base := r.Cfg.Abs(pc.Drop.Local.Dir)
+		sub := func(v, def string) string {
+			if v == "" {
+				v = def
+			}
+			if filepath.IsAbs(v) {
+				return v
+			}
+			return filepath.Join(base, v)
+		}
+		o := drop.LocalOptions{Inbox: sub(pc.Drop.Inbox, "inbox"), Outbox: sub(pc.Drop.Outbox, "outbox"),
+			Archive: sub(pc.Drop.Archive, "archive"), Quarantine: sub(pc.Drop.Quarantine, "quarantine"), Now: r.now}
+		for _, dir := range []string{o.Inbox, o.Outbox, o.Archive, o.Quarantine} {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, err
+			}
+		}
+		l, err := drop.NewLocal(o)
+		if err != nil {
+			return nil, cfgErr(path, err)
+		}
+		d = l
+	case pc.Drop.SFTP != nil:
+		s := pc.Drop.SFTP
+		o := drop.SFTPOptions{Host: s.Host, Port: s.Port, User: s.User, KnownHosts: r.Cfg.Abs(s.KnownHosts),
+			Inbox: pc.Drop.Inbox, Outbox: pc.Drop.Outbox, Archive: pc.Drop.Archive, Quarantine: pc.Drop.Quarantine,
+			DialTimeout: s.Timeout.D(), IOTimeout: s.Timeout.D(), KeepAlive: s.Keepalive.D(), ReadOnce: s.ReadOnce, Now: r.now}
+		if pc.Drop.LocalArchive {
+			o.LocalArchive = filepath.Join(r.Cfg.DataDir, "archive", partner)
+			o.LocalQuarantine = filepath.Join(r.Cfg.DataDir, "quarantine", partner)
+			for _, dir := range []string{o.LocalArchive, o.LocalQuarantine} {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if s.PrivateKey != "" {
+			key, err := os.ReadFile(r.Cfg.Abs(s.PrivateKey))
+			if err != nil {
+				return nil, cfgErr(path+".sftp.private_key", err)
+			}
+			o.PrivateKey = key
+			defer clear(key)
+		}
+		if s.Passphrase.IsSet() {
+			v, err := r.Cfg.Resolve(s.Passphrase)
+			if err != nil {
+				return nil, cfgErr(path+".sftp.passphrase", err)
+			}
+			o.Passphrase = v
+			defer v.Wipe()
+		}
+		if s.Password.IsSet() {
+			v, err := r.Cfg.Resolve(s.Password)
+			if err != nil {
+				return nil, cfgErr(path+".sftp.password", err)
+			}
+			o.Password = v
+			defer v.Wipe()
+		}
+		if r.sessions[partner] == nil {
+			r.sessions[partner] = drop.NewSessions(s.MaxSession)
+		}
+		o.Sessions = r.sessions[partner]
+		sd, err := drop.NewSFTP(o)
+		if err != nil {
+			return nil, cfgErr(path+".sftp", err)
+		}
+		d = sd
+	default:
+		return nil, cfgErr(path, errors.New("no drop configured"))
+	}
+	log := r.Log.With("partner", partner, "job", job)
+	var meter drop.Meter
+	if r.Metrics != nil {
+		meter = r.Metrics.Drop(partner, job)
+	}
+	d = drop.Logged(drop.Retry(d, drop.RetryOptions{Log: log, Meter: meter, Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 4}), log, meter)
+	r.drops[partner] = d
+	return d, nil
+}
+
+func (r *Runtime) picker(partner, job string) (*drop.Picker, error) {
+	if p, ok := r.pickers[partner]; ok {
+		return p, nil
+	}
+	d, err := r.Drop(partner, job)
+	if err != nil {
+		return nil, err
+	}
+	pc := r.Cfg.Partners[partner]
+	o := drop.PickerOptions{Patterns: pc.Drop.Patterns, Marker: pc.Drop.Marker, Stable: pc.Drop.Stable.D(), TempSuffix: ".part", Now: r.now}
+	if o.Marker == "" && o.Stable == 0 {
+		o.Stable = 10 * time.Second
+	}
+	if o.Marker != "" {
+		o.Stable = 0
+	}
+	p, err := drop.NewPicker(d, o)
+	if err != nil {
+		return nil, cfgErr("partners."+partner+".drop", err)
+	}
+	r.pickers[partner] = p
+	return p, nil
+}
+
+// Summary is what one run did.
+type Summary struct {
+	Job         string
+	Files       int
+	Quarantined int
+	Skipped     int
+	Records     int
+	Accepted    int
+	Rejected    int
+	Messages    int
+	Delivered   int
+	Refused     []error // inputs refused (quarantined and answered)
+}
+
+func (s *Summary) add(res *processor.Result) {
+	s.Records += res.Counts.Records
+	s.Accepted += res.Counts.Accepted
+	s.Rejected += res.Counts.Rejected
+	s.Messages += res.Counts.Messages
+}
+
+// String is the one-line summary printed at the end of a run.
+func (s *Summary) String() string {
+	return fmt.Sprintf("job %s: %d files (%d quarantined, %d already done), %d records (%d accepted, %d rejected), %d OTA messages, %d files delivered",
+		s.Job, s.Files, s.Quarantined, s.Skipped, s.Records, s.Accepted, s.Rejected, s.Messages, s.Delivered)
+}
+
+// RefusedError says a run quarantined at least one input (exit code 1).
+type RefusedError struct{ Errs []error }
+
+func (e *RefusedError) Error() string {
+	msgs := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+func (e *RefusedError) Refused() bool   { return true }
+func (e *RefusedError) Unwrap() []error { return e.Errs }
+
+// RunOptions tune one run.
+type RunOptions struct {
+	Manual bool
+	DryRun bool
+	Owner  string
+}
+
+// Job returns the configured job of that name.
+func (r *Runtime) Job(name string) (*config.Job, error) {
+	for i := range r.Cfg.Jobs {
+		if r.Cfg.Jobs[i].Name == name {
+			return &r.Cfg.Jobs[i], nil
+		}
+	}
+	return nil, cfgErr("jobs", fmt.Errorf("no job %q", name))
+}
+
+// RunJob runs one pass of a job under its lease. A refused input makes the
+// pass end with *RefusedError after everything else was done.
+func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summary, error) {
+	j, err := r.Job(name)
+	if err != nil {
+		return nil, err
+	}
+	if o.Owner == "" {
+		host, _ := os.Hostname()
+		o.Owner = host + ":" + strconv.Itoa(os.Getpid())
+	}
+	if err := r.Ledger.AcquireLease(ctx, name, o.Owner, time.Hour); err != nil {
+		return nil, err
+	}
+	defer r.Ledger.ReleaseLease(context.WithoutCancel(ctx), name, o.Owner)
+	runID, err := r.Ledger.StartRun(ctx, name, o.Owner, o.Manual)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := r.run(ctx, j, o)
+	status := "ok"
+	if err != nil {
+		status = "failed"
+	}
+	text := ""
+	if sum != nil {
+		text = sum.String()
+		if len(sum.Refused) > 0 && err == nil {
+			status = "refused"
+			err = &RefusedError{Errs: sum.Refused}
+		}
+	}
+	if ferr := r.Ledger.FinishRun(context.WithoutCancel(ctx), runID, status, text); ferr != nil && err == nil {
+		err = ferr
+	}
+	if sum != nil {
+		r.Log.Info("run finished", "job", name, "status", status, "files", sum.Files, "quarantined", sum.Quarantined,
+			"records", sum.Records, "accepted", sum.Accepted, "rejected", sum.Rejected, "messages", sum.Messages, "delivered", sum.Delivered)
+	}
+	return sum, err
+}
+
+func (r *Runtime) partner(j *config.Job, role string) *processor.Partner {
+	name := j.To[role]
+	if name == "" {
+		// The only partner of that kind, if there is exactly one.
+		var found []string
+		for n, p := range r.Cfg.Partners {
+			if p.Kind == role {
+				found = append(found, n)
+			}
+		}
+		if len(found) != 1 {
+			return nil
+		}
+		name = found[0]
+	}
+	return r.Party.Partners[name]
+}
+
+// step maps a file-driven job kind to its processor step.
+func (r *Runtime) step(j *config.Job) (processor.FileStep, error) {
+	switch j.Kind {
+	case "b-switch-request":
+		return &processor.SwitchRequest{Donor: r.partner(j, "donor")}, nil
+	case "a-inventory":
+		return &processor.InventoryImport{Profile: j.Profile}, nil
+	case "a-msisdn-map":
+		return processor.MSISDNImport{}, nil
+	case "a-authorisation":
+		return processor.Authorisation{}, nil
+	case "a-imsi-list":
+		return &processor.IMSIList{SMSC: r.partner(j, "smsc")}, nil
+	case "a-ota-report":
+		return &processor.OTAReport{}, nil
+	case "b-imsi-result":
+		return processor.IMSIResultIntake{}, nil
+	case "b-handover":
+		return &processor.HandoverIntake{HLR: r.partner(j, "hlr"), Manufacturer: r.partner(j, "manufacturer")}, nil
+	case "b-key-response":
+		return &processor.KeyResponseIntake{HLR: r.partner(j, "hlr")}, nil
+	case "a-handover-ack":
+		return &processor.HandoverAck{SMSC: r.partner(j, "smsc")}, nil
+	case "m-key-release":
+		return processor.KeyReleaseIntake{}, nil
+	case "m-key-request":
+		return processor.KeyRequestIntake{}, nil
+	case "m-card-import":
+		return &processor.ManufacturerImport{Holder: r.partner(j, "holder")}, nil
+	}
+	return nil, nil
+}
+
+// sweep maps a ledger-driven job kind to its processor step.
+func (r *Runtime) sweep(j *config.Job) (processor.SweepStep, error) {
+	switch j.Kind {
+	case "a-handover":
+		rec := r.Party.Partners[j.Partner]
+		return &processor.Handover{Recipient: rec, Manufacturer: r.partner(j, "manufacturer")}, nil
+	case "a-ota-deadline":
+		return &processor.OTADeadline{SMSC: r.Party.Partners[j.Partner]}, nil
+	case "erase":
+		return processor.Erase{}, nil
+	}
+	return nil, cfgErr("jobs", fmt.Errorf("job kind %s is not runnable", j.Kind))
+}
+
+func (r *Runtime) run(ctx context.Context, j *config.Job, o RunOptions) (*Summary, error) {
+	sum := &Summary{Job: j.Name}
+	// First what an earlier run of this job left undelivered.
+	if !o.DryRun {
+		if err := r.deliverPending(ctx, j, sum); err != nil {
+			return sum, err
+		}
+	}
+	fs, err := r.step(j)
+	if err != nil {
+		return sum, err
+	}
+	if fs == nil {
+		sw, err := r.sweep(j)
+		if err != nil {
+			return sum, err
+		}
+		res, err := r.Party.RunSweep(ctx, j.Name, sw, o.DryRun)
+		if err != nil {
+			return sum, err
+		}
+		sum.add(res)
+		if o.DryRun {
+			return sum, nil
+		}
+		return sum, r.deliver(ctx, j, res.Outputs, sum)
+	}
+	if j.Partner == "" {
+		return sum, cfgErr("jobs", fmt.Errorf("job %s needs a partner to read from", j.Name))
+	}
+	pk, err := r.picker(j.Partner, j.Name)
+	if err != nil {
+		return sum, err
+	}
+	files, err := pk.Ready(ctx)
+	if err != nil {
+		return sum, err
+	}
+	sort.Slice(files, func(a, b int) bool { return files[a].Name < files[b].Name })
+	for i, fi := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		if r.Progress != nil {
+			r.Progress(j.Name, i, len(files))
+		}
+		if o.DryRun {
+			sum.Files++
+			continue
+		}
+		if err := r.processOne(ctx, j, fs, pk, fi, sum); err != nil {
+			return sum, err
+		}
+	}
+	if r.Progress != nil && len(files) > 0 {
+		r.Progress(j.Name, len(files), len(files))
+	}
+	return sum, nil
+}
+
+// processOne takes one file: copy (ciphertext) to scratch, process, deliver
+// outputs, archive or quarantine, complete.
+func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.FileStep, pk *drop.Picker, fi drop.FileInfo, sum *Summary) error {
+	d, err := r.Drop(j.Partner, j.Name)
+	if err != nil {
+		return err
+	}
+	sum.Files++
+	local := filepath.Join(r.Party.ScratchDir, j.Partner+"--"+fi.Name)
+	if err := r.copyIn(ctx, d, fi.Name, local); err != nil {
+		return err
+	}
+	defer os.Remove(local)
+	in := processor.Input{Partner: r.Party.Partners[j.Partner], Name: fi.Name, Path: local, Job: j.Name}
+	res, perr := r.Party.ProcessFile(ctx, fs, in)
+	var refused *processor.RefusedError
+	if perr != nil && !errors.As(perr, &refused) {
+		return perr
+	}
+	if res != nil {
+		sum.add(res)
+		if err := r.deliver(ctx, j, res.Outputs, sum); err != nil {
+			return err
+		}
+	}
+	if refused != nil {
+		sum.Quarantined++
+		sum.Refused = append(sum.Refused, perr)
+		// Keep our own copy: reprocessing needs the bytes.
+		keep := filepath.Join(r.Cfg.DataDir, "quarantine", fmt.Sprintf("%d--%s", res.FileID, fi.Name))
+		if err := copyFile(local, keep); err != nil {
+			return err
+		}
+		return pk.Done(ctx, fi.Name, drop.Quarantine)
+	}
+	if res.Status == "skipped" {
+		sum.Skipped++
+	}
+	if err := pk.Done(ctx, fi.Name, drop.Archive); err != nil {
+		return err
+	}
+	return r.Party.Complete(ctx, res.FileID)
+}
+
+func (r *Runtime) copyIn(ctx context.Context, d drop.Drop, name, local string) error {
+	rc, err := d.Open(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(local, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// deliver puts rendered outputs on their partners' drops and records them.
+func (r *Runtime) deliver(ctx context.Context, j *config.Job, outs []*ledger.Output, sum *Summary) error {
+	for _, o := range outs {
+		if o.State == ledger.OutDelivered {
+			continue
+		}
+		d, err := r.Drop(o.Partner, j.Name)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(o.Path)
+		if err != nil {
+			return fmt.Errorf("output %s: %w", o.Name, err)
+		}
+		err = d.Put(ctx, o.Name, f, o.Size)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if err := r.Party.Delivered(ctx, o); err != nil {
+			return err
+		}
+		sum.Delivered++
+	}
+	return nil
+}
+
+// deliverPending delivers outputs an interrupted run of the job left.
+func (r *Runtime) deliverPending(ctx context.Context, j *config.Job, sum *Summary) error {
+	outs, err := r.Party.PendingOutputs(ctx, j.Name)
+	if err != nil {
+		return err
+	}
+	if len(outs) > 0 {
+		r.Log.Info("delivering outputs of an interrupted run", "job", j.Name, "outputs", len(outs))
+	}
+	return r.deliver(ctx, j, outs, sum)
+}
