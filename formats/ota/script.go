@@ -2,7 +2,6 @@ package ota
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -425,6 +424,3 @@ func (c *Codec) BuildMessage(f CommandFormat, counter uint64, apdus []APDU, ref 
 	}
 	return Message{Packet: pkt, Segments: segs}, nil
 }
-
-// SW is a status word.
-func SW(b []byte) uint16 { return binary.BigEndian.Uint16(b) }

@@ -91,11 +91,8 @@ type Card struct {
 	received int
 }
 
-// Default TARs.
-var (
-	// DefaultUSIMTAR is the USIM RFM TAR of the sysmocom cards.
-	DefaultUSIMTAR = ota.TAR{0xb0, 0x00, 0x11}
-)
+// USIMRFMTAR is the default USIM RFM TAR (that of the sysmocom cards).
+func USIMRFMTAR() ota.TAR { return ota.TAR{0xb0, 0x00, 0x11} }
 
 // New builds a card from cfg. The key material is copied.
 func New(cfg Config) (*Card, error) {
@@ -107,7 +104,7 @@ func New(cfg Config) (*Card, error) {
 		return nil, fmt.Errorf("simcard: MNC length %d", cfg.MNCLen)
 	}
 	if cfg.USIMTAR == (ota.TAR{}) {
-		cfg.USIMTAR = DefaultUSIMTAR
+		cfg.USIMTAR = USIMRFMTAR()
 	}
 	if cfg.CounterLowStatus == 0 {
 		cfg.CounterLowStatus = ota.StatusCounterLow

@@ -107,7 +107,7 @@ var (
 
 func profile() ota.Profile {
 	return ota.Profile{
-		Name: "test", TAR: DefaultUSIMTAR, SPI: 0x1639, KIc: 0x15, KID: 0x15, CLA: 0x00,
+		Name: "test", TAR: USIMRFMTAR(), SPI: 0x1639, KIc: 0x15, KID: 0x15, CLA: 0x00,
 		InvalidateLOCI: true, InvalidatePSLOCI: true, InvalidateEPSLOCI: true, Invalidate5GSLOCI: true,
 		GSMIMSIPath: ota.Path{0x3f00, 0x7f20, 0x6f07},
 		Extra:       []ota.FileUpdate{{Path: ota.Path{ota.FIDFPLMN}, Data: bytes.Repeat([]byte{0xff}, 12)}},
@@ -233,16 +233,16 @@ func TestSecurityFailures(t *testing.T) {
 		counter uint64
 		want    ota.Status
 	}{
-		{"wrong KID", nil, 0x1239, ota.Keys{KIc: kic, KID: kic}, DefaultUSIMTAR, 20, ota.StatusChecksumFailed},
-		{"wrong KIc", nil, 0x1639, ota.Keys{KIc: kid, KID: kid}, DefaultUSIMTAR, 20, ota.StatusChecksumFailed},
-		{"counter low", nil, 0x1639, ota.Keys{KIc: kic, KID: kid}, DefaultUSIMTAR, 10, ota.StatusCounterLow},
-		{"counter not next", nil, 0x1e39, ota.Keys{KIc: kic, KID: kid}, DefaultUSIMTAR, 12, ota.StatusCounterHigh},
-		{"counter blocked", func(c *Config) { c.KeySets[0].Counter = ota.MaxCounter }, 0x1639, ota.Keys{KIc: kic, KID: kid}, DefaultUSIMTAR, 20, ota.StatusCounterBlocked},
+		{"wrong KID", nil, 0x1239, ota.Keys{KIc: kic, KID: kic}, USIMRFMTAR(), 20, ota.StatusChecksumFailed},
+		{"wrong KIc", nil, 0x1639, ota.Keys{KIc: kid, KID: kid}, USIMRFMTAR(), 20, ota.StatusChecksumFailed},
+		{"counter low", nil, 0x1639, ota.Keys{KIc: kic, KID: kid}, USIMRFMTAR(), 10, ota.StatusCounterLow},
+		{"counter not next", nil, 0x1e39, ota.Keys{KIc: kic, KID: kid}, USIMRFMTAR(), 12, ota.StatusCounterHigh},
+		{"counter blocked", func(c *Config) { c.KeySets[0].Counter = ota.MaxCounter }, 0x1639, ota.Keys{KIc: kic, KID: kid}, USIMRFMTAR(), 20, ota.StatusCounterBlocked},
 		{"TAR unknown", nil, 0x1639, ota.Keys{KIc: kic, KID: kid}, ota.TAR{1, 2, 3}, 20, ota.StatusTARUnknown},
-		{"no counter below MSL", nil, 0x0639, ota.Keys{KIc: kic, KID: kid}, DefaultUSIMTAR, 20, ota.StatusInsufficientSecurity},
-		{"no CC below MSL", nil, 0x1439, ota.Keys{KIc: kic, KID: kid}, DefaultUSIMTAR, 20, ota.StatusInsufficientSecurity},
-		{"unciphered below MSL", func(c *Config) { c.MinSecurity.Ciphered = true }, 0x1239, ota.Keys{KIc: kic, KID: kid}, DefaultUSIMTAR, 20, ota.StatusInsufficientSecurity},
-		{"unknown key set", func(c *Config) { c.KeySets[0].KVN = 2 }, 0x1639, ota.Keys{KIc: kic, KID: kid}, DefaultUSIMTAR, 20, ota.StatusUnidentifiedSecurity},
+		{"no counter below MSL", nil, 0x0639, ota.Keys{KIc: kic, KID: kid}, USIMRFMTAR(), 20, ota.StatusInsufficientSecurity},
+		{"no CC below MSL", nil, 0x1439, ota.Keys{KIc: kic, KID: kid}, USIMRFMTAR(), 20, ota.StatusInsufficientSecurity},
+		{"unciphered below MSL", func(c *Config) { c.MinSecurity.Ciphered = true }, 0x1239, ota.Keys{KIc: kic, KID: kid}, USIMRFMTAR(), 20, ota.StatusInsufficientSecurity},
+		{"unknown key set", func(c *Config) { c.KeySets[0].KVN = 2 }, 0x1639, ota.Keys{KIc: kic, KID: kid}, USIMRFMTAR(), 20, ota.StatusUnidentifiedSecurity},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -268,20 +268,20 @@ func TestCardOffAndNoPoR(t *testing.T) {
 	card := newCard(t, nil)
 	card.SetOff(true)
 	s := &sender{t: t, p: profile(), keys: ota.Keys{KIc: kic, KID: kid}}
-	if _, err := s.send(card, DefaultUSIMTAR, 20, []ota.APDU{{0x00, 0xb0, 0, 0, 9}}); !errors.Is(err, ErrNoAnswer) {
+	if _, err := s.send(card, USIMRFMTAR(), 20, []ota.APDU{{0x00, 0xb0, 0, 0, 9}}); !errors.Is(err, ErrNoAnswer) {
 		t.Errorf("off: %v", err)
 	}
 	card.SetOff(false)
 	s.p.SPI = 0x1630 // no PoR
 	s.p.TestOnly = true
-	if _, err := s.send(card, DefaultUSIMTAR, 20, []ota.APDU{{0x00, 0xb0, 0, 0, 9}}); !errors.Is(err, ErrNoAnswer) {
+	if _, err := s.send(card, USIMRFMTAR(), 20, []ota.APDU{{0x00, 0xb0, 0, 0, 9}}); !errors.Is(err, ErrNoAnswer) {
 		t.Errorf("no PoR: %v", err)
 	}
 	if n, _ := card.Counter(1); n != 20 {
 		t.Errorf("counter %d", n)
 	}
 	s.p.SPI = 0x1632 // PoR on error: a failing script answers
-	r, err := s.send(card, DefaultUSIMTAR, 21, []ota.APDU{{0x00, 0xa4, 0x00, 0x0c, 0x02, 0x6f, 0x99}})
+	r, err := s.send(card, USIMRFMTAR(), 21, []ota.APDU{{0x00, 0xa4, 0x00, 0x0c, 0x02, 0x6f, 0x99}})
 	res, _ := ota.ParseCompactResponse(r.Data)
 	if err != nil || res.LastSW != 0x6a82 || res.Executed != 1 {
 		t.Errorf("PoR on error: %+v %v", res, err)
@@ -291,7 +291,7 @@ func TestCardOffAndNoPoR(t *testing.T) {
 func TestScriptStopsAtFirstError(t *testing.T) {
 	card := newCard(t, nil)
 	s := &sender{t: t, p: profile(), keys: ota.Keys{KIc: kic, KID: kid}}
-	r, err := s.send(card, DefaultUSIMTAR, 11, []ota.APDU{
+	r, err := s.send(card, USIMRFMTAR(), 11, []ota.APDU{
 		{0x00, 0xa4, 0x00, 0x0c, 0x02, 0x6f, 0x07},
 		{0x00, 0xd6, 0x00, 0x05, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9}, // beyond the file
 		{0x00, 0xd6, 0x00, 0x00, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9},
