@@ -1,0 +1,84 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"resub/processor"
+	"resub/processor/ledger"
+)
+
+// Reprocess runs a quarantined input again ("file:N"), or the input of a
+// batch ("batch:N"), after its cause was fixed. The bytes come from our own
+// copy, kept when the file was quarantined.
+func (r *Runtime) Reprocess(ctx context.Context, ref string) (*Summary, error) {
+	kind, num, ok := strings.Cut(ref, ":")
+	id, err := strconv.ParseInt(num, 10, 64)
+	if !ok || err != nil || (kind != "file" && kind != "batch") {
+		return nil, cfgErr("reprocess", fmt.Errorf("%q is not file:N or batch:N", ref))
+	}
+	if kind == "batch" {
+		b, err := r.Ledger.Batch(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if b.FileID == 0 {
+			return nil, cfgErr("reprocess", fmt.Errorf("batch %d has no input file (a sweep): run its job again", id))
+		}
+		id = b.FileID
+	}
+	f, err := r.Ledger.FileByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if f.Status != ledger.FileQuarantined {
+		return nil, cfgErr("reprocess", fmt.Errorf("file %d (%s) is %s, not quarantined", id, f.Name, f.Status))
+	}
+	j, err := r.Job(f.Job)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := r.step(j)
+	if err != nil || fs == nil {
+		return nil, cfgErr("reprocess", fmt.Errorf("job %s does not read files", j.Name))
+	}
+	local := filepath.Join(r.Cfg.DataDir, "quarantine", fmt.Sprintf("%d--%s", id, f.Name))
+	if _, err := os.Stat(local); err != nil {
+		return nil, fmt.Errorf("reprocess file %d: our copy is missing: %w", id, err)
+	}
+	host, _ := os.Hostname()
+	owner := host + ":" + strconv.Itoa(os.Getpid())
+	if err := r.Ledger.AcquireLease(ctx, j.Name, owner, time.Hour); err != nil {
+		return nil, err
+	}
+	defer r.Ledger.ReleaseLease(context.WithoutCancel(ctx), j.Name, owner)
+	sum := &Summary{Job: j.Name, Files: 1}
+	in := processor.Input{Partner: r.Party.Partners[j.Partner], Name: f.Name, Path: local, Job: j.Name, Reprocess: true}
+	res, perr := r.Party.ProcessFile(ctx, fs, in)
+	var refused *processor.RefusedError
+	if perr != nil && !errors.As(perr, &refused) {
+		return sum, perr
+	}
+	if res != nil {
+		sum.add(res)
+		if err := r.deliver(ctx, j, res.Outputs, sum); err != nil {
+			return sum, err
+		}
+	}
+	if refused != nil {
+		sum.Quarantined++
+		return sum, &RefusedError{Errs: []error{perr}}
+	}
+	if err := r.Party.Complete(ctx, res.FileID); err != nil {
+		return sum, err
+	}
+	os.Remove(local)
+	r.Log.Info("reprocessed", "file", f.Name, "file_id", id, "records", res.Counts.Records)
+	return sum, nil
+}
