@@ -2,7 +2,6 @@ package main
 
 import "fmt"
 
-
 func init() {
 	register(&command{name: "keys", summary: "re-wrap the ledger's secrets under a new master key (keys rotate)", run: runKeys})
 }
