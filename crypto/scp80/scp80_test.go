@@ -2,6 +2,7 @@ package scp80
 
 import (
 	"bytes"
+	"crypto/des"
 	"encoding/hex"
 	"errors"
 	"testing"
@@ -229,5 +230,33 @@ func BenchmarkAESCMAC64(b *testing.B) {
 		m.Reset()
 		m.Write(msg)
 		m.Sum(out[:0])
+	}
+}
+
+// The two-key EDE equals crypto/des's three-key cipher with K3 = K1.
+func TestEDE2MatchesTripleDES(t *testing.T) {
+	key := unhex(t, "0123456789abcdeffedcba9876543210")
+	ref, err := des.NewTripleDESCipher(append(bytes.Clone(key), key[:8]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newBlock('t', key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := unhex(t, "6bc1bee22e409f96")
+	var got, want [8]byte
+	for range 100 {
+		b.Encrypt(got[:], x)
+		ref.Encrypt(want[:], x)
+		if got != want {
+			t.Fatalf("encrypt %x: %x, want %x", x, got, want)
+		}
+		b.Decrypt(got[:], x)
+		ref.Decrypt(want[:], x)
+		if got != want {
+			t.Fatalf("decrypt %x: %x, want %x", x, got, want)
+		}
+		x = want[:]
 	}
 }
