@@ -146,7 +146,7 @@ func (c *Card) run(app appKind, h ota.CommandHeader, data []byte) runResult {
 }
 
 // continues reports whether a script goes on after sw: normal processing
-// (9000, 61xx, 9Fxx) and warnings (62xx, 63xx) do; errors stop it.
+// (9000, 61xx, 9Fxx, 91xx) does; warnings (62xx, 63xx) and errors stop it.
 func continues(sw uint16) bool {
 	switch sw >> 8 {
 	case 0x90, 0x61, 0x9f, 0x91:
