@@ -19,13 +19,18 @@ func TestOTAEncode(t *testing.T) {
 	if code != 0 || out != want {
 		t.Errorf("exit %d\n got %s\nwant %s\nstderr %s", code, out, want, errs)
 	}
-	// Counter in hex, plain output.
+	// Counter in hex, plain output; a leading zero is still decimal.
 	code, out, _ = runCLI(t, "ota", "encode", "--spi", "1619", "--kic", "15", "--kid", "15", "--tar", "b00010",
 		"--counter", "0x64", "--kic-key", sja2KIc, "--kid-key", sja2KID, "--apdu", "a0a40000027f20", "--apdu", "a0c0000016")
 	want = "command_packet: 00281516191515b000103a4f599e94f2b5dcfbbda984761b7977df6514c57a580fb4844787c436d2eade\n" +
 		"segment 1/1: 02700000281516191515b000103a4f599e94f2b5dcfbbda984761b7977df6514c57a580fb4844787c436d2eade\n"
 	if code != 0 || out != want {
 		t.Errorf("exit %d\n got %s\nwant %s", code, out, want)
+	}
+	code, out2, _ := runCLI(t, "ota", "encode", "--spi", "1619", "--kic", "15", "--kid", "15", "--tar", "b00010",
+		"--counter", "0100", "--kic-key", sja2KIc, "--kid-key", sja2KID, "--apdu", "a0a40000027f20", "--apdu", "a0c0000016")
+	if code != 0 || out2 != want {
+		t.Errorf("counter 0100: exit %d\n got %s", code, out2)
 	}
 	// asterix SPI 1201: no ciphering, so no KIc key is needed.
 	code, out, errs = runCLI(t, "ota", "encode", "--spi", "1201", "--kic", "25", "--kid", "25", "--tar", "c00000",
