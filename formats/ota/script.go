@@ -363,6 +363,16 @@ func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
 	return b.apdus, ef, nil
 }
 
+// ReadIMSIScript selects EF_IMSI and reads it: a probe of the IMSI a card
+// holds, whose PoR CheckUpdate judges like an update's (Commands = 2 or
+// more, EFIMSI = the contents expected). The READ BINARY alone would fail:
+// an RFM session starts with no EF selected.
+func (p *Profile) ReadIMSIScript() []APDU {
+	b := &scriptBuilder{cla: p.CLA, adf: orPath(p.ADFPath, Path{FIDMF, FIDCurrentADF}), anchored: true}
+	b.read(orPath(p.IMSIPath, Path{FIDIMSI}), EFIMSILen)
+	return b.apdus
+}
+
 // Command fills the template with the absolute key index.
 func (k *KeyIndexCommand) Command(index int) (APDU, error) {
 	if index < 1 || index > 255 {

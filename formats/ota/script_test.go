@@ -84,6 +84,9 @@ func TestKeyIndexAndReset(t *testing.T) {
 	if _, err := p.KeyIndex.Command(0); err == nil {
 		t.Error("index 0 accepted")
 	}
+	if got := hexAPDUs(p.ReadIMSIScript()); got != "00a4000c026f07 00b0000009" {
+		t.Errorf("probe %s", got)
+	}
 	r, err := p.ResetScript()
 	if err != nil || hexAPDUs(r) != "80c20400" {
 		t.Errorf("reset %v %v", r, err)

@@ -202,6 +202,13 @@ func TestIMSIChange(t *testing.T) {
 			t.Errorf("counter %d", n)
 		}
 
+		// A probe reads the IMSI back.
+		probe := s.p.ReadIMSIScript()
+		r, err = s.send(card, s.p.TAR, 12, probe)
+		if v := ota.CheckUpdate(ota.Expectation{TAR: s.p.TAR, Counter: 12, Commands: len(probe), EFIMSI: ef, Format: format}, r, err); v.Outcome != ota.OutcomeConfirmed || len(probe) != 2 {
+			t.Errorf("probe: %s %s", v.Outcome, v.Reason)
+		}
+
 		// Replay: counter low, and the IMSI stays.
 		r, err = s.send(card, s.p.TAR, 11, apdus)
 		if v := ota.CheckUpdate(ota.Expectation{TAR: s.p.TAR, Counter: 11}, r, err); v.Outcome != ota.OutcomeCounterLow {
@@ -210,7 +217,7 @@ func TestIMSIChange(t *testing.T) {
 
 		// Reset message.
 		rs, _ := s.p.ResetScript()
-		r, err = s.send(card, s.p.ResetTAR, 12, rs)
+		r, err = s.send(card, s.p.ResetTAR, 13, rs)
 		res, _ := ota.ParseCompactResponse(r.Data)
 		if format == ota.FormatExpanded {
 			res, _ = ota.ParseExpandedResponse(r.Data)
