@@ -375,6 +375,7 @@ func pgpDecrypt(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer v.Close()
 	plain, err := v.Plaintext()
 	if err != nil {
 		return err

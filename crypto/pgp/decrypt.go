@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto"
+	"crypto/aes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -381,6 +382,17 @@ packets:
 	}
 
 	// Find our key among the recipients and decrypt the session key.
+	// SEIPD v1 under AES (what GnuPG 2.2 writes) is decrypted here; other
+	// versions by the library.
+	var prefix []byte
+	se, v1 := edp.(*packet.SymmetricallyEncrypted)
+	v1 = v1 && se.Version == 1
+	if v1 {
+		prefix = make([]byte, aes.BlockSize+2)
+		if _, err := io.ReadFull(se.Contents, prefix); err != nil {
+			return m.classifyOuter(err, "encrypted data")
+		}
+	}
 	ours := m.ourKeys()
 	var to []string
 	for _, pk := range pkesks {
@@ -398,8 +410,26 @@ packets:
 			if err := pk.Decrypt(k.PrivateKey, nil); err != nil {
 				continue
 			}
-			dec, err := edp.Decrypt(pk.CipherFunc, pk.Key)
-			if _, seipd := edp.(*packet.SymmetricallyEncrypted); seipd {
+			var (
+				dec io.ReadCloser
+				err error
+			)
+			if v1 {
+				if !isAES(pk.CipherFunc) {
+					zero(pk.Key)
+					return refuse(ErrNotEncrypted, "cipher "+cipherName(pk.CipherFunc)+" is not accepted (AES only)", nil)
+				}
+				var r *seipdReader
+				r, err = newSEIPDReader(se.Contents, prefix, pk.Key)
+				if err == nil {
+					dec = r
+				} else if errors.Is(err, errQuickCheck) {
+					err = pgperrors.ErrKeyIncorrect
+				}
+			} else {
+				dec, err = edp.Decrypt(pk.CipherFunc, pk.Key)
+			}
+			if v1 {
 				zero(pk.Key)
 			}
 			if err != nil {
@@ -411,7 +441,7 @@ packets:
 			m.decrypted = dec
 			m.v.Recipient = hex.EncodeToString(k.PublicKey.Fingerprint)
 			m.v.Cipher = cipherName(pk.CipherFunc)
-			if _, aead := edp.(*packet.AEADEncrypted); aead {
+			if !v1 {
 				m.v.Cipher += "-aead"
 			}
 			break
@@ -734,7 +764,7 @@ func (m *message) classifyInner(err error, where string) error {
 		return refuse(ErrTooLarge, fmt.Sprintf("decompressed data exceeds %d bytes", m.opts.MaxSize), nil)
 	case m.raw.eof && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)):
 		return refuse(ErrTruncated, where, err)
-	case errors.Is(err, pgperrors.ErrMDCHashMismatch) || errors.Is(err, pgperrors.ErrMDCMissing):
+	case errors.Is(err, errMDC) || errors.Is(err, pgperrors.ErrMDCHashMismatch) || errors.Is(err, pgperrors.ErrMDCMissing):
 		return refuse(ErrBadSignature, "integrity check (MDC) failed", nil)
 	}
 	return refuse(ErrBadSignature, where+" garbled after decryption", err)

@@ -15,6 +15,12 @@
 // the second pass, which can arrive at its very end, as a refusal of the
 // whole file.
 //
+// With [DecryptOptions.ScratchDir] set, pass 1 also keeps the plaintext in
+// a scratch file sealed in AES-256-GCM chunks under a key that lives only
+// in memory, and pass 2 streams that copy back (failing on any change of
+// it) instead of decrypting and decompressing the message again; no
+// plaintext reaches the disk either way. [Verified.Close] removes it.
+//
 // # Pinned signers
 //
 // A message must carry a signature, and that signature must be made by one

@@ -295,6 +295,7 @@ func testRefusals(t *testing.T, algo Algo) {
 		{"empty", nil, x.opts(), ErrNotPGP},
 		{"public key, not a message", g.exportPublic(x.partner), x.opts(), ErrNotPGP},
 		{"signed, not encrypted", g.must(plain, "--sign", "-u", x.partner).out, x.opts(), ErrNotEncrypted},
+		{"CAST5 cipher", g.must(plain, "--encrypt", "--sign", "--cipher-algo", "CAST5", "-r", us, "-u", x.partner).out, x.opts(), ErrNotEncrypted},
 		{"unsigned", g.must(plain, "--encrypt", "-r", us).out, x.opts(), ErrUnsigned},
 		{"signed by another key", g.must(plain, "--encrypt", "--sign", "-r", us, "-u", mallory).out, x.opts(), ErrUnknownSigner},
 		{"signer pinned by fingerprint only", signed, func() DecryptOptions {
