@@ -75,6 +75,13 @@ func Problems(err error) []*ParseError {
 			for _, x := range v.Unwrap() {
 				walk(x)
 			}
+		case interface{ Unwrap() error }:
+			var pe *ParseError
+			if errors.As(e, &pe) {
+				walk(v.Unwrap())
+				return
+			}
+			out = append(out, &ParseError{Err: e})
 		default:
 			out = append(out, &ParseError{Err: e})
 		}
