@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"resub/formats/native"
 	"resub/jobs/config"
 	"resub/jobs/drop"
 	"resub/jobs/metrics"
@@ -402,6 +403,7 @@ func (r *Runtime) run(ctx context.Context, j *config.Job, o RunOptions) (*Summar
 	if err != nil {
 		return sum, err
 	}
+	files = forStep(files, fs)
 	sort.Slice(files, func(a, b int) bool { return files[a].Name < files[b].Name })
 	for i, fi := range files {
 		if ctx.Err() != nil {
@@ -422,6 +424,24 @@ func (r *Runtime) run(ctx context.Context, j *config.Job, o RunOptions) (*Summar
 		r.Progress(j.Name, len(files), len(files))
 	}
 	return sum, nil
+}
+
+// forStep keeps the files a step reads: a native name must carry the
+// step's type (several jobs may read one drop, each its own type); other
+// names only go to steps that read foreign layouts (vendor files).
+func forStep(files []drop.FileInfo, fs processor.FileStep) []drop.FileInfo {
+	_, raw := fs.(processor.RawStep)
+	out := files[:0:0]
+	for _, fi := range files {
+		n, err := native.ParseName(fi.Name)
+		switch {
+		case err == nil && n.Format == fs.InputType():
+			out = append(out, fi)
+		case err != nil && raw:
+			out = append(out, fi)
+		}
+	}
+	return out
 }
 
 // processOne takes one file: copy (ciphertext) to scratch, process, deliver

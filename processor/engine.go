@@ -271,7 +271,18 @@ func (p *Party) readerOptions(ctx context.Context, in Input, typ string) native.
 			return int(l), ok
 		},
 		SentFile: func(name string, sum [32]byte) bool {
-			return p.Ledger.SentFile(ctx, name, hex.EncodeToString(sum[:]))
+			if p.Ledger.SentFile(ctx, name, hex.EncodeToString(sum[:])) {
+				return true
+			}
+			// The partner answers a file of ours whose bytes it saw
+			// differently: it was altered on the way. The answer still
+			// belongs to our file; say so loudly.
+			if f, err := p.Ledger.FileByName(ctx, "out", name); err == nil {
+				p.log().Warn("partner answers our file but saw other bytes: altered in transit", "partner", in.Partner.Name,
+					"file", in.Name, "answers", name, "our_sha256", f.SHA256, "their_sha256", hex.EncodeToString(sum[:]))
+				return true
+			}
+			return false
 		},
 	}
 	if in.Partner.Transport != nil {

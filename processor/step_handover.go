@@ -130,7 +130,10 @@ var renderHandover = &renderer{
 				if k.KeyIndex == c.KeyIndex {
 					rec.Set(native.FieldKVN, strconv.Itoa(k.KVN))
 					rec.Set(native.FieldOTAAlg, k.KIcAlg)
-					rec.Set(native.FieldCounter, strconv.FormatInt(k.Counter, 10))
+					// The recipient starts above this: our last reserved
+					// value plus the jump we keep for our own last
+					// messages (the reset comes after the handover).
+					rec.Set(native.FieldCounter, strconv.FormatInt(k.Counter+p.OTA.CounterJump, 10))
 				}
 			}
 			return emit(rec)

@@ -83,8 +83,9 @@ type Partners map[string]*Partner
 
 // Partner is one organisation we exchange files with.
 type Partner struct {
-	// Kind is operator, manufacturer, m2m-operator, smsc or hlr. smsc and
-	// hlr are internal partners: PGP is optional for them.
+	// Kind is operator, manufacturer, m2m-operator, smsc, hlr or internal
+	// (our own systems, e.g. a factory or BSS feed). smsc, hlr and
+	// internal partners may go without PGP.
 	Kind string `yaml:"kind"`
 	// Code is the partner's party code in file names and headers.
 	Code string `yaml:"code"`
@@ -103,7 +104,7 @@ type Partner struct {
 
 // Internal reports whether the partner is inside our own organisation
 // (SMSC, HLR/AuC), for which PGP is optional.
-func (p *Partner) Internal() bool { return p.Kind == "smsc" || p.Kind == "hlr" }
+func (p *Partner) Internal() bool { return p.Kind == "smsc" || p.Kind == "hlr" || p.Kind == "internal" }
 
 // Drop is where a partner's files come from and go to: an SFTP server or
 // a local folder.

@@ -12,7 +12,7 @@ import (
 )
 
 // PartnerKinds are the kinds of partner.
-var PartnerKinds = []string{"operator", "manufacturer", "m2m-operator", "smsc", "hlr"}
+var PartnerKinds = []string{"operator", "manufacturer", "m2m-operator", "smsc", "hlr", "internal"}
 
 // JobKinds are the job kinds resub runs, with the partner kind each one
 // reads from ("" where the job needs no partner).

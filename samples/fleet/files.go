@@ -125,7 +125,7 @@ func (f *Fleet) InventoryRecords(w Wrapper, profile string, cards []*Card) func(
 			rec.Set(native.FieldAlgorithm, "milenage")
 			rec.Set(native.FieldKVN, strconv.Itoa(c.KVN))
 			rec.Set(native.FieldOTAAlg, otaAlgName(f.Opts.OTAAlg))
-			rec.Set(native.FieldCounter, strconv.FormatUint(ks.Counter, 10))
+			rec.Set(native.FieldCounter, strconv.FormatUint(f.Opts.Counter, 10))
 			rec.Set(native.FieldProfile, profile)
 			if f.Opts.ListLength > 0 {
 				rec.Set(native.FieldKeyIndex, "1")

@@ -31,7 +31,9 @@ type Options struct {
 	// "aes" (16-byte KIc/KID) or "3des" (2-key, 16 bytes).
 	KVN    int
 	OTAAlg string
-	// Counter is the last counter the card accepted.
+	// Counter is the last counter the card accepted, as the files say;
+	// a card's own Pairs[i].KeySet.Counter may be set apart before
+	// BuildSIMs (a card out of step with the inventory).
 	Counter uint64
 	// ListLength > 0 makes 3b cards with that many key pairs; they start
 	// at index 1.
