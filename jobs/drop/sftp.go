@@ -207,8 +207,10 @@ type sftpConn struct {
 func (c *sftpConn) close() {
 	c.once.Do(func() {
 		close(c.done)
-		c.sftp.Close()
+		// The SSH connection first: sftp.Client.Close waits for the
+		// session to end, which never happens on a dead peer.
 		c.ssh.Close()
+		c.sftp.Close()
 		c.rel()
 	})
 }

@@ -12,6 +12,7 @@ package sftpserver
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -41,8 +42,9 @@ type Server struct {
 }
 
 type user struct {
-	dir  string
-	keys []ssh.PublicKey
+	dir      string
+	keys     []ssh.PublicKey
+	password []byte
 }
 
 // Start listens on 127.0.0.1 at a free port, with a fresh host key.
@@ -60,7 +62,7 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{ln: ln, hostKey: signer, users: map[string]user{}, conns: map[net.Conn]struct{}{}}
-	s.config = &ssh.ServerConfig{PublicKeyCallback: s.checkKey}
+	s.config = &ssh.ServerConfig{PublicKeyCallback: s.checkKey, PasswordCallback: s.checkPassword}
 	s.config.AddHostKey(signer)
 	s.wg.Add(1)
 	go s.accept()
@@ -108,6 +110,26 @@ func (s *Server) Close() error {
 	s.DropConnections()
 	s.wg.Wait()
 	return err
+}
+
+// SetPassword lets an added user log in with a password too, for partners
+// that insist on one.
+func (s *Server) SetPassword(name string, password []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[name]
+	u.password = append([]byte(nil), password...)
+	s.users[name] = u
+}
+
+func (s *Server) checkPassword(meta ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+	s.mu.Lock()
+	u, ok := s.users[meta.User()]
+	s.mu.Unlock()
+	if ok && len(u.password) > 0 && subtle.ConstantTimeCompare(u.password, pw) == 1 {
+		return &ssh.Permissions{Extensions: map[string]string{"dir": u.dir}}, nil
+	}
+	return nil, errors.New("password refused")
 }
 
 func (s *Server) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
