@@ -129,11 +129,11 @@ func encrypt(w io.Writer, to []*Key, signer *Key, opts EncryptOptions, extraLaye
 			return nil, fmt.Errorf("pgp: encrypt session key: %w", err)
 		}
 	}
-	encrypted, err := packet.SerializeSymmetricallyEncrypted(out, packet.CipherAES256, false, packet.CipherSuite{}, sessionKey, cfg)
+	encrypted, err := newSEIPDWriter(out, sessionKey, cfg.Random())
 	if err != nil {
 		return nil, fmt.Errorf("pgp: start encryption: %w", err)
 	}
-	payload := encrypted
+	var payload io.WriteCloser = encrypted
 	if algo != packet.CompressionNone {
 		payload, err = packet.SerializeCompressed(encrypted, algo, &packet.CompressionConfig{Level: level})
 		if err != nil {

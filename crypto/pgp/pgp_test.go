@@ -562,3 +562,32 @@ func flipAt(b []byte, i int) []byte {
 	c[i] ^= 1
 	return c
 }
+
+// TestSEIPDChunkBoundaries: messages whose encrypted body ends around the
+// 64 KiB partial-length chunks are read by gpg and by us.
+func TestSEIPDChunkBoundaries(t *testing.T) {
+	x := newInterop(t, Curve25519)
+	partnerSec := readOne(t, x.g.exportSecret(x.partner, ""))
+	// OPS, literal header and signature add a fixed overhead, so a window
+	// of sizes crosses each boundary case (MDC split across chunks, empty
+	// final chunk, exact fit).
+	var sizes []int
+	for _, base := range []int{0, partialChunk, 2 * partialChunk} {
+		for d := -300; d <= 40; d += 17 {
+			if base+d >= 0 {
+				sizes = append(sizes, base+d)
+			}
+		}
+	}
+	for _, n := range sizes {
+		plain := randomText(t, n)
+		msg := encryptMsg(t, plain, []*Key{x.partnerPub, x.us.Public()}, x.us, EncryptOptions{})
+		r := x.g.run(msg, "--decrypt")
+		if r.err != nil || !bytes.Equal(r.out, plain) {
+			t.Fatalf("size %d: gpg: %v %s", n, r.err, r.stderr)
+		}
+		if _, got, err := decrypt(msg, DecryptOptions{Keys: []*Key{partnerSec}, Signers: []*Key{x.us.Public()}}); err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("size %d: us: %v", n, err)
+		}
+	}
+}

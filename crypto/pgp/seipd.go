@@ -134,3 +134,139 @@ func (r *seipdReader) Close() error {
 	}
 	return nil
 }
+
+// seipdWriter writes a version 1 SEIPD packet under AES-256 with partial
+// body lengths of 64 KiB, as GnuPG does for streams: the block-wise
+// counterpart of seipdReader. Close writes the MDC and the final chunk; it
+// does not close the underlying writer.
+type seipdWriter struct {
+	w      io.Writer
+	block  cipher.Block
+	fre    [aes.BlockSize]byte
+	ks     [aes.BlockSize]byte
+	used   int
+	h      hash.Hash
+	buf    []byte // ciphertext not yet written, at most partialChunk
+	err    error
+	closed bool
+}
+
+const (
+	packetTagSEIPD = 0xc0 | 18 // new-format packet tag 18
+	partialChunk   = 1 << 16
+	partialLenByte = 0xe0 | 16 // partial body length 2^16
+)
+
+func newSEIPDWriter(w io.Writer, key []byte, rand io.Reader) (*seipdWriter, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	s := &seipdWriter{w: w, block: b, used: aes.BlockSize, h: sha1.New(), buf: make([]byte, 0, partialChunk)}
+	if _, err := w.Write([]byte{packetTagSEIPD}); err != nil {
+		return nil, err
+	}
+	prefix := make([]byte, aes.BlockSize+2)
+	if _, err := io.ReadFull(rand, prefix[:aes.BlockSize]); err != nil {
+		return nil, err
+	}
+	copy(prefix[aes.BlockSize:], prefix[aes.BlockSize-2:aes.BlockSize])
+	s.buf = append(s.buf, 1) // packet version, in the clear
+	s.h.Write(prefix)
+	s.encrypt(prefix)
+	return s, nil
+}
+
+// encrypt appends the CFB encryption of p to buf; len(buf)+len(p) must
+// fit in its capacity.
+func (s *seipdWriter) encrypt(p []byte) {
+	const bs = aes.BlockSize
+	off := len(s.buf)
+	s.buf = s.buf[:off+len(p)]
+	dst := s.buf[off:]
+	for len(p) > 0 {
+		if s.used == bs && len(p) >= bs {
+			s.block.Encrypt(s.ks[:], s.fre[:])
+			subtle.XORBytes(dst[:bs], p[:bs], s.ks[:])
+			copy(s.fre[:], dst[:bs])
+			dst, p = dst[bs:], p[bs:]
+			continue
+		}
+		if s.used == bs {
+			s.block.Encrypt(s.ks[:], s.fre[:])
+			s.used = 0
+		}
+		c := p[0] ^ s.ks[s.used]
+		dst[0] = c
+		s.fre[s.used] = c
+		s.used++
+		dst, p = dst[1:], p[1:]
+	}
+}
+
+func (s *seipdWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.closed {
+		return 0, errors.New("pgp: write after close")
+	}
+	total := len(p)
+	s.h.Write(p)
+	for len(p) > 0 {
+		if len(s.buf) == partialChunk {
+			if err := s.emit(partialLenByte); err != nil {
+				return 0, err
+			}
+		}
+		n := min(len(p), partialChunk-len(s.buf))
+		s.encrypt(p[:n])
+		p = p[n:]
+	}
+	return total, nil
+}
+
+// emit writes buf as one partial chunk (lenByte) or, with lenByte 0, as
+// the final chunk with a definite length.
+func (s *seipdWriter) emit(lenByte byte) error {
+	var hdr []byte
+	if lenByte != 0 {
+		hdr = []byte{lenByte}
+	} else {
+		switch n := len(s.buf); {
+		case n < 192:
+			hdr = []byte{byte(n)}
+		case n < 8384:
+			hdr = []byte{byte((n-192)>>8) + 192, byte(n - 192)}
+		default:
+			hdr = []byte{0xff, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+		}
+	}
+	if _, err := s.w.Write(hdr); err != nil {
+		s.err = err
+		return err
+	}
+	if _, err := s.w.Write(s.buf); err != nil {
+		s.err = err
+		return err
+	}
+	s.buf = s.buf[:0]
+	return nil
+}
+
+func (s *seipdWriter) Close() error {
+	if s.err != nil || s.closed {
+		return s.err
+	}
+	s.closed = true
+	mdc := []byte{0xd3, 0x14}
+	s.h.Write(mdc)
+	mdc = s.h.Sum(mdc)
+	if len(s.buf)+len(mdc) > partialChunk {
+		if err := s.emit(partialLenByte); err != nil {
+			return err
+		}
+	}
+	s.encrypt(mdc)
+	return s.emit(0)
+}
