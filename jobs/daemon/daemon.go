@@ -38,6 +38,13 @@ type Spec struct {
 	Deadline time.Duration // the job must succeed at least this often; 0: no deadline
 }
 
+// Successes is implemented by a run record (the ledger) that knows each
+// job's last successful run; the overdue gauge starts from it. Without
+// it, a job's deadline runs from the daemon's start.
+type Successes interface {
+	LastSuccess(ctx context.Context, job string) (time.Time, error)
+}
+
 // Options configures a daemon.
 type Options struct {
 	Jobs   []Spec
@@ -130,8 +137,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.started = true
 	for _, s := range d.o.Jobs {
 		var last time.Time
-		if d.o.Runs != nil {
-			last, _ = d.o.Runs.LastRun(ctx, s.Job.Name())
+		if sr, ok := d.o.Runs.(Successes); ok {
+			var err error
+			if last, err = sr.LastSuccess(ctx, s.Job.Name()); err != nil {
+				d.o.Log.Error("last success", "job", s.Job.Name(), "error", err)
+			}
 		}
 		d.m.Watch(s.Job.Name(), s.Deadline, last)
 	}
