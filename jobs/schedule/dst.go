@@ -43,6 +43,9 @@ func CheckDST(expr, zone string, from time.Time) error {
 	if _, err := Parse(expr, zone); err != nil {
 		return err
 	}
+	if strings.HasPrefix(strings.TrimSpace(expr), "@every") {
+		return nil // an interval, not a wall-clock time
+	}
 	loc, err := location(zone)
 	if err != nil {
 		return err

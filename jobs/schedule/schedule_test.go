@@ -29,6 +29,8 @@ func TestCheckDST(t *testing.T) {
 		{"new york 02:30", "30 2 * * *", "America/New_York", []time.Time{wall(2026, 3, 8, 2, 30)}, nil},
 		{"utc", "30 2 * * *", "", nil, nil},
 		{"no dst", "30 2 * * *", "Asia/Tokyo", nil, nil},
+		{"interval", "@every 15m", "Europe/Paris", nil, nil},
+		{"hourly", "@hourly", "Europe/Paris", []time.Time{wall(2026, 3, 29, 2, 0)}, []time.Time{wall(2026, 10, 25, 2, 0)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := schedule.CheckDST(tc.expr, tc.zone, from)
