@@ -104,9 +104,10 @@ func checkICCID(s string) error {
 }
 
 // ICCIDKey packs a canonical ICCID (as NormalizeICCID returns) into a
-// uint64 for compact duplicate detection: the digits after "89" (at most
-// 18, below 2^60) in the low 60 bits, the digit count in the top 4 bits so
-// that leading zeros stay distinct. ok is false for anything else.
+// non-zero uint64 for compact duplicate detection: the digits after "89"
+// (at most 18, below 2^60) in the low 60 bits, and the length (18, 19 or
+// 20 as 1, 2 or 3) in the top 4 bits so that leading zeros stay distinct.
+// ok is false for anything else.
 func ICCIDKey(s string) (key uint64, ok bool) {
 	if len(s) < 18 || len(s) > 20 || s[0] != '8' || s[1] != '9' {
 		return 0, false
@@ -115,7 +116,7 @@ func ICCIDKey(s string) (key uint64, ok bool) {
 	if !ok {
 		return 0, false
 	}
-	return uint64(len(s)-2)<<60 | v, true
+	return uint64(len(s)-17)<<60 | v, true
 }
 
 // decimal parses up to 19 decimal digits.

@@ -76,11 +76,16 @@ func TestICCIDKeyDistinct(t *testing.T) {
 	b, ok2 := ICCIDKey("8908988211000000467")
 	c, ok3 := ICCIDKey("89000000000000000000")
 	d, ok4 := ICCIDKey("8900000000000000000")
+	f, _ := ICCIDKey("890000000000000000")
+	if f == c || f == d || f == 0 {
+		t.Errorf("18-digit key %x collides", f)
+	}
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		t.Fatal("ICCIDKey refused a valid shape")
 	}
-	if a == b || c == d {
-		t.Errorf("keys collide: %x %x %x %x", a, b, c, d)
+	e, _ := ICCIDKey("898900000000000000") // body all zeros: still not the zero key
+	if a == b || c == d || c == e || d == e || e == 0 {
+		t.Errorf("keys collide: %x %x %x %x %x", a, b, c, d, e)
 	}
 	if _, ok := ICCIDKey("99000000000000000000"); ok {
 		t.Error("ICCIDKey accepted a non-89 prefix")

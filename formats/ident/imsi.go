@@ -72,8 +72,9 @@ func ValidIMSI(s string) error {
 	return nil
 }
 
-// IMSIKey packs a valid IMSI into a uint64 for compact duplicate
-// detection: the value in the low 50 bits, the digit count above.
+// IMSIKey packs a valid IMSI into a non-zero uint64 for compact
+// duplicate detection: the value in the low 50 bits, the digit count
+// (14 or 15) from bit 56.
 func IMSIKey(s string) (uint64, bool) {
 	if ValidIMSI(s) != nil {
 		return 0, false

@@ -256,6 +256,9 @@ func (r *Reader) columns(h *Header, t string) native.ErrorList {
 			}
 		}
 	}
+	if h.Quantity < 0 {
+		errs = append(errs, r.perr(r.line, "quantity", fmt.Errorf("%w: the header gives no Quantity", native.ErrMissingHeader)))
+	}
 	if !seen["ICCID"] {
 		errs = append(errs, r.perr(r.line, "ICCID", native.ErrMissingColumn))
 	}

@@ -91,9 +91,9 @@ func TestVariants(t *testing.T) {
 		want string // ICCID of the card
 	}{
 		{"lower case, semicolons, CRLF, no blocks", "quantity: 1\r\nvar_out: iccid/imsi/ki\r\n8999901000000000013;001010000000001;" + ki + "\r\n", Options{}, "8999901000000000013"},
-		{"tabs", "var_Out: ICCID/IMSI/KI\n8999901000000000013\t001010000000001\t" + ki + "\n", Options{}, "8999901000000000013"},
-		{"F padding", "var_Out: ICCID/IMSI/KI\n8999901000000000013F 001010000000001 " + ki + "\n", Options{ICCID: ident.ICCIDOptions{FPadding: true}}, "8999901000000000013"},
-		{"no check digit", "var_Out: ICCID/IMSI/KI\n8999901000000000001 001010000000001 " + ki + "\n", Options{ICCID: ident.ICCIDOptions{NoCheckDigit: true}}, "89999010000000000013"},
+		{"tabs", "Quantity: 1\nvar_Out: ICCID/IMSI/KI\n8999901000000000013\t001010000000001\t" + ki + "\n", Options{}, "8999901000000000013"},
+		{"F padding", "Quantity: 1\nvar_Out: ICCID/IMSI/KI\n8999901000000000013F 001010000000001 " + ki + "\n", Options{ICCID: ident.ICCIDOptions{FPadding: true}}, "8999901000000000013"},
+		{"no check digit", "Quantity: 1\nvar_Out: ICCID/IMSI/KI\n8999901000000000001 001010000000001 " + ki + "\n", Options{ICCID: ident.ICCIDOptions{NoCheckDigit: true}}, "89999010000000000013"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -128,7 +128,7 @@ func TestLaterPairRefused(t *testing.T) {
 		})
 	}
 	// In a 3a file (no key list), KIC2 is key set 2 and is read.
-	rd := NewReader(strings.NewReader("var_Out: ICCID/IMSI/KI/KIC2\n"), Options{})
+	rd := NewReader(strings.NewReader("Quantity: 0\nvar_Out: ICCID/IMSI/KI/KIC2\n"), Options{})
 	if h, err := rd.Header(); h == nil || err != nil {
 		t.Errorf("3a KIC2: %v", err)
 	}
