@@ -377,7 +377,7 @@ func (r *Reader) parseColumns(line string) ErrorList {
 			errs = append(errs, r.perr(r.colLine, f.Name, ErrMissingColumn))
 		}
 		if f.Unique && seen[fi] && !r.opts.NoValidate {
-			r.dups[fi] = &dupSet{}
+			r.dups[fi] = newDupSet()
 		}
 	}
 	return errs
