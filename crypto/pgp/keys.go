@@ -232,13 +232,8 @@ func GenerateKey(name, email string, algo Algo, opts GenerateOptions) (*Key, err
 	return &Key{e: e}, nil
 }
 
-// hashName names a hash for details.
-func hashName(h crypto.Hash) string {
-	if h.Available() || h != 0 {
-		return h.String()
-	}
-	return "unknown"
-}
+// hashName names a hash for details ("SHA-256").
+func hashName(h crypto.Hash) string { return h.String() }
 
 func zero(b []byte) {
 	for i := range b {
