@@ -30,7 +30,9 @@ func NewWriter(w io.Writer, s *Schema) *Writer {
 }
 
 // WriteHeader writes the header and the column line. columns lists the
-// fields to write, in order; nil writes every field of the type.
+// fields to write, in order; nil writes every field of the type. It sets
+// h.Format to the writer's type (and h.Version when zero), so that NameOf
+// names the file.
 func (w *Writer) WriteHeader(h *Header, columns []string) error {
 	if w.err != nil {
 		return w.err
@@ -57,6 +59,10 @@ func (w *Writer) WriteHeader(h *Header, columns []string) error {
 		case k == Hex || k == Segments || k == Enum:
 			w.cases[i] = lower
 		}
+	}
+	h.Format = w.schema.Name
+	if h.Version == 0 {
+		h.Version = w.schema.Version
 	}
 	if err := h.write(w.w, w.schema); err != nil {
 		w.err = err
