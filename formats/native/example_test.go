@@ -1,6 +1,7 @@
 package native_test
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"time"
@@ -18,6 +19,7 @@ func ExampleWriter() {
 		InReplyTo:    "MNOB_MNOA_imsi-list_20261130_000001.txt.pgp",
 		Quantity:     1,
 	}
+	h.InReplyToSHA256 = sha256.Sum256([]byte("the imsi-list file as sent"))
 	w := native.NewWriter(os.Stdout, native.IMSIResult)
 	w.WriteHeader(h, []string{native.FieldICCID, native.FieldStatus, native.FieldReason})
 	r := native.NewRecord(native.IMSIResult)
@@ -39,7 +41,7 @@ func ExampleWriter() {
 	// #created: 2026-11-30T06:00:00Z
 	// #batch: B-4
 	// #in-reply-to: MNOB_MNOA_imsi-list_20261130_000001.txt.pgp
-	// #in-reply-to-sha256: 0000000000000000000000000000000000000000000000000000000000000000
+	// #in-reply-to-sha256: e6390a1738c49d96eb212c8c1c79cfb2f42b7bf8712ea424f71b9d7904bbfe81
 	// #quantity: 1
 	// iccid|status|reason
 	// 8999901000000000013|rejected|NOT_AUTHORISED

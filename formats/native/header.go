@@ -200,6 +200,9 @@ func (h *Header) write(w *bufio.Writer, s *Schema) error {
 	if _, err := partnerID(h.Receiver); err != nil {
 		return fmt.Errorf("receiver: %w", err)
 	}
+	if h.InReplyTo != "" && h.InReplyToSHA256 == [32]byte{} {
+		return invalidf("header: in-reply-to needs the SHA-256 of that file")
+	}
 	if h.Sequence < 1 || h.Sequence > 999999 || h.Quantity < 0 || !isID(h.Batch) {
 		return invalidf("header: sequence 1..999999, quantity >= 0 and a batch reference are required")
 	}
