@@ -329,3 +329,29 @@ func TestPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOneWayDrops: a partner we only deliver to has no inbox.
+func TestOneWayDrops(t *testing.T) {
+	b, _ := embeddedBackend(t)
+	d := b.open(t, func(o *drop.SFTPOptions) { o.Inbox, o.Archive, o.Quarantine = "", "", "" })
+	ctx := context.Background()
+	if err := d.Put(ctx, "out.csv", bytes.NewReader([]byte("x")), 1); err != nil {
+		t.Fatal(err)
+	}
+	var ce interface{ ConfigError() bool }
+	if _, err := d.List(ctx); !errors.As(err, &ce) {
+		t.Errorf("List without an inbox: %v, want a configuration error", err)
+	}
+	l := localBackend(t)
+	ld, err := drop.NewLocal(drop.LocalOptions{Inbox: l.dir("inbox"), Archive: l.dir("archive"), Quarantine: l.dir("quarantine")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
+	if err := ld.Put(ctx, "out.csv", bytes.NewReader([]byte("x")), 1); !errors.As(err, &ce) {
+		t.Errorf("Put without an outbox: %v, want a configuration error", err)
+	}
+	if _, err := drop.NewLocal(drop.LocalOptions{Inbox: l.dir("inbox")}); err == nil {
+		t.Error("an inbox without archive and quarantine was accepted")
+	}
+}

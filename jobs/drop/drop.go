@@ -166,3 +166,7 @@ func (e *ConfigError) ConfigError() bool { return true }
 func archiveName(name string, now time.Time) string {
 	return name + "." + now.UTC().Format("20060102T150405.000000000Z")
 }
+
+func errNoFolder(f Folder) error {
+	return &ConfigError{fmt.Errorf("this drop has no %s", f)}
+}

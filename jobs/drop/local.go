@@ -16,6 +16,7 @@ import (
 type LocalOptions struct {
 	// Inbox, Outbox, Archive and Quarantine are directories; they must
 	// exist. Archive and Quarantine must be on the inbox's file system.
+	// Either Inbox or Outbox may be empty; an inbox needs the other two.
 	Inbox, Outbox, Archive, Quarantine string
 	// TempPrefix and TempSuffix make the temporary name of a delivery:
 	// TempPrefix + name + TempSuffix. Both empty means suffix ".part".
@@ -42,10 +43,15 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 		opts.TempSuffix = ".part"
 	}
 	l := &Local{opts: opts}
+	switch {
+	case opts.Inbox == "" && opts.Outbox == "":
+		return nil, &ConfigError{errors.New("local drop: no inbox and no outbox")}
+	case opts.Inbox != "" && (opts.Archive == "" || opts.Quarantine == ""):
+		return nil, &ConfigError{errors.New("local drop: an inbox needs an archive and a quarantine")}
+	}
 	for i, dir := range []string{opts.Inbox, opts.Outbox, opts.Archive, opts.Quarantine} {
 		if dir == "" {
-			l.Close()
-			return nil, &ConfigError{fmt.Errorf("local drop: no %s folder", Folder(i))}
+			continue
 		}
 		r, err := os.OpenRoot(dir)
 		if err != nil {
@@ -59,9 +65,20 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 
 func (l *Local) tempName(name string) string { return l.opts.TempPrefix + name + l.opts.TempSuffix }
 
+func (l *Local) root(f Folder) (*os.Root, error) {
+	if l.roots[f] == nil {
+		return nil, errNoFolder(f)
+	}
+	return l.roots[f], nil
+}
+
 // List implements Drop.
 func (l *Local) List(ctx context.Context) ([]FileInfo, error) {
-	d, err := l.roots[Inbox].Open(".")
+	in, err := l.root(Inbox)
+	if err != nil {
+		return nil, err
+	}
+	d, err := in.Open(".")
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +107,11 @@ func (l *Local) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	f, err := l.roots[Inbox].Open(name)
+	in, err := l.root(Inbox)
+	if err != nil {
+		return nil, err
+	}
+	f, err := in.Open(name)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +127,10 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader, size int64) (
 	if err := CheckName(name); err != nil {
 		return err
 	}
-	root := l.roots[Outbox]
+	root, err := l.root(Outbox)
+	if err != nil {
+		return err
+	}
 	tmp := l.tempName(name)
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
@@ -152,7 +176,11 @@ func (l *Local) Move(ctx context.Context, name string, to Folder) error {
 	if to != Archive && to != Quarantine {
 		return fmt.Errorf("drop: move %s to %s: only archive or quarantine", SafeName(name), to)
 	}
-	if st, err := l.roots[Inbox].Lstat(name); err != nil {
+	in, err := l.root(Inbox)
+	if err != nil {
+		return err
+	}
+	if st, err := in.Lstat(name); err != nil {
 		return err
 	} else if !st.Mode().IsRegular() {
 		return fmt.Errorf("drop: move %s: not a regular file", SafeName(name))

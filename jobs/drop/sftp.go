@@ -36,7 +36,10 @@ type SFTPOptions struct {
 	// It is required: there is no way to skip verification.
 	KnownHosts string
 
-	// Inbox, Outbox, Archive and Quarantine are paths on the server.
+	// Inbox, Outbox, Archive and Quarantine are paths on the server. A
+	// partner we only deliver to has no inbox; one we only read from has
+	// no outbox. An inbox needs an archive and a quarantine (remote or
+	// local).
 	Inbox, Outbox, Archive, Quarantine string
 	// LocalArchive and LocalQuarantine, when set, are local directories
 	// that receive a copy of a moved input instead of a remote rename,
@@ -141,16 +144,14 @@ func NewSFTP(opts SFTPOptions) (*SFTP, error) {
 	if opts.Host == "" || opts.User == "" {
 		problems = append(problems, errors.New("sftp: host and user are required"))
 	}
-	for _, f := range []struct{ name, p string }{{"inbox", opts.Inbox}, {"outbox", opts.Outbox}} {
-		if f.p == "" {
-			problems = append(problems, fmt.Errorf("sftp: no %s path", f.name))
-		}
+	if opts.Inbox == "" && opts.Outbox == "" {
+		problems = append(problems, errors.New("sftp: no inbox and no outbox"))
 	}
-	if opts.Archive == "" && opts.LocalArchive == "" {
-		problems = append(problems, errors.New("sftp: no archive (remote or local)"))
+	if opts.Inbox != "" && opts.Archive == "" && opts.LocalArchive == "" {
+		problems = append(problems, errors.New("sftp: an inbox needs an archive (remote or local)"))
 	}
-	if opts.Quarantine == "" && opts.LocalQuarantine == "" {
-		problems = append(problems, errors.New("sftp: no quarantine (remote or local)"))
+	if opts.Inbox != "" && opts.Quarantine == "" && opts.LocalQuarantine == "" {
+		problems = append(problems, errors.New("sftp: an inbox needs a quarantine (remote or local)"))
 	}
 	var auth []ssh.AuthMethod
 	if len(opts.PrivateKey) > 0 {
@@ -394,6 +395,9 @@ func (s *SFTP) remote(dir, name string) string { return path.Join(dir, name) }
 
 // List implements Drop.
 func (s *SFTP) List(ctx context.Context) ([]FileInfo, error) {
+	if s.opts.Inbox == "" {
+		return nil, errNoFolder(Inbox)
+	}
 	var out []FileInfo
 	err := s.do(ctx, "list", func(c *sftpConn) error {
 		infos, err := c.sftp.ReadDirContext(ctx, s.opts.Inbox)
@@ -437,6 +441,9 @@ func (s *SFTP) keptLocally(name string, size int64) bool {
 func (s *SFTP) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
+	}
+	if s.opts.Inbox == "" {
+		return nil, errNoFolder(Inbox)
 	}
 	var f *sftp.File
 	var conn *sftpConn
@@ -496,6 +503,9 @@ func (s *SFTP) Put(ctx context.Context, name string, r io.Reader, size int64) er
 	if err := CheckName(name); err != nil {
 		return err
 	}
+	if s.opts.Outbox == "" {
+		return errNoFolder(Outbox)
+	}
 	tmp := s.remote(s.opts.Outbox, s.opts.TempPrefix+name+s.opts.TempSuffix)
 	final := s.remote(s.opts.Outbox, name)
 	return s.do(ctx, "put", func(c *sftpConn) (err error) {
@@ -552,6 +562,9 @@ func (s *SFTP) Move(ctx context.Context, name string, to Folder) error {
 		dir, local = s.opts.Quarantine, s.opts.LocalQuarantine
 	default:
 		return fmt.Errorf("drop: move %s to %s: only archive or quarantine", SafeName(name), to)
+	}
+	if s.opts.Inbox == "" {
+		return errNoFolder(Inbox)
 	}
 	if local != "" {
 		return s.copyLocal(ctx, name, local)
