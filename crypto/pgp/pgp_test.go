@@ -591,3 +591,48 @@ func TestSEIPDChunkBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// TestRotation: several pinned signer keys and several own keys, as during
+// a key rollover on either side.
+func TestRotation(t *testing.T) {
+	oldUs, newUs := ourKey(t, Curve25519, "UsOld"), ourKey(t, Curve25519, "UsNew")
+	oldThem, newThem := ourKey(t, Curve25519, "ThemOld"), ourKey(t, Curve25519, "ThemNew")
+	plain := []byte("HEADER,handover,1\n")
+	opts := DecryptOptions{Keys: []*Key{oldUs, newUs}, Signers: []*Key{oldThem.Public(), newThem.Public()}}
+	for _, tc := range []struct {
+		name   string
+		to     *Key
+		signer *Key
+	}{
+		{"old/old", oldUs, oldThem},
+		{"new/old", newUs, oldThem},
+		{"old/new", oldUs, newThem},
+		{"new/new", newUs, newThem},
+	} {
+		msg := encryptMsg(t, plain, []*Key{tc.to.Public()}, tc.signer, EncryptOptions{Armor: true})
+		v, got, err := decrypt(msg, opts)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if v.Signer != tc.signer.Fingerprint() {
+			t.Errorf("%s: Signer %s, want %s", tc.name, v.Signer, tc.signer.Fingerprint())
+		}
+		narrowed := opts
+		narrowed.Fingerprints = []string{strings.ToUpper(newThem.Fingerprint())}
+		_, _, err = decrypt(msg, narrowed)
+		if tc.signer == newThem && err != nil {
+			t.Errorf("%s narrowed to the new key: %v", tc.name, err)
+		}
+		if tc.signer == oldThem && !errors.Is(err, ErrUnknownSigner) {
+			t.Errorf("%s narrowed to the new key: %v, want ErrUnknownSigner", tc.name, err)
+		}
+	}
+	// Several recipients: each of them can read it.
+	msg := encryptMsg(t, plain, []*Key{oldUs.Public(), newThem.Public()}, newUs, EncryptOptions{})
+	if _, _, err := decrypt(msg, DecryptOptions{Keys: []*Key{newThem}, Signers: []*Key{newUs.Public()}}); err != nil {
+		t.Errorf("second recipient: %v", err)
+	}
+	if _, _, err := decrypt(msg, DecryptOptions{Keys: []*Key{newUs}, Signers: []*Key{newThem.Public()}}); !errors.Is(err, ErrWrongRecipient) {
+		t.Errorf("non-recipient: %v", err)
+	}
+}
