@@ -137,6 +137,8 @@ func TestSentinels(t *testing.T) {
 		"wrapped-key-id.txt":                      ErrKeyID,
 		"no-transport-key.txt":                    ErrNoTransportKey,
 		"key-index.txt":                           ident.ErrKeyIndex,
+		"kvn-missing.txt":                         ErrRequired,
+		"kvn-twice.txt":                           ErrDuplicate,
 		"kind-required.txt":                       ErrRequired,
 		"reason-required.txt":                     ErrRequired,
 		"header-after-columns.txt":                ErrHeaderSyntax,

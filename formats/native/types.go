@@ -2,6 +2,7 @@ package native
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"resub/formats/ident"
@@ -143,29 +144,93 @@ func keyChecks(r *Record, add func(string, error)) {
 			add(FieldKeyIndex, err)
 		}
 	}
-	if r.Get(FieldKIc) != "" || r.Get(FieldKID) != "" {
-		if r.Get(FieldKVN) == "" {
-			add(FieldKVN, fmt.Errorf("%w with a key set", ErrRequired))
+	seen := map[string]bool{}
+	for _, ks := range r.KeySets() {
+		if ks.KVN == "" {
+			add(ks.names[0], fmt.Errorf("%w with a key set", ErrRequired))
+			continue
+		}
+		if seen[ks.KVN] {
+			add(ks.names[0], fmt.Errorf("%w: key version %s given twice", ErrDuplicate, ks.KVN))
+		}
+		seen[ks.KVN] = true
+	}
+}
+
+// MaxKeySets is the number of OTA key sets a record can carry: set 1 in
+// kvn, ota-alg, kic, kid, kik, counter; set n in kvn-n, ota-alg-n, ….
+const MaxKeySets = 3
+
+var keySetFields = []string{FieldKVN, FieldOTAAlg, FieldKIc, FieldKID, FieldKIK, FieldCounter}
+
+// keySetField names field base of key set n (1-based).
+func keySetField(base string, n int) string {
+	if n == 1 {
+		return base
+	}
+	return fmt.Sprintf("%s-%d", base, n)
+}
+
+// keySets returns the fields of MaxKeySets key sets (with counters or not).
+func keySets(counters bool) []Field {
+	var out []Field
+	for n := 1; n <= MaxKeySets; n++ {
+		for _, f := range []Field{kvn, otaAlg, kic, kid, kik, ctr} {
+			if f.Name == FieldCounter && !counters {
+				continue
+			}
+			f.Name = keySetField(f.Name, n)
+			if n > 1 {
+				f.Doc = fmt.Sprintf("key set %d: %s", n, f.Doc)
+			}
+			out = append(out, f)
 		}
 	}
+	return out
+}
+
+// KeySet is one OTA key set of a record, as written (secrets wrapped).
+type KeySet struct {
+	KVN, OTAAlg, KIc, KID, KIK, Counter string
+	names                               []string
+}
+
+// KeySets returns the key sets present in the record (a set is present
+// when any of its fields has a value), in column order.
+func (r *Record) KeySets() []KeySet {
+	var out []KeySet
+	for n := 1; n <= MaxKeySets; n++ {
+		var v [6]string
+		names := make([]string, len(keySetFields))
+		any := false
+		for i, base := range keySetFields {
+			names[i] = keySetField(base, n)
+			v[i] = r.Get(names[i])
+			any = any || v[i] != ""
+		}
+		if any {
+			out = append(out, KeySet{KVN: v[0], OTAAlg: v[1], KIc: v[2], KID: v[3], KIK: v[4], Counter: v[5], names: names})
+		}
+	}
+	return out
 }
 
 var (
 	Inventory = register(&Schema{
 		Name: "inventory", Version: 1, From: "A (after import)", To: "A",
 		Doc: "the cards a donor holds, as imported from the SIM vendor's output file",
-		Fields: []Field{
+		Fields: slices.Concat([]Field{
 			iccid,
 			uniq(req(Field{Name: FieldIMSI, Kind: IMSI, Doc: "current IMSI"})),
 			req(secret(FieldKi, "subscriber key")),
 			secret(FieldOPc, "OPc (TOPc for TUAK)"),
 			req(alg),
 			{Name: FieldAlgParams, Kind: Text, Doc: "algorithm parameters (e.g. MILENAGE r/c constants, TUAK iterations)"},
-			kvn, otaAlg, kic, kid, kik, ctr,
+		}, keySets(true), []Field{
 			req(prof),
 			{Name: FieldKeyIndex, Kind: Int, Min: 1, Max: 255, Doc: "3b: the card's current key-list index"},
 			{Name: FieldKeyListLength, Kind: Int, Min: 1, Max: 255, Doc: "3b: the key list's length"},
-		},
+		}),
 		Check: keyChecks,
 	})
 	MSISDNMap = register(&Schema{
@@ -230,7 +295,7 @@ var (
 	})
 	Handover = register(&Schema{
 		Name: "handover", Version: 1, From: "A", To: "B", KindField: FieldKind,
-		Fields: []Field{
+		Fields: slices.Concat([]Field{
 			req(Field{Name: FieldKind, Kind: Enum, Values: []string{Kind3a, Kind3b, KindCancel}, Doc: "3a, 3b or cancel (a withdrawn card)"}),
 			iccid,
 			reqFor(uniq(Field{Name: FieldIMSI, Kind: IMSI, Doc: "the new IMSI"}), Kind3a, Kind3b),
@@ -239,13 +304,13 @@ var (
 			secret(FieldOPc, "OPc (TOPc for TUAK)"),
 			reqFor(alg, Kind3a),
 			{Name: FieldAlgParams, Kind: Text},
-			kvn, otaAlg, kic, kid, kik, ctr,
+		}, keySets(true), []Field{
 			reqFor(prof, Kind3a, Kind3b),
 			reqFor(Field{Name: FieldKeyIndex, Kind: Int, Min: 1, Max: 255, Doc: "3b: the index B now holds"}, Kind3b),
 			reqFor(Field{Name: FieldKeyListLength, Kind: Int, Min: 1, Max: 255}, Kind3b),
 			reqFor(Field{Name: FieldCounterRule, Kind: Enum, Values: []string{"continue", "reset"}, Doc: "3b: OTA counter after the key change"}, Kind3b),
 			reason, detail,
-		},
+		}),
 		Check: keyChecks,
 	})
 	HandoverAck = register(&Schema{
@@ -275,7 +340,7 @@ var (
 	})
 	KeyResponse = register(&Schema{
 		Name: "key-response", Version: 1, From: "manufacturer", To: "B", KindField: FieldStatus,
-		Fields: []Field{
+		Fields: slices.Concat([]Field{
 			req(Field{Name: FieldRequestID, Kind: ID}),
 			iccid,
 			req(Field{Name: FieldKeyIndex, Kind: Int, Min: 1, Max: 255}),
@@ -285,8 +350,7 @@ var (
 			secret(FieldOPc, "OPc of that index"),
 			reqFor(alg, StatusReleased),
 			{Name: FieldAlgParams, Kind: Text},
-			kvn, otaAlg, kic, kid, kik,
-		},
+		}, keySets(false)),
 		Check: func(r *Record, add func(string, error)) {
 			needReason(StatusRefused)(r, add)
 			keyChecks(r, add)
