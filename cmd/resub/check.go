@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"resub/formats/mapping"
 	"resub/formats/native"
 	"resub/formats/vendor"
 )
@@ -27,6 +28,12 @@ type checkOptions struct {
 	MaxProblems int
 	Native      native.Options
 	Vendor      vendor.Options
+	// Mapping, when set, says the file is in the partner's CSV layout:
+	// it is read through the mapping and its records checked by the
+	// native rules, problems named by the partner's column names.
+	// PartnerTransportKey is then the key ID its wrapped fields must name.
+	Mapping             *mapping.Mapping
+	PartnerTransportKey string
 	// Open opens the file to check; nil opens it as is.
 	Open func(path string) (io.ReadCloser, error)
 }
@@ -106,7 +113,9 @@ func check(e *env, opts *checkOptions) error {
 
 	p := &problemPrinter{w: e.io.out, max: opts.MaxProblems}
 	var records int
-	if opts.Type == "inventory" && !isNative(br) {
+	if opts.Mapping != nil {
+		records, err = checkPartner(br, opts, p)
+	} else if opts.Type == "inventory" && !isNative(br) {
 		vo := opts.Vendor
 		vo.File = opts.Path
 		records, err = checkVendor(br, vo, p)
@@ -214,4 +223,45 @@ func ioOnly(err error) error {
 		return nil
 	}
 	return err
+}
+
+// checkPartner checks a partner's CSV file under opts.Mapping.
+func checkPartner(r io.Reader, opts *checkOptions, p *problemPrinter) (int, error) {
+	s, _ := native.Lookup(opts.Type)
+	if err := opts.Mapping.Check(s); err != nil {
+		return 0, usagef("check: %v", err)
+	}
+	partnerName := map[string]string{}
+	for _, c := range opts.Mapping.Columns {
+		if c.Field != "" {
+			partnerName[c.Field] = c.Name
+		}
+	}
+	no := opts.Native
+	no.File = opts.Path
+	rd := mapping.NewReader(r, opts.Mapping, s, opts.Path)
+	ck := native.NewRecordChecker(s, opts.PartnerTransportKey, mappedColumns(opts.Mapping), no)
+	n := 0
+	for {
+		rec, err := rd.Read()
+		if err == io.EOF {
+			return n, nil
+		}
+		p.add(err)
+		if err != nil && !native.Recoverable(err) {
+			return n, ioOnly(err)
+		}
+		if rec == nil {
+			continue
+		}
+		n++
+		if err == nil { // fields that did not convert are already reported
+			for _, pe := range ck.Check(rec) {
+				if name, ok := partnerName[pe.Field]; ok {
+					pe.Field = name
+				}
+				p.add(pe)
+			}
+		}
+	}
 }

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"resub/formats/mapping"
 	"resub/formats/native"
 )
 
@@ -109,5 +113,34 @@ func TestCheckCapsProblems(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != exitRefused || len(lines) != 12 || !strings.Contains(out, "and 289 more problems") || !strings.Contains(out, "299 problems") {
 		t.Errorf("exit %d, %d lines:\n%s", code, len(lines), out)
+	}
+}
+
+// TestCheckPartnerLayout checks partner CSV files through a mapping, as
+// `check --config --partner` will: native rules, partner column names.
+func TestCheckPartnerLayout(t *testing.T) {
+	mf, err := os.Open("../../samples/partner/imsi-list.mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.Decode(mf)
+	mf.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(path string) (error, string) {
+		var out bytes.Buffer
+		e := &env{ctx: context.Background(), io: stdio{out: &out, err: &out}, log: slog.New(slog.DiscardHandler)}
+		err := check(e, &checkOptions{Type: "imsi-list", Path: path, MaxProblems: 100, Mapping: m})
+		return err, out.String()
+	}
+	if err, out := run("../../samples/partner/MNOB_MNOA_imsi-list_20261130_000001.csv"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	bad := filepath.Join(t.TempDir(), "b.csv")
+	os.WriteFile(bad, []byte("ICCID;NEW_IMSI;SWITCH_DATE\n8999901000000000013F;999990000000001;07.12.2026\n8999901000000000013F;9999900000002;07.12.2026\n"), 0o600)
+	err, out := run(bad)
+	if exitCode(err) != exitRefused || !strings.Contains(out, bad+":3: ICCID: duplicate") || !strings.Contains(out, bad+":3: NEW_IMSI: IMSI must have") {
+		t.Errorf("exit %d\n%s", exitCode(err), out)
 	}
 }

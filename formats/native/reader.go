@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
-
-	"resub/formats/ident"
 )
 
 // Reader reads a native file: header, column line, records. It holds one
@@ -43,6 +41,7 @@ type Reader struct {
 	count      int
 	crlfSeen   bool
 	dups       []*dupSet
+	checker    *RecordChecker
 	rec        *Record
 	lineErrs   ErrorList
 	hdrWrapped bool
@@ -487,48 +486,8 @@ func (r *Reader) parseRecord(raw []byte) (*Record, ErrorList) {
 }
 
 func (r *Reader) validate(rec *Record) ErrorList {
-	var errs ErrorList
-	kind := rec.Kind()
-	for fi := range r.schema.Fields {
-		f := &r.schema.Fields[fi]
-		v := rec.vals[fi]
-		if v == "" {
-			if (f.Required && !r.absent[fi]) || (kind != "" && slices.Contains(f.For, kind)) {
-				r.add(&errs, rec.Line, f.Name, ErrRequired)
-			}
-			continue
-		}
-		if err := checkValue(f, v, &r.opts); err != nil {
-			r.add(&errs, rec.Line, f.Name, err)
-			continue
-		}
-		switch {
-		case f.Kind == Wrapped:
-			id, _, _ := strings.Cut(v, ":")
-			if r.header.TransportKey == "" {
-				r.add(&errs, rec.Line, f.Name, ErrNoTransportKey)
-			} else if id != r.header.TransportKey {
-				r.add(&errs, rec.Line, f.Name, fmt.Errorf("%w: %s, header says %s", ErrKeyID, id, r.header.TransportKey))
-			}
-		case r.dups[fi] != nil:
-			var key uint64
-			var ok bool
-			if f.Kind == ICCID {
-				key, ok = ident.ICCIDKey(v)
-			} else {
-				key, ok = ident.IMSIKey(v)
-			}
-			if ok && !r.dups[fi].add(key) {
-				r.add(&errs, rec.Line, f.Name, fmt.Errorf("%w: %s", ErrDuplicate, v))
-			}
-		}
+	if r.checker == nil {
+		r.checker = &RecordChecker{schema: r.schema, opts: &r.opts, transportKey: r.header.TransportKey, absent: r.absent, dups: r.dups}
 	}
-	if len(errs) == 0 && r.schema.Check != nil {
-		r.schema.Check(rec, func(field string, err error) { r.add(&errs, rec.Line, field, err) })
-	}
-	return errs
-}
-
-func (r *Reader) add(errs *ErrorList, line int, field string, err error) {
-	*errs = append(*errs, r.perr(line, field, err))
+	return r.checker.Check(rec)
 }
