@@ -103,6 +103,7 @@ func Open(open func() (io.ReadCloser, error), opts DecryptOptions) (*Verified, e
 	if err != nil {
 		return nil, err
 	}
+	defer m.hasher.stop()
 	var (
 		scratch *scratchWriter
 		key     []byte
@@ -230,8 +231,11 @@ func checkDecryptOptions(o *DecryptOptions) error {
 // rawReader counts and hashes the ciphertext as read and remembers whether
 // its end was reached, which tells truncation from tampering.
 type rawReader struct {
-	r   io.Reader
-	h   hash.Hash
+	r io.Reader
+	h interface {
+		Write([]byte) (int, error)
+		Sum([]byte) []byte
+	}
 	n   int64
 	max int64 // pass 2: the verified size; 0 = no limit
 	eof bool
@@ -300,6 +304,7 @@ type message struct {
 	n         int64
 	depth     int
 	capHit    bool
+	hasher    *asyncHasher // pass 1 only
 	done      bool
 	err       error
 	v         Verified
@@ -307,11 +312,19 @@ type message struct {
 
 func newMessage(r io.Reader, opts *DecryptOptions, expect *Verified) (*message, error) {
 	m := &message{opts: opts, expect: expect, raw: &rawReader{r: r, h: sha256.New()}}
+	if expect == nil {
+		// Pass 1 hashes the ciphertext on a second core; Open stops it.
+		m.hasher = newAsyncHasher(sha256.New())
+		m.raw.h = m.hasher
+	}
 	if expect != nil {
 		m.raw.max = expect.Size
 	}
 	if err := m.start(); err != nil {
 		m.err = err
+		if m.hasher != nil {
+			m.hasher.stop()
+		}
 		return nil, err
 	}
 	return m, nil

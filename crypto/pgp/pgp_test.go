@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -634,5 +635,23 @@ func TestRotation(t *testing.T) {
 	}
 	if _, _, err := decrypt(msg, DecryptOptions{Keys: []*Key{newUs}, Signers: []*Key{newThem.Public()}}); !errors.Is(err, ErrWrongRecipient) {
 		t.Errorf("non-recipient: %v", err)
+	}
+}
+
+// TestNoGoroutineLeft: every way out of Open stops its hashing goroutine.
+func TestNoGoroutineLeft(t *testing.T) {
+	us := ourKey(t, Curve25519, "Resub")
+	partner := ourKey(t, Curve25519, "Partner")
+	good := encryptMsg(t, randomText(t, 300_000), []*Key{us.Public()}, partner, EncryptOptions{})
+	opts := DecryptOptions{Keys: []*Key{us}, Signers: []*Key{partner.Public()}}
+	before := runtime.NumGoroutine()
+	for i := 0; i < 50; i++ {
+		for _, msg := range [][]byte{good, good[:len(good)/2], flipAt(good, len(good)/2), []byte("junk"), good[:3]} {
+			Open(opener(msg), opts)
+		}
+	}
+	time.Sleep(10 * time.Millisecond) // let exited goroutines be reaped
+	if after := runtime.NumGoroutine(); after > before+10 {
+		t.Fatalf("goroutines %d -> %d", before, after)
 	}
 }
