@@ -28,9 +28,9 @@ const (
 	maxFieldLength      = 4096 // bytes of plaintext; card secrets are tens of bytes
 )
 
-// DefaultFixedIV is the IV of aes-cbc-fixed-iv unless the partner agreed
+// fixedIVByte fills the IV of aes-cbc-fixed-iv unless the partner agreed
 // another: 16 bytes of 0x23.
-var DefaultFixedIV = [16]byte{0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23, 0x23}
+const fixedIVByte = 0x23
 
 // TransportKey is a key agreed with a partner for wrapping secret fields.
 type TransportKey struct {
@@ -44,7 +44,7 @@ type TransportKey struct {
 
 // TransportKeyOptions are the optional parts of a transport key.
 type TransportKeyOptions struct {
-	IV   []byte    // aes-cbc-fixed-iv: 16 bytes; default DefaultFixedIV
+	IV   []byte    // aes-cbc-fixed-iv: 16 bytes; default 16 bytes of 0x23
 	Rand io.Reader // aes-gcm nonces; default crypto/rand
 }
 
@@ -58,7 +58,10 @@ func NewTransportKey(id string, key []byte, mode Mode, opts TransportKeyOptions)
 	if mode == "" {
 		mode = DefaultMode
 	}
-	tk := &TransportKey{id: id, mode: mode, key: append([]byte(nil), key...), iv: DefaultFixedIV, rand: opts.Rand}
+	tk := &TransportKey{id: id, mode: mode, key: append([]byte(nil), key...), rand: opts.Rand}
+	for i := range tk.iv {
+		tk.iv[i] = fixedIVByte
+	}
 	if tk.rand == nil {
 		tk.rand = rand.Reader
 	}
