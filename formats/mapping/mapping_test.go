@@ -192,7 +192,8 @@ func TestPartnerFileProblems(t *testing.T) {
 		{"bad ICCID", "ICCID;NEW_IMSI;SWITCH_DATE\n8999901000000000014F;999990000000001;07.12.2026\n", 2, "ICCID"},
 		{"field count", "ICCID;NEW_IMSI;SWITCH_DATE\n8999901000000000013F;999990000000001\n", 2, ""},
 		{"missing column", "ICCID;SWITCH_DATE\n8999901000000000013F;07.12.2026\n", 1, "NEW_IMSI"},
-		{"long line", "ICCID;NEW_IMSI;SWITCH_DATE\n" + strings.Repeat("9", 20000) + "\n", 2, ""},
+		{"long line", "ICCID;NEW_IMSI;SWITCH_DATE\n" + strings.Repeat("9", 30000) + "\n", 2, ""},
+		{"long quoted value over many lines", "ICCID;NEW_IMSI;SWITCH_DATE\n\"" + strings.Repeat("9\n", 30000) + "\"\n", 2, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

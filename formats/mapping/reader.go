@@ -71,16 +71,18 @@ func (r *Reader) Read() (*native.Record, error) {
 		case err == io.EOF:
 			r.fatal = io.EOF
 		case errors.Is(err, errLineTooLong):
-			r.fatal = &fatalError{r.perr(r.lr.line+1, "", fmt.Errorf("%w: more than %d bytes", native.ErrLineTooLong, r.lr.max))}
+			line, _ := r.cr.FieldPos(0)
+			r.fatal = native.Fatal(r.perr(max(line, 1), "", fmt.Errorf("%w: a record of more than %d bytes", native.ErrLineTooLong, r.lr.max)))
 		case errors.As(err, &pe) && errors.Is(err, csv.ErrFieldCount):
 			return nil, r.perr(pe.StartLine, "", native.ErrFieldCount)
 		case errors.As(err, &pe):
-			r.fatal = &fatalError{r.perr(pe.StartLine, "", fmt.Errorf("%w: %v", native.ErrInvalid, pe.Err))}
+			r.fatal = native.Fatal(r.perr(pe.StartLine, "", fmt.Errorf("%w: %v", native.ErrInvalid, pe.Err)))
 		default:
 			r.fatal = err
 		}
 		return nil, r.fatal
 	}
+	r.lr.reset()
 	line, _ := r.cr.FieldPos(0)
 	if r.header {
 		r.header = false
@@ -143,7 +145,7 @@ func (r *Reader) mapHeader(names []string, line int) error {
 			f := r.c.s.Fields[r.c.fields[mc]]
 			err := r.perr(line, r.c.m.Columns[mc].Name, native.ErrMissingColumn)
 			if f.Required {
-				r.fatal = &fatalError{append(errs, err)}
+				r.fatal = native.Fatal(append(errs, err)...)
 				return r.fatal
 			}
 			errs = append(errs, err)
@@ -183,8 +185,10 @@ func (c *compiled) toNative(f *native.Field, layout, v string) (string, error) {
 
 var errLineTooLong = errors.New("line too long")
 
-// lineLimiter fails a read once a line exceeds max bytes, so that a file
-// without line breaks cannot grow the CSV reader's buffer without bound.
+// lineLimiter bounds the bytes the CSV reader may pull for one record
+// (quoted values may span lines), so that no input can grow its buffers
+// without bound. The CSV reader reads ahead by at most its 4 KiB buffer,
+// so the bound holds within that.
 type lineLimiter struct {
 	r    io.Reader
 	max  int
@@ -196,21 +200,14 @@ func (l *lineLimiter) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	for i := 0; i < n; i++ {
 		if p[i] == '\n' {
-			l.cur = 0
 			l.line++
-			continue
 		}
-		if l.cur++; l.cur > l.max {
-			return i, errLineTooLong
-		}
+	}
+	if l.cur += n; l.cur > l.max+4096 {
+		return n, errLineTooLong
 	}
 	return n, err
 }
 
-// fatalError ends the file: the reader cannot go on after it (a broken
-// quote, an over-long line, a required column missing). It still carries
-// its position (native.Problems finds it).
-type fatalError struct{ err error }
-
-func (f *fatalError) Error() string { return f.err.Error() }
-func (f *fatalError) Unwrap() error { return f.err }
+// reset starts the count of a new record.
+func (l *lineLimiter) reset() { l.cur = 0 }

@@ -92,7 +92,8 @@ func Problems(err error) []*ParseError {
 
 // Recoverable reports whether a Reader error concerns one record or the
 // header only (a *ParseError or ErrorList): the caller may keep reading.
-// Anything else (io.EOF, an I/O error, a refused file) ends the file.
+// Anything else (io.EOF, an I/O error, a refused file, problems that end
+// the file) ends the file.
 func Recoverable(err error) bool {
 	switch err.(type) {
 	case *ParseError, ErrorList:
@@ -100,6 +101,15 @@ func Recoverable(err error) bool {
 	}
 	return false
 }
+
+// Fatal marks problems after which a file cannot be read further: the
+// result is not Recoverable, and Problems still lists them.
+func Fatal(problems ...*ParseError) error { return &fatalError{problems} }
+
+type fatalError struct{ list ErrorList }
+
+func (f *fatalError) Error() string   { return f.list.Error() }
+func (f *fatalError) Unwrap() []error { return f.list.Unwrap() }
 
 // refusal is a sentinel that refuses the whole file.
 type refusal struct{ msg string }

@@ -172,3 +172,17 @@ func TestSentinels(t *testing.T) {
 		t.Errorf("case %s missing from cases.txt", f)
 	}
 }
+
+// TestBoundedHeader: a file that never reaches its column line is refused
+// after a bounded number of lines, not read into memory.
+func TestBoundedHeader(t *testing.T) {
+	file := strings.Repeat("#note: x\n", 100000)
+	rd := NewReader(strings.NewReader(file), Options{File: "f", Type: "imsi-list"})
+	h, err := rd.Header()
+	if h != nil || !errors.Is(err, ErrNoColumns) || Recoverable(err) {
+		t.Fatalf("%v", err)
+	}
+	if n := len(Problems(err)); n > maxHeaderLines+1 {
+		t.Errorf("%d problems kept", n)
+	}
+}

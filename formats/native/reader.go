@@ -144,6 +144,10 @@ func (r *Reader) readLine() ([]byte, lineKind, error) {
 	return raw, kind, nil
 }
 
+// maxHeaderLines bounds the header: a file without a column line in its
+// first lines is refused rather than read into memory.
+const maxHeaderLines = 200
+
 type headerLine struct {
 	key, val string
 	line     int
@@ -180,6 +184,10 @@ func (r *Reader) Header() (*Header, error) {
 			continue
 		case lineTruncated:
 			errs = append(errs, r.perr(r.line, "", ErrTruncated))
+		}
+		if r.line > maxHeaderLines {
+			errs = append(errs, r.perr(r.line, "", fmt.Errorf("%w: no column line in the first %d lines", ErrNoColumns, maxHeaderLines)))
+			return r.fail(errs)
 		}
 		switch {
 		case len(raw) == 0:
@@ -279,8 +287,8 @@ func (r *Reader) Header() (*Header, error) {
 
 func (r *Reader) fail(errs ErrorList) (*Header, error) {
 	r.header = nil
-	r.fatal = errs
-	return nil, errs
+	r.fatal = Fatal(errs...)
+	return nil, r.fatal
 }
 
 func lineOf(lines []headerLine, key string) int {

@@ -32,6 +32,9 @@ type Options struct {
 	MaxLineLength int
 }
 
+// maxHeaderLines bounds the header and input blocks.
+const maxHeaderLines = 2000
+
 // Reader reads a vendor output file one card at a time; its errors follow
 // the conventions of native.Reader (native.Recoverable tells whether to
 // keep reading).
@@ -126,8 +129,8 @@ func (r *Reader) Header() (*Header, error) {
 		l, bad, err := r.next()
 		if err == io.EOF {
 			errs = append(errs, r.perr(r.line, "var_Out", ErrNoVarOut))
-			r.fatal = errs
-			return nil, errs
+			r.fatal = native.Fatal(errs...)
+			return nil, r.fatal
 		}
 		if pe, ok := err.(*native.ParseError); ok {
 			errs = append(errs, pe)
@@ -137,6 +140,11 @@ func (r *Reader) Header() (*Header, error) {
 		} else if err != nil {
 			r.fatal = err
 			return nil, err
+		}
+		if r.line > maxHeaderLines {
+			errs = append(errs, r.perr(r.line, "var_Out", fmt.Errorf("%w in the first %d lines", ErrNoVarOut, maxHeaderLines)))
+			r.fatal = native.Fatal(errs...)
+			return nil, r.fatal
 		}
 		t := strings.TrimSpace(l)
 		switch {
@@ -228,7 +236,7 @@ func (r *Reader) columns(h *Header, t string) native.ErrorList {
 	list = strings.TrimSpace(list)
 	if list == "" {
 		errs = append(errs, r.perr(r.line, "var_Out", ErrNoVarOut))
-		r.fatal = errs
+		r.fatal = native.Fatal(errs...)
 		return errs
 	}
 	seen := map[string]bool{}
@@ -251,7 +259,7 @@ func (r *Reader) columns(h *Header, t string) native.ErrorList {
 		for _, c := range r.cols {
 			if c.laterPair() {
 				errs = append(errs, r.perr(r.line, c.name, ErrLaterPair))
-				r.fatal = errs
+				r.fatal = native.Fatal(errs...)
 				return errs
 			}
 		}
