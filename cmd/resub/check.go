@@ -134,13 +134,13 @@ func check(e *env, opts *checkOptions) error {
 		return err
 	}
 	if p.more > 0 {
-		fmt.Fprintf(e.io.out, "%s: ... and %d more problems\n", opts.Path, p.more)
+		fmt.Fprintf(e.io.out, "%s: ... and %d more %s\n", opts.Path, p.more, noun(p.more, "problem"))
 	}
 	if p.n == 0 {
 		fmt.Fprintf(e.io.out, "%s: %s: %d records, valid\n", opts.Path, opts.Type, records)
 		return nil
 	}
-	fmt.Fprintf(e.io.out, "%s: %s: %d records, %d problems: invalid\n", opts.Path, opts.Type, records, p.n)
+	fmt.Fprintf(e.io.out, "%s: %s: %d records, %s: invalid\n", opts.Path, opts.Type, records, plural(p.n, "problem"))
 	return silentError{invalidFile{p.n}}
 }
 
@@ -264,4 +264,14 @@ func checkPartner(r io.Reader, opts *checkOptions, p *problemPrinter) (int, erro
 			}
 		}
 	}
+}
+
+// plural returns "1 problem", "2 problems".
+func plural(n int, what string) string { return fmt.Sprintf("%d %s", n, noun(n, what)) }
+
+func noun(n int, what string) string {
+	if n == 1 {
+		return what
+	}
+	return what + "s"
 }

@@ -58,6 +58,10 @@ func TestCheckInvalid(t *testing.T) {
 				want := fmt.Sprintf("%s:%s: ", path, p[2])
 				if p[3] != "-" {
 					want += p[3] + ": "
+				} else if p[2] == "0" {
+					want += "file: "
+				} else {
+					want += "line: "
 				}
 				if !strings.Contains(out, "\n"+want) && !strings.HasPrefix(out, want) {
 					t.Errorf("no problem %q in\n%s", want, out)

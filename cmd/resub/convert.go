@@ -242,9 +242,9 @@ func convert(e *env, o *convertOptions) error {
 
 func invalidSummary(e *env, file, typ string, p *problemPrinter) error {
 	if p.more > 0 {
-		fmt.Fprintf(e.io.out, "%s: ... and %d more problems\n", file, p.more)
+		fmt.Fprintf(e.io.out, "%s: ... and %d more %s\n", file, p.more, noun(p.more, "problem"))
 	}
-	fmt.Fprintf(e.io.out, "%s: %s: %d problems: not converted\n", file, typ, p.n)
+	fmt.Fprintf(e.io.out, "%s: %s: %s: not converted\n", file, typ, plural(p.n, "problem"))
 	return silentError{invalidFile{p.n}}
 }
 

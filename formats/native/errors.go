@@ -17,17 +17,23 @@ type ParseError struct {
 	Err   error
 }
 
-// Error formats the problem as FILE:LINE: field: message.
+// Error formats the problem as FILE:LINE: field: message; the field is
+// "line" for a problem of the whole line, "file" for one of the file.
 func (e *ParseError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	b.WriteByte(':')
 	b.WriteString(strconv.Itoa(e.Line))
 	b.WriteString(": ")
-	if e.Field != "" {
+	switch {
+	case e.Field != "":
 		b.WriteString(e.Field)
-		b.WriteString(": ")
+	case e.Line == 0:
+		b.WriteString("file")
+	default:
+		b.WriteString("line")
 	}
+	b.WriteString(": ")
 	b.WriteString(e.Err.Error())
 	return b.String()
 }
