@@ -203,13 +203,10 @@ func (p *Party) script(m *ledger.Message, c *ledger.Card, prof *Profile) ([]ota.
 		}
 		return prof.OTA.UpdateScript(change)
 	case msgProbe:
-		change := ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)}
-		apdus, ef, err := prof.OTA.UpdateScript(change)
-		if err != nil || len(apdus) == 0 {
-			return nil, ef, err
-		}
-		// Only the read-back: it proves which IMSI the card holds now.
-		return apdus[len(apdus)-1:], ef, nil
+		// Select and read EF_IMSI: the PoR shows which IMSI the card
+		// holds now (an RFM session starts with no EF selected).
+		_, ef, err := prof.OTA.UpdateScript(ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)})
+		return prof.OTA.ReadIMSIScript(), ef, err
 	case msgReset:
 		a, err := prof.OTA.ResetScript()
 		return a, ef, err

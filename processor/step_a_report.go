@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -97,10 +96,11 @@ func (w *Work) matchReport(ctx context.Context, rec *native.Record) (*ledger.Mes
 	// The TAR is always in clear (offset 6 of the response packet); the
 	// counter may be ciphered, so try the MSISDN's outstanding messages
 	// of that TAR.
-	if len(por) < 9 {
+	t, err := ota.ResponseTAR(por)
+	if err != nil {
 		return nil, nil
 	}
-	tar := hex.EncodeToString(por[6:9])
+	tar := t.String()
 	rows, err := w.Tx.Query(ctx, `SELECT id FROM ota_messages WHERE msisdn = ? AND tar = ? AND state = 'sent' ORDER BY id DESC`, msisdn, tar)
 	if err != nil {
 		return nil, err
