@@ -103,7 +103,7 @@ func Open(open func() (io.ReadCloser, error), opts DecryptOptions) (*Verified, e
 	if err != nil {
 		return nil, err
 	}
-	defer m.hasher.stop()
+	defer m.stopHashers()
 	var (
 		scratch *scratchWriter
 		key     []byte
@@ -286,7 +286,8 @@ type onePass struct {
 	ops *packet.OnePassSignature
 	key *openpgp.Key // the pinned key, nil if the signer is not pinned
 	h   hash.Hash    // raw hash for VerifySignature
-	wh  hash.Hash    // what the literal data is written to
+	wh  io.Writer    // what the literal data is written to
+	bg  *asyncHasher // pass 1: hashes wh on another goroutine
 	sig *packet.Signature
 }
 
@@ -322,9 +323,7 @@ func newMessage(r io.Reader, opts *DecryptOptions, expect *Verified) (*message, 
 	}
 	if err := m.start(); err != nil {
 		m.err = err
-		if m.hasher != nil {
-			m.hasher.stop()
-		}
+		m.stopHashers()
 		return nil, err
 	}
 	return m, nil
@@ -556,7 +555,29 @@ func (m *message) addOnePass(p *packet.OnePassSignature) error {
 	default:
 		return refuse(ErrBadSignature, fmt.Sprintf("unsupported signature type %#x", p.SigType), nil)
 	}
+	if m.hasher != nil {
+		// Pass 1: the signature hash runs beside the decryption too.
+		op.bg = newAsyncHasher(writerHash{op.wh})
+		op.wh = op.bg
+	}
 	return nil
+}
+
+// writerHash lets an asyncHasher feed a plain writer; Sum is unused.
+type writerHash struct{ io.Writer }
+
+func (writerHash) Sum(b []byte) []byte { return b }
+
+// stopHashers stops the pass-1 hashing goroutines; idempotent.
+func (m *message) stopHashers() {
+	if m.hasher != nil {
+		m.hasher.stop()
+	}
+	for _, op := range m.ops {
+		if op.bg != nil {
+			op.bg.stop()
+		}
+	}
 }
 
 func (m *message) checkSigners() error {
@@ -696,6 +717,9 @@ func (m *message) verify(sigs []*packet.Signature) error {
 		}
 		if sig.Hash != op.ops.Hash || sig.SigType != op.ops.SigType {
 			return refuse(ErrBadSignature, "signature does not match its one-pass header", nil)
+		}
+		if op.bg != nil {
+			op.bg.stop() // every byte hashed
 		}
 		if err := op.key.PublicKey.VerifySignature(op.h, sig); err != nil {
 			return refuse(ErrBadSignature, "", err)
