@@ -147,6 +147,7 @@ func TestGnuPGToUs(t *testing.T) {
 				{"armored-zlib", []string{"--armor", "--compress-algo", "zlib"}},
 				{"binary-zip", []string{"--compress-algo", "zip"}},
 				{"textmode-armored", []string{"--armor", "--textmode"}},
+				{"hidden-recipient", []string{"--throw-keyids", "-z", "0"}},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					args := append([]string{"--encrypt", "--sign", "-r", x.us.Fingerprint(), "-u", x.partner}, tc.args...)
@@ -430,8 +431,11 @@ func TestPassphraseProtectedGnuPGSecretKey(t *testing.T) {
 }
 
 func TestKeysRoundTripThroughGnuPG(t *testing.T) {
-	for _, algo := range []Algo{Curve25519, RSA3072} {
+	for _, algo := range []Algo{Curve25519, RSA3072, RSA4096} {
 		t.Run(string(algo), func(t *testing.T) {
+			if algo == RSA4096 && testing.Short() {
+				t.Skip("RSA-4096 generation is slow")
+			}
 			g := newGnuPG(t)
 			k := ourKey(t, algo, "Resub")
 			var sec bytes.Buffer
