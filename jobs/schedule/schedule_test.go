@@ -253,3 +253,62 @@ func TestStopIsBounded(t *testing.T) {
 		t.Error("RunNow after Stop succeeded")
 	}
 }
+
+// signalHandler reports log records whose message matches.
+type signalHandler struct {
+	slog.Handler
+	msg string
+	ch  chan struct{}
+}
+
+func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.ch <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+
+// TestScheduledRunSkippedWhileRunning: the clock's run of a job that is
+// still running (here: started by hand) is skipped, not queued.
+func TestScheduledRunSkippedWhileRunning(t *testing.T) {
+	skipped := make(chan struct{}, 1)
+	log := slog.New(signalHandler{Handler: slog.DiscardHandler, msg: "job still running; this run is skipped", ch: skipped})
+	s := schedule.New(schedule.Options{Log: log})
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	var mu sync.Mutex
+	runs := 0
+	if err := s.Add("tick", "@every 1s", "", func(context.Context) error {
+		mu.Lock()
+		runs++
+		mu.Unlock()
+		entered <- struct{}{}
+		<-release
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- s.RunNow(context.Background(), "tick") }()
+	<-entered
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-skipped // the clock fired while the manual run held the lock
+	mu.Lock()
+	if runs != 1 {
+		t.Errorf("%d runs while the first was in progress, want 1", runs)
+	}
+	mu.Unlock()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stop(t, s)
+}
