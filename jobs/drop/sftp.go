@@ -67,7 +67,7 @@ type SFTPOptions struct {
 	// default 64.
 	Concurrency int
 
-	Now  func() time.Time                                                  // default time.Now
+	Now  func() time.Time                                                  // for the names of archived duplicates; default time.Now
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error) // default net.Dialer
 }
 
@@ -262,7 +262,7 @@ func (s *SFTP) dial(ctx context.Context) (*sftpConn, error) {
 	}
 	// ssh.Dial's timeout covers only the TCP connect: bound the handshake
 	// with a deadline on the raw connection, and let ctx interrupt it.
-	raw.SetDeadline(s.opts.Now().Add(s.opts.DialTimeout))
+	raw.SetDeadline(time.Now().Add(s.opts.DialTimeout)) // the real clock: a network deadline
 	stop := context.AfterFunc(dctx, func() { raw.Close() })
 	hostKeyChecked := false
 	cfg := *s.config
