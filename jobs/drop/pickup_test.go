@@ -19,8 +19,7 @@ func (c *fakeClock) now() time.Time { return c.t }
 // size and modification time stay unchanged across the interval.
 func TestStableFile(t *testing.T) {
 	ctx := context.Background()
-	e, _ := embeddedBackend(t)
-	for _, b := range []*backend{localBackend(t), e} {
+	for _, b := range allBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			d := b.open(t, nil)
 			clock := &fakeClock{time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
