@@ -75,17 +75,17 @@ func (k *Key) Unlock(passphrase []byte) error {
 	return nil
 }
 
-// Public returns the key without its secret parts.
+// Public returns the key without its secret parts. The result shares the
+// public packets with k, which are never modified.
 func (k *Key) Public() *Key {
-	var buf bytes.Buffer
-	if err := k.e.Serialize(&buf); err != nil {
-		return k
+	e := *k.e
+	e.PrivateKey = nil
+	e.Subkeys = make([]openpgp.Subkey, len(k.e.Subkeys))
+	for i, s := range k.e.Subkeys {
+		s.PrivateKey = nil
+		e.Subkeys[i] = s
 	}
-	el, err := openpgp.ReadKeyRing(&buf)
-	if err != nil || len(el) != 1 {
-		return k
-	}
-	return &Key{e: el[0]}
+	return &Key{e: &e}
 }
 
 // WritePublic writes the public key, ASCII-armored if armored.

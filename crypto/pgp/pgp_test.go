@@ -659,3 +659,26 @@ func TestNoGoroutineLeft(t *testing.T) {
 		t.Fatalf("goroutines %d -> %d", before, after)
 	}
 }
+
+func TestPublicDropsSecrets(t *testing.T) {
+	k := ourKey(t, Curve25519, "Resub")
+	p := k.Public()
+	if p.IsSecret() || !k.IsSecret() || p.Fingerprint() != k.Fingerprint() {
+		t.Fatalf("public secret=%v, original secret=%v", p.IsSecret(), k.IsSecret())
+	}
+	for _, s := range p.e.Subkeys {
+		if s.PrivateKey != nil {
+			t.Fatal("secret subkey kept")
+		}
+	}
+	if err := p.WriteSecret(io.Discard, true, nil); !errors.Is(err, ErrNoSecretKey) {
+		t.Fatalf("WriteSecret of a public key: %v", err)
+	}
+	var b bytes.Buffer
+	if err := p.WritePublic(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if back := readOne(t, b.Bytes()); back.IsSecret() || back.Fingerprint() != k.Fingerprint() {
+		t.Fatal("public key round trip")
+	}
+}
