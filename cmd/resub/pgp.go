@@ -325,7 +325,7 @@ func pgpDecrypt(e *env, args []string) error {
 	var keys, signers multiFlag
 	fs.Var(&keys, "key", "our secret key file (repeatable, e.g. during rotation)")
 	fs.Var(&signers, "signer", "pinned public key file of the sender (repeatable)")
-	out := fs.String("o", "", "output file, written only after the signature verified (default standard output)")
+	out := fs.String("o", "", "output file, created only after the signature verified and renamed into place only after the second pass verified again (default standard output, which gets the second pass as it streams: on exit 1, discard it)")
 	maxSize := fs.Int64("max-size", pgp.DefaultMaxSize, "refuse plaintext larger than this many bytes")
 	var pass passphraseFlags
 	pass.register(fs, "the secret key")
