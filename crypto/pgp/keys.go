@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -239,4 +240,17 @@ func zero(b []byte) {
 	for i := range b {
 		b[i] = 0
 	}
+}
+
+// NormalizeFingerprint turns a fingerprint as people paste it (upper or
+// lower case, with spaces as gpg prints them, or a 0x prefix) into the form
+// this package uses: lower-case hex without spaces, 40 digits for v4 keys
+// (64 for v6).
+func NormalizeFingerprint(s string) (string, error) {
+	s = strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "0x"), "0X")
+	s = strings.ToLower(strings.Join(strings.Fields(s), ""))
+	if b, err := hex.DecodeString(s); err != nil || (len(b) != 20 && len(b) != 32) {
+		return "", &Error{Reason: ErrBadKey, Detail: fmt.Sprintf("fingerprint %q is not 40 or 64 hex digits", s)}
+	}
+	return s, nil
 }

@@ -682,3 +682,17 @@ func TestPublicDropsSecrets(t *testing.T) {
 		t.Fatal("public key round trip")
 	}
 }
+
+func TestNormalizeFingerprint(t *testing.T) {
+	const want = "b880f640ff40125c7951e0d3889d231a935de16e"
+	for _, in := range []string{want, "B880 F640 FF40 125C 7951  E0D3 889D 231A 935D E16E", "0xB880F640FF40125C7951E0D3889D231A935DE16E\n"} {
+		if got, err := NormalizeFingerprint(in); err != nil || got != want {
+			t.Errorf("NormalizeFingerprint(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "b880f640", want + "00", "z880f640ff40125c7951e0d3889d231a935de16e"} {
+		if _, err := NormalizeFingerprint(in); !errors.Is(err, ErrBadKey) {
+			t.Errorf("NormalizeFingerprint(%q) = %v", in, err)
+		}
+	}
+}
