@@ -196,12 +196,23 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 			return err
 		}
 		w.BatchID = id
-		if isRaw {
+		switch {
+		case w.Header != nil && w.Header.Refused != "":
+			// The partner refused one of our files as a whole: nothing
+			// in it was acted on; an operator sends it again once the
+			// cause is fixed.
+			p.log().Error("partner refused our file", "partner", in.Partner.Name, "file", w.Header.InReplyTo, "reason", w.Header.Refused)
+			if err := tx.Audit(ctx, in.Partner.Code, "file-refused", w.Header.InReplyTo, w.Header.Refused); err != nil {
+				return err
+			}
+		case isRaw:
 			if err := raw.ApplyRaw(ctx, w, br); err != nil {
 				return err
 			}
-		} else if err := step.Apply(ctx, w); err != nil {
-			return err
+		default:
+			if err := step.Apply(ctx, w); err != nil {
+				return err
+			}
 		}
 		if err := tx.FinishBatch(ctx, id, ledger.BatchDone, w.Counts.Records, w.Counts.Accepted, w.Counts.Rejected, ""); err != nil {
 			return err

@@ -42,7 +42,7 @@ var renderRefusal = &renderer{
 	schema: nil, // chosen from the output's type
 	count:  func(context.Context, *Party, *ledger.Output) (int, error) { return 0, nil },
 	header: func(_ context.Context, _ *Party, o *ledger.Output, h *native.Header) error {
-		_ = o.Note // TODO(header): refusal reason
+		h.Refused = o.Note
 		return nil
 	},
 	records: func(context.Context, *Party, *ledger.Output, func(*native.Record) error) error { return nil },

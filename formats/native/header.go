@@ -31,6 +31,10 @@ type Header struct {
 
 	Quantity int // number of records; 0 = "nothing today"
 
+	// Refused, in a result file with no records, says that the file named
+	// by in-reply-to was refused as a whole, and why.
+	Refused string
+
 	// Lines gives the line of each header key read (for error positions).
 	Lines map[string]int
 }
@@ -52,6 +56,7 @@ const (
 	HMaxRate      = "max-rate"
 	HWindow       = "window"
 	HQuantity     = "quantity"
+	HRefused      = "refused"
 )
 
 var commonHeader = []struct {
@@ -61,7 +66,7 @@ var commonHeader = []struct {
 	{HFormat, true}, {HVersion, true}, {HSender, true}, {HReceiver, true},
 	{HBusinessDate, true}, {HSequence, true}, {HCreated, true}, {HBatch, true},
 	{HInReplyTo, false}, {HInReplySHA, false}, {HTransportKey, false}, {HTransportKCV, false},
-	{HQuantity, true},
+	{HRefused, false}, {HQuantity, true},
 }
 
 func isCommonHeader(k string) bool {
@@ -151,6 +156,11 @@ func (h *Header) setKey(key, v string) error {
 			return err
 		}
 		h.Window = v
+	case HRefused:
+		if v == "" {
+			return invalidf("refused needs the reason")
+		}
+		h.Refused = v
 	case HQuantity:
 		h.Quantity, err = strconv.Atoi(v)
 		if err != nil || h.Quantity < 0 {
@@ -240,6 +250,26 @@ func (h *Header) write(w *bufio.Writer, s *Schema) error {
 			}
 		}
 	}
+	if h.Refused != "" {
+		if h.Quantity != 0 || h.InReplyTo == "" {
+			return invalidf("header: refused goes with in-reply-to and quantity 0")
+		}
+		kv(HRefused, oneLine(h.Refused))
+	}
 	kv(HQuantity, strconv.Itoa(h.Quantity))
 	return nil
+}
+
+// oneLine keeps free text on one header line.
+func oneLine(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	if len(b) > 500 {
+		b = b[:500]
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -193,3 +193,30 @@ func TestTypeNames(t *testing.T) {
 		t.Errorf("TypeNames = %s", got)
 	}
 }
+
+func TestRefusedHeaderRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	h := &Header{Format: "imsi-result", Sender: "MNOA", Receiver: "MNOB", BusinessDate: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC),
+		Sequence: 2, Created: time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC), Batch: "b1",
+		InReplyTo: "MNOB_MNOA_imsi-list_20261128_000001.txt.pgp", InReplyToSHA256: [32]byte{1}, Refused: "bad signature\nor tampered"}
+	w := NewWriter(&buf, IMSIResult)
+	if err := w.WriteHeader(h, []string{FieldICCID, FieldStatus, FieldReason}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(&buf, Options{})
+	got, err := r.Header()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Refused != "bad signature or tampered" || got.Quantity != 0 {
+		t.Fatalf("refused = %q, quantity %d", got.Refused, got.Quantity)
+	}
+	// A refusal must answer a file and carry no records.
+	h.Quantity = 1
+	if err := NewWriter(&bytes.Buffer{}, IMSIResult).WriteHeader(h, []string{FieldICCID, FieldStatus}); err == nil {
+		t.Error("a refusal with records was written")
+	}
+}
