@@ -41,7 +41,7 @@ type DecryptOptions struct {
 	// signed by one of them. Several keys allow rotation.
 	Signers []*Key
 	// Fingerprints, if not empty, narrows Signers to the keys whose primary
-	// fingerprint is listed (40 hex digits, either case).
+	// fingerprint is listed (40 hex digits, either case, spaces allowed).
 	Fingerprints []string
 	// MaxSize caps the plaintext (decompressed) size; 0 means
 	// DefaultMaxSize.
@@ -207,11 +207,15 @@ func checkDecryptOptions(o *DecryptOptions) error {
 			return &Error{Reason: ErrKeyLocked, Detail: k.Fingerprint()}
 		}
 	}
-	for _, f := range o.Fingerprints {
-		if b, err := hex.DecodeString(f); err != nil || (len(b) != 20 && len(b) != 32) {
-			return &Error{Reason: ErrBadKey, Detail: fmt.Sprintf("pinned fingerprint %q is not 40 or 64 hex digits", f)}
+	fps := make([]string, len(o.Fingerprints))
+	for i, f := range o.Fingerprints {
+		n, err := NormalizeFingerprint(f)
+		if err != nil {
+			return err
 		}
+		fps[i] = n
 	}
+	o.Fingerprints = fps
 	if o.MaxSize <= 0 {
 		o.MaxSize = DefaultMaxSize
 	}
