@@ -18,6 +18,7 @@ import (
 	"resub/jobs/drop"
 	"resub/jobs/metrics"
 	"resub/processor"
+	"resub/processor/failpoint"
 	"resub/processor/ledger"
 )
 
@@ -477,14 +478,17 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 		if err := copyFile(local, keep); err != nil {
 			return err
 		}
+		failpoint.Hit(failpoint.BeforeQuarantine)
 		return pk.Done(ctx, fi.Name, drop.Quarantine)
 	}
 	if res.Status == "skipped" {
 		sum.Skipped++
 	}
+	failpoint.Hit(failpoint.BeforeArchive)
 	if err := pk.Done(ctx, fi.Name, drop.Archive); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.AfterArchive)
 	return r.Party.Complete(ctx, res.FileID)
 }
 
@@ -540,14 +544,16 @@ func (r *Runtime) deliver(ctx context.Context, j *config.Job, outs []*ledger.Out
 		if err != nil {
 			return fmt.Errorf("output %s: %w", o.Name, err)
 		}
-		err = d.Put(ctx, o.Name, f, o.Size)
+		err = d.Put(ctx, o.Name, failpoint.Reader(failpoint.MidUpload, f, o.Size), o.Size)
 		f.Close()
 		if err != nil {
 			return err
 		}
+		failpoint.Hit(failpoint.AfterUpload)
 		if err := r.Party.Delivered(ctx, o); err != nil {
 			return err
 		}
+		failpoint.Hit(failpoint.AfterDelivered)
 		sum.Delivered++
 	}
 	return nil

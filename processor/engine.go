@@ -14,6 +14,7 @@ import (
 
 	"resub/crypto/pgp"
 	"resub/formats/native"
+	"resub/processor/failpoint"
 	"resub/processor/ledger"
 )
 
@@ -227,7 +228,11 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 		} else if err := tx.SetFileMeta(ctx, row.ID, step.InputType(), 0, id); err != nil {
 			return err
 		}
-		return tx.SetFileStatus(ctx, row.ID, ledger.FileProcessing, "")
+		if err := tx.SetFileStatus(ctx, row.ID, ledger.FileProcessing, ""); err != nil {
+			return err
+		}
+		failpoint.Hit(failpoint.WorkBeforeCommit)
+		return nil
 	})
 	if w.refused != nil {
 		var re *RefusedError
@@ -237,6 +242,7 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 	if err != nil {
 		return nil, err
 	}
+	failpoint.Hit(failpoint.AfterCommit)
 	res.Status = ledger.FileDone
 	res.BatchID = w.BatchID
 	res.Counts = w.Counts
@@ -327,6 +333,7 @@ func (p *Party) quarantine(ctx context.Context, in Input, row *ledger.File, step
 	if err != nil {
 		return nil, err
 	}
+	failpoint.Hit(failpoint.RefusalAfterCommit)
 	outs, err := p.renderPendingPrefix(ctx, source+":refusal:")
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"resub/crypto/pgp"
 	"resub/formats/native"
+	"resub/processor/failpoint"
 	"resub/processor/ledger"
 )
 
@@ -254,6 +255,7 @@ func (p *Party) render(ctx context.Context, o *ledger.Output) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.MidRender)
 	if err := sink.Close(); err != nil {
 		return err
 	}
@@ -272,6 +274,7 @@ func (p *Party) render(ctx context.Context, o *ledger.Output) error {
 		return err
 	}
 	o.State, o.Path, o.SHA256, o.Size = ledger.OutWritten, final, digest, cw.n
+	failpoint.Hit(failpoint.AfterRender)
 	p.log().Info("output written", "partner", partner.Name, "file", o.Name, "records", n, "size", cw.n, "sha256", digest)
 	return nil
 }

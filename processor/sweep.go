@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 
+	"resub/processor/failpoint"
 	"resub/processor/ledger"
 )
 
@@ -40,7 +41,11 @@ func (p *Party) RunSweep(ctx context.Context, job string, step SweepStep, dryRun
 		if dryRun {
 			return errDryRun
 		}
-		return tx.FinishBatch(ctx, id, ledger.BatchDone, w.Counts.Records, w.Counts.Accepted, w.Counts.Rejected, "")
+		if err := tx.FinishBatch(ctx, id, ledger.BatchDone, w.Counts.Records, w.Counts.Accepted, w.Counts.Rejected, ""); err != nil {
+			return err
+		}
+		failpoint.Hit(failpoint.SweepBeforeCommit)
+		return nil
 	})
 	res := &Result{Status: ledger.FileDone, Counts: w.Counts}
 	if errors.Is(err, errNothing) {
@@ -53,6 +58,7 @@ func (p *Party) RunSweep(ctx context.Context, job string, step SweepStep, dryRun
 	if err != nil {
 		return nil, err
 	}
+	failpoint.Hit(failpoint.SweepAfterCommit)
 	res.BatchID = w.BatchID
 	res.Outputs, err = p.renderPending(ctx, w.Source)
 	return res, err
