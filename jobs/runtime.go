@@ -259,6 +259,9 @@ func (r *Runtime) Job(name string) (*config.Job, error) {
 	return nil, cfgErr("jobs", fmt.Errorf("no job %q", name))
 }
 
+// leaseTTL bounds how long a run may hold its job.
+const leaseTTL = time.Hour
+
 // RunJob runs one pass of a job under its lease. A refused input makes the
 // pass end with *RefusedError after everything else was done.
 func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summary, error) {
@@ -270,7 +273,7 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 		host, _ := os.Hostname()
 		o.Owner = host + ":" + strconv.Itoa(os.Getpid())
 	}
-	if err := r.Ledger.AcquireLease(ctx, name, o.Owner, time.Hour); err != nil {
+	if err := r.acquireLease(ctx, name, o.Owner); err != nil {
 		return nil, err
 	}
 	defer r.Ledger.ReleaseLease(context.WithoutCancel(ctx), name, o.Owner)
@@ -414,7 +417,9 @@ func (r *Runtime) run(ctx context.Context, j *config.Job, o RunOptions) (*Summar
 			r.Progress(j.Name, i, len(files))
 		}
 		if o.DryRun {
-			sum.Files++
+			if err := r.dryRunOne(ctx, j, fs, fi, sum); err != nil {
+				return sum, err
+			}
 			continue
 		}
 		if err := r.processOne(ctx, j, fs, pk, fi, sum); err != nil {
@@ -490,6 +495,31 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 	}
 	failpoint.Hit(failpoint.AfterArchive)
 	return r.Party.Complete(ctx, res.FileID)
+}
+
+// dryRunOne checks a file and applies it in a rolled-back transaction: it
+// stays in the inbox, nothing is recorded or delivered.
+func (r *Runtime) dryRunOne(ctx context.Context, j *config.Job, fs processor.FileStep, fi drop.FileInfo, sum *Summary) error {
+	d, err := r.Drop(j.Partner, j.Name)
+	if err != nil {
+		return err
+	}
+	sum.Files++
+	local := filepath.Join(r.Party.ScratchDir, j.Partner+"--dry--"+fi.Name)
+	if err := r.copyIn(ctx, d, fi.Name, local); err != nil {
+		return err
+	}
+	defer os.Remove(local)
+	res, err := r.Party.ProcessFile(ctx, fs, processor.Input{Partner: r.Party.Partners[j.Partner], Name: fi.Name, Path: local, Job: j.Name, DryRun: true})
+	if err != nil {
+		return err
+	}
+	sum.add(res)
+	if res.Status == "would-quarantine" {
+		sum.Quarantined++
+		r.Log.Warn("dry run: the file would be refused", "job", j.Name, "file", fi.Name, "reason", res.Reason)
+	}
+	return nil
 }
 
 func (r *Runtime) copyIn(ctx context.Context, d drop.Drop, name, local string) error {

@@ -27,6 +27,10 @@ type Input struct {
 	Job     string
 	// Reprocess runs a quarantined file again.
 	Reprocess bool
+	// DryRun checks and applies the file in a transaction that is rolled
+	// back: nothing is recorded, no counter or IMSI reserved, nothing
+	// rendered. The result's counts say what a real run would do.
+	DryRun bool
 }
 
 // Result says what became of an input.
@@ -107,6 +111,9 @@ type RawStep interface {
 // Delivered), archives or quarantines the input as Result.Status says, and
 // then calls Complete.
 func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Result, error) {
+	if in.DryRun {
+		return p.dryRun(ctx, step, in)
+	}
 	log := p.log().With("partner", in.Partner.Name, "file", in.Name, "job", in.Job)
 	sum, size, err := fileSHA256(in.Path)
 	if err != nil {
@@ -396,4 +403,79 @@ func fileSHA256(path string) (string, int64, error) {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// dryRun runs a file through verification and the step inside a
+// transaction that is always rolled back.
+func (p *Party) dryRun(ctx context.Context, step FileStep, in Input) (*Result, error) {
+	res := &Result{Status: "dry-run"}
+	open := func() (io.ReadCloser, error) { return os.Open(in.Path) }
+	plain := open
+	if !in.Partner.PGPOff {
+		v, err := pgp.Open(open, pgp.DecryptOptions{Keys: p.Keys, Signers: in.Partner.PublicKeys, Fingerprints: in.Partner.Fingerprints, MaxSize: p.maxFile(), Now: p.Now})
+		if err != nil {
+			res.Status, res.Reason = "would-quarantine", pgpReason(err)
+			return res, nil
+		}
+		plain = v.Plaintext
+	}
+	rc, err := plain()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	sum, size, err := fileSHA256(in.Path)
+	if err != nil {
+		return nil, err
+	}
+	w := &Work{P: p, Partner: in.Partner, Job: in.Job, DryRun: true}
+	raw, isRaw := step.(RawStep)
+	var br *bufio.Reader
+	if isRaw {
+		br = bufio.NewReaderSize(rc, 64<<10)
+		if raw.Native(br) {
+			isRaw = false
+			rc = io.NopCloser(br)
+		}
+	}
+	if !isRaw {
+		rd := native.NewReader(rc, p.readerOptions(ctx, in, step.InputType()))
+		h, herr := rd.Header()
+		if herr != nil {
+			res.Status, res.Reason = "would-quarantine", "header: "+firstProblem(herr)
+			return res, nil
+		}
+		w.Header, w.Reader = h, rd
+	}
+	err = p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+		w.Tx = tx
+		row, _, err := tx.ReceiveFile(ctx, &ledger.File{Partner: in.Partner.Name, Name: in.Name, SHA256: sum, Size: size, Job: in.Job, Type: step.InputType()})
+		if err != nil {
+			return err
+		}
+		w.File, w.Source = row, "dry-run"
+		id, err := tx.CreateBatch(ctx, &ledger.Batch{Job: in.Job, Partner: in.Partner.Name, Kind: step.InputType(), FileID: row.ID})
+		if err != nil {
+			return err
+		}
+		w.BatchID = id
+		if isRaw {
+			err = raw.ApplyRaw(ctx, w, br)
+		} else {
+			err = step.Apply(ctx, w)
+		}
+		if err != nil {
+			return err
+		}
+		return errDryRun
+	})
+	res.Counts = w.Counts
+	if w.refused != nil {
+		res.Status, res.Reason = "would-quarantine", w.refused.Error()
+		return res, nil
+	}
+	if err != nil && !errors.Is(err, errDryRun) {
+		return nil, err
+	}
+	return res, nil
 }
