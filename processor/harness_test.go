@@ -111,6 +111,9 @@ func (w *world) party(name string, ranges ident.IMSIRanges, list []processor.Ran
 		OTA: processor.OTASettings{Originator: "12345", CounterJump: 16, PoRMargin: time.Hour},
 		Now: w.clock,
 	}
+	if err := os.MkdirAll(p.ScratchDir, 0o700); err != nil {
+		w.t.Fatal(err)
+	}
 	w.parties[name] = p
 	return p
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -164,4 +165,33 @@ func count(t testing.TB, p *processor.Party, query string, args ...any) int {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return n
+}
+
+// sendEdited is send for a file whose text edit changes before it is
+// encrypted and signed: a partner's faulty file.
+func (w *world) sendEdited(from, to string, schema *native.Schema, n int, recs func(func(*native.Record) error) error, edit func(string) string) string {
+	w.t.Helper()
+	clearPath := w.send(from, to, schema, n, true, "", recs)
+	text, err := os.ReadFile(clearPath)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	os.Remove(clearPath)
+	path := clearPath + ".pgp"
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer f.Close()
+	enc, err := pgp.Encrypt(f, []*pgp.Key{w.keys[to].Public()}, w.keys[from], pgp.EncryptOptions{FileName: filepath.Base(path), Now: w.clock})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := io.WriteString(enc, edit(string(text))); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+	return path
 }
