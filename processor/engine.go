@@ -162,11 +162,12 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 	} else {
 		v, err := pgp.Open(open, pgp.DecryptOptions{
 			Keys: p.Keys, Signers: in.Partner.PublicKeys, Fingerprints: in.Partner.Fingerprints,
-			MaxSize: p.maxFile(), Now: p.Now,
+			MaxSize: p.maxFile(), Now: p.Now, ScratchDir: p.ScratchDir,
 		})
 		if err != nil {
 			return refuse(pgpReason(err), err)
 		}
+		defer v.Close()
 		log.Info("input verified", "signer", v.Signer, "cipher", v.Cipher, "plaintext_size", v.PlaintextSize)
 		plain = v.Plaintext
 	}
@@ -412,11 +413,12 @@ func (p *Party) dryRun(ctx context.Context, step FileStep, in Input) (*Result, e
 	open := func() (io.ReadCloser, error) { return os.Open(in.Path) }
 	plain := open
 	if !in.Partner.PGPOff {
-		v, err := pgp.Open(open, pgp.DecryptOptions{Keys: p.Keys, Signers: in.Partner.PublicKeys, Fingerprints: in.Partner.Fingerprints, MaxSize: p.maxFile(), Now: p.Now})
+		v, err := pgp.Open(open, pgp.DecryptOptions{Keys: p.Keys, Signers: in.Partner.PublicKeys, Fingerprints: in.Partner.Fingerprints, MaxSize: p.maxFile(), Now: p.Now, ScratchDir: p.ScratchDir})
 		if err != nil {
 			res.Status, res.Reason = "would-quarantine", pgpReason(err)
 			return res, nil
 		}
+		defer v.Close()
 		plain = v.Plaintext
 	}
 	rc, err := plain()
