@@ -69,7 +69,7 @@ func TestOperatorCommandsOnTheDemo(t *testing.T) {
 	if code, _, e := runCLI(t, "reprocess", "--config", a, "file:"+m[1]); code != exitTransient || !strings.Contains(e, "integrity check") {
 		t.Errorf("reprocess of the tampered file: exit %d, %s", code, e)
 	}
-	if !regexp.MustCompile(`(?m)^`+m[1]+`\s+in\s+mno-b\s+quarantined`).MatchString(o2(t, "batches", "--config", a)) {
+	if !regexp.MustCompile(`(?m)^` + m[1] + `\s+in\s+mno-b\s+quarantined`).MatchString(o2(t, "batches", "--config", a)) {
 		t.Error("the tampered file left quarantine")
 	}
 	if code, _, _ := runCLI(t, "reprocess", "--config", a, "file:999999"); code == exitOK {
