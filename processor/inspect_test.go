@@ -195,3 +195,16 @@ func (w *world) sendEdited(from, to string, schema *native.Schema, n int, recs f
 	}
 	return path
 }
+
+// runSMSCTo is runSMSC with the report's sequence counted per receiver
+// (several donors share the simulated SMSC).
+func (w *world) runSMSCTo(batch *ledger.Output, receiver string) string {
+	w.t.Helper()
+	key := "SMSC>" + receiver
+	w.seqs[key]++
+	saved := w.smscSeq
+	w.smscSeq = w.seqs[key] - 1
+	path := w.runSMSC(batch, receiver)
+	w.smscSeq = saved
+	return path
+}
