@@ -99,7 +99,11 @@ func (KeyRequestIntake) Apply(ctx context.Context, w *Work) error {
 			Scan(&prevIccid, &prevIdx, &outcome, &reason)
 		if err == nil {
 			if prevIccid != iccid || prevIdx != idx {
-				return put(keyRefused, ReasonDuplicate, "request ID "+reqID+" was used for another card or index")
+				detail := "request ID " + reqID + " was used for another card or index"
+				if err := w.Tx.Audit(ctx, requester, "key-request-refused", iccid, fmt.Sprintf("request %s index %d %s %s", reqID, idx, ReasonDuplicate, detail)); err != nil {
+					return err
+				}
+				return put(keyRefused, ReasonDuplicate, detail)
 			}
 			return put(outcome, reason, "repeated request")
 		}
