@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"resub/formats/native"
@@ -33,7 +34,11 @@ type Runtime struct {
 	// Progress, when set, is told how far a long manual run has come.
 	Progress func(job string, done, total int)
 
-	now      func() time.Time
+	now func() time.Time
+	// mu guards the maps below and active: the daemon runs different
+	// jobs at the same time.
+	mu       sync.Mutex
+	active   int
 	drops    map[string]drop.Drop
 	pickers  map[string]*drop.Picker
 	sessions map[string]*drop.Sessions
@@ -85,6 +90,8 @@ func (r *Runtime) Close() error {
 
 // Drop returns the partner's drop, opened on first use.
 func (r *Runtime) Drop(partner, job string) (drop.Drop, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if d, ok := r.drops[partner]; ok {
 		return d, nil
 	}
@@ -178,13 +185,19 @@ func (r *Runtime) Drop(partner, job string) (drop.Drop, error) {
 	return d, nil
 }
 
+// picker returns the job's picker of the partner's inbox (one per job:
+// a picker belongs to one goroutine, and jobs sharing a drop may run at
+// the same time).
 func (r *Runtime) picker(partner, job string) (*drop.Picker, error) {
-	if p, ok := r.pickers[partner]; ok {
-		return p, nil
-	}
 	d, err := r.Drop(partner, job)
 	if err != nil {
 		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := partner + "\x00" + job
+	if p, ok := r.pickers[key]; ok {
+		return p, nil
 	}
 	pc := r.Cfg.Partners[partner]
 	o := drop.PickerOptions{Patterns: pc.Drop.Patterns, Marker: pc.Drop.Marker, Stable: pc.Drop.Stable.D(), TempSuffix: ".part", Now: r.now}
@@ -198,8 +211,28 @@ func (r *Runtime) picker(partner, job string) (*drop.Picker, error) {
 	if err != nil {
 		return nil, cfgErr("partners."+partner+".drop", err)
 	}
-	r.pickers[partner] = p
+	r.pickers[key] = p
 	return p, nil
+}
+
+// idle ends a run; when no run is left, the SFTP connections are closed
+// (an SFTP drop reconnects on next use), so no session stays open between
+// nightly runs.
+func (r *Runtime) idle() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.active--
+	if r.active > 0 {
+		return
+	}
+	for name, d := range r.drops {
+		if pc := r.Cfg.Partners[name]; pc == nil || pc.Drop.SFTP == nil {
+			continue // a local folder keeps its handles
+		}
+		if err := d.Close(); err != nil {
+			r.Log.Warn("closing a drop", "partner", name, "error", err)
+		}
+	}
 }
 
 // Summary is what one run did.
@@ -265,6 +298,10 @@ const leaseTTL = time.Hour
 // RunJob runs one pass of a job under its lease. A refused input makes the
 // pass end with *RefusedError after everything else was done.
 func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summary, error) {
+	r.mu.Lock()
+	r.active++
+	r.mu.Unlock()
+	defer r.idle()
 	j, err := r.Job(name)
 	if err != nil {
 		return nil, err
@@ -489,12 +526,19 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 	if res.Status == "skipped" {
 		sum.Skipped++
 	}
+	// Complete before archiving: a crash in between leaves a done file in
+	// the inbox, which the next run archives as already processed. The
+	// other order left a processing file nobody would pick up again.
+	failpoint.Hit(failpoint.BeforeComplete)
+	if err := r.Party.Complete(ctx, res.FileID); err != nil {
+		return err
+	}
 	failpoint.Hit(failpoint.BeforeArchive)
 	if err := pk.Done(ctx, fi.Name, drop.Archive); err != nil {
 		return err
 	}
 	failpoint.Hit(failpoint.AfterArchive)
-	return r.Party.Complete(ctx, res.FileID)
+	return nil
 }
 
 // dryRunOne checks a file and applies it in a rolled-back transaction: it
