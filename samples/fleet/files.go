@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -100,9 +102,14 @@ type Wrapper interface {
 // InventoryRecords emits the native inventory of the fleet's cards (as
 // the donor imports it): secrets wrapped by w, the key set of index 1.
 func (f *Fleet) InventoryRecords(w Wrapper, profile string, cards []*Card) func(emit func(*native.Record) error) error {
+	return f.InventorySeq(w, profile, slices.Values(cards))
+}
+
+// InventorySeq is InventoryRecords over a sequence of cards (All).
+func (f *Fleet) InventorySeq(w Wrapper, profile string, cards iter.Seq[*Card]) func(emit func(*native.Record) error) error {
 	return func(emit func(*native.Record) error) error {
 		rec := native.NewRecord(native.Inventory)
-		for _, c := range cards {
+		for c := range cards {
 			set := func(field string, v []byte) error {
 				s, err := w.Wrap(v)
 				if err != nil {
@@ -149,9 +156,14 @@ func otaAlgName(a string) string {
 
 // MSISDNRecords emits the MSISDN map of cards.
 func MSISDNRecords(cards []*Card) func(emit func(*native.Record) error) error {
+	return MSISDNSeq(slices.Values(cards))
+}
+
+// MSISDNSeq is MSISDNRecords over a sequence of cards.
+func MSISDNSeq(cards iter.Seq[*Card]) func(emit func(*native.Record) error) error {
 	return func(emit func(*native.Record) error) error {
 		rec := native.NewRecord(native.MSISDNMap)
-		for _, c := range cards {
+		for c := range cards {
 			rec.Set(native.FieldICCID, c.ICCID)
 			rec.Set(native.FieldIMSI, c.IMSI)
 			rec.Set(native.FieldMSISDN, c.MSISDN)
@@ -165,9 +177,14 @@ func MSISDNRecords(cards []*Card) func(emit func(*native.Record) error) error {
 
 // AuthorisationRecords emits a switch authorisation of cards to recipient.
 func AuthorisationRecords(cards []*Card, recipient string, date time.Time) func(emit func(*native.Record) error) error {
+	return AuthorisationSeq(slices.Values(cards), recipient, date)
+}
+
+// AuthorisationSeq is AuthorisationRecords over a sequence of cards.
+func AuthorisationSeq(cards iter.Seq[*Card], recipient string, date time.Time) func(emit func(*native.Record) error) error {
 	return func(emit func(*native.Record) error) error {
 		rec := native.NewRecord(native.SwitchAuthorisation)
-		for _, c := range cards {
+		for c := range cards {
 			rec.Set(native.FieldICCID, c.ICCID)
 			rec.Set(native.FieldRecipient, recipient)
 			rec.Set(native.FieldCutoverDate, date.Format("2006-01-02"))
@@ -181,9 +198,14 @@ func AuthorisationRecords(cards []*Card, recipient string, date time.Time) func(
 
 // SwitchRequestRecords emits a switch request for cards held by donor.
 func SwitchRequestRecords(cards []*Card, donor string, date time.Time) func(emit func(*native.Record) error) error {
+	return SwitchRequestSeq(slices.Values(cards), donor, date)
+}
+
+// SwitchRequestSeq is SwitchRequestRecords over a sequence of cards.
+func SwitchRequestSeq(cards iter.Seq[*Card], donor string, date time.Time) func(emit func(*native.Record) error) error {
 	return func(emit func(*native.Record) error) error {
 		rec := native.NewRecord(native.SwitchRequest)
-		for _, c := range cards {
+		for c := range cards {
 			rec.Set(native.FieldICCID, c.ICCID)
 			rec.Set(native.FieldCutoverDate, date.Format("2006-01-02"))
 			rec.Set(native.FieldDonor, donor)

@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"iter"
+	"slices"
 	"strconv"
 
 	"resub/formats/ident"
@@ -66,10 +68,27 @@ func (c *Card) Keys(i int) simcard.KeySet { return c.Pairs[i-1].KeySet }
 type Fleet struct {
 	Opts  Options
 	Cards []*Card
+
+	imsiBase, msisdnBase uint64
 }
 
-// New makes a fleet.
+// New makes a fleet with every card in memory (Cards).
 func New(o Options) (*Fleet, error) {
+	f, err := Plan(o)
+	if err != nil {
+		return nil, err
+	}
+	f.Cards = make([]*Card, 0, f.Opts.N)
+	for i := 0; i < f.Opts.N; i++ {
+		f.Cards = append(f.Cards, f.Card(i))
+	}
+	return f, nil
+}
+
+// Plan makes a fleet whose cards are made on demand by Card and All, so
+// that a million cards can be written to files without holding them
+// (Cards stays empty).
+func Plan(o Options) (*Fleet, error) {
 	if o.ICCIDBody == "" {
 		o.ICCIDBody = "8999901"
 	}
@@ -96,35 +115,57 @@ func New(o Options) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet: MSISDN base: %w", err)
 	}
-	f := &Fleet{Opts: o, Cards: make([]*Card, 0, o.N)}
-	bodyLen := 18
-	for i := 0; i < o.N; i++ {
-		body := fmt.Sprintf("%s%0*d", o.ICCIDBody, bodyLen-len(o.ICCIDBody), i+1)
-		d, err := ident.LuhnDigit(body)
-		if err != nil {
-			return nil, err
-		}
-		c := &Card{
-			ICCID:  body + string(rune(d)),
-			IMSI:   fmt.Sprintf("%0*d", len(o.IMSIBase), imsiBase+uint64(i)),
-			MSISDN: strconv.FormatUint(msisdnBase+uint64(i), 10),
-			KVN:    o.KVN,
-			OPc:    derive(o.Seed, "opc", i, 0, 16),
-		}
-		pairs := 1
-		if o.ListLength > 0 {
-			pairs = o.ListLength
-		}
-		for j := 1; j <= pairs; j++ {
-			c.Pairs = append(c.Pairs, simcard.Pair{
-				Ki: derive(o.Seed, "ki", i, j, 16),
-				KeySet: simcard.KeySet{KVN: o.KVN, KIc: derive(o.Seed, "kic", i, j, 16), KID: derive(o.Seed, "kid", i, j, 16),
-					KIK: derive(o.Seed, "kik", i, j, 16), Counter: o.Counter},
-			})
-		}
-		f.Cards = append(f.Cards, c)
+	if len(o.ICCIDBody) >= iccidBodyLen {
+		return nil, fmt.Errorf("fleet: ICCID issuer prefix %q too long", o.ICCIDBody)
 	}
-	return f, nil
+	if _, err := ident.LuhnDigit(o.ICCIDBody); err != nil {
+		return nil, fmt.Errorf("fleet: ICCID issuer prefix: %w", err)
+	}
+	return &Fleet{Opts: o, imsiBase: imsiBase, msisdnBase: msisdnBase}, nil
+}
+
+// iccidBodyLen is the ICCID without its Luhn digit.
+const iccidBodyLen = 18
+
+// Card makes card i (0-based) of the fleet, the same each time.
+func (f *Fleet) Card(i int) *Card {
+	o := f.Opts
+	body := fmt.Sprintf("%s%0*d", o.ICCIDBody, iccidBodyLen-len(o.ICCIDBody), i+1)
+	d, _ := ident.LuhnDigit(body) // the prefix was checked by Plan; the rest are digits
+	c := &Card{
+		ICCID:  body + string(rune(d)),
+		IMSI:   fmt.Sprintf("%0*d", len(o.IMSIBase), f.imsiBase+uint64(i)),
+		MSISDN: strconv.FormatUint(f.msisdnBase+uint64(i), 10),
+		KVN:    o.KVN,
+		OPc:    derive(o.Seed, "opc", i, 0, 16),
+	}
+	pairs := 1
+	if o.ListLength > 0 {
+		pairs = o.ListLength
+	}
+	for j := 1; j <= pairs; j++ {
+		c.Pairs = append(c.Pairs, simcard.Pair{
+			Ki: derive(o.Seed, "ki", i, j, 16),
+			KeySet: simcard.KeySet{KVN: o.KVN, KIc: derive(o.Seed, "kic", i, j, 16), KID: derive(o.Seed, "kid", i, j, 16),
+				KIK: derive(o.Seed, "kik", i, j, 16), Counter: o.Counter},
+		})
+	}
+	return c
+}
+
+// All yields the fleet's cards: those in Cards when it holds any, else
+// Opts.N cards made one at a time (memory stays flat in N).
+func (f *Fleet) All() iter.Seq[*Card] {
+	if len(f.Cards) > 0 {
+		return slices.Values(f.Cards)
+	}
+	return func(yield func(*Card) bool) {
+		for i := 0; i < f.Opts.N; i++ {
+			if !yield(f.Card(i)) {
+				return
+			}
+		}
+	}
 }
 
 // BuildSIMs makes the simulated UICC of every card. It is separate from

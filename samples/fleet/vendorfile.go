@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"io"
+	"iter"
+	"slices"
 	"strconv"
 
 	"resub/formats/native"
@@ -12,8 +14,13 @@ import (
 // block, var_Out and one line a card with pair 1 (a 3b file also carries
 // the list length, never a later pair).
 func (f *Fleet) WriteVendor(w io.Writer, cards []*Card, customer, profile, batch string) error {
+	return f.WriteVendorSeq(w, len(cards), slices.Values(cards), customer, profile, batch)
+}
+
+// WriteVendorSeq is WriteVendor over a sequence of n cards.
+func (f *Fleet) WriteVendorSeq(w io.Writer, n int, cards iter.Seq[*Card], customer, profile, batch string) error {
 	vw := vendor.NewWriter(w)
-	h := &vendor.Header{Customer: customer, Quantity: len(cards), Type: "USIM", Profile: profile, Batch: batch, Algorithm: "MILENAGE"}
+	h := &vendor.Header{Customer: customer, Quantity: n, Type: "USIM", Profile: profile, Batch: batch, Algorithm: "MILENAGE"}
 	if f.Opts.ListLength > 0 {
 		h.KeyListLength = f.Opts.ListLength
 	}
@@ -21,7 +28,7 @@ func (f *Fleet) WriteVendor(w io.Writer, cards []*Card, customer, profile, batch
 	if err := vw.WriteHeader(h, cols); err != nil {
 		return err
 	}
-	for _, c := range cards {
+	for c := range cards {
 		ks := c.Keys(1)
 		vc := &vendor.Card{ICCID: c.ICCID, IMSI: c.IMSI, Ki: c.Ki(1), OPc: c.OPc, Counter: int64(f.Opts.Counter),
 			KeySets: []vendor.KeySet{{KVN: c.KVN, KIc: ks.KIc, KID: ks.KID, KIK: ks.KIK}}}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"resub/samples/bench"
+)
+
+func init() {
+	register(&command{name: "bench", summary: "the A nightly step and the B handover intake on N synthetic cards, timed stage by stage", run: runBench})
+}
+
+// benchLine is the JSON form of a stage (one object a line with --json).
+type benchLine struct {
+	Stage        string  `json:"stage"`
+	Records      int     `json:"records"`
+	Seconds      float64 `json:"seconds"`
+	RecordsPerS  float64 `json:"records_per_s"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+}
+
+func runBench(e *env, args []string) error {
+	fs := e.newFlags("bench", "bench --records N [--keep DIR] [--json]")
+	n := fs.Int("records", 0, "fleet size: cards in the files and ledgers (required)")
+	keep := fs.String("keep", "", "run in DIR and keep every file there (default: a temporary folder, removed)")
+	asJSON := fs.Bool("json", false, "one JSON object per stage: stage, records, seconds, records_per_s, peak_rss_bytes")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("bench: unexpected argument %q", fs.Arg(0))
+	}
+	if *n <= 0 {
+		return usagef("bench: --records N is required and must be positive")
+	}
+	if !*asJSON {
+		fmt.Fprintf(e.io.out, "%-17s %10s %9s %12s %9s\n", "stage", "records", "seconds", "records/s", "peak RSS")
+	}
+	enc := json.NewEncoder(e.io.out)
+	var werr error
+	_, err := bench.Run(e.ctx, bench.Options{Records: *n, Dir: *keep, Log: e.log, Stage: func(s bench.Stage) {
+		l := benchLine{Stage: s.Name, Records: s.Records, Seconds: round(s.Elapsed.Seconds(), 3), RecordsPerS: round(s.RecordsPerSecond(), 0), PeakRSSBytes: s.PeakRSS}
+		if *asJSON {
+			if err := enc.Encode(l); err != nil && werr == nil {
+				werr = err
+			}
+			return
+		}
+		fmt.Fprintf(e.io.out, "%-17s %10d %9.3f %12.0f %6d MB\n", l.Stage, l.Records, l.Seconds, l.RecordsPerS, l.PeakRSSBytes>>20)
+	}})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if *keep != "" && !*asJSON {
+		fmt.Fprintf(e.io.out, "files kept in %s\n", *keep)
+	}
+	return werr
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}

@@ -1,0 +1,137 @@
+// Package bench measures resub at fleet scale: it makes a synthetic fleet
+// of N cards and the files about it, then runs the production jobs of MNO
+// A and MNO B (jobs.Runtime from generated configurations, local-folder
+// drops, SQLite ledgers) stage by stage, timing each and reading the
+// process's peak resident memory. It is what `resub bench` runs and what
+// the stage benchmarks drive. Test-only material: every key is made fresh
+// and thrown away.
+//
+// Stages, in order:
+//
+//	generate          the vendor output file, MSISDN map, switch authorisation and switch request (N records each)
+//	import            A's inventory, MSISDN-map and authorisation jobs
+//	b-switch-request  B allocates N IMSIs and sends the encrypted, signed imsi-list
+//	a-imsi-list       A's nightly step: pickup, verify, check, N secured OTA packets, ota-batch + imsi-result
+//	a-handover        A's handover sweep over the N confirmed cards
+//	b-handover        B's handover intake: keys sealed, provisioning + handover-ack
+//
+// Between a-imsi-list and a-handover the cards are confirmed by one SQL
+// statement in A's ledger, standing in for the SMSC and a million PoRs;
+// that step is not a stage.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"time"
+)
+
+// Options tune a benchmark run.
+type Options struct {
+	// Records is the fleet size N.
+	Records int
+	// Dir receives every file and is kept; empty means a temporary folder
+	// removed at the end.
+	Dir string
+	// Log receives the parties' logs (discarded when nil).
+	Log *slog.Logger
+	// Stage is called after each stage (and once for the total).
+	Stage func(Stage)
+}
+
+// Stage is one measured stage.
+type Stage struct {
+	Name    string
+	Records int
+	Elapsed time.Duration
+	// PeakRSS is the highest resident set size of the process during the
+	// stage, in bytes (see PeakRSS for how it is measured); 0 when the
+	// system does not say.
+	PeakRSS int64
+}
+
+// RecordsPerSecond is the stage's throughput.
+func (s Stage) RecordsPerSecond() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Records) / s.Elapsed.Seconds()
+}
+
+// Names of the stages, in order.
+var Names = []string{"generate", "import", "b-switch-request", "a-imsi-list", "a-handover", "b-handover"}
+
+// Run runs every stage on a fleet of o.Records cards and returns the
+// measured stages followed by the total.
+func Run(ctx context.Context, o Options) ([]Stage, error) {
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "resub-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	w, err := NewWorld(ctx, dir, o.Records, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"generate", w.Generate},
+		{"import", w.Import},
+		{"b-switch-request", w.SwitchRequest},
+		{"a-imsi-list", w.IMSIList},
+		{"", w.Confirm},
+		{"a-handover", w.Handover},
+		{"b-handover", w.HandoverIntake},
+	}
+	var stages []Stage
+	total := Stage{Name: "total", Records: o.Records}
+	for _, s := range steps {
+		if s.name == "" {
+			if err := s.fn(ctx); err != nil {
+				return stages, err
+			}
+			continue
+		}
+		st, err := Measure(ctx, s.name, o.Records, s.fn)
+		if err != nil {
+			return stages, fmt.Errorf("stage %s: %w", s.name, err)
+		}
+		stages = append(stages, st)
+		total.Elapsed += st.Elapsed
+		total.PeakRSS = max(total.PeakRSS, st.PeakRSS)
+		if o.Stage != nil {
+			o.Stage(st)
+		}
+	}
+	stages = append(stages, total)
+	if o.Stage != nil {
+		o.Stage(total)
+	}
+	return stages, nil
+}
+
+// Measure times fn as stage name. Before it starts, the garbage of earlier
+// stages is collected and returned to the system and the process's peak
+// RSS mark is reset, so that PeakRSS is this stage's own peak.
+func Measure(ctx context.Context, name string, records int, fn func(context.Context) error) (Stage, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeak()
+	start := time.Now()
+	err := fn(ctx)
+	st := Stage{Name: name, Records: records, Elapsed: time.Since(start), PeakRSS: PeakRSS()}
+	return st, err
+}

@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+var records = flag.Int("bench.records", 2000, "fleet size of the stage benchmarks")
+
+func TestRunEveryStage(t *testing.T) {
+	n := 300
+	var seen []string
+	stages, err := Run(context.Background(), Options{Records: n, Dir: t.TempDir(), Stage: func(s Stage) { seen = append(seen, s.Name) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(slices.Clone(Names), "total")
+	if !slices.Equal(seen, want) {
+		t.Fatalf("stages %v, want %v", seen, want)
+	}
+	for _, s := range stages {
+		if s.Records != n || s.Elapsed <= 0 || s.RecordsPerSecond() <= 0 {
+			t.Errorf("stage %+v", s)
+		}
+	}
+}
+
+// benchStage prepares a world up to (not including) stage and measures
+// stage on a fleet of -bench.records cards, b.N times.
+func benchStage(b *testing.B, stage string) {
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		w, err := NewWorld(ctx, filepath.Join(b.TempDir(), "w"), *records, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		steps := []struct {
+			name string
+			fn   func(context.Context) error
+		}{
+			{"generate", w.Generate}, {"import", w.Import}, {"b-switch-request", w.SwitchRequest},
+			{"a-imsi-list", w.IMSIList}, {"confirm", w.Confirm}, {"a-handover", w.Handover}, {"b-handover", w.HandoverIntake},
+		}
+		for _, s := range steps {
+			if s.name == stage {
+				b.StartTimer()
+			}
+			if err := s.fn(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if s.name == stage {
+				b.StopTimer()
+				break
+			}
+		}
+		w.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(*records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func BenchmarkGenerate(b *testing.B)        { benchStage(b, "generate") }
+func BenchmarkImport(b *testing.B)          { benchStage(b, "import") }
+func BenchmarkSwitchRequest(b *testing.B)   { benchStage(b, "b-switch-request") }
+func BenchmarkAIMSIList(b *testing.B)       { benchStage(b, "a-imsi-list") }
+func BenchmarkAHandover(b *testing.B)       { benchStage(b, "a-handover") }
+func BenchmarkBHandoverIntake(b *testing.B) { benchStage(b, "b-handover") }
