@@ -408,6 +408,9 @@ func (r *Runtime) sweep(j *config.Job) (processor.SweepStep, error) {
 
 func (r *Runtime) run(ctx context.Context, j *config.Job, o RunOptions) (*Summary, error) {
 	sum := &Summary{Job: j.Name}
+	if j.Kind == "deadlines" {
+		return sum, r.checkDeadlines(ctx, sum)
+	}
 	// First what an earlier run of this job left undelivered.
 	if !o.DryRun {
 		if err := r.deliverPending(ctx, j, sum); err != nil {
@@ -467,6 +470,21 @@ func (r *Runtime) run(ctx context.Context, j *config.Job, o RunOptions) (*Summar
 		r.Progress(j.Name, len(files), len(files))
 	}
 	return sum, nil
+}
+
+// checkDeadlines logs, as errors, what partners owe us past their
+// deadlines (the same list as `resub overdue`).
+func (r *Runtime) checkDeadlines(ctx context.Context, sum *Summary) error {
+	items, err := Overdue(ctx, r.Cfg, r.Ledger, r.now())
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		sum.Records += it.Count
+		r.Log.Error("deadline missed", "partner", it.Partner, "owes", it.What, "count", it.Count,
+			"oldest", it.Oldest, "deadline", it.Deadline.String())
+	}
+	return nil
 }
 
 // forStep keeps the files a step reads: a native name must carry the
