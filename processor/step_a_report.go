@@ -171,6 +171,8 @@ func (p *Party) judge(ctx context.Context, w *Work, m *ledger.Message, rec *nati
 	por, _ := rec.Hex(native.FieldPoR)
 	prof := p.Profiles[c.Profile]
 	var verdict ota.Verdict
+	var resp ota.Response
+	var derr error
 	if len(por) == 0 {
 		switch rec.Get(native.FieldStatus) {
 		case native.StatusDelivered, native.StatusUnknown:
@@ -181,7 +183,7 @@ func (p *Party) judge(ctx context.Context, w *Work, m *ledger.Message, rec *nati
 			verdict = ota.Verdict{Outcome: ota.OutcomeFailed, Reason: "SMSC: " + rec.Get(native.FieldStatus) + " " + rec.Get(native.FieldDetail)}
 		}
 	} else {
-		resp, _, derr := p.decodePoR(ctx, tx, m, por)
+		resp, _, derr = p.decodePoR(ctx, tx, m, por)
 		_, ef, serr := p.script(m, c, prof)
 		if serr != nil {
 			return nil, serr
@@ -212,6 +214,10 @@ func (p *Party) judge(ctx context.Context, w *Work, m *ledger.Message, rec *nati
 		}
 		return nil, nil
 	case msgProbe:
+		if len(por) > 0 && derr == nil && securityError(resp.Status) {
+			// The card refuses the old key: it uses the next pair.
+			verdict.Outcome = ota.OutcomeUnknown
+		}
 		return recipient, p.judgeProbe(ctx, w, m, c, verdict)
 	}
 	if c.State != ledger.CardMoving {
@@ -303,6 +309,16 @@ func (p *Party) judgeProbe(ctx context.Context, w *Work, m *ledger.Message, c *l
 		return tx.Transition(ctx, c.ICCID, nil, ledger.CardManual, "probe: new IMSI under the old key: switched, unconfirmed", ref, nil)
 	}
 	return tx.Transition(ctx, c.ICCID, nil, ledger.CardManual, "probe inconclusive: "+v.Reason, ref, nil)
+}
+
+// securityError reports PoR statuses by which a card says a command's
+// security did not verify (wrong keys), as opposed to a command failure.
+func securityError(s ota.Status) bool {
+	switch s {
+	case ota.StatusChecksumFailed, ota.StatusCipheringError, ota.StatusUnidentifiedSecurity:
+		return true
+	}
+	return false
 }
 
 // checkSimple judges a message that is not an IMSI update: PoR OK with
