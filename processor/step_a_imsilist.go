@@ -131,6 +131,14 @@ const (
 // kind for the batch. The counter is durable with the transaction: a crash
 // before commit leaves nothing sent; after commit it is never reused.
 func (p *Party) queueMessage(ctx context.Context, tx *ledger.Tx, c *ledger.Card, prof *Profile, kind string, batchID int64, attempt int, step int64) error {
+	// One outstanding message per card: a new one only once the last
+	// was answered or given up (the reset that follows an update by the
+	// reset-with-update policy is the one pair sent together).
+	if out, err := tx.Outstanding(ctx, c.ICCID); err != nil {
+		return err
+	} else if out != nil && !(kind == msgReset && out.Kind == msgUpdate && out.BatchID == batchID) {
+		return fmt.Errorf("card %s already has message %d (%s) outstanding", c.ICCID, out.ID, out.Kind)
+	}
 	kvn, err := currentKVN(ctx, tx, c)
 	if err != nil {
 		return err
