@@ -61,6 +61,9 @@ type Config struct {
 	ResetTAR    *ota.TAR
 	ResetAPDU   ota.APDU // the command the reset applet takes
 	KeyIndexTAR *ota.TAR
+	// ISDTAR is the RAM/ISD TAR: the security domain takes GlobalPlatform
+	// PUT KEY and DELETE of the OTA key sets there (isd.go).
+	ISDTAR *ota.TAR
 	// KeyIndexTemplate and KeyIndexOffset: the command that selects an
 	// index, with the index octet at the offset. It is taken by the
 	// key-index applet and, inside an RFM script, by the RFM applet.
@@ -89,6 +92,7 @@ type Card struct {
 	resets   int
 	off      bool
 	received int
+	auth     *KeySet // the key set that secured the message being run
 }
 
 // USIMRFMTAR is the default USIM RFM TAR (that of the sysmocom cards).
@@ -354,7 +358,12 @@ func (c *Card) Receive(segments [][]byte) ([]byte, error) {
 		}
 		kidSet.Counter = cmd.Counter
 	}
+	c.auth = kidSet
+	if c.auth == nil {
+		c.auth = kicSet
+	}
 	result := c.run(app, h, cmd.Data)
+	c.auth = nil
 	if wantPoR != ota.PoRRequired && (wantPoR != ota.PoROnError || result.ok) {
 		return nil, fmt.Errorf("%w: SPI %s", ErrNoAnswer, h.SPI)
 	}
@@ -368,6 +377,7 @@ const (
 	appRFM
 	appReset
 	appKeyIndex
+	appISD
 )
 
 func (c *Card) app(tar ota.TAR) appKind {
@@ -378,6 +388,8 @@ func (c *Card) app(tar ota.TAR) appKind {
 		return appReset
 	case c.cfg.KeyIndexTAR != nil && tar == *c.cfg.KeyIndexTAR:
 		return appKeyIndex
+	case c.cfg.ISDTAR != nil && tar == *c.cfg.ISDTAR:
+		return appISD
 	}
 	return appNone
 }

@@ -175,6 +175,8 @@ func (c *Card) exec(app appKind, s *session, a ota.APDU) ([]byte, uint16) {
 		return nil, swOK
 	case appKeyIndex:
 		return nil, swBadINS
+	case appISD:
+		return c.execISD(a)
 	}
 	ins, p1, p2 := a[1], a[2], a[3]
 	var p3 int
