@@ -27,10 +27,10 @@
 //	after-upload         an output is on the partner's drop, not yet
 //	                     recorded as delivered
 //	after-delivered      an output is recorded as delivered
-//	before-archive       the input's outputs are delivered, the input is
-//	                     not yet archived on the drop
-//	after-archive        the input is archived, not yet complete in the
-//	                     ledger
+//	before-complete      the input's outputs are delivered, the input is
+//	                     neither complete in the ledger nor archived
+//	before-archive       the input is complete, not yet archived on the drop
+//	after-archive        the input is archived, the run not finished
 //	sweep-before-commit  a sweep's transaction is about to commit
 //	sweep-after-commit   a sweep committed, no output rendered yet
 //	refusal-after-commit a refused input is recorded as quarantined and
@@ -42,7 +42,7 @@ package failpoint
 // Names lists every point, for tests that crash at each in turn.
 var Names = []string{
 	WorkBeforeCommit, AfterCommit, MidRender, AfterRender, MidUpload, AfterUpload, AfterDelivered,
-	BeforeArchive, AfterArchive, SweepBeforeCommit, SweepAfterCommit, RefusalAfterCommit, BeforeQuarantine,
+	BeforeComplete, BeforeArchive, AfterArchive, SweepBeforeCommit, SweepAfterCommit, RefusalAfterCommit, BeforeQuarantine,
 }
 
 // The names of the points.
@@ -54,6 +54,7 @@ const (
 	MidUpload          = "mid-upload"
 	AfterUpload        = "after-upload"
 	AfterDelivered     = "after-delivered"
+	BeforeComplete     = "before-complete"
 	BeforeArchive      = "before-archive"
 	AfterArchive       = "after-archive"
 	SweepBeforeCommit  = "sweep-before-commit"

@@ -82,10 +82,10 @@ func (h *halfReader) Read(b []byte) (int, error) {
 		h.hit = true
 		Hit(h.name)
 	}
-	// Small reads, so that the first half reaches the other side
-	// before the point is hit.
-	if len(b) > 4096 {
-		b = b[:4096]
+	// Stop the first reads at the half, so that exactly the first half
+	// reaches the other side before the point is hit.
+	if left := h.half - h.n; left > 0 && int64(len(b)) > left {
+		b = b[:left]
 	}
 	n, err := h.r.Read(b)
 	h.n += int64(n)
