@@ -29,6 +29,11 @@ type Result struct {
 	OK bool
 	// Problems lists what did not end where it should.
 	Problems []string
+	// Cards are the cards of both fleets (3a, then 3b), with their keys:
+	// the secrets the demo's input carried (for the leak test).
+	Cards []*fleet.Card
+
+	secrets map[string]string // the secrets the configurations referred to
 }
 
 // Run plays the demo.
@@ -74,7 +79,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := w.story3b(ctx, sm); err != nil {
 		return nil, err
 	}
-	return w.finish(ctx)
+	res, err := w.finish(ctx)
+	if res != nil {
+		res.Cards, res.secrets = w.cards, w.env
+	}
+	return res, err
 }
 
 func (w *world) jobs(ctx context.Context, steps ...[2]string) error {
@@ -137,6 +146,7 @@ func (w *world) story3a(ctx context.Context, sm *smsc.SMSC) error {
 	if err != nil {
 		return err
 	}
+	w.cards = append(w.cards, f.Cards...)
 	// Card 3 has seen more messages than the vendor's file says.
 	f.Cards[3].Pairs[0].KeySet.Counter = 12
 	if err := f.BuildSIMs(); err != nil {

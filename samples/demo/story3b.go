@@ -20,6 +20,7 @@ func (w *world) story3b(ctx context.Context, sm *smsc.SMSC) error {
 	if err != nil {
 		return err
 	}
+	w.cards = append(w.cards, f.Cards...)
 	if err := f.BuildSIMs(); err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"resub/jobs"
 	"resub/jobs/config"
 	"resub/jobs/drop/sftpserver"
+	"resub/samples/fleet"
 	"resub/samples/smsc"
 )
 
@@ -61,6 +62,7 @@ type world struct {
 	seqs    map[string]int
 	out     io.Writer
 	log     *slog.Logger
+	cards   []*fleet.Card // every card of the story, for Result.Cards
 }
 
 // party is one resub installation.
