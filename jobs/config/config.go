@@ -12,7 +12,12 @@
 package config
 
 import (
+	"fmt"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"resub/formats/mapping"
 )
 
 // Config is the whole configuration file.
@@ -96,10 +101,11 @@ type Partner struct {
 	PLMNs         []PLMN         `yaml:"plmns"`
 	IMSIRanges    []IMSIRange    `yaml:"imsi_ranges"`
 	ICCID         ICCIDRules     `yaml:"iccid"`
-	// Columns maps a type name to the partner's CSV layout of it.
-	Columns   map[string]Mapping  `yaml:"columns"`
-	Deadlines map[string]Duration `yaml:"deadlines"`
-	Policy    Policy              `yaml:"policy"`
+	// Columns maps a type name to the partner's CSV layout of it, in the
+	// shape formats/mapping defines (see ColumnMapping).
+	Columns   map[string]ColumnMapping `yaml:"columns"`
+	Deadlines map[string]Duration      `yaml:"deadlines"`
+	Policy    Policy                   `yaml:"policy"`
 }
 
 // Internal reports whether the partner is inside our own organisation
@@ -190,14 +196,57 @@ type ICCIDRules struct {
 	FPadded bool `yaml:"f_padded"`
 }
 
-// Mapping is a partner's CSV layout of one file type.
-type Mapping struct {
-	Columns   []string          `yaml:"columns"`   // partner column names, in order
-	Fields    map[string]string `yaml:"fields"`    // partner column -> native field
-	Delimiter string            `yaml:"delimiter"` // one character, default ","
-	Quote     string            `yaml:"quote"`     // "minimal" (default), "all", "none"
-	Header    *bool             `yaml:"header"`    // header line present (default true)
-	HexCase   string            `yaml:"hex_case"`  // "lower" (default) or "upper"
+// ColumnMapping is a partner's CSV layout of one file type, kept as
+// written. Its shape is formats/mapping's Mapping, the one definition of
+// a column mapping (the same YAML `resub convert --mapping FILE` reads):
+//
+//	columns:
+//	  imsi-list:
+//	    delimiter: ";"
+//	    header: true
+//	    hex-case: upper
+//	    columns:
+//	      - {name: ICCID, field: iccid}
+//	      - {name: NEW_IMSI, field: imsi}
+//	      - {name: SWITCH_DATE, field: cutover-date, format: DD.MM.YYYY}
+//
+// Validation decodes it with formats/mapping and checks it against the
+// type's native schema, reporting problems with their configuration path.
+type ColumnMapping struct {
+	node yaml.Node
+}
+
+// UnmarshalYAML keeps the mapping's YAML for formats/mapping.
+func (c *ColumnMapping) UnmarshalYAML(n *yaml.Node) error {
+	c.node = *n
+	return nil
+}
+
+// MarshalYAML writes the mapping back as written.
+func (c ColumnMapping) MarshalYAML() (any, error) { return &c.node, nil }
+
+// Mapping decodes the column mapping (a new value on each call).
+func (c ColumnMapping) Mapping() (*mapping.Mapping, error) {
+	var m mapping.Mapping
+	if err := c.node.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: %v", mapping.ErrMapping, err)
+	}
+	return &m, nil
+}
+
+// Mapping returns the partner's column mapping of type typ, with the
+// partner's ICCID conventions applied (ok false: none configured).
+func (p *Partner) Mapping(typ string) (m *mapping.Mapping, ok bool, err error) {
+	c, ok := p.Columns[typ]
+	if !ok {
+		return nil, false, nil
+	}
+	if m, err = c.Mapping(); err != nil {
+		return nil, true, err
+	}
+	m.ICCIDNoCheckDigit = m.ICCIDNoCheckDigit || p.ICCID.NoCheckDigit
+	m.ICCIDFPadding = m.ICCIDFPadding || p.ICCID.FPadded
+	return m, true, nil
 }
 
 // Policy holds a partner's agreed options.

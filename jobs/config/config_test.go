@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"resub/formats/mapping"
 )
 
 // fixture writes the files a valid configuration refers to and returns the
@@ -282,5 +285,73 @@ func TestInlineSecretRedactedInDump(t *testing.T) {
 	}
 	if SecretRef("env:X").String() != "env:X" {
 		t.Error("references should print")
+	}
+}
+
+// TestColumnMappingIsFormatsMapping: partners.<id>.columns.<type> holds
+// exactly the shape formats/mapping decodes; the sample mapping file
+// pasted under columns decodes to the same Mapping.
+func TestColumnMappingIsFormatsMapping(t *testing.T) {
+	dir := fixture(t)
+	file, err := os.ReadFile("../../samples/partner/imsi-list.mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := mapping.Decode(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	indented := "    columns:\n      imsi-list:\n"
+	for _, l := range strings.Split(strings.TrimRight(string(file), "\n"), "\n") {
+		indented += "        " + l + "\n"
+	}
+	body := strings.Replace(validYAML, "    deadlines: {imsi-result: 24h}\n", "    deadlines: {imsi-result: 24h}\n    iccid: {no_check_digit: true}\n"+indented, 1)
+	cfg, err := Load(writeConfig(t, dir, body))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	p := cfg.Partners["mno-b"]
+	got, ok, err := p.Mapping("imsi-list")
+	if err != nil || !ok {
+		t.Fatalf("Mapping: %v %v", ok, err)
+	}
+	// The partner's ICCID conventions are applied to its mappings.
+	want.ICCIDNoCheckDigit = true
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("config mapping\n%+v\nwant\n%+v", got, want)
+	}
+	if _, ok, _ := p.Mapping("msisdn-map"); ok {
+		t.Error("a mapping for an unconfigured type")
+	}
+	if s := cfg.Redacted(); !strings.Contains(s, "NEW_IMSI") || !strings.Contains(s, "DD.MM.YYYY") {
+		t.Errorf("the mapping is not printed back:\n%s", s)
+	}
+}
+
+func TestColumnMappingProblems(t *testing.T) {
+	dir := fixture(t)
+	with := func(cols string) string {
+		return strings.Replace(validYAML, "    deadlines: {imsi-result: 24h}\n", "    deadlines: {imsi-result: 24h}\n    columns:\n"+cols, 1)
+	}
+	cases := []struct {
+		name, cols, want string
+	}{
+		{"unknown key", "      imsi-list:\n        colums: [{name: A, field: iccid}]\n", "partners.mno-b.columns.imsi-list.colums: unknown key (line"},
+		{"unknown key in a column", "      imsi-list:\n        columns: [{name: A, field: iccid, width: 3}]\n", "partners.mno-b.columns.imsi-list.columns[0].width: unknown key"},
+		{"old shape", "      imsi-list:\n        columns: [ICCID, NEW_IMSI]\n        fields: {ICCID: iccid}\n", "partners.mno-b.columns.imsi-list.fields: unknown key"},
+		{"unknown type", "      imsi-lists:\n        columns: [{name: A, field: iccid}]\n", `partners.mno-b.columns.imsi-lists: "imsi-lists" is not a file type`},
+		{"unknown field", "      imsi-list:\n        columns: [{name: A, field: iccid}, {name: B, field: new-imsi}]\n", `partners.mno-b.columns.imsi-list: column mapping: imsi-list has no field "new-imsi"`},
+		{"required field missing", "      imsi-list:\n        columns: [{name: A, field: iccid}]\n", `partners.mno-b.columns.imsi-list: column mapping: required field "imsi" of imsi-list is not mapped`},
+		{"bad delimiter", "      imsi-list:\n        delimiter: ';;'\n        columns: [{name: A, field: iccid}, {name: B, field: imsi}, {name: C, field: cutover-date}]\n", "partners.mno-b.columns.imsi-list: column mapping: delimiter"},
+		{"bad hex case", "      imsi-list:\n        hex-case: mixed\n        columns: [{name: A, field: iccid}, {name: B, field: imsi}, {name: C, field: cutover-date}]\n", "partners.mno-b.columns.imsi-list: column mapping: hex-case"},
+		{"not a mapping", "      imsi-list: [a, b]\n", "partners.mno-b.columns.imsi-list: column mapping:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, dir, with(c.cols)))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("want %q, got %v", c.want, err)
+			}
+		})
 	}
 }

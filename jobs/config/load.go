@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"resub/formats/mapping"
 )
 
 // Problem is one thing wrong with a configuration, at a path such as
@@ -55,6 +57,15 @@ type problems struct{ list []Problem }
 
 func (ps *problems) add(path, format string, a ...any) {
 	ps.list = append(ps.list, Problem{Path: path, Msg: fmt.Sprintf(format, a...)})
+}
+
+// addLine adds a problem whose line in the file is known.
+func (ps *problems) addLine(path string, line int, format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	if line > 0 {
+		msg += fmt.Sprintf(" (line %d)", line)
+	}
+	ps.list = append(ps.list, Problem{Path: path, Line: line, Msg: msg})
 }
 
 // Load reads, decodes strictly and validates the configuration at path.
@@ -111,6 +122,10 @@ func walkKeys(n *yaml.Node, t reflect.Type, path string, ps *problems) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == columnMappingType {
+		// Kept as written, in formats/mapping's shape.
+		t = mappingType
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		seen := map[string]bool{}
@@ -147,6 +162,11 @@ func walkKeys(n *yaml.Node, t reflect.Type, path string, ps *problems) {
 		}
 	}
 }
+
+var (
+	columnMappingType = reflect.TypeFor[ColumnMapping]()
+	mappingType       = reflect.TypeFor[mapping.Mapping]()
+)
 
 func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
 	for i := 0; i < t.NumField(); i++ {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"resub/formats/native"
 )
 
 // PartnerKinds are the kinds of partner.
@@ -291,22 +293,20 @@ func (c *Config) validatePartner(ps *problems, path string, p *Partner) {
 	}
 	checkRanges(ps, path+".imsi_ranges", p.IMSIRanges, p.PLMNs)
 	for _, t := range sortedKeys(p.Columns) {
-		m := p.Columns[t]
 		mp := path + ".columns." + t
-		if !oneOf(t, TypeNames) {
-			ps.add(mp, "%q is not a file type", t)
+		c := p.Columns[t]
+		schema, ok := native.Lookup(t)
+		if !ok {
+			ps.addLine(mp, c.node.Line, "%q is not a file type", t)
+			continue
 		}
-		if len([]rune(m.Delimiter)) > 1 {
-			ps.add(mp+".delimiter", "must be one character")
+		m, err := c.Mapping()
+		if err != nil {
+			ps.addLine(mp, c.node.Line, "%v", err)
+			continue
 		}
-		if m.Quote != "" && !oneOf(m.Quote, []string{"minimal", "all", "none"}) {
-			ps.add(mp+".quote", "%q is not minimal, all or none", m.Quote)
-		}
-		if m.HexCase != "" && !oneOf(m.HexCase, []string{"lower", "upper"}) {
-			ps.add(mp+".hex_case", "%q is not lower or upper", m.HexCase)
-		}
-		if len(m.Columns) == 0 {
-			ps.add(mp+".columns", "required: the partner's column names in order")
+		if err := m.Check(schema); err != nil {
+			ps.addLine(mp, c.node.Line, "%v", err)
 		}
 	}
 	for _, k := range sortedKeys(p.Deadlines) {
