@@ -41,6 +41,10 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 		if pr.OTA.KeyIndex != nil && (idx == 0 || n == 0) {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "a 3b profile needs key-index and key-list-length")
 		}
+		if pr.OTA.KeyIndex != nil && idx != 1 {
+			// Only pair 1 is ever revealed to the first operator.
+			return w.Refuse(fmt.Sprintf("security error: line %d gives card %s at key index %d; an inventory gives pair 1 only", rec.Line, iccid, idx), nil)
+		}
 		secrets, err := w.unwrapSecrets(rec, native.FieldKi, native.FieldOPc, native.FieldKIc, native.FieldKID, native.FieldKIK)
 		if err != nil {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
