@@ -177,17 +177,27 @@ func (w *world) sendEdited(from, to string, schema *native.Schema, n int, recs f
 		w.t.Fatal(err)
 	}
 	os.Remove(clearPath)
-	path := clearPath + ".pgp"
+	return w.sendRaw(from, to, filepath.Base(clearPath)+".pgp", edit(string(text)))
+}
+
+// sendRaw encrypts text from sender to receiver under name in the wire
+// folder and returns its path.
+func (w *world) sendRaw(from, to, name, text string) string {
+	w.t.Helper()
+	path := filepath.Join(w.dir, "wire", name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		w.t.Fatal(err)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	defer f.Close()
-	enc, err := pgp.Encrypt(f, []*pgp.Key{w.keys[to].Public()}, w.keys[from], pgp.EncryptOptions{FileName: filepath.Base(path), Now: w.clock})
+	enc, err := pgp.Encrypt(f, []*pgp.Key{w.keys[to].Public()}, w.keys[from], pgp.EncryptOptions{FileName: name, Now: w.clock})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if _, err := io.WriteString(enc, edit(string(text))); err != nil {
+	if _, err := io.WriteString(enc, text); err != nil {
 		w.t.Fatal(err)
 	}
 	if err := enc.Close(); err != nil {
