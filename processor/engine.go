@@ -154,48 +154,16 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 		return p.quarantine(ctx, in, row, step, reason, cause)
 	}
 
-	// Pass 1: decrypt and verify, discarding plaintext.
-	open := func() (io.ReadCloser, error) { return os.Open(in.Path) }
-	var plain func() (io.ReadCloser, error)
-	if in.Partner.PGPOff {
-		plain = open
-	} else {
-		v, err := pgp.Open(open, pgp.DecryptOptions{
-			Keys: p.Keys, Signers: in.Partner.PublicKeys, Fingerprints: in.Partner.Fingerprints,
-			MaxSize: p.maxFile(), Now: p.Now, ScratchDir: p.ScratchDir,
-		})
-		if err != nil {
-			return refuse(pgpReason(err), err)
-		}
-		defer v.Close()
-		log.Info("input verified", "signer", v.Signer, "cipher", v.Cipher, "plaintext_size", v.PlaintextSize)
-		plain = v.Plaintext
-	}
-
-	// Pass 2: parse and apply in one transaction.
-	rc, err := plain()
-	if err != nil {
-		return refuse("decryption failed on the second pass", err)
-	}
-	defer rc.Close()
 	w := &Work{P: p, Partner: in.Partner, File: row, Job: in.Job, Source: "file:" + strconv.FormatInt(row.ID, 10)}
-	raw, isRaw := step.(RawStep)
-	var br *bufio.Reader
-	if isRaw {
-		br = bufio.NewReaderSize(rc, 64<<10)
-		if raw.Native(br) {
-			isRaw = false
-			rc = io.NopCloser(br)
-		}
+	op, reason, cause, err := p.openInput(ctx, step, in, w)
+	if err != nil {
+		return nil, err
 	}
-	if !isRaw {
-		rd := native.NewReader(rc, p.readerOptions(ctx, in, step.InputType()))
-		h, herr := rd.Header()
-		if herr != nil {
-			return refuse("header: "+firstProblem(herr), herr)
-		}
-		w.Header, w.Reader = h, rd
+	if reason != "" {
+		return refuse(reason, cause)
 	}
+	defer op.close()
+	log.Info("input verified", "signer", op.signer, "plaintext_size", op.size)
 	err = p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
 		w.Tx = tx
 		w.Counts = Counts{}
@@ -205,23 +173,8 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 			return err
 		}
 		w.BatchID = id
-		switch {
-		case w.Header != nil && w.Header.Refused != "":
-			// The partner refused one of our files as a whole: nothing
-			// in it was acted on; an operator sends it again once the
-			// cause is fixed.
-			p.log().Error("partner refused our file", "partner", in.Partner.Name, "file", w.Header.InReplyTo, "reason", w.Header.Refused)
-			if err := tx.Audit(ctx, in.Partner.Code, "file-refused", w.Header.InReplyTo, w.Header.Refused); err != nil {
-				return err
-			}
-		case isRaw:
-			if err := raw.ApplyRaw(ctx, w, br); err != nil {
-				return err
-			}
-		default:
-			if err := step.Apply(ctx, w); err != nil {
-				return err
-			}
+		if err := op.apply(ctx, w); err != nil {
+			return err
 		}
 		if err := tx.FinishBatch(ctx, id, ledger.BatchDone, w.Counts.Records, w.Counts.Accepted, w.Counts.Rejected, ""); err != nil {
 			return err
@@ -410,63 +363,31 @@ func fileSHA256(path string) (string, int64, error) {
 // transaction that is always rolled back.
 func (p *Party) dryRun(ctx context.Context, step FileStep, in Input) (*Result, error) {
 	res := &Result{Status: "dry-run"}
-	open := func() (io.ReadCloser, error) { return os.Open(in.Path) }
-	plain := open
-	if !in.Partner.PGPOff {
-		v, err := pgp.Open(open, pgp.DecryptOptions{Keys: p.Keys, Signers: in.Partner.PublicKeys, Fingerprints: in.Partner.Fingerprints, MaxSize: p.maxFile(), Now: p.Now, ScratchDir: p.ScratchDir})
-		if err != nil {
-			res.Status, res.Reason = "would-quarantine", pgpReason(err)
-			return res, nil
-		}
-		defer v.Close()
-		plain = v.Plaintext
-	}
-	rc, err := plain()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
 	sum, size, err := fileSHA256(in.Path)
 	if err != nil {
 		return nil, err
 	}
-	w := &Work{P: p, Partner: in.Partner, Job: in.Job, DryRun: true}
-	raw, isRaw := step.(RawStep)
-	var br *bufio.Reader
-	if isRaw {
-		br = bufio.NewReaderSize(rc, 64<<10)
-		if raw.Native(br) {
-			isRaw = false
-			rc = io.NopCloser(br)
-		}
+	w := &Work{P: p, Partner: in.Partner, Job: in.Job, DryRun: true, Source: "dry-run"}
+	op, reason, _, err := p.openInput(ctx, step, in, w)
+	if err != nil {
+		return nil, err
 	}
-	if !isRaw {
-		rd := native.NewReader(rc, p.readerOptions(ctx, in, step.InputType()))
-		h, herr := rd.Header()
-		if herr != nil {
-			res.Status, res.Reason = "would-quarantine", "header: "+firstProblem(herr)
-			return res, nil
-		}
-		w.Header, w.Reader = h, rd
+	if reason != "" {
+		res.Status, res.Reason = "would-quarantine", reason
+		return res, nil
 	}
+	defer op.close()
 	err = p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
 		w.Tx = tx
 		row, _, err := tx.ReceiveFile(ctx, &ledger.File{Partner: in.Partner.Name, Name: in.Name, SHA256: sum, Size: size, Job: in.Job, Type: step.InputType()})
 		if err != nil {
 			return err
 		}
-		w.File, w.Source = row, "dry-run"
-		id, err := tx.CreateBatch(ctx, &ledger.Batch{Job: in.Job, Partner: in.Partner.Name, Kind: step.InputType(), FileID: row.ID})
-		if err != nil {
+		w.File = row
+		if w.BatchID, err = tx.CreateBatch(ctx, &ledger.Batch{Job: in.Job, Partner: in.Partner.Name, Kind: step.InputType(), FileID: row.ID}); err != nil {
 			return err
 		}
-		w.BatchID = id
-		if isRaw {
-			err = raw.ApplyRaw(ctx, w, br)
-		} else {
-			err = step.Apply(ctx, w)
-		}
-		if err != nil {
+		if err := op.apply(ctx, w); err != nil {
 			return err
 		}
 		return errDryRun
@@ -480,4 +401,81 @@ func (p *Party) dryRun(ctx context.Context, step FileStep, in Input) (*Result, e
 		return nil, err
 	}
 	return res, nil
+}
+
+// opened is a verified input ready for its step.
+type opened struct {
+	step   FileStep
+	raw    RawStep // set when the file is not native
+	br     *bufio.Reader
+	rc     io.ReadCloser
+	v      *pgp.Verified
+	signer string
+	size   int64
+}
+
+// openInput verifies an input (pass 1: decrypt, integrity and the pinned
+// signature, plaintext discarded), then opens its plaintext (pass 2) and,
+// for a native file, reads and checks its header into w. A refusal comes
+// back as a reason, not an error.
+func (p *Party) openInput(ctx context.Context, step FileStep, in Input, w *Work) (op *opened, reason string, cause, err error) {
+	op = &opened{step: step}
+	open := func() (io.ReadCloser, error) { return os.Open(in.Path) }
+	plain := open
+	if !in.Partner.PGPOff {
+		v, err := pgp.Open(open, pgp.DecryptOptions{
+			Keys: p.Keys, Signers: in.Partner.PublicKeys, Fingerprints: in.Partner.Fingerprints,
+			MaxSize: p.maxFile(), Now: p.Now, ScratchDir: p.ScratchDir,
+		})
+		if err != nil {
+			return nil, pgpReason(err), err, nil
+		}
+		op.v, op.signer, op.size, plain = v, v.Signer, v.PlaintextSize, v.Plaintext
+	}
+	rc, err := plain()
+	if err != nil {
+		op.close()
+		return nil, "decryption failed on the second pass", err, nil
+	}
+	op.rc = rc
+	if raw, ok := step.(RawStep); ok {
+		op.br = bufio.NewReaderSize(rc, 64<<10)
+		if !raw.Native(op.br) {
+			op.raw = raw
+			return op, "", nil, nil
+		}
+		rc = io.NopCloser(op.br)
+	}
+	rd := native.NewReader(rc, p.readerOptions(ctx, in, step.InputType()))
+	h, herr := rd.Header()
+	if herr != nil {
+		op.close()
+		return nil, "header: " + firstProblem(herr), herr, nil
+	}
+	w.Header, w.Reader = h, rd
+	return op, "", nil, nil
+}
+
+func (op *opened) close() {
+	if op.rc != nil {
+		op.rc.Close()
+	}
+	if op.v != nil {
+		op.v.Close()
+	}
+}
+
+// apply hands the opened input to its step inside the work's transaction.
+func (op *opened) apply(ctx context.Context, w *Work) error {
+	switch {
+	case w.Header != nil && w.Header.Refused != "":
+		// The partner refused one of our files as a whole: nothing in
+		// it was acted on; an operator sends it again once the cause is
+		// fixed.
+		w.P.log().Error("partner refused our file", "partner", w.Partner.Name, "file", w.Header.InReplyTo, "reason", w.Header.Refused)
+		return w.Tx.Audit(ctx, w.Partner.Code, "file-refused", w.Header.InReplyTo, w.Header.Refused)
+	case op.raw != nil:
+		return op.raw.ApplyRaw(ctx, w, op.br)
+	}
+	return op.step.Apply(ctx, w)
 }

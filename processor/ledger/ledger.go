@@ -100,34 +100,78 @@ func (d *DB) q(query string) string {
 type Tx struct {
 	tx *sql.Tx
 	d  *DB
+	// stmts are the statements prepared in this transaction, by SQL
+	// text: a step that runs the same few statements for a million
+	// records parses each once. They close with the transaction.
+	stmts map[string]*sql.Stmt
+}
+
+// maxTxStmts bounds the prepared statements a transaction keeps (texts
+// built at run time would otherwise grow the map without end).
+const maxTxStmts = 256
+
+// stmt returns the prepared statement of query, preparing it on first
+// use; nil when it cannot be prepared (the caller then runs the query
+// unprepared, which reports the error).
+func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if s, ok := t.stmts[query]; ok {
+		return s
+	}
+	if len(t.stmts) >= maxTxStmts {
+		return nil
+	}
+	s, err := t.tx.PrepareContext(ctx, t.d.q(query))
+	if err != nil {
+		return nil
+	}
+	if t.stmts == nil {
+		t.stmts = make(map[string]*sql.Stmt)
+	}
+	t.stmts[query] = s
+	return s
 }
 
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := t.stmt(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
 	return t.tx.ExecContext(ctx, t.d.q(query), args...)
 }
 
 // Query runs a query in the transaction.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := t.stmt(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
 	return t.tx.QueryContext(ctx, t.d.q(query), args...)
 }
 
 // QueryRow runs a one-row query in the transaction.
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := t.stmt(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
 	return t.tx.QueryRowContext(ctx, t.d.q(query), args...)
 }
 
 // Now is the transaction's clock.
 func (t *Tx) Now() time.Time { return t.d.Now() }
 
-// InTx runs fn in a transaction, committing if it returns nil. A busy
-// database is retried a few times before the error is returned as
-// transient.
+// InTx runs fn in a transaction, committing if it returns nil. Taking
+// the write lock is retried a few times while the database is busy; once
+// fn has run (it may have consumed a stream), nothing is retried and a
+// busy database is returned as a transient error.
 func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 8; attempt++ {
-		err = d.inTx(ctx, fn)
-		if err == nil || d.dialect.Busy == nil || !d.dialect.Busy(err) {
+		var began bool
+		began, err = d.inTx(ctx, fn)
+		busy := err != nil && d.dialect.Busy != nil && d.dialect.Busy(err)
+		if busy && began {
+			return &BusyError{Err: err}
+		}
+		if !busy {
 			return err
 		}
 		select {
@@ -139,10 +183,11 @@ func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	return &BusyError{Err: err}
 }
 
-func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) (err error) {
+// inTx runs one transaction; began says whether fn was called.
+func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) (began bool, err error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -152,9 +197,9 @@ func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) (err error) {
 	}()
 	if err := fn(&Tx{tx: tx, d: d}); err != nil {
 		_ = tx.Rollback()
-		return err
+		return true, err
 	}
-	return tx.Commit()
+	return true, tx.Commit()
 }
 
 // Query runs a read query outside a transaction.
