@@ -639,7 +639,7 @@ func (r *Runtime) deliver(ctx context.Context, j *config.Job, outs []*ledger.Out
 		err = d.Put(ctx, o.Name, failpoint.Reader(failpoint.MidUpload, f, o.Size), o.Size)
 		f.Close()
 		if err != nil {
-			return err
+			return fmt.Errorf("deliver %s to %s: %w", o.Name, o.Partner, err)
 		}
 		failpoint.Hit(failpoint.AfterUpload)
 		if err := r.Party.Delivered(ctx, o); err != nil {
