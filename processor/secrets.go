@@ -24,6 +24,9 @@ type Profile struct {
 	// KeyIndexAtReset: the 3b key index takes effect at the next reset
 	// (otherwise at once).
 	KeyIndexAtReset bool
+	// Rotation, when set, lets the recipient replace the OTA key set it
+	// received from the donor (step_rotation.go).
+	Rotation *Rotation
 }
 
 // Secret names in the ledger.

@@ -221,6 +221,9 @@ func (p *Party) script(m *ledger.Message, c *ledger.Card, prof *Profile) ([]ota.
 	case msgKeyIndex:
 		a, err := prof.OTA.KeyIndex.Command(c.KeyIndex + 1)
 		return []ota.APDU{a}, ef, err
+	case msgRotate:
+		a, err := p.rotationScript(context.TODO(), m, c, prof)
+		return a, ef, err
 	}
 	return nil, ef, fmt.Errorf("unknown message kind %q", m.Kind)
 }

@@ -219,6 +219,8 @@ func (p *Party) judge(ctx context.Context, w *Work, m *ledger.Message, rec *nati
 			verdict.Outcome = ota.OutcomeUnknown
 		}
 		return recipient, p.judgeProbe(ctx, w, m, c, verdict)
+	case msgRotate:
+		return nil, p.judgeRotation(ctx, w, m, c, verdict)
 	}
 	if c.State != ledger.CardMoving {
 		log.Info("report for a card no longer moving", "state", c.State)

@@ -243,6 +243,26 @@ CREATE TABLE outputs (
 );
 CREATE INDEX outputs_state ON outputs(state);
 `,
+	// 4: OTA key rotations: a card whose key set came from a donor gets a
+	// fresh one over the air; one row per card and key index, so that a
+	// card is rotated once and its pending keys are known until the PoR.
+	`
+CREATE TABLE key_rotations (
+  iccid       TEXT NOT NULL,
+  key_index   INTEGER NOT NULL DEFAULT 0,
+  old_kvn     INTEGER NOT NULL,
+  new_kvn     INTEGER NOT NULL,
+  replace_old INTEGER NOT NULL DEFAULT 1,
+  state       TEXT NOT NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  message_id  INTEGER NOT NULL DEFAULT 0,
+  reason      TEXT NOT NULL DEFAULT '',
+  created_at  TEXT NOT NULL,
+  updated_at  TEXT NOT NULL,
+  PRIMARY KEY (iccid, key_index)
+);
+CREATE INDEX key_rotations_state ON key_rotations(state);
+`,
 }
 
 // SchemaVersion is the version the code expects.
