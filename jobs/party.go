@@ -323,6 +323,15 @@ func buildProfile(name string, c *config.Profile) (*processor.Profile, error) {
 		}
 		p.KeyIndex = kc
 	}
+	if r := c.Rotation; r != nil {
+		rt := &processor.Rotation{KVN: r.KVN, Replace: r.Replace == nil || *r.Replace}
+		if r.TAR != "" {
+			if rt.TAR, err = tar(r.TAR); err != nil {
+				return nil, fmt.Errorf("rotation.tar: %w", err)
+			}
+		}
+		prof.Rotation = rt
+	}
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}

@@ -400,6 +400,8 @@ func (r *Runtime) sweep(j *config.Job) (processor.SweepStep, error) {
 		return &processor.Handover{Recipient: rec, Manufacturer: r.partner(j, "manufacturer")}, nil
 	case "a-ota-deadline":
 		return &processor.OTADeadline{SMSC: r.Party.Partners[j.Partner]}, nil
+	case "b-key-rotation":
+		return &processor.KeyRotation{SMSC: r.Party.Partners[j.Partner]}, nil
 	case "erase":
 		return processor.Erase{}, nil
 	}

@@ -286,6 +286,9 @@ type Profile struct {
 	Validity Duration `yaml:"validity"`
 	// TestOnly allows an SPI without checksum, counter check or PoR.
 	TestOnly bool `yaml:"test_only"`
+	// Rotation lets the recipient replace the OTA key set a donor handed
+	// over (3a; job kind b-key-rotation).
+	Rotation *Rotation `yaml:"rotation"`
 }
 
 // FileUpdate is one extra UPDATE BINARY of the IMSI-change script.
@@ -308,6 +311,17 @@ type KeyIndexCmd struct {
 	APDU    string `yaml:"apdu"`
 	Effect  string `yaml:"effect"`  // immediate or reset
 	Message string `yaml:"message"` // same (appended to the update) or separate
+}
+
+// Rotation is a profile's OTA key rotation: GlobalPlatform PUT KEY on
+// the card's RAM/ISD TAR, secured under the key set it replaces.
+type Rotation struct {
+	TAR string `yaml:"tar"` // RAM/ISD TAR, 3 bytes hex (default 000000)
+	KVN int    `yaml:"kvn"` // key version written, 1..15; 0 keeps the current one
+	// Replace: the new version replaces the old key set (default). false:
+	// the new set is added and the old one deleted in the same script
+	// (then kvn must name another version).
+	Replace *bool `yaml:"replace"`
 }
 
 // OTASettings are the donor's OTA defaults.

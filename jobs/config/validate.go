@@ -397,6 +397,20 @@ func (c *Config) validateProfile(ps *problems, path string, p *Profile) {
 			ps.add(path+".list_length", "a 3b profile needs a key list of at least 2")
 		}
 	}
+	if r := p.Rotation; r != nil {
+		if r.TAR != "" {
+			hexLen(ps, path+".rotation.tar", r.TAR, 3)
+		}
+		if r.KVN < 0 || r.KVN > 15 {
+			ps.add(path+".rotation.kvn", "%d is not an SCP80 key version (1..15, or 0 to keep the current one)", r.KVN)
+		}
+		if r.Replace != nil && !*r.Replace && r.KVN == 0 {
+			ps.add(path+".rotation.kvn", "required when replace is false: the added key set needs its own version")
+		}
+		if p.KeyIndex != nil {
+			ps.add(path+".rotation", "a 3b profile's keys come from the manufacturer: rotation is for 3a profiles")
+		}
+	}
 	if p.Rate < 1 {
 		ps.add(path+".rate", "must be at least 1 message per second")
 	}
