@@ -296,3 +296,18 @@ func (s *Stage) Open(path, sender, receiver string) (io.ReadCloser, error) {
 	}
 	return v.Plaintext()
 }
+
+// Seal returns a writer that encrypts to receiver and signs as sender,
+// as the staged parties do (compressed with ZLIB when compress is set);
+// closing it ends the message, not w.
+func (s *Stage) Seal(w io.Writer, sender, receiver string, compress bool) (io.WriteCloser, error) {
+	from, to := s.w.keys[sender], s.w.keys[receiver]
+	if from == nil || to == nil {
+		return nil, fmt.Errorf("stage: no keys for %s or %s", sender, receiver)
+	}
+	o := pgp.EncryptOptions{}
+	if compress {
+		o.Compression, o.Level = pgp.CompressZLIB, 9
+	}
+	return pgp.Encrypt(w, []*pgp.Key{to.Public()}, from, o)
+}

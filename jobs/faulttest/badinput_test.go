@@ -1,0 +1,371 @@
+package faulttest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"resub/formats/native"
+	"resub/jobs"
+	"resub/jobs/config"
+	"resub/samples/demo"
+	"resub/samples/fleet"
+)
+
+// heapBound is the generous bound on the heap in use while a hostile or
+// huge input is processed (a memory bound, not a timing assertion).
+const heapBound = 200 << 20
+
+// heapPeak samples the heap in use until stop is called.
+func heapPeak() (stop func() uint64) {
+	var peak uint64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		wg.Wait()
+		return peak
+	}
+}
+
+// openParty opens a staged party's runtime, with its configuration edited.
+func openParty(t *testing.T, st *demo.Stage, party string, edit func(cfg map[string]any)) *jobs.Runtime {
+	t.Helper()
+	path := st.Config(party)
+	if edit != nil {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg map[string]any
+		if err := yaml.Unmarshal(data, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		edit(cfg)
+		out, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path = filepath.Join(filepath.Dir(path), "resub-edited.yaml")
+		if err := os.WriteFile(path, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := jobs.Open(context.Background(), cfg, jobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return rt
+}
+
+func schemaFields(s *native.Schema) []string {
+	out := make([]string, len(s.Fields))
+	for i, f := range s.Fields {
+		out[i] = f.Name
+	}
+	return out
+}
+
+// TestOneBadRecordAmongMany: a switch request of many records with one
+// bad ICCID: MNOB rejects that record only and sends MNOA the list of
+// all the others, with the heap bounded.
+func TestOneBadRecordAmongMany(t *testing.T) {
+	n := 100_000
+	if testing.Short() {
+		n = 10_000
+	}
+	ctx := context.Background()
+	st, err := demo.NewStage(ctx, demo.StageOptions{Dir: filepath.Join(t.TempDir(), "world"), Cards: 4, Until: demo.AtIMSIList})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f, err := fleet.New(fleet.Options{N: n, ICCIDBody: "8999903", IMSIBase: "001010001000001", MSISDNBase: "999200000001", Seed: "bad-record"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := n / 2
+	badICCID := f.Cards[bad].ICCID[:len(f.Cards[bad].ICCID)-1] + string("0123456789"[(f.Cards[bad].ICCID[len(f.Cards[bad].ICCID)-1]-'0'+1)%10])
+	now := time.Now().UTC()
+	h := &native.Header{Format: native.SwitchRequest.Name, Version: native.SwitchRequest.Version, Sender: "M2M", Receiver: "MNOB",
+		BusinessDate: time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC), Sequence: 2, Created: now.Truncate(time.Second),
+		Batch: "M2M-BIG", Quantity: n}
+	name := native.NameOf(h, "txt", true).String()
+	inbox := st.DropDir("MNOB", "m2m", "inbox")
+	out, err := os.Create(filepath.Join(inbox, name+".part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal, err := st.Seal(out, "M2M", "MNOB", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bw := bufio.NewWriterSize(seal, 64<<10)
+	nw := native.NewWriter(bw, native.SwitchRequest)
+	if err := nw.WriteHeader(h, schemaFields(native.SwitchRequest)); err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	err = fleet.SwitchRequestRecords(f.Cards, "MNOA", now.AddDate(0, 0, 1))(func(r *native.Record) error {
+		if i == bad {
+			r.Set(native.FieldICCID, badICCID)
+		}
+		i++
+		return nw.Write(r)
+	})
+	for _, step := range []func() error{func() error { return err }, nw.Flush, bw.Flush, seal.Close, out.Close} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(filepath.Join(inbox, name+".part"), filepath.Join(inbox, name)); err != nil {
+		t.Fatal(err)
+	}
+	f = nil
+
+	rt := openParty(t, st, "MNOB", nil)
+	runtime.GC()
+	stop := heapPeak()
+	sum, err := rt.RunJob(ctx, "switch-request", jobs.RunOptions{Manual: true})
+	peak := stop()
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	t.Logf("%s; heap in use peak %d MB", sum, peak>>20)
+	if sum.Records != n || sum.Accepted != n-1 || sum.Rejected != 1 {
+		t.Errorf("records %d accepted %d rejected %d; want %d, %d, 1", sum.Records, sum.Accepted, sum.Rejected, n, n-1)
+	}
+	if peak > heapBound {
+		t.Errorf("heap in use reached %d MB", peak>>20)
+	}
+	var iccid, reason string
+	if err := rt.Ledger.QueryRow(ctx, `SELECT iccid, reason FROM batch_records WHERE status = 'rejected'`).Scan(&iccid, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if iccid != badICCID || reason == "" {
+		t.Errorf("rejected record: %s %q; want %s with a reason", iccid, reason, badICCID)
+	}
+	t.Logf("rejected %s: %s", iccid, reason)
+	// The list to MNOA holds every other card, and not the bad one.
+	names, err := demo.Files(st.Exchange("MNOB-to-MNOA"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list string
+	for _, nm := range names {
+		if strings.Contains(nm, "_imsi-list_") && !strings.HasSuffix(nm, "000001.txt.pgp") {
+			list = nm
+		}
+	}
+	if list == "" {
+		t.Fatalf("no new imsi-list to MNOA in %v", names)
+	}
+	rc, err := st.Open(st.Exchange("MNOB-to-MNOA", list), "MNOB", "MNOA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	recs, found := 0, false
+	sc := bufio.NewScanner(rc)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "#") || strings.HasPrefix(l, "iccid") {
+			continue
+		}
+		recs++
+		if strings.HasPrefix(l, badICCID) {
+			found = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if recs != n-1 || found {
+		t.Errorf("imsi-list to MNOA: %d records (bad one listed: %v); want %d", recs, found, n-1)
+	}
+}
+
+// TestHostileInputs: files that are not what they claim, each in MNOA's
+// drop as an imsi-list from MNOB: each is refused with its own reason,
+// quarantined on the drop and in our own store, and answered to MNOB
+// with a refusal, with the heap bounded all along.
+func TestHostileInputs(t *testing.T) {
+	ctx := context.Background()
+	st, err := demo.NewStage(ctx, demo.StageOptions{Dir: filepath.Join(t.TempDir(), "world"), Cards: 4, Until: demo.AtIMSIList})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	inbox := st.Exchange("MNOB-to-MNOA")
+	names, err := demo.Files(inbox)
+	if err != nil || len(names) != 1 {
+		t.Fatalf("staged inbox: %v %v", names, err)
+	}
+	good, err := os.ReadFile(filepath.Join(inbox, names[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(inbox, names[0])); err != nil {
+		t.Fatal(err)
+	}
+	// Inputs of up to 64 MiB plaintext; the long line and the bomb go far
+	// beyond what the reader may hold.
+	lineLen, bomb := 96<<20, 512<<20
+	if testing.Short() {
+		lineLen, bomb = 8<<20, 128<<20
+	}
+	rt := openParty(t, st, "MNOA", func(cfg map[string]any) {
+		cfg["limits"] = map[string]any{"max_file_bytes": 128 << 20}
+	})
+	now := time.Now().UTC()
+	seq := 1
+	nameOf := func() string {
+		seq++
+		h := &native.Header{Format: "imsi-list", Sender: "MNOB", Receiver: "MNOA", BusinessDate: time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC), Sequence: seq}
+		return native.NameOf(h, "txt", true).String()
+	}
+	sealed := func(compress bool, body func(w io.Writer) error) []byte {
+		var buf bytes.Buffer
+		w, err := st.Seal(&buf, "MNOB", "MNOA", compress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := body(w); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	repeat := func(w io.Writer, b byte, n int) error {
+		chunk := bytes.Repeat([]byte{b}, 1<<20)
+		for n > 0 {
+			k := min(n, len(chunk))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return err
+			}
+			n -= k
+		}
+		return nil
+	}
+	cases := []struct {
+		name string
+		data func() []byte
+		want string // in the reason
+	}{
+		{"not OpenPGP", func() []byte { return bytes.Repeat([]byte("iccid|imsi|date\n"), 1000) }, ""},
+		{"truncated", func() []byte { return good[:len(good)/2] }, ""},
+		{"compression bomb", func() []byte {
+			return sealed(true, func(w io.Writer) error { return repeat(w, 0, bomb) })
+		}, ""},
+		{"line beyond the limit", func() []byte {
+			return sealed(true, func(w io.Writer) error {
+				if _, err := io.WriteString(w, "#format: imsi-list\n#version: 1\n#sender: MNOB\n#receiver: MNOA\n"); err != nil {
+					return err
+				}
+				return repeat(w, 'A', lineLen)
+			})
+		}, ""},
+	}
+	reasons := map[string]string{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			name := nameOf()
+			data := c.data()
+			if err := os.WriteFile(filepath.Join(inbox, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			data = nil
+			runtime.GC()
+			stop := heapPeak()
+			sum, err := rt.RunJob(ctx, "imsi-list", jobs.RunOptions{Manual: true})
+			peak := stop()
+			var refused *jobs.RefusedError
+			if !errors.As(err, &refused) {
+				t.Fatalf("run: %v; want the input refused", err)
+			}
+			t.Logf("refused: %v (heap in use peak %d MB)", err, peak>>20)
+			if peak > heapBound {
+				t.Errorf("heap in use reached %d MB", peak>>20)
+			}
+			if sum.Quarantined != 1 {
+				t.Errorf("summary: %s", sum)
+			}
+			var status, reason string
+			if err := rt.Ledger.QueryRow(ctx, `SELECT status, reason FROM files WHERE name = ?`, name).Scan(&status, &reason); err != nil {
+				t.Fatal(err)
+			}
+			if status != "quarantined" || reason == "" {
+				t.Errorf("ledger: %s %q", status, reason)
+			}
+			reasons[c.name] = reason
+			if _, err := os.Stat(st.Exchange("quarantine", "MNOA", "MNOB", name)); err != nil {
+				t.Errorf("not quarantined on the drop: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(inbox, name)); err == nil {
+				t.Error("still in the inbox")
+			}
+			// The refusal to MNOB answers this file and says why.
+			answered := false
+			outs, _ := demo.Files(st.Exchange("MNOA-to-MNOB"))
+			for _, o := range outs {
+				rc, err := st.Open(st.Exchange("MNOA-to-MNOB", o), "MNOA", "MNOB")
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(rc)
+				rc.Close()
+				if bytes.Contains(b, []byte("#in-reply-to: "+name)) {
+					answered = true
+					if !bytes.Contains(b, []byte("#refused:")) {
+						t.Errorf("answer %s does not say refused:\n%s", o, b)
+					}
+				}
+			}
+			if !answered {
+				t.Errorf("no refusal answers %s", name)
+			}
+		})
+	}
+	// Each kind of damage has its own reason.
+	seen := map[string]string{}
+	for k, r := range reasons {
+		if other, dup := seen[r]; dup {
+			t.Errorf("%s and %s refused for the same reason %q", k, other, r)
+		}
+		seen[r] = k
+	}
+}
