@@ -121,7 +121,6 @@ func rotationState(t *testing.T, p *processor.Party, iccid string) string {
 // rotated twice, and B still reaches the cards under the new keys: it
 // changes a card's IMSI for C, with counters going on from the rotation.
 func TestKeyRotation(t *testing.T) {
-	ctx := context.Background()
 	const n = 3
 	w, f, _, b := handedToB(t, n, nil)
 	for _, c := range f.Cards {
@@ -186,7 +185,6 @@ func TestKeyRotation(t *testing.T) {
 		t.Errorf("counter after the update %d, want %d", got, before[card.ICCID]+2)
 	}
 	noCounterReuse(t, b)
-	_ = ctx
 }
 
 // TestKeyRotationNewVersion: the new set gets another key version (2),
@@ -293,5 +291,33 @@ func TestKeyRotationUnknown(t *testing.T) {
 	c.SIM.SetOff(false)
 	if oldKeysRefused(t, w, c) {
 		t.Error("the card never got the PUT KEY but refuses the old keys")
+	}
+}
+
+// TestKeyRotationAddAndDelete: with replace off, the new set is added
+// under its own version and the old one deleted in the same script.
+func TestKeyRotationAddAndDelete(t *testing.T) {
+	w, f, _, b := handedToB(t, 1, nil)
+	w.prof.Rotation.KVN, w.prof.Rotation.Replace = 3, false
+	c := f.Cards[0]
+	sweep, _ := rotate(t, w, b)
+	if sweep.Counts.Messages != 1 {
+		t.Fatalf("sweep %+v", sweep.Counts)
+	}
+	if st := rotationState(t, b, c.ICCID); st != "done" {
+		t.Fatalf("rotation %s", st)
+	}
+	if _, ok := c.SIM.KeySet(1); ok {
+		t.Error("old key set not deleted on the card")
+	}
+	if _, ok := c.SIM.KeySet(3); !ok {
+		t.Error("new key set not on the card")
+	}
+	sets, err := b.Ledger.KeySetsOf(context.Background(), c.ICCID)
+	if err != nil || len(sets) != 1 || sets[0].KVN != 3 {
+		t.Fatalf("key sets %+v %v", sets, err)
+	}
+	if !oldKeysRefused(t, w, c) {
+		t.Error("A's keys still work")
 	}
 }

@@ -97,13 +97,15 @@ func (s *KeyRotation) Apply(ctx context.Context, w *Work) error {
 }
 
 // rotationCandidates lists active 3a cards that entered by a donor's
-// handover (requested -> active) and have no rotation yet.
+// handover (requested -> active), have no rotation yet and no message
+// outstanding (whose script would race the key change).
 func rotationCandidates(ctx context.Context, tx *ledger.Tx, limit int) ([]string, error) {
 	q := `SELECT c.iccid FROM cards c WHERE c.state = ? AND c.key_index = 0
 		AND EXISTS (SELECT 1 FROM card_events e WHERE e.iccid = c.iccid AND e.from_state = ? AND e.to_state = ?)
 		AND NOT EXISTS (SELECT 1 FROM key_rotations r WHERE r.iccid = c.iccid AND r.key_index = 0)
+		AND NOT EXISTS (SELECT 1 FROM ota_messages m WHERE m.iccid = c.iccid AND m.state IN (?, ?))
 		ORDER BY c.iccid`
-	args := []any{ledger.CardActive, cardRequested, ledger.CardActive}
+	args := []any{ledger.CardActive, cardRequested, ledger.CardActive, ledger.MsgReserved, ledger.MsgSent}
 	if limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, limit)

@@ -106,23 +106,19 @@ func desFamily(key []byte) (cipher.Block, error) {
 	return nil, fmt.Errorf("%w: DES key of %d octets", ErrPutKey, len(key))
 }
 
-// keyCipher enciphers or deciphers key components under the KIK: ECB for
-// the DES family, CBC with a zero chaining value for AES.
-func keyCipher(typ byte, kik []byte, decrypt bool, dst, src []byte) error {
-	b, err := kcvBlock(typ, kik)
-	if err != nil {
-		return err
-	}
+// keyCipher enciphers or deciphers key components under the KIK's block
+// cipher: ECB for the DES family, CBC with a zero chaining value for AES.
+func keyCipher(typ byte, b cipher.Block, decrypt bool, dst, src []byte) error {
 	bs := b.BlockSize()
 	if len(src)%bs != 0 || len(src) == 0 {
 		return fmt.Errorf("%w: key of %d octets is not a multiple of the %d-octet block", ErrPutKey, len(src), bs)
 	}
 	if typ == KeyTypeAES {
-		iv := make([]byte, bs)
+		var iv [16]byte
 		if decrypt {
-			cipher.NewCBCDecrypter(b, iv).CryptBlocks(dst, src)
+			cipher.NewCBCDecrypter(b, iv[:bs]).CryptBlocks(dst, src)
 		} else {
-			cipher.NewCBCEncrypter(b, iv).CryptBlocks(dst, src)
+			cipher.NewCBCEncrypter(b, iv[:bs]).CryptBlocks(dst, src)
 		}
 		return nil
 	}
@@ -146,6 +142,10 @@ func EncodePutKey(pk PutKey, kik []byte) (APDU, error) {
 	if pk.FirstID < 1 || pk.FirstID > 0x7f || len(pk.Keys) == 0 {
 		return nil, fmt.Errorf("%w: first key identifier %d, %d keys", ErrPutKey, pk.FirstID, len(pk.Keys))
 	}
+	kb, err := kcvBlock(pk.Type, kik)
+	if err != nil {
+		return nil, err
+	}
 	data := []byte{byte(pk.NewKVN)}
 	for _, k := range pk.Keys {
 		if len(k) > 0x7f {
@@ -156,7 +156,7 @@ func EncodePutKey(pk PutKey, kik []byte) (APDU, error) {
 			return nil, err
 		}
 		enc := make([]byte, len(k))
-		if err := keyCipher(pk.Type, kik, false, enc, k); err != nil {
+		if err := keyCipher(pk.Type, kb, false, enc, k); err != nil {
 			return nil, err
 		}
 		data = append(data, pk.Type, byte(len(enc)))
@@ -185,6 +185,7 @@ func DecodePutKey(a APDU, kik []byte) (PutKey, error) {
 	pk.OldKVN, pk.FirstID = int(a[2]), int(a[3]&0x7f)
 	multi := a[3]&0x80 != 0
 	d := a[5:]
+	var kb cipher.Block
 	pk.NewKVN = int(d[0])
 	d = d[1:]
 	for len(d) > 0 {
@@ -195,9 +196,15 @@ func DecodePutKey(a APDU, kik []byte) (PutKey, error) {
 		if pk.Type != 0 && typ != pk.Type {
 			return pk, fmt.Errorf("%w: mixed key types", ErrPutKey)
 		}
+		if pk.Type == 0 {
+			var err error
+			if kb, err = kcvBlock(typ, kik); err != nil {
+				return pk, err
+			}
+		}
 		pk.Type = typ
 		key := make([]byte, n)
-		if err := keyCipher(typ, kik, true, key, d[2:2+n]); err != nil {
+		if err := keyCipher(typ, kb, true, key, d[2:2+n]); err != nil {
 			return pk, err
 		}
 		d = d[2+n:]

@@ -86,7 +86,7 @@ var vectorKeys = map[byte][][]string{
 	},
 }
 
-func vectorPutKey(t *testing.T, i int) (PutKey, []byte, []byte) {
+func vectorPutKey(t testing.TB, i int) (PutKey, []byte, []byte) {
 	v := putKeyVectors[i]
 	pk := v.pk
 	set := vectorKeys[pk.Type][0]
@@ -204,4 +204,18 @@ func FuzzDecodePutKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkEncodePutKey(b *testing.B) {
+	for i, v := range putKeyVectors {
+		b.Run(v.name, func(b *testing.B) {
+			pk, kik, _ := vectorPutKey(b, i)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := EncodePutKey(pk, kik); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
