@@ -220,7 +220,7 @@ func (p *Party) judge(ctx context.Context, w *Work, m *ledger.Message, rec *nati
 		}
 		return recipient, p.judgeProbe(ctx, w, m, c, verdict)
 	case msgRotate:
-		return nil, p.judgeRotation(ctx, w, m, c, verdict)
+		return nil, p.judgeRotation(ctx, w, m, c, verdict, len(por) > 0 && derr == nil && resp.Status == ota.StatusMoreTime)
 	}
 	if c.State != ledger.CardMoving {
 		log.Info("report for a card no longer moving", "state", c.State)

@@ -293,9 +293,13 @@ func (p *Party) rotationScript(ctx context.Context, m *ledger.Message, c *ledger
 // OK the ledger switches the card to the new key set and erases the old
 // keys; a refusal is retried with a new counter up to the SMSC's maximum
 // attempts; an unknown outcome changes nothing in the keys and asks for
-// manual action.
-func (p *Party) judgeRotation(ctx context.Context, w *Work, m *ledger.Message, c *ledger.Card, v ota.Verdict) error {
+// manual action. moreTime is a verified PoR 08: the card may still run
+// the PUT KEY later, so it is unknown, never retried.
+func (p *Party) judgeRotation(ctx context.Context, w *Work, m *ledger.Message, c *ledger.Card, v ota.Verdict, moreTime bool) error {
 	tx := w.Tx
+	if moreTime {
+		v = ota.Verdict{Outcome: ota.OutcomeUnknown, Reason: "PoR 08: more time needed"}
+	}
 	if err := tx.SetMessageState(ctx, m.ID, msgState(v.Outcome), "", v.Reason); err != nil {
 		return err
 	}
