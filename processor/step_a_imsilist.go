@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"resub/formats/native"
 	"resub/formats/ota"
@@ -242,7 +245,10 @@ func (p *Party) newMNCLen(c *ledger.Card) int {
 	return 2
 }
 
-// renderOTABatch writes the messages of a batch for the SMSC.
+// renderOTABatch writes the messages of a batch for the SMSC. Messages
+// come from the ledger a page at a time with their cards and secrets
+// (BatchMessagePages); the secured packets of a page are built on every
+// core and written in message order.
 var renderOTABatch = &renderer{
 	schema: native.OTABatch,
 	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
@@ -252,12 +258,8 @@ var renderOTABatch = &renderer{
 	},
 	header: func(ctx context.Context, p *Party, o *ledger.Output, h *native.Header) error {
 		h.MaxRate, h.Window = 0, ""
-		err := p.Ledger.MessagesOfBatch(ctx, o.BatchID, func(m *ledger.Message) error {
-			c, err := p.Ledger.Card(ctx, m.ICCID)
-			if err != nil {
-				return err
-			}
-			if prof := p.Profiles[c.Profile]; prof != nil {
+		err := p.Ledger.BatchProfiles(ctx, o.BatchID, func(name string) error {
+			if prof := p.Profiles[name]; prof != nil {
 				if h.MaxRate == 0 || prof.Rate < h.MaxRate {
 					h.MaxRate = prof.Rate
 				}
@@ -282,40 +284,107 @@ var renderOTABatch = &renderer{
 		if partner != nil {
 			capN = partner.Policy.PerNightCap
 		}
+		segs := make([]string, otaPageSize)
 		i := 0
-		return p.Ledger.MessagesOfBatch(ctx, o.BatchID, func(m *ledger.Message) error {
-			c, err := p.Ledger.Card(ctx, m.ICCID)
-			if err != nil {
+		return p.Ledger.BatchMessagePages(ctx, o.BatchID, otaPageSize, func(page []ledger.BatchMessage) error {
+			if err := p.buildPage(ctx, page, segs[:len(page)]); err != nil {
 				return err
 			}
-			msg, _, err := p.buildMessage(ctx, m, c)
-			if err != nil {
-				return fmt.Errorf("message %d to %s: %w", m.ID, m.ICCID, err)
+			for j, bm := range page {
+				m, c := bm.Msg, bm.Card
+				prof := p.Profiles[c.Profile]
+				rec.Set(native.FieldMessageID, messageID(p, m.ID))
+				rec.Set(native.FieldICCID, m.ICCID)
+				rec.Set(native.FieldMSISDN, m.MSISDN)
+				rec.Set(native.FieldTON, "1")
+				rec.Set(native.FieldNPI, "1")
+				rec.Set(native.FieldOriginator, p.OTA.Originator)
+				rec.Set(native.FieldPID, "7f")
+				rec.Set(native.FieldDCS, "f6")
+				rec.Set(native.FieldUDHI, "1")
+				rec.Set(native.FieldRegDelivery, "1")
+				rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
+				rec.Set(native.FieldPriority, "1")
+				nb := ""
+				if capN > 0 && i >= capN {
+					// Beyond the per-night cap: a later night's window.
+					nb = day(o.Created).AddDate(0, 0, i/capN).Format(time.RFC3339)
+				}
+				rec.Set(native.FieldNotBefore, nb)
+				rec.Set(native.FieldSegments, segs[j])
+				segs[j] = ""
+				i++
+				if err := emit(rec); err != nil {
+					return err
+				}
 			}
-			prof := p.Profiles[c.Profile]
-			rec.Set(native.FieldMessageID, messageID(p, m.ID))
-			rec.Set(native.FieldICCID, m.ICCID)
-			rec.Set(native.FieldMSISDN, m.MSISDN)
-			rec.Set(native.FieldTON, "1")
-			rec.Set(native.FieldNPI, "1")
-			rec.Set(native.FieldOriginator, p.OTA.Originator)
-			rec.Set(native.FieldPID, "7f")
-			rec.Set(native.FieldDCS, "f6")
-			rec.Set(native.FieldUDHI, "1")
-			rec.Set(native.FieldRegDelivery, "1")
-			rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
-			rec.Set(native.FieldPriority, "1")
-			nb := ""
-			if capN > 0 && i >= capN {
-				// Beyond the per-night cap: a later night's window.
-				nb = day(o.Created).AddDate(0, 0, i/capN).Format(time.RFC3339)
-			}
-			rec.Set(native.FieldNotBefore, nb)
-			rec.Set(native.FieldSegments, segmentsText(msg.Segments))
-			i++
-			return emit(rec)
+			return nil
 		})
 	},
+}
+
+// otaPageSize is how many messages an OTA batch renders at a time.
+const otaPageSize = 1024
+
+// buildPage builds the secured packets of a page of messages into segs
+// (as the ota-batch writes them), on every core: worker k takes messages
+// k, k+W, k+2W …, so each result has its own slot and order is kept.
+func (p *Party) buildPage(ctx context.Context, page []ledger.BatchMessage, segs []string) error {
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(page)/16))
+	g, ctx := errgroup.WithContext(ctx)
+	for k := range workers {
+		g.Go(func() error {
+			for j := k; j < len(page); j += workers {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				m, c := page[j].Msg, page[j].Card
+				msg, err := p.buildMessageFrom(m, c, page[j].Secrets)
+				if err != nil {
+					return fmt.Errorf("message %d to %s: %w", m.ID, m.ICCID, err)
+				}
+				segs[j] = segmentsText(msg.Segments)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// buildMessageFrom is buildMessage with the card's wrapped secrets already
+// read: only KIc and KID are opened, and wiped once the packet is built.
+func (p *Party) buildMessageFrom(m *ledger.Message, c *ledger.Card, secrets []ledger.Secret) (ota.Message, error) {
+	prof := p.Profiles[c.Profile]
+	if prof == nil {
+		return ota.Message{}, fmt.Errorf("card %s: profile %s not configured", c.ICCID, c.Profile)
+	}
+	apdus, _, err := p.script(m, c, prof)
+	if err != nil {
+		return ota.Message{}, err
+	}
+	tar, err := ota.ParseTAR(m.TAR)
+	if err != nil {
+		return ota.Message{}, err
+	}
+	var keys ota.Keys
+	defer func() { clear(keys.KIc); clear(keys.KID) }()
+	for _, s := range secrets {
+		var dst *[]byte
+		switch s.Name {
+		case SecKIc:
+			dst = &keys.KIc
+		case SecKID:
+			dst = &keys.KID
+		default:
+			continue
+		}
+		b, err := p.Vault.Open(secretAAD(c.ICCID, s.Name, s.KeyIndex), s.Blob)
+		if err != nil {
+			return ota.Message{}, fmt.Errorf("open %s of %s: %w", s.Name, c.ICCID, err)
+		}
+		*dst = b
+	}
+	return ota.BuildMessage(otaParams(prof, m.KVN, tar), keys, prof.OTA.Format, uint64(m.Counter), apdus, byte(m.ConcatRef))
 }
 
 func messageID(p *Party, id int64) string { return p.Name + "-" + strconv.FormatInt(id, 10) }

@@ -81,7 +81,11 @@ func (t *Tx) SetIMSIState(ctx context.Context, imsi, state string) error {
 // pending for one.
 func (t *Tx) IMSIInUse(ctx context.Context, imsi string) (bool, error) {
 	var n int
-	err := t.QueryRow(ctx, `SELECT COUNT(*) FROM cards WHERE (imsi = ? OR new_imsi = ?) AND state NOT IN ('released', 'erased')`, imsi, imsi).Scan(&n)
+	// Two indexed lookups (cards_imsi, cards_new_imsi) rather than one
+	// OR, which the planner may answer with a scan of every card.
+	err := t.QueryRow(ctx, `SELECT
+		(SELECT COUNT(*) FROM cards WHERE imsi = ? AND state NOT IN ('released', 'erased')) +
+		(SELECT COUNT(*) FROM cards WHERE new_imsi = ? AND state NOT IN ('released', 'erased'))`, imsi, imsi).Scan(&n)
 	return n > 0, err
 }
 

@@ -263,6 +263,13 @@ CREATE TABLE key_rotations (
 );
 CREATE INDEX key_rotations_state ON key_rotations(state);
 `,
+	// 5: indexes for fleet-scale steps: the new-IMSI check of every
+	// imsi-list record, and the messages of a batch (OTA batch rendering,
+	// its count, marking it sent).
+	`
+CREATE INDEX cards_new_imsi ON cards(new_imsi);
+CREATE INDEX ota_messages_batch ON ota_messages(batch_id, id);
+`,
 }
 
 // SchemaVersion is the version the code expects.

@@ -1,0 +1,149 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+)
+
+// BatchMessage is one message of a batch with what rendering it needs:
+// the card and the card's wrapped secrets of the message's key index.
+type BatchMessage struct {
+	Msg     *Message
+	Card    *Card
+	Secrets []Secret
+}
+
+// prefixed qualifies a column list with a table alias.
+func prefixed(alias, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, c := range parts {
+		parts[i] = alias + "." + c
+	}
+	return strings.Join(parts, ", ")
+}
+
+var (
+	msgColsM  = prefixed("m", msgCols)
+	cardColsC = prefixed("c", cardCols)
+)
+
+// BatchMessagePages calls fn with the messages of a batch in id order, in
+// pages of up to size, each message with its card and secrets: three
+// set-based queries a page instead of several lookups a message, and
+// memory bounded by the page whatever the batch's size. The page's slice
+// is reused: fn must not keep it.
+func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, fn func([]BatchMessage) error) error {
+	if size <= 0 {
+		size = 1000
+	}
+	var after int64
+	page := make([]BatchMessage, 0, size)
+	byICCID := make(map[string][]int, size)
+	for {
+		page = page[:0]
+		clear(byICCID)
+		rows, err := d.Query(ctx, `SELECT `+msgCols+` FROM ota_messages WHERE batch_id = ? AND id > ? ORDER BY id LIMIT ?`, batchID, after, size)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			m, err := scanMsg(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			byICCID[m.ICCID] = append(byICCID[m.ICCID], len(page))
+			page = append(page, BatchMessage{Msg: m})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		first, last := page[0].Msg.ID, page[len(page)-1].Msg.ID
+		if err := d.pageCards(ctx, batchID, first, last, page, byICCID); err != nil {
+			return err
+		}
+		if err := d.pageSecrets(ctx, batchID, first, last, page, byICCID); err != nil {
+			return err
+		}
+		for i := range page {
+			if page[i].Card == nil {
+				return notFound(sql.ErrNoRows, "card "+page[i].Msg.ICCID)
+			}
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if len(page) < size {
+			return nil
+		}
+		after = last
+	}
+}
+
+func (d *DB) pageCards(ctx context.Context, batchID, first, last int64, page []BatchMessage, byICCID map[string][]int) error {
+	rows, err := d.Query(ctx, `SELECT `+cardColsC+` FROM cards c WHERE c.iccid IN
+		(SELECT m.iccid FROM ota_messages m WHERE m.batch_id = ? AND m.id BETWEEN ? AND ?)`, batchID, first, last)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanCard(rows)
+		if err != nil {
+			return err
+		}
+		for _, i := range byICCID[c.ICCID] {
+			page[i].Card = c
+		}
+	}
+	return rows.Err()
+}
+
+func (d *DB) pageSecrets(ctx context.Context, batchID, first, last int64, page []BatchMessage, byICCID map[string][]int) error {
+	rows, err := d.Query(ctx, `SELECT s.iccid, s.name, s.key_index, s.master_key, s.blob FROM card_secrets s WHERE s.iccid IN
+		(SELECT m.iccid FROM ota_messages m WHERE m.batch_id = ? AND m.id BETWEEN ? AND ?) ORDER BY s.iccid, s.name`, batchID, first, last)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var iccid string
+		var s Secret
+		if err := rows.Scan(&iccid, &s.Name, &s.KeyIndex, &s.MasterKey, &s.Blob); err != nil {
+			return err
+		}
+		for _, i := range byICCID[iccid] {
+			if page[i].Msg.KeyIndex == s.KeyIndex {
+				page[i].Secrets = append(page[i].Secrets, s)
+			}
+		}
+	}
+	return rows.Err()
+}
+
+// BatchProfiles calls fn for each distinct card profile among a batch's
+// messages, in the order of their first message.
+func (d *DB) BatchProfiles(ctx context.Context, batchID int64, fn func(profile string) error) error {
+	rows, err := d.Query(ctx, `SELECT c.profile, MIN(m.id) AS first FROM ota_messages m JOIN cards c ON c.iccid = m.iccid
+		WHERE m.batch_id = ? GROUP BY c.profile ORDER BY first`, batchID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p string
+		var first int64
+		if err := rows.Scan(&p, &first); err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
