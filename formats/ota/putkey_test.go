@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -218,4 +219,17 @@ func BenchmarkEncodePutKey(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Replacing key version 1 of an AES key set: the keys travel enciphered
+// under the current KIK, each with its key check value.
+func ExampleEncodePutKey() {
+	kik, _ := hex.DecodeString("000102030405060708090a0b0c0d0e0f")
+	key, _ := hex.DecodeString("542c37a6043679f2f9f71116418b1cd5")
+	a, err := EncodePutKey(PutKey{OldKVN: 1, NewKVN: 1, FirstID: 1, Type: KeyTypeAES, Keys: [][]byte{key}}, kik)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%x\n", a)
+	// Output: 80d8010117018810f7b1467436b487d8a5cb11bc415606e603b956d3
 }
