@@ -321,3 +321,23 @@ func TestKeyRotationAddAndDelete(t *testing.T) {
 		t.Error("A's keys still work")
 	}
 }
+
+// TestKeyRotationDryRun: a dry run says what it would send and leaves no
+// trace: no rotation row, no pending key, no counter reserved.
+func TestKeyRotationDryRun(t *testing.T) {
+	_, f, _, b := handedToB(t, 2, nil)
+	before := counter(t, b, f.Cards[0].ICCID, 0)
+	res, err := b.RunSweep(context.Background(), "rotation", &processor.KeyRotation{SMSC: b.Partners["smsc"]}, true)
+	if err != nil || res.Status != "dry-run" || res.Counts.Messages != 2 || len(res.Outputs) != 0 {
+		t.Fatalf("dry run: %+v %v", res, err)
+	}
+	if n := count(t, b, `SELECT COUNT(*) FROM key_rotations`); n != 0 {
+		t.Errorf("%d rotation rows", n)
+	}
+	if n := count(t, b, `SELECT COUNT(*) FROM card_secrets WHERE name LIKE '%.next'`); n != 0 {
+		t.Errorf("%d pending secrets", n)
+	}
+	if got := counter(t, b, f.Cards[0].ICCID, 0); got != before {
+		t.Errorf("counter %d, want %d", got, before)
+	}
+}
