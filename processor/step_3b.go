@@ -165,6 +165,16 @@ func (KeyRequestIntake) Apply(ctx context.Context, w *Work) error {
 	if err != nil {
 		return err
 	}
+	// Lines too malformed to answer are refusals too: audited.
+	var bad []ledger.BatchRecord
+	if err := w.Tx.QueryRowsBatch(ctx, w.BatchID, recordRejected, func(r ledger.BatchRecord) { bad = append(bad, r) }); err != nil {
+		return err
+	}
+	for _, r := range bad {
+		if err := w.Tx.Audit(ctx, requester, "key-request-refused", r.ICCID, fmt.Sprintf("line %d: %s", r.Line, r.Detail)); err != nil {
+			return err
+		}
+	}
 	_, err = w.Plan(ctx, "key-response", native.KeyResponse.Name, w.Partner, true)
 	return err
 }
@@ -188,15 +198,24 @@ var renderKeyRequest = &renderer{
 
 // renderKeyResponse writes the manufacturer's answers; released pairs
 // travel wrapped under the requester's transport key.
+//
+// A request line too malformed to name its request (it was rejected and
+// audited on intake) gets no answer: an answer needs the request ID.
 var renderKeyResponse = &renderer{
 	schema: native.KeyResponse,
 	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
-		return p.Ledger.CountBatchRecords(ctx, o.BatchID, o.Partner, "")
+		var n int
+		err := p.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM batch_records WHERE batch_id = ? AND partner = ? AND status IN (?, ?)`,
+			o.BatchID, o.Partner, keyReleased, keyRefused).Scan(&n)
+		return n, err
 	},
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
 		to := p.Partners[o.Partner]
 		rec := native.NewRecord(native.KeyResponse)
 		return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, "", func(r ledger.BatchRecord) error {
+			if r.Status != keyReleased && r.Status != keyRefused {
+				return nil
+			}
 			for _, f := range native.KeyResponse.Fields {
 				rec.Set(f.Name, "")
 			}

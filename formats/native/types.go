@@ -96,17 +96,20 @@ var ReasonCodes = []string{
 var (
 	secret = func(name, doc string) Field { return Field{Name: name, Kind: Wrapped, Doc: doc} }
 	iccid  = Field{Name: FieldICCID, Kind: ICCID, Required: true, Unique: true, Doc: "the card (E.118 with check digit)"}
-	alg    = Field{Name: FieldAlgorithm, Kind: Enum, Values: ident.AuthAlgs, Doc: "authentication algorithm"}
-	kvn    = Field{Name: FieldKVN, Kind: Int, Min: 1, Max: 15, Doc: "OTA key version number of the key set"}
-	otaAlg = Field{Name: FieldOTAAlg, Kind: Enum, Values: ident.CipherAlgs, Doc: "cipher of KIc/KID"}
-	kic    = secret(FieldKIc, "OTA ciphering key")
-	kid    = secret(FieldKID, "OTA integrity key")
-	kik    = secret(FieldKIK, "OTA key-encryption key")
-	ctr    = Field{Name: FieldCounter, Kind: Int, Min: 0, Max: 1<<40 - 1, Doc: "OTA replay counter (5 bytes): the last one used"}
-	prof   = Field{Name: FieldProfile, Kind: ID, Doc: "card profile (commands, file IDs, reset method)"}
-	date   = Field{Name: FieldCutoverDate, Kind: Date, Required: true, Doc: "the day the card moves"}
-	reason = Field{Name: FieldReason, Kind: Enum, Values: lowerAll(ReasonCodes), Doc: "reason code (upper case)"}
-	detail = Field{Name: FieldDetail, Kind: Text, Doc: "free text for people"}
+	// answered is the ICCID of an answer file: it may repeat, since each
+	// record of the answered file gets its answer (a repeated record too).
+	answered = Field{Name: FieldICCID, Kind: ICCID, Required: true, Doc: "the card the answer is about (repeats where the answered file repeated it)"}
+	alg      = Field{Name: FieldAlgorithm, Kind: Enum, Values: ident.AuthAlgs, Doc: "authentication algorithm"}
+	kvn      = Field{Name: FieldKVN, Kind: Int, Min: 1, Max: 15, Doc: "OTA key version number of the key set"}
+	otaAlg   = Field{Name: FieldOTAAlg, Kind: Enum, Values: ident.CipherAlgs, Doc: "cipher of KIc/KID"}
+	kic      = secret(FieldKIc, "OTA ciphering key")
+	kid      = secret(FieldKID, "OTA integrity key")
+	kik      = secret(FieldKIK, "OTA key-encryption key")
+	ctr      = Field{Name: FieldCounter, Kind: Int, Min: 0, Max: 1<<40 - 1, Doc: "OTA replay counter (5 bytes): the last one used"}
+	prof     = Field{Name: FieldProfile, Kind: ID, Doc: "card profile (commands, file IDs, reset method)"}
+	date     = Field{Name: FieldCutoverDate, Kind: Date, Required: true, Doc: "the day the card moves"}
+	reason   = Field{Name: FieldReason, Kind: Enum, Values: lowerAll(ReasonCodes), Doc: "reason code (upper case)"}
+	detail   = Field{Name: FieldDetail, Kind: Text, Doc: "free text for people"}
 )
 
 func lowerAll(ss []string) []string {
@@ -252,7 +255,7 @@ var (
 	IMSIResult = register(&Schema{
 		Name: "imsi-result", Version: 1, From: "A", To: "B",
 		Fields: []Field{
-			iccid,
+			answered,
 			{Name: FieldIMSI, Kind: IMSI, Doc: "the new IMSI the result is about"},
 			req(Field{Name: FieldStatus, Kind: Enum, Values: []string{StatusAccepted, StatusRejected, StatusCompleted, StatusFailed, StatusUnknown}}),
 			reason, detail,
@@ -316,7 +319,7 @@ var (
 	HandoverAck = register(&Schema{
 		Name: "handover-ack", Version: 1, From: "B", To: "A",
 		Fields: []Field{
-			iccid,
+			answered,
 			req(Field{Name: FieldStatus, Kind: Enum, Values: []string{StatusProvisioned, StatusRejected}}),
 			reason, detail,
 		},
@@ -342,7 +345,7 @@ var (
 		Name: "key-response", Version: 1, From: "manufacturer", To: "B", KindField: FieldStatus,
 		Fields: slices.Concat([]Field{
 			req(Field{Name: FieldRequestID, Kind: ID}),
-			iccid,
+			answered,
 			req(Field{Name: FieldKeyIndex, Kind: Int, Min: 1, Max: 255}),
 			req(Field{Name: FieldStatus, Kind: Enum, Values: []string{StatusReleased, StatusRefused}}),
 			reason,

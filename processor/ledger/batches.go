@@ -142,3 +142,21 @@ func (d *DB) Batches(ctx context.Context, status string, limit int) ([]*Batch, e
 	}
 	return out, rows.Err()
 }
+
+// QueryRowsBatch calls fn for a batch's records of one status, inside the
+// transaction (the work that wrote them has not committed yet).
+func (t *Tx) QueryRowsBatch(ctx context.Context, batchID int64, status string, fn func(BatchRecord)) error {
+	rows, err := t.Query(ctx, `SELECT batch_id, line, iccid, imsi, status, reason, detail, partner, data FROM batch_records WHERE batch_id = ? AND status = ? ORDER BY line`, batchID, status)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r BatchRecord
+		if err := rows.Scan(&r.BatchID, &r.Line, &r.ICCID, &r.IMSI, &r.Status, &r.Reason, &r.Detail, &r.Partner, &r.Data); err != nil {
+			return err
+		}
+		fn(r)
+	}
+	return rows.Err()
+}
