@@ -241,6 +241,9 @@ func (p *Party) render(ctx context.Context, o *ledger.Output) error {
 	written := 0
 	err = r.records(ctx, p, o, func(rec *native.Record) error {
 		written++
+		if written%progressEvery == 0 {
+			p.progress("written "+o.Type, written)
+		}
 		return nw.Write(rec)
 	})
 	if err != nil {

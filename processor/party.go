@@ -61,6 +61,18 @@ type Party struct {
 	Now  func() time.Time
 	Rand io.Reader
 	Log  *slog.Logger
+	// Progress, when set, hears how far a long unit of work has come
+	// (records read, messages rendered), every progressEvery.
+	Progress func(what string, n int)
+}
+
+// progressEvery is how often long work reports progress.
+const progressEvery = 50_000
+
+func (p *Party) progress(what string, n int) {
+	if p.Progress != nil {
+		p.Progress(what, n)
+	}
 }
 
 // Range is one named IMSI range.

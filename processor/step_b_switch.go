@@ -70,6 +70,9 @@ func (w *Work) eachRecord(ctx context.Context, partner func(*native.Record) stri
 			continue
 		}
 		w.Counts.Records++
+		if w.Counts.Records%progressEvery == 0 {
+			w.P.progress("records", w.Counts.Records)
+		}
 		if err := fn(rec); err != nil {
 			return err
 		}

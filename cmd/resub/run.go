@@ -67,10 +67,13 @@ func runRun(e *env, args []string) error {
 		}
 		if f, ok := e.io.err.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			rt.Progress = func(job string, done, total int) {
-				fmt.Fprintf(e.io.err, "\r%s: %d/%d files", job, done, total)
+				fmt.Fprintf(e.io.err, "\r%s: %d/%d files            ", job, done, total)
 				if done == total {
 					fmt.Fprintln(e.io.err)
 				}
+			}
+			rt.Party.Progress = func(what string, n int) {
+				fmt.Fprintf(e.io.err, "\r  %s: %d   ", what, n)
 			}
 		}
 		var refused []error
