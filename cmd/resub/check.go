@@ -2,16 +2,25 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
+	"resub/crypto/keywrap"
+	"resub/crypto/pgp"
+	"resub/formats/ident"
 	"resub/formats/mapping"
 	"resub/formats/native"
 	"resub/formats/vendor"
+	"resub/jobs"
+	"resub/jobs/config"
+	"resub/processor/ledger"
 )
 
 func init() {
@@ -20,8 +29,9 @@ func init() {
 
 // checkOptions is everything `resub check` needs. The flags fill Type,
 // Path and MaxProblems; with --config and --partner the configuration
-// fills the partner's expectations and hooks (Native, Vendor) and, with
-// --key and --signer, Open (decrypt and verify before the check).
+// fills the partner's expectations and hooks (Native, Vendor, Mapping)
+// and, with the keys (--key and --signer, or the configuration's), Open
+// (decrypt and verify before the check).
 type checkOptions struct {
 	Type        string
 	Path        string
@@ -32,32 +42,337 @@ type checkOptions struct {
 	// it is read through the mapping and its records checked by the
 	// native rules, problems named by the partner's column names.
 	// PartnerTransportKey is then the key ID its wrapped fields must name.
+	// MappingUnlessNative applies Mapping only to a file that does not
+	// start like a native file.
 	Mapping             *mapping.Mapping
+	MappingUnlessNative bool
 	PartnerTransportKey string
 	// Open opens the file to check; nil opens it as is.
 	Open func(path string) (io.ReadCloser, error)
 }
 
-// checkConfig holds the flags that select a configuration.
+// checkConfig holds the flags that select a configuration and keys.
 type checkConfig struct {
 	Config, Partner, Key, Signer string
+	Pass                         passphraseFlags
 }
 
 // configureCheck fills opts from the configuration and keys named by the
-// flags. The configuration is wired by the integration of jobs/config;
-// until then these flags are a usage error.
-func configureCheck(e *env, cc checkConfig, opts *checkOptions) error {
+// flags: the partner's code as sender and ours as receiver, its PLMNs and
+// IMSI ranges, ICCID conventions, transport key check values, column
+// mapping, and the last sequence numbers and files sent from the ledger
+// (when it exists). With --key and --signer, or with --config for a
+// partner that uses PGP and a file that is PGP, the file is decrypted and
+// its signature verified before anything is checked (two passes, no
+// plaintext on disk). The returned function releases what it opened.
+func configureCheck(e *env, cc checkConfig, opts *checkOptions) (func(), error) {
+	done := func() {}
 	if cc.Config == "" && cc.Partner == "" && cc.Key == "" && cc.Signer == "" {
-		return nil
+		return done, nil
 	}
 	if (cc.Config == "") != (cc.Partner == "") {
-		return usagef("--config and --partner go together")
+		return done, usagef("check: --config and --partner go together")
 	}
-	return usagef("--config/--partner and --key/--signer are not wired to the configuration yet")
+	if cc.Config == "" && (cc.Key == "") != (cc.Signer == "") {
+		return done, usagef("check: --key and --signer go together (or give --config and --partner)")
+	}
+	var pc *partnerConfig
+	if cc.Config != "" {
+		var err error
+		if pc, err = loadPartner(cc.Config, cc.Partner); err != nil {
+			return done, err
+		}
+		if err := pc.fillCheck(e, opts); err != nil {
+			return done, err
+		}
+		if db := pc.openLedger(e); db != nil {
+			ctx := e.ctx
+			opts.Native.LastSequence = func(sender, receiver, format string) (int, bool) {
+				l, ok := db.LastSeq(ctx, sender, receiver, format)
+				return int(l), ok
+			}
+			opts.Native.SentFile = func(name string, sum [32]byte) bool {
+				return db.SentFile(ctx, name, hex.EncodeToString(sum[:]))
+			}
+			done = func() { db.Close() }
+		}
+	}
+
+	// Decryption and verification. The keys are read when a file needs
+	// them: a file in clear checks without our passphrase.
+	usePGP := cc.Key != "" || cc.Signer != "" || (pc != nil && !pc.p.PGP.Disabled)
+	if !usePGP {
+		return done, nil
+	}
+	always := cc.Key != "" || cc.Signer != ""
+	opts.Open = func(path string) (io.ReadCloser, error) {
+		if !always && !looksPGP(path) {
+			return os.Open(path)
+		}
+		do, err := decryptOptions(cc, pc)
+		if err != nil {
+			return nil, err
+		}
+		open := func() (io.ReadCloser, error) { return os.Open(path) }
+		v, err := pgp.Open(open, do)
+		if err != nil {
+			return nil, err
+		}
+		e.log.Info("decrypted and verified", "file", path, "signer", v.Signer, "signed_at", v.SignedAt, "sha256", v.SHA256, "bytes", v.PlaintextSize, "cipher", v.Cipher)
+		return v.Plaintext()
+	}
+	return done, nil
+}
+
+// decryptOptions gathers the keys: ours from --key or the configuration,
+// the sender's from --signer or the partner's pinned keys.
+func decryptOptions(cc checkConfig, pc *partnerConfig) (pgp.DecryptOptions, error) {
+	var (
+		do  = pgp.DecryptOptions{MaxSize: pgp.DefaultMaxSize}
+		err error
+	)
+	switch {
+	case cc.Key != "":
+		do.Keys, err = readSecretKeys("--key", []string{cc.Key}, &cc.Pass)
+	case pc != nil:
+		do.Keys, err = pc.ourKeys()
+	default:
+		err = usagef("check: --key is needed to decrypt")
+	}
+	if err != nil {
+		return do, err
+	}
+	switch {
+	case cc.Signer != "":
+		do.Signers, err = readPublicKeys("--signer", []string{cc.Signer})
+	case pc != nil && !pc.p.PGP.Disabled:
+		do.Signers, err = pc.partnerKeys()
+		do.Fingerprints = pc.p.PGP.Fingerprints
+	default:
+		err = usagef("check: --signer is needed to verify the signature")
+	}
+	if pc != nil {
+		do.MaxSize = pc.cfg.Limits.MaxFileBytes
+	}
+	return do, err
+}
+
+// looksPGP reports whether a file starts like an OpenPGP message (binary
+// packet or ASCII armor).
+func looksPGP(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 32)
+	n, _ := io.ReadFull(f, b)
+	b = b[:n]
+	return (n > 0 && b[0]&0x80 != 0) || bytes.HasPrefix(b, []byte("-----BEGIN PGP"))
+}
+
+// partnerConfig is a loaded configuration and one of its partners.
+type partnerConfig struct {
+	cfg  *config.Config
+	name string // partners.<name>
+	p    *config.Partner
+}
+
+// loadPartner loads the configuration and finds the partner by its name
+// in the configuration or by its party code.
+func loadPartner(path, partner string) (*partnerConfig, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if p := cfg.Partners[partner]; p != nil {
+		return &partnerConfig{cfg: cfg, name: partner, p: p}, nil
+	}
+	names := make([]string, 0, len(cfg.Partners))
+	for name, p := range cfg.Partners {
+		if p != nil && p.Code == partner {
+			return &partnerConfig{cfg: cfg, name: name, p: p}, nil
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return nil, usagef("%s has no partner %q (partners: %s)", path, partner, strings.Join(names, ", "))
+}
+
+func (pc *partnerConfig) path() string { return "partners." + pc.name }
+
+// fillCheck sets the partner's expectations in opts.
+func (pc *partnerConfig) fillCheck(e *env, opts *checkOptions) error {
+	p := pc.p
+	opts.Native.Sender = p.Code
+	opts.Native.Receiver = pc.cfg.Party.Name
+	opts.Native.MaxLineLength = pc.cfg.Limits.MaxLineBytes
+	rs, err := senderRanges(p)
+	if err != nil {
+		return &jobs.ConfigError{Path: pc.path() + ".imsi_ranges", Err: err}
+	}
+	opts.Native.SenderRanges = rs
+	opts.Vendor.ICCID = ident.ICCIDOptions{NoCheckDigit: p.ICCID.NoCheckDigit, FPadding: p.ICCID.FPadded}
+	kcvs, first, err := pc.transportKCVs()
+	if err != nil {
+		return err
+	}
+	if len(kcvs) > 0 {
+		opts.Native.TransportKey = func(id string) ([]byte, bool) {
+			k, ok := kcvs[id]
+			return k, ok
+		}
+	}
+	m, ok, err := p.Mapping(opts.Type)
+	if err != nil {
+		return &jobs.ConfigError{Path: pc.path() + ".columns." + opts.Type, Err: err}
+	}
+	if ok {
+		opts.Mapping, opts.MappingUnlessNative, opts.PartnerTransportKey = m, true, first
+	}
+	e.log.Debug("checking against the configuration", "config", pc.cfg.Path(), "partner", pc.name, "sender", p.Code, "receiver", pc.cfg.Party.Name, "mapping", ok)
+	return nil
+}
+
+// senderRanges turns a partner's PLMNs and IMSI ranges into the ranges
+// its new IMSIs must lie in: each range within its PLMN, and every PLMN
+// without a range whole. No PLMN: no constraint.
+func senderRanges(p *config.Partner) (ident.IMSIRanges, error) {
+	var out ident.IMSIRanges
+	covered := map[string]bool{}
+	for _, r := range p.IMSIRanges {
+		found := false
+		for _, pl := range p.PLMNs {
+			prefix := pl.MCC + pl.MNC
+			if strings.HasPrefix(r.From, prefix) && strings.HasPrefix(r.To, prefix) {
+				out = append(out, ident.IMSIRange{PLMN: ident.PLMN{MCC: pl.MCC, MNC: pl.MNC}, From: r.From[len(prefix):], To: r.To[len(prefix):]})
+				covered[prefix] = true
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("range %s-%s is in none of the partner's PLMNs", r.From, r.To)
+		}
+	}
+	for _, pl := range p.PLMNs {
+		if !covered[pl.MCC+pl.MNC] {
+			out = append(out, ident.IMSIRange{PLMN: ident.PLMN{MCC: pl.MCC, MNC: pl.MNC}})
+		}
+	}
+	return out, nil
+}
+
+// transportKCVs returns the check value of each of the partner's
+// transport keys, and the first key's ID (the current one). A KCV written
+// in the configuration is taken as it is; otherwise the key is resolved
+// through its secret reference, its KCV computed and the key zeroed.
+func (pc *partnerConfig) transportKCVs() (map[string][]byte, string, error) {
+	out := map[string][]byte{}
+	first := ""
+	for i, t := range pc.p.TransportKeys {
+		tp := fmt.Sprintf("%s.transport_keys[%d]", pc.path(), i)
+		if first == "" {
+			first = t.ID
+		}
+		if t.KCV != "" {
+			b, err := hex.DecodeString(t.KCV)
+			if err != nil {
+				return nil, "", &jobs.ConfigError{Path: tp + ".kcv", Err: err}
+			}
+			out[t.ID] = b
+			continue
+		}
+		s, err := pc.cfg.Resolve(t.Key)
+		if err != nil {
+			return nil, "", &jobs.ConfigError{Path: tp + ".key", Err: err}
+		}
+		key, err := s.KeyBytes()
+		s.Wipe()
+		if err != nil {
+			return nil, "", &jobs.ConfigError{Path: tp + ".key", Err: err}
+		}
+		tk, err := keywrap.NewTransportKey(t.ID, key, keywrap.Mode(t.Mode), keywrap.TransportKeyOptions{})
+		clear(key)
+		if err != nil {
+			return nil, "", &jobs.ConfigError{Path: tp, Err: err}
+		}
+		out[t.ID] = tk.KCV()
+		tk.Zero()
+	}
+	return out, first, nil
+}
+
+// ourKeys reads and unlocks our own secret key from the configuration.
+func (pc *partnerConfig) ourKeys() ([]*pgp.Key, error) {
+	cfg := pc.cfg
+	keys, err := readKeyFile("pgp.secret_key", cfg.Abs(cfg.PGP.SecretKey))
+	if err != nil {
+		return nil, &jobs.ConfigError{Path: "pgp.secret_key", Err: err}
+	}
+	var pass config.Secret
+	if cfg.PGP.Passphrase.IsSet() {
+		if pass, err = cfg.Resolve(cfg.PGP.Passphrase); err != nil {
+			return nil, &jobs.ConfigError{Path: "pgp.passphrase", Err: err}
+		}
+		defer pass.Wipe()
+	}
+	var out []*pgp.Key
+	for _, k := range keys {
+		if !k.IsSecret() {
+			continue
+		}
+		if err := k.Unlock(pass); err != nil {
+			return nil, &jobs.ConfigError{Path: "pgp.secret_key", Err: err}
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 {
+		return nil, &jobs.ConfigError{Path: "pgp.secret_key", Err: pgp.ErrNoSecretKey}
+	}
+	return out, nil
+}
+
+// partnerKeys reads the partner's pinned public keys.
+func (pc *partnerConfig) partnerKeys() ([]*pgp.Key, error) {
+	var out []*pgp.Key
+	for i, f := range pc.p.PGP.PublicKeys {
+		keys, err := readKeyFile("public key", pc.cfg.Abs(f))
+		if err != nil {
+			return nil, &jobs.ConfigError{Path: fmt.Sprintf("%s.pgp.public_keys[%d]", pc.path(), i), Err: err}
+		}
+		for _, k := range keys {
+			out = append(out, k.Public())
+		}
+	}
+	return out, nil
+}
+
+// openLedger opens the configured ledger if it exists (a check never
+// creates one); nil when there is none.
+func (pc *partnerConfig) openLedger(e *env) *ledger.DB {
+	path, ok := strings.CutPrefix(pc.cfg.Ledger, "sqlite:")
+	if !ok {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		e.log.Debug("no ledger: sequence and in-reply-to not checked against it", "ledger", path)
+		return nil
+	}
+	db, err := jobs.OpenLedger(e.ctx, pc.cfg)
+	if err != nil {
+		e.log.Warn("ledger not opened: sequence and in-reply-to not checked against it", "ledger", path, "err", err)
+		return nil
+	}
+	return db
 }
 
 func checkUsage() string {
-	return "check --type TYPE [--config FILE --partner P] [--key SEC --signer PUB] [--max N] FILE\n\n" +
+	return "check --type TYPE [--config FILE --partner P] [--key SEC [--passphrase-env V|--passphrase-file F] --signer PUB] [--max N] FILE\n\n" +
+		"with --config and --partner: the partner's code, our party code, its PLMNs and IMSI ranges, ICCID\n" +
+		"conventions, transport key check values, column mapping (for a file not in the native layout) and\n" +
+		"the ledger's sequence numbers and sent files; a PGP file is decrypted with our key and verified\n" +
+		"against the partner's pinned keys (or --key and --signer) before the check, nothing in clear on disk\n\n" +
 		"types: " + strings.Join(native.TypeNames(), " ") + "\n" +
 		"(inventory reads our native inventory or the SIM vendor's output file)\n" +
 		"exit 0 valid, 1 invalid, 2 unknown type or usage\n"
@@ -72,6 +387,7 @@ func runCheck(e *env, args []string) error {
 	fs.StringVar(&cc.Partner, "partner", "", "partner ID of the configuration")
 	fs.StringVar(&cc.Key, "key", "", "our secret key, to decrypt the file")
 	fs.StringVar(&cc.Signer, "signer", "", "the sender's public key, to verify its signature")
+	cc.Pass.register(fs, "--key")
 	fs.IntVar(&opts.MaxProblems, "max", 100, "print at most `N` problems (the rest are counted)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -86,7 +402,9 @@ func runCheck(e *env, args []string) error {
 	if _, ok := native.Lookup(opts.Type); !ok {
 		return usagef("check: unknown type %q (one of %s)", opts.Type, strings.Join(native.TypeNames(), " "))
 	}
-	if err := configureCheck(e, cc, &opts); err != nil {
+	done, err := configureCheck(e, cc, &opts)
+	defer done()
+	if err != nil {
 		return err
 	}
 	return check(e, &opts)
@@ -106,6 +424,11 @@ func check(e *env, opts *checkOptions) error {
 	}
 	f, err := open(opts.Path)
 	if err != nil {
+		var refused interface{ Refused() bool }
+		if errors.As(err, &refused) && refused.Refused() {
+			fmt.Fprintf(e.io.out, "%s: %s: refused: %v\n", opts.Path, opts.Type, err)
+			return silentError{err}
+		}
 		return usagef("check: %v", err)
 	}
 	defer f.Close()
@@ -113,7 +436,7 @@ func check(e *env, opts *checkOptions) error {
 
 	p := &problemPrinter{w: e.io.out, max: opts.MaxProblems}
 	var records int
-	if opts.Mapping != nil {
+	if opts.Mapping != nil && !(opts.MappingUnlessNative && isNative(br)) {
 		records, err = checkPartner(br, opts, p)
 	} else if opts.Type == "inventory" && !isNative(br) {
 		vo := opts.Vendor

@@ -11,6 +11,7 @@ import (
 
 	"resub/formats/mapping"
 	"resub/formats/native"
+	"resub/jobs"
 )
 
 func init() {
@@ -19,7 +20,8 @@ func init() {
 
 // convertOptions is everything the conversion needs. The flags fill it;
 // with --config and --partner the configuration fills Mapping (key
-// partners.<id>.columns.<type>) and the header's partner IDs.
+// partners.<id>.columns.<type>), the header's partner IDs and transport
+// key (see configureConvert).
 type convertOptions struct {
 	Type    string
 	From    string // "partner" or "native"
@@ -42,8 +44,11 @@ func convertUsage() string {
 		"types: " + strings.Join(native.TypeNames(), " ") + "\n"
 }
 
-// configureConvert fills opts from the configuration. Wired by the
-// integration of jobs/config; until then --mapping FILE gives the mapping.
+// configureConvert fills opts from the configuration: the partner's
+// column mapping of the type (partners.<id>.columns.<type>, with the
+// partner's ICCID conventions), the partner's code as sender and ours as
+// receiver of the native header, and its current transport key with its
+// check value. Flags given explicitly win.
 func configureConvert(e *env, config, partner string, opts *convertOptions) error {
 	if config == "" && partner == "" {
 		return nil
@@ -51,7 +56,45 @@ func configureConvert(e *env, config, partner string, opts *convertOptions) erro
 	if config == "" || partner == "" {
 		return usagef("convert: --config and --partner go together")
 	}
-	return usagef("convert: --config/--partner are not wired to the configuration yet: use --mapping FILE")
+	pc, err := loadPartner(config, partner)
+	if err != nil {
+		return err
+	}
+	m, ok, err := pc.p.Mapping(opts.Type)
+	if err != nil {
+		return &jobs.ConfigError{Path: pc.path() + ".columns." + opts.Type, Err: err}
+	}
+	if !ok {
+		return usagef("convert: partner %s has no column mapping for %s (%s.columns.%s)", pc.name, opts.Type, pc.path(), opts.Type)
+	}
+	opts.Mapping = m
+	h := &opts.Header
+	if h.Sender == "" {
+		h.Sender = pc.p.Code
+	}
+	if h.Receiver == "" {
+		h.Receiver = pc.cfg.Party.Name
+	}
+	s, _ := native.Lookup(opts.Type)
+	if s.HasSecrets() && len(pc.p.TransportKeys) > 0 {
+		kcvs, first, err := pc.transportKCVs()
+		if err != nil {
+			return err
+		}
+		if h.TransportKey == "" {
+			h.TransportKey = first
+		}
+		if h.KCV == nil {
+			h.KCV = kcvs[h.TransportKey]
+		}
+		opts.Native.TransportKey = func(id string) ([]byte, bool) {
+			k, ok := kcvs[id]
+			return k, ok
+		}
+	}
+	opts.Native.MaxLineLength = pc.cfg.Limits.MaxLineBytes
+	e.log.Debug("converting with the configuration", "config", pc.cfg.Path(), "partner", pc.name, "type", opts.Type)
+	return nil
 }
 
 func runConvert(e *env, args []string) error {
@@ -98,6 +141,9 @@ func runConvert(e *env, args []string) error {
 			return usagef("convert: --kcv must be 6 hex digits")
 		}
 		o.Header.KCV = b
+	}
+	if config != "" && mappingFile != "" {
+		return usagef("convert: --mapping and --config are exclusive")
 	}
 	if err := configureConvert(e, config, partner, &o); err != nil {
 		return err

@@ -84,3 +84,53 @@ func TestConvertUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestConvertWithConfig: the partner's mapping and codes come from the
+// configuration and give the same result as --mapping.
+func TestConvertWithConfig(t *testing.T) {
+	dir := t.TempDir()
+	viaConfig := filepath.Join(dir, "a.txt")
+	viaFile := filepath.Join(dir, "b.txt")
+	if code, out, errs := runCLI(t, "convert", "--config", sampleConfig, "--partner", "mno-b", "--type", "imsi-list", "--from", "partner", "-o", viaConfig, partnerCSV); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := runCLI(t, "convert", "--mapping", partnerMapping, "--type", "imsi-list", "--from", "partner", "-o", viaFile, partnerCSV); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	a, _ := os.ReadFile(viaConfig)
+	b, _ := os.ReadFile(viaFile)
+	noCreated := func(b []byte) string {
+		var keep []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, "#created:") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	if noCreated(a) != noCreated(b) || !strings.Contains(string(a), "#sender: MNOB\n") || !strings.Contains(string(a), "#receiver: MNOA\n") {
+		t.Errorf("via the configuration:\n%s\nvia the mapping file:\n%s", a, b)
+	}
+	// The result checks clean against the partner's settings.
+	if code, out, errs := runCLI(t, "check", "--config", sampleConfig, "--partner", "mno-b", "--type", "imsi-list", viaConfig); code != exitOK {
+		t.Errorf("check: exit %d\n%s%s", code, out, errs)
+	}
+	// And back.
+	back := filepath.Join(dir, "back.csv")
+	if code, out, errs := runCLI(t, "convert", "--config", sampleConfig, "--partner", "mno-b", "--type", "imsi-list", "--from", "native", "-o", back, viaConfig); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for name, args := range map[string][]string{
+		"no mapping for the type": {"convert", "--config", sampleConfig, "--partner", "mno-b", "--type", "msisdn-map", "--from", "partner", partnerCSV},
+		"unknown partner":         {"convert", "--config", sampleConfig, "--partner", "nobody", "--type", "imsi-list", "--from", "partner", partnerCSV},
+		"config without partner":  {"convert", "--config", sampleConfig, "--type", "imsi-list", "--from", "partner", partnerCSV},
+		"config and mapping":      {"convert", "--config", sampleConfig, "--partner", "mno-b", "--mapping", partnerMapping, "--type", "imsi-list", "--from", "partner", partnerCSV},
+		"configuration not found": {"convert", "--config", filepath.Join(dir, "none.yaml"), "--partner", "mno-b", "--type", "imsi-list", "--from", "partner", partnerCSV},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if code, out, errs := runCLI(t, args...); code != exitUsage {
+				t.Errorf("exit %d\n%s%s", code, out, errs)
+			}
+		})
+	}
+}

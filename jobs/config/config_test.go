@@ -355,3 +355,29 @@ func TestColumnMappingProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestSampleConfigLoads: the example configuration of the samples passes
+// validation and says what its comments say.
+func TestSampleConfigLoads(t *testing.T) {
+	cfg, err := Load("../../samples/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.Partners["mno-b"]
+	if cfg.Party.Name != "MNOA" || len(cfg.Partners) != 7 || len(cfg.Profiles) != 2 || len(cfg.Jobs) != 14 ||
+		b == nil || b.Drop.SFTP == nil || b.TransportKeys[0].KCV != "c6a13b" || cfg.Profiles["usim-3b"].KeyIndex == nil {
+		t.Errorf("sample configuration: %+v", cfg)
+	}
+	kinds := map[string]bool{}
+	for _, p := range cfg.Partners {
+		kinds[p.Kind] = true
+	}
+	for _, k := range PartnerKinds {
+		if !kinds[k] {
+			t.Errorf("no partner of kind %s in the sample", k)
+		}
+	}
+	if _, ok, err := b.Mapping("imsi-list"); !ok || err != nil {
+		t.Errorf("mno-b imsi-list mapping: %v %v", ok, err)
+	}
+}
