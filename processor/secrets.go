@@ -76,6 +76,21 @@ func (p *Party) cardSecrets(ctx context.Context, tx *ledger.Tx, iccid string, ke
 	return out, nil
 }
 
+// openSecrets opens wrapped secrets already read from the ledger (a
+// page's), like cardSecrets. The caller wipes them with wipe when done.
+func (p *Party) openSecrets(iccid string, list []ledger.Secret) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(list))
+	for _, s := range list {
+		b, err := p.Vault.Open(secretAAD(iccid, s.Name, s.KeyIndex), s.Blob)
+		if err != nil {
+			wipe(out)
+			return nil, fmt.Errorf("open %s of %s: %w", s.Name, iccid, err)
+		}
+		out[s.Name] = b
+	}
+	return out, nil
+}
+
 func wipe(m map[string][]byte) {
 	for _, b := range m {
 		clear(b)

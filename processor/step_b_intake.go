@@ -182,33 +182,46 @@ var renderProvisioning = &renderer{
 			return fmt.Errorf("provisioning for %s: no AuC transport key configured", hlr.Name)
 		}
 		rec := native.NewRecord(native.Provisioning)
-		return p.Ledger.BatchRecords(ctx, o.BatchID, "", native.StatusProvisioned, func(r ledger.BatchRecord) error {
-			c, err := p.Ledger.Card(ctx, r.ICCID)
-			if err != nil {
-				return err
-			}
-			secrets, err := p.cardSecrets(ctx, nil, c.ICCID, c.KeyIndex)
-			if err != nil {
-				return err
-			}
-			defer wipe(secrets)
-			rec.Set(native.FieldICCID, c.ICCID)
-			rec.Set(native.FieldIMSI, c.IMSI)
-			rec.Set(native.FieldMSISDN, c.MSISDN)
-			rec.Set(native.FieldOPc, "")
-			for _, name := range []string{SecKi, SecOPc} {
-				if v, ok := secrets[name]; ok {
-					f, err := hlr.Transport.Wrap(v)
-					if err != nil {
-						return err
-					}
-					rec.Set(name, f)
+		return p.Ledger.BatchCardPages(ctx, o.BatchID, "", native.StatusProvisioned, cardPageSize, func(page []ledger.BatchCard) error {
+			for _, bc := range page {
+				if err := p.provisioningRecord(rec, hlr, bc); err != nil {
+					return err
+				}
+				if err := emit(rec); err != nil {
+					return err
 				}
 			}
-			rec.Set(native.FieldAlgorithm, c.Algorithm)
-			return emit(rec)
+			return nil
 		})
 	},
+}
+
+// provisioningRecord fills rec with one card for the HLR/AuC.
+func (p *Party) provisioningRecord(rec *native.Record, hlr *Partner, bc ledger.BatchCard) error {
+	c := bc.Card
+	if c == nil {
+		return fmt.Errorf("card %s: %w", bc.Record.ICCID, ledger.ErrNotFound)
+	}
+	secrets, err := p.openSecrets(c.ICCID, bc.Secrets)
+	if err != nil {
+		return err
+	}
+	defer wipe(secrets)
+	rec.Set(native.FieldICCID, c.ICCID)
+	rec.Set(native.FieldIMSI, c.IMSI)
+	rec.Set(native.FieldMSISDN, c.MSISDN)
+	rec.Set(native.FieldOPc, "")
+	for _, name := range []string{SecKi, SecOPc} {
+		if v, ok := secrets[name]; ok {
+			f, err := hlr.Transport.Wrap(v)
+			if err != nil {
+				return err
+			}
+			rec.Set(name, f)
+		}
+	}
+	rec.Set(native.FieldAlgorithm, c.Algorithm)
+	return nil
 }
 
 // IMSIResultIntake is the recipient's step over the donor's imsi-result:

@@ -24,22 +24,19 @@ func (s *Handover) Name() string { return "handover" }
 
 // Apply implements SweepStep.
 func (s *Handover) Apply(ctx context.Context, w *Work) error {
-	var confirmed []*ledger.Card
+	// Streamed: CardsInState reads committed state a page at a time, so
+	// the cards this transaction hands over stay in its pages and memory
+	// stays flat in the number of cards.
+	threeB, i := 0, 0
 	err := w.P.Ledger.CardsInState(ctx, ledger.CardConfirmed, func(c *ledger.Card) error {
-		if c.Recipient == s.Recipient.Code {
-			confirmed = append(confirmed, c)
+		if c.Recipient != s.Recipient.Code {
+			return nil
 		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	threeB := 0
-	for i, c := range confirmed {
+		i++
 		if err := w.Tx.Transition(ctx, c.ICCID, []string{ledger.CardConfirmed}, ledger.CardHandedOver, "handover", w.Source, nil); err != nil {
 			var se *ledger.StateError
 			if errors.As(err, &se) {
-				continue
+				return nil
 			}
 			return err
 		}
@@ -50,10 +47,11 @@ func (s *Handover) Apply(ctx context.Context, w *Work) error {
 		}
 		w.Counts.Records++
 		w.Counts.Accepted++
-		if err := w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: i + 1, ICCID: c.ICCID, IMSI: c.IMSI,
-			Status: recordAccepted, Partner: s.Recipient.Name, Data: kind}); err != nil {
-			return err
-		}
+		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: i, ICCID: c.ICCID, IMSI: c.IMSI,
+			Status: recordAccepted, Partner: s.Recipient.Name, Data: kind})
+	})
+	if err != nil {
+		return err
 	}
 	if w.Counts.Records == 0 {
 		return nil
@@ -81,64 +79,76 @@ var renderHandover = &renderer{
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
 		to := p.Partners[o.Partner]
 		rec := native.NewRecord(native.Handover)
-		return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, "", func(r ledger.BatchRecord) error {
-			c, err := p.Ledger.Card(ctx, r.ICCID)
-			if err != nil {
-				return err
-			}
-			for _, f := range native.Handover.Fields {
-				rec.Set(f.Name, "")
-			}
-			rec.Set(native.FieldKind, r.Data)
-			rec.Set(native.FieldICCID, c.ICCID)
-			if r.Data == native.KindCancel {
-				rec.Set(native.FieldReason, ReasonCancelled)
-				return emit(rec)
-			}
-			rec.Set(native.FieldIMSI, c.IMSI)
-			rec.Set(native.FieldMSISDN, c.MSISDN)
-			rec.Set(native.FieldProfile, c.Profile)
-			if r.Data == native.Kind3b {
-				rec.Set(native.FieldKeyIndex, strconv.Itoa(c.KeyIndex+1))
-				rec.Set(native.FieldKeyListLength, strconv.Itoa(c.ListLength))
-				rec.Set(native.FieldCounterRule, "reset")
-				return emit(rec)
-			}
-			if to.Transport == nil {
-				return fmt.Errorf("handover to %s: no transport key configured", to.Name)
-			}
-			secrets, err := p.cardSecrets(ctx, nil, c.ICCID, c.KeyIndex)
-			if err != nil {
-				return err
-			}
-			defer wipe(secrets)
-			for _, name := range []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK} {
-				if v, ok := secrets[name]; ok {
-					field, err := to.Transport.Wrap(v)
-					if err != nil {
-						return err
-					}
-					rec.Set(name, field)
+		return p.Ledger.BatchCardPages(ctx, o.BatchID, o.Partner, "", cardPageSize, func(page []ledger.BatchCard) error {
+			for _, bc := range page {
+				if err := p.handoverRecord(rec, to, bc); err != nil {
+					return err
+				}
+				if err := emit(rec); err != nil {
+					return err
 				}
 			}
-			rec.Set(native.FieldAlgorithm, c.Algorithm)
-			sets, err := p.Ledger.KeySetsOf(ctx, c.ICCID)
-			if err != nil {
-				return err
-			}
-			for _, k := range sets {
-				if k.KeyIndex == c.KeyIndex {
-					rec.Set(native.FieldKVN, strconv.Itoa(k.KVN))
-					rec.Set(native.FieldOTAAlg, k.KIcAlg)
-					// The recipient starts above this: our last reserved
-					// value plus the jump we keep for our own last
-					// messages (the reset comes after the handover).
-					rec.Set(native.FieldCounter, strconv.FormatInt(k.Counter+p.OTA.CounterJump, 10))
-				}
-			}
-			return emit(rec)
+			return nil
 		})
 	},
+}
+
+// cardPageSize is how many batch records a renderer reads at a time.
+const cardPageSize = 1000
+
+// handoverRecord fills rec with one card of a handover batch.
+func (p *Party) handoverRecord(rec *native.Record, to *Partner, bc ledger.BatchCard) error {
+	r, c := bc.Record, bc.Card
+	if c == nil {
+		return fmt.Errorf("card %s: %w", r.ICCID, ledger.ErrNotFound)
+	}
+	for _, f := range native.Handover.Fields {
+		rec.Set(f.Name, "")
+	}
+	rec.Set(native.FieldKind, r.Data)
+	rec.Set(native.FieldICCID, c.ICCID)
+	if r.Data == native.KindCancel {
+		rec.Set(native.FieldReason, ReasonCancelled)
+		return nil
+	}
+	rec.Set(native.FieldIMSI, c.IMSI)
+	rec.Set(native.FieldMSISDN, c.MSISDN)
+	rec.Set(native.FieldProfile, c.Profile)
+	if r.Data == native.Kind3b {
+		rec.Set(native.FieldKeyIndex, strconv.Itoa(c.KeyIndex+1))
+		rec.Set(native.FieldKeyListLength, strconv.Itoa(c.ListLength))
+		rec.Set(native.FieldCounterRule, "reset")
+		return nil
+	}
+	if to.Transport == nil {
+		return fmt.Errorf("handover to %s: no transport key configured", to.Name)
+	}
+	secrets, err := p.openSecrets(c.ICCID, bc.Secrets)
+	if err != nil {
+		return err
+	}
+	defer wipe(secrets)
+	for _, name := range []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK} {
+		if v, ok := secrets[name]; ok {
+			field, err := to.Transport.Wrap(v)
+			if err != nil {
+				return err
+			}
+			rec.Set(name, field)
+		}
+	}
+	rec.Set(native.FieldAlgorithm, c.Algorithm)
+	for _, k := range bc.KeySets {
+		if k.KeyIndex == c.KeyIndex {
+			rec.Set(native.FieldKVN, strconv.Itoa(k.KVN))
+			rec.Set(native.FieldOTAAlg, k.KIcAlg)
+			// The recipient starts above this: our last reserved
+			// value plus the jump we keep for our own last
+			// messages (the reset comes after the handover).
+			rec.Set(native.FieldCounter, strconv.FormatInt(k.Counter+p.OTA.CounterJump, 10))
+		}
+	}
+	return nil
 }
 
 // renderKeyRelease writes the key-release of a handover batch's 3b cards:
