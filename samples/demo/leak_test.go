@@ -56,27 +56,36 @@ func TestNoSecretLeaks(t *testing.T) {
 
 	// The SQLite -wal and -shm files and any scratch or temporary file
 	// exist only while a party runs: after every job run (its "run
-	// finished" log line) the whole tree is searched as it is then.
+	// finished" log line) the whole tree is searched as it is then, and
+	// the scratch and temporary folders also while each input is handled
+	// (its "input verified", "input applied" or "input refused" line).
 	var (
-		logs, story bytes.Buffer
-		during      *leakScanner
-		duringHits  []leakHit
-		scans, wal  int
+		logs, story         bytes.Buffer
+		during              *leakScanner
+		duringHits          []leakHit
+		scans, wal, scratch int
 	)
 	json := slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug - 4})
-	logger := slog.New(&afterRun{Handler: json, done: func(job string) {
+	logger := slog.New(&afterRun{Handler: json, done: func(msg, job string) {
 		if during == nil {
 			// The configurations' secrets are in the environment by now.
 			during = newLeakScanner(append(cards, envSecrets(t, demoEnv())...))
 		}
-		hits, st, err := scanTree(during, dir, tmp)
+		only := func(path string) bool {
+			return strings.Contains(path, string(filepath.Separator)+"scratch"+string(filepath.Separator))
+		}
+		if msg == "run finished" {
+			only = nil
+		}
+		hits, st, err := scanTree(during, only, dir, tmp)
 		if err != nil {
-			t.Errorf("search after job %s: %v", job, err)
+			t.Errorf("search after %q of job %s: %v", msg, job, err)
 		}
 		scans++
 		wal += st.wal
+		scratch += st.scratch
 		for _, h := range hits {
-			h.where += " (while the demo ran, after job " + job + ")"
+			h.where += " (while the demo ran: " + msg + ", job " + job + ")"
 			duringHits = append(duringHits, h)
 		}
 	}})
@@ -92,10 +101,10 @@ func TestNoSecretLeaks(t *testing.T) {
 	if during == nil || !slices.EqualFunc(during.needles, sc.needles, func(a, b needle) bool { return bytes.Equal(a.pat, b.pat) }) {
 		t.Fatal("the secrets searched during the run are not the run's (fleets not deterministic?)")
 	}
-	t.Logf("searching %d secrets as %d patterns, %d log lines; %d searches of the tree during the run met %d -wal/-shm files",
-		len(secrets), len(sc.needles), bytes.Count(logs.Bytes(), []byte("\n")), scans, wal)
-	if scans < 20 || wal == 0 {
-		t.Fatalf("%d searches during the run met %d -wal/-shm files", scans, wal)
+	t.Logf("searching %d secrets as %d patterns, %d log lines; %d searches during the run met %d -wal/-shm files and %d scratch files",
+		len(secrets), len(sc.needles), bytes.Count(logs.Bytes(), []byte("\n")), scans, wal, scratch)
+	if scans < 20 || wal == 0 || scratch == 0 {
+		t.Fatalf("%d searches during the run met %d -wal/-shm files and %d scratch files", scans, wal, scratch)
 	}
 	if len(duringHits) > 0 {
 		t.Errorf("secrets found in the clear while the demo ran:\n%s", hitList(dedupe(duringHits)))
@@ -140,15 +149,17 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 }
 
-// afterRun passes every log record on and calls done after each job run.
+// afterRun passes every log record on and calls done after each job run
+// and each input handled.
 type afterRun struct {
 	slog.Handler
-	done func(job string)
+	done func(msg, job string)
 }
 
 func (h *afterRun) Handle(ctx context.Context, r slog.Record) error {
 	err := h.Handler.Handle(ctx, r)
-	if r.Message == "run finished" {
+	switch r.Message {
+	case "run finished", "input verified", "input applied", "input refused":
 		job := ""
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "job" {
@@ -156,7 +167,7 @@ func (h *afterRun) Handle(ctx context.Context, r slog.Record) error {
 			}
 			return true
 		})
-		h.done(job)
+		h.done(r.Message, job)
 	}
 	return err
 }
@@ -238,11 +249,11 @@ func hitList(hits []leakHit) string {
 	return b.String()
 }
 
-type treeStats struct{ files, ledgers, wal int }
+type treeStats struct{ files, ledgers, wal, scratch int }
 
-// scanTree searches every regular file under the roots. Files that
-// vanish while it runs are skipped.
-func scanTree(sc *leakScanner, roots ...string) ([]leakHit, treeStats, error) {
+// scanTree searches every regular file under the roots (those only
+// accepts, if not nil). Files that vanish while it runs are skipped.
+func scanTree(sc *leakScanner, only func(path string) bool, roots ...string) ([]leakHit, treeStats, error) {
 	var hits []leakHit
 	var st treeStats
 	for _, root := range roots {
@@ -253,7 +264,7 @@ func scanTree(sc *leakScanner, roots ...string) ([]leakHit, treeStats, error) {
 			if err != nil {
 				return err
 			}
-			if !d.Type().IsRegular() {
+			if !d.Type().IsRegular() || (only != nil && !only(path)) {
 				return nil
 			}
 			f, err := os.Open(path)
@@ -270,6 +281,8 @@ func scanTree(sc *leakScanner, roots ...string) ([]leakHit, treeStats, error) {
 				st.wal++
 			case strings.HasSuffix(path, ".db"):
 				st.ledgers++
+			case strings.Contains(path, string(filepath.Separator)+"scratch"+string(filepath.Separator)):
+				st.scratch++
 			}
 			return sc.scan(f, func(off int64, label string) {
 				hits = append(hits, leakHit{path, off, label})
@@ -286,7 +299,7 @@ func scanTree(sc *leakScanner, roots ...string) ([]leakHit, treeStats, error) {
 // per place and secret form.
 func searchAll(t *testing.T, sc *leakScanner, dir, tmp string, logs, story []byte) []leakHit {
 	t.Helper()
-	hits, st, err := scanTree(sc, dir, tmp)
+	hits, st, err := scanTree(sc, nil, dir, tmp)
 	if err != nil {
 		t.Fatal(err)
 	}
