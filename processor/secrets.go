@@ -3,6 +3,8 @@ package processor
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -49,6 +51,20 @@ func (p *Party) seal(ctx context.Context, tx *ledger.Tx, iccid, name string, key
 		return fmt.Errorf("seal %s of %s: %w", name, iccid, err)
 	}
 	return tx.PutSecret(ctx, iccid, ledger.Secret{Name: name, KeyIndex: keyIndex, MasterKey: p.Vault.KeyID(), Blob: blob})
+}
+
+// sealAll wraps several secrets of a card under the master key and
+// stores them in one statement, in name order.
+func (p *Party) sealAll(ctx context.Context, tx *ledger.Tx, iccid string, keyIndex int, secrets map[string][]byte) error {
+	list := make([]ledger.Secret, 0, len(secrets))
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		blob, err := p.Vault.Seal(secretAAD(iccid, name, keyIndex), secrets[name])
+		if err != nil {
+			return fmt.Errorf("seal %s of %s: %w", name, iccid, err)
+		}
+		list = append(list, ledger.Secret{Name: name, KeyIndex: keyIndex, MasterKey: p.Vault.KeyID(), Blob: blob})
+	}
+	return tx.PutSecrets(ctx, iccid, list)
 }
 
 // cardSecrets opens a card's secrets of one key index. The caller wipes

@@ -123,10 +123,8 @@ func (s *HandoverIntake) manufacturerName() string {
 // takeCard makes a requested card ours: secrets sealed, key set with its
 // counter, active; its IMSI allocation confirmed.
 func (p *Party) takeCard(ctx context.Context, w *Work, c *ledger.Card, prof *Profile, alg string, keyIndex int, secrets map[string][]byte, kvn int, otaAlg string, counter int64, upd *ledger.CardUpdate) error {
-	for name, v := range secrets {
-		if err := p.seal(ctx, w.Tx, c.ICCID, name, keyIndex, v); err != nil {
-			return err
-		}
+	if err := p.sealAll(ctx, w.Tx, c.ICCID, keyIndex, secrets); err != nil {
+		return err
 	}
 	if kvn > 0 {
 		if err := w.Tx.PutKeySet(ctx, c.ICCID, ledger.KeySet{KeyIndex: keyIndex, KVN: kvn, KIcAlg: otaAlg, KIDAlg: otaAlg, Counter: counter}); err != nil {

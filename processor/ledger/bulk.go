@@ -265,3 +265,27 @@ func (d *DB) each(ctx context.Context, query string, args []any, fn func(*sql.Ro
 	}
 	return rows.Err()
 }
+
+// PutSecrets stores (or replaces) several wrapped secrets of a card in one
+// statement.
+func (t *Tx) PutSecrets(ctx context.Context, iccid string, list []Secret) error {
+	if len(list) == 0 {
+		return nil
+	}
+	if len(list) == 1 {
+		return t.PutSecret(ctx, iccid, list[0])
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO card_secrets (iccid, name, key_index, master_key, blob) VALUES `)
+	args := make([]any, 0, 5*len(list))
+	for i, s := range list {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, iccid, s.Name, s.KeyIndex, s.MasterKey, s.Blob)
+	}
+	b.WriteString(` ON CONFLICT (iccid, name, key_index) DO UPDATE SET master_key = excluded.master_key, blob = excluded.blob`)
+	_, err := t.Exec(ctx, b.String(), args...)
+	return err
+}

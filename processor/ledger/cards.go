@@ -139,6 +139,22 @@ func Int(i int) *int       { return &i }
 // applying upd, and records the event with reason and ref. A card in
 // another state gives *StateError and changes nothing.
 func (t *Tx) Transition(ctx context.Context, iccid string, from []string, to, reason, ref string, upd *CardUpdate) error {
+	if len(from) == 1 {
+		// One expected state: update on condition, and read the state
+		// only when the card was not in it.
+		sets, args := transitionSets(to, t.Now(), upd)
+		args = append(args, iccid, from[0])
+		res, err := t.Exec(ctx, `UPDATE cards SET `+sets+` WHERE iccid = ? AND state = ?`, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 1 {
+			_, err := t.Exec(ctx, `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref) VALUES (?, ?, ?, ?, ?, ?)`, iccid, args[1], from[0], to, reason, ref)
+			return err
+		}
+	}
 	var cur string
 	if err := t.QueryRow(ctx, `SELECT state FROM cards WHERE iccid = ?`, iccid).Scan(&cur); err != nil {
 		return notFound(err, "card "+iccid)
@@ -152,9 +168,21 @@ func (t *Tx) Transition(ctx context.Context, iccid string, from []string, to, re
 	if !ok {
 		return &StateError{ICCID: iccid, State: cur, Want: from}
 	}
+	sets, args := transitionSets(to, t.Now(), upd)
+	now := args[1]
+	args = append(args, iccid)
+	if _, err := t.Exec(ctx, `UPDATE cards SET `+sets+` WHERE iccid = ?`, args...); err != nil {
+		return err
+	}
+	_, err := t.Exec(ctx, `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref) VALUES (?, ?, ?, ?, ?, ?)`, iccid, now, cur, to, reason, ref)
+	return err
+}
+
+// transitionSets is the SET list of a transition to state to with upd, and
+// its arguments (args[1] is the time stamp).
+func transitionSets(to string, at time.Time, upd *CardUpdate) (string, []any) {
 	sets := []string{"state = ?", "updated_at = ?"}
-	now := ts(t.Now())
-	args := []any{to, now}
+	args := []any{to, ts(at)}
 	if upd != nil {
 		add := func(col string, v any) { sets = append(sets, col+" = ?"); args = append(args, v) }
 		if upd.IMSI != nil {
@@ -191,12 +219,7 @@ func (t *Tx) Transition(ctx context.Context, iccid string, from []string, to, re
 			add("erased_at", *upd.Erased)
 		}
 	}
-	args = append(args, iccid)
-	if _, err := t.Exec(ctx, `UPDATE cards SET `+strings.Join(sets, ", ")+` WHERE iccid = ?`, args...); err != nil {
-		return err
-	}
-	_, err := t.Exec(ctx, `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref) VALUES (?, ?, ?, ?, ?, ?)`, iccid, now, cur, to, reason, ref)
-	return err
+	return strings.Join(sets, ", "), args
 }
 
 // SetMSISDN records a card's MSISDN (from the operator's own map).

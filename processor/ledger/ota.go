@@ -59,17 +59,23 @@ func (t *Tx) ReserveCounter(ctx context.Context, iccid string, keyIndex, kvn int
 	if step < 1 {
 		step = 1
 	}
+	// One statement in the usual case; the reasons for no row (no such
+	// key set, or the counter at its top) are told apart only then.
+	var next int64
+	err := t.QueryRow(ctx, `UPDATE key_sets SET counter = counter + ? WHERE iccid = ? AND key_index = ? AND kvn = ? AND counter < ? - ? RETURNING counter`,
+		step, iccid, keyIndex, kvn, MaxCounter, step).Scan(&next)
+	if err == nil {
+		return next, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
 	var cur int64
-	err := t.QueryRow(ctx, `SELECT counter FROM key_sets WHERE iccid = ? AND key_index = ? AND kvn = ?`, iccid, keyIndex, kvn).Scan(&cur)
+	err = t.QueryRow(ctx, `SELECT counter FROM key_sets WHERE iccid = ? AND key_index = ? AND kvn = ?`, iccid, keyIndex, kvn).Scan(&cur)
 	if err != nil {
 		return 0, notFound(err, fmt.Sprintf("key set %d/%d of card %s", keyIndex, kvn, iccid))
 	}
-	next := cur + step
-	if next >= MaxCounter {
-		return 0, fmt.Errorf("card %s key set %d: %w", iccid, kvn, ErrCounterExhausted)
-	}
-	_, err = t.Exec(ctx, `UPDATE key_sets SET counter = ? WHERE iccid = ? AND key_index = ? AND kvn = ?`, next, iccid, keyIndex, kvn)
-	return next, err
+	return 0, fmt.Errorf("card %s key set %d: %w", iccid, kvn, ErrCounterExhausted)
 }
 
 // Message states.
