@@ -36,7 +36,7 @@ func runBench(e *env, args []string) error {
 		return usagef("bench: --records N is required and must be positive")
 	}
 	if !*asJSON {
-		fmt.Fprintf(e.io.out, "%-17s %10s %9s %12s %9s\n", "stage", "records", "seconds", "records/s", "peak RSS")
+		fmt.Fprintf(e.io.out, "%-17s %10s %9s %9s %12s %9s\n", "stage", "records", "seconds", "cpu s", "records/s", "peak RSS")
 	}
 	enc := json.NewEncoder(e.io.out)
 	var werr error
@@ -48,7 +48,7 @@ func runBench(e *env, args []string) error {
 			}
 			return
 		}
-		fmt.Fprintf(e.io.out, "%-17s %10d %9.3f %12.0f %6d MB\n", l.Stage, l.Records, l.Seconds, l.RecordsPerS, l.PeakRSSBytes>>20)
+		fmt.Fprintf(e.io.out, "%-17s %10d %9.3f %9.3f %12.0f %6d MB\n", l.Stage, l.Records, l.Seconds, s.CPU.Seconds(), l.RecordsPerS, l.PeakRSSBytes>>20)
 	}})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)

@@ -48,6 +48,10 @@ type Stage struct {
 	Name    string
 	Records int
 	Elapsed time.Duration
+	// CPU is the processor time (user and system, every thread) the
+	// process spent in the stage: on a shared machine it says more than
+	// Elapsed about the stage's own cost.
+	CPU time.Duration
 	// PeakRSS is the highest resident set size of the process during the
 	// stage, in bytes (see PeakRSS for how it is measured); 0 when the
 	// system does not say.
@@ -111,6 +115,7 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 		}
 		stages = append(stages, st)
 		total.Elapsed += st.Elapsed
+		total.CPU += st.CPU
 		total.PeakRSS = max(total.PeakRSS, st.PeakRSS)
 		if o.Stage != nil {
 			o.Stage(st)
@@ -130,8 +135,9 @@ func Measure(ctx context.Context, name string, records int, fn func(context.Cont
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeak()
+	cpu0 := cpuTime()
 	start := time.Now()
 	err := fn(ctx)
-	st := Stage{Name: name, Records: records, Elapsed: time.Since(start), PeakRSS: PeakRSS()}
+	st := Stage{Name: name, Records: records, Elapsed: time.Since(start), CPU: cpuTime() - cpu0, PeakRSS: PeakRSS()}
 	return st, err
 }
