@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"resub/samples/fleet"
 )
@@ -61,6 +62,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	// (its "input verified", "input applied" or "input refused" line).
 	var (
 		logs, story         bytes.Buffer
+		stamps              = map[string]stamp{}
 		during              *leakScanner
 		duringHits          []leakHit
 		scans, wal, scratch int
@@ -71,11 +73,17 @@ func TestNoSecretLeaks(t *testing.T) {
 			// The configurations' secrets are in the environment by now.
 			during = newLeakScanner(append(cards, envSecrets(t, demoEnv())...))
 		}
-		only := func(path string) bool {
-			return strings.Contains(path, string(filepath.Separator)+"scratch"+string(filepath.Separator))
-		}
-		if msg == "run finished" {
-			only = nil
+		// A file unchanged since the last search is not searched again.
+		only := func(path string, fi fs.FileInfo) bool {
+			if msg != "run finished" && !strings.Contains(path, string(filepath.Separator)+"scratch"+string(filepath.Separator)) {
+				return false
+			}
+			st := stamp{fi.Size(), fi.ModTime()}
+			if stamps[path] == st {
+				return false
+			}
+			stamps[path] = st
+			return true
 		}
 		hits, st, err := scanTree(during, only, dir, tmp)
 		if err != nil {
@@ -251,9 +259,15 @@ func hitList(hits []leakHit) string {
 
 type treeStats struct{ files, ledgers, wal, scratch int }
 
+// stamp tells whether a file changed.
+type stamp struct {
+	size int64
+	mod  time.Time
+}
+
 // scanTree searches every regular file under the roots (those only
 // accepts, if not nil). Files that vanish while it runs are skipped.
-func scanTree(sc *leakScanner, only func(path string) bool, roots ...string) ([]leakHit, treeStats, error) {
+func scanTree(sc *leakScanner, only func(path string, fi fs.FileInfo) bool, roots ...string) ([]leakHit, treeStats, error) {
 	var hits []leakHit
 	var st treeStats
 	for _, root := range roots {
@@ -264,7 +278,7 @@ func scanTree(sc *leakScanner, only func(path string) bool, roots ...string) ([]
 			if err != nil {
 				return err
 			}
-			if !d.Type().IsRegular() || (only != nil && !only(path)) {
+			if !d.Type().IsRegular() {
 				return nil
 			}
 			f, err := os.Open(path)
@@ -275,6 +289,15 @@ func scanTree(sc *leakScanner, only func(path string) bool, roots ...string) ([]
 				return err
 			}
 			defer f.Close()
+			if only != nil {
+				fi, err := f.Stat()
+				if err != nil {
+					return err
+				}
+				if !only(path, fi) {
+					return nil
+				}
+			}
 			st.files++
 			switch {
 			case strings.HasSuffix(path, "-wal"), strings.HasSuffix(path, "-shm"):
