@@ -334,3 +334,42 @@ func TestSampleConfig(t *testing.T) {
 		t.Errorf("mapping %+v (%v), want %+v", m, err, want)
 	}
 }
+
+// TestCheckTransportKeyKCV: the KCV of a transport key resolved through
+// its secret reference is checked against the header; a wrong key
+// refuses the file.
+func TestCheckTransportKeyKCV(t *testing.T) {
+	dir := t.TempDir()
+	abs, _ := filepath.Abs("../../samples")
+	b, err := os.ReadFile(sampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// MNO B's view: we are MNOB, the partner mno-b plays MNOA; the key
+	// comes from the environment with no kcv in the file.
+	body := strings.ReplaceAll(string(b), "keys/", abs+"/keys/")
+	body = strings.ReplaceAll(body, "{dir: drops}", "{dir: "+abs+"/drops}")
+	body = strings.Replace(body, "  name: MNOA\n", "  name: MNOB\n", 1)
+	body = strings.Replace(body, "    code: MNOB\n", "    code: MNOA\n", 1)
+	body = strings.Replace(body, "        kcv: c6a13b\n", "", 1)
+	path := filepath.Join(dir, "resub.yaml")
+	os.WriteFile(path, []byte(body), 0o600)
+	args := []string{"check", "--config", path, "--partner", "mno-b", "--type", "handover", "../../samples/MNOA_MNOB_handover_20261130_000001.txt"}
+	for _, c := range []struct {
+		key  string
+		code int
+		want string
+	}{
+		{"000102030405060708090a0b0c0d0e0f", exitOK, "3 records, valid"},
+		{"000102030405060708090a0b0c0d0e0e", exitRefused, ":10: transport-kcv: "},
+	} {
+		t.Setenv("RESUB_TK_MNOB", c.key)
+		if code, out, errs := runCLI(t, args...); code != c.code || !strings.Contains(out, c.want) {
+			t.Errorf("key %s: exit %d, want %d and %q\n%s%s", c.key, code, c.code, c.want, out, errs)
+		}
+	}
+	os.Unsetenv("RESUB_TK_MNOB")
+	if code, out, errs := runCLI(t, args...); code != exitUsage || !strings.Contains(errs, "partners.mno-b.transport_keys[0].key") {
+		t.Errorf("key not set: exit %d\n%s%s", code, out, errs)
+	}
+}
