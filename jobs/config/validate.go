@@ -42,9 +42,6 @@ var JobKinds = map[string]string{
 // Deadline names a partner's deadlines may use.
 var DeadlineNames = []string{"imsi-result", "ota-report", "handover", "handover-ack", "key-response", "imsi-list"}
 
-// TypeNames are the file type names of the formats.
-var TypeNames = []string{"inventory", "msisdn-map", "switch-request", "switch-authorisation", "imsi-list", "imsi-result", "ota-batch", "ota-report", "handover", "handover-ack", "key-release", "key-request", "key-response", "provisioning"}
-
 func oneOf(v string, set []string) bool {
 	for _, s := range set {
 		if v == s {
