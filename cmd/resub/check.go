@@ -49,6 +49,10 @@ type checkOptions struct {
 	PartnerTransportKey string
 	// Open opens the file to check; nil opens it as is.
 	Open func(path string) (io.ReadCloser, error)
+
+	// lateErr is a configuration problem met during the check (a
+	// transport key that did not resolve); it decides the exit code.
+	lateErr error
 }
 
 // checkConfig holds the flags that select a configuration and keys.
@@ -213,12 +217,20 @@ func (pc *partnerConfig) fillCheck(e *env, opts *checkOptions) error {
 	}
 	opts.Native.SenderRanges = rs
 	opts.Vendor.ICCID = ident.ICCIDOptions{NoCheckDigit: p.ICCID.NoCheckDigit, FPadding: p.ICCID.FPadded}
-	kcvs, first, err := pc.transportKCVs()
-	if err != nil {
-		return err
-	}
-	if len(kcvs) > 0 {
+	// The transport keys are resolved only when a header names one: a
+	// file without wrapped fields checks without their secrets.
+	var first string
+	if len(p.TransportKeys) > 0 {
+		first = p.TransportKeys[0].ID
+		var (
+			kcvs     map[string][]byte
+			resolved bool
+		)
 		opts.Native.TransportKey = func(id string) ([]byte, bool) {
+			if !resolved {
+				resolved = true
+				kcvs, _, opts.lateErr = pc.transportKCVs()
+			}
 			k, ok := kcvs[id]
 			return k, ok
 		}
@@ -455,6 +467,9 @@ func check(e *env, opts *checkOptions) error {
 	}
 	if err != nil {
 		return err
+	}
+	if opts.lateErr != nil {
+		return opts.lateErr
 	}
 	if p.more > 0 {
 		fmt.Fprintf(e.io.out, "%s: ... and %d more %s\n", opts.Path, p.more, noun(p.more, "problem"))
