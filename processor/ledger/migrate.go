@@ -270,6 +270,11 @@ CREATE INDEX key_rotations_state ON key_rotations(state);
 CREATE INDEX cards_new_imsi ON cards(new_imsi);
 CREATE INDEX ota_messages_batch ON ota_messages(batch_id, id);
 `,
+	// 6: cards of a state in ICCID order (sweeps page through them):
+	// with cards_state alone every page sorted all cards of the state.
+	`
+CREATE INDEX cards_state_iccid ON cards(state, iccid);
+`,
 }
 
 // SchemaVersion is the version the code expects.
