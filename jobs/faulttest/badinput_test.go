@@ -103,15 +103,11 @@ func schemaFields(s *native.Schema) []string {
 // all the others, with the heap bounded.
 func TestOneBadRecordAmongMany(t *testing.T) {
 	n := 100_000
-	if testing.Short() {
-		n = 10_000
+	if testing.Short() || raceEnabled {
+		n = 10_000 // the race detector makes 100,000 take minutes
 	}
 	ctx := context.Background()
-	st, err := demo.NewStage(ctx, demo.StageOptions{Dir: filepath.Join(t.TempDir(), "world"), Cards: 4, Until: demo.AtIMSIList})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := imsiListStage(t)
 	f, err := fleet.New(fleet.Options{N: n, ICCIDBody: "8999903", IMSIBase: "001010001000001", MSISDNBase: "999200000001", Seed: "bad-record"})
 	if err != nil {
 		t.Fatal(err)
@@ -223,11 +219,7 @@ func TestOneBadRecordAmongMany(t *testing.T) {
 // with a refusal, with the heap bounded all along.
 func TestHostileInputs(t *testing.T) {
 	ctx := context.Background()
-	st, err := demo.NewStage(ctx, demo.StageOptions{Dir: filepath.Join(t.TempDir(), "world"), Cards: 4, Until: demo.AtIMSIList})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := imsiListStage(t)
 	inbox := st.Exchange("MNOB-to-MNOA")
 	names, err := demo.Files(inbox)
 	if err != nil || len(names) != 1 {
@@ -240,14 +232,15 @@ func TestHostileInputs(t *testing.T) {
 	if err := os.Remove(filepath.Join(inbox, names[0])); err != nil {
 		t.Fatal(err)
 	}
-	// Inputs of up to 64 MiB plaintext; the long line and the bomb go far
-	// beyond what the reader may hold.
-	lineLen, bomb := 96<<20, 512<<20
-	if testing.Short() {
-		lineLen, bomb = 8<<20, 128<<20
+	// Inputs of up to maxFile plaintext; the bomb inflates far beyond
+	// it, the line far beyond the reader's line limit (64 KiB). Under the
+	// race detector (tenfold slower) the sizes shrink, not the ratios.
+	maxFile, lineLen, bomb := 128<<20, 96<<20, 512<<20
+	if testing.Short() || raceEnabled {
+		maxFile, lineLen, bomb = 16<<20, 12<<20, 64<<20
 	}
 	rt := openParty(t, st, "MNOA", func(cfg map[string]any) {
-		cfg["limits"] = map[string]any{"max_file_bytes": 128 << 20}
+		cfg["limits"] = map[string]any{"max_file_bytes": maxFile}
 	})
 	now := time.Now().UTC()
 	seq := 1

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"resub/jobs"
 	"resub/jobs/config"
@@ -113,12 +114,18 @@ func TestCrashAnywhere(t *testing.T) {
 				t.Skip("-short: MNOA's step only")
 			}
 			ctx := context.Background()
-			work := filepath.Join(t.TempDir(), "world")
-			st, err := demo.NewStage(ctx, demo.StageOptions{Dir: work, Cards: crashCards, Until: c.until})
-			if err != nil {
-				t.Fatal(err)
+			var st *demo.Stage
+			if c.until == demo.AtIMSIList {
+				st = imsiListStage(t)
+			} else {
+				var err error
+				st, err = demo.NewStage(ctx, demo.StageOptions{Dir: filepath.Join(t.TempDir(), "world"), Cards: crashCards, Until: c.until, Run: stageRunner(t)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
 			}
-			defer st.Close()
+			work := st.Dir()
 			snap := filepath.Join(t.TempDir(), "snapshot")
 			if err := copyTree(work, snap); err != nil {
 				t.Fatal(err)
@@ -130,7 +137,9 @@ func TestCrashAnywhere(t *testing.T) {
 				cmd.Env = append(append(os.Environ(), st.Env()...), failpoint.Env+"="+fp)
 				var buf bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &buf, &buf
+				began := time.Now()
 				err := cmd.Run()
+				t.Logf("run %q: %v", fp, time.Since(began))
 				var ee *exec.ExitError
 				if errors.As(err, &ee) {
 					if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
@@ -166,7 +175,9 @@ func TestCrashAnywhere(t *testing.T) {
 					if killed, out := run(""); killed {
 						t.Fatalf("rerun killed:\n%s", out)
 					}
+					began := time.Now()
 					got := observe(t, st, c)
+					t.Logf("observe: %v", time.Since(began))
 					compareOutcome(t, got, want)
 				})
 			}

@@ -36,12 +36,7 @@ type sshdWorld struct {
 func newSSHDWorld(t *testing.T, portFor func(*sshdtest.Server) int) *sshdWorld {
 	t.Helper()
 	srv := sshdtest.Start(t)
-	ctx := context.Background()
-	st, err := demo.NewStage(ctx, demo.StageOptions{Dir: filepath.Join(t.TempDir(), "world"), Cards: 8, Until: demo.AtIMSIList})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
+	st := imsiListStage(t)
 	w := &sshdWorld{st: st, srv: srv}
 	names, err := demo.Files(st.Exchange("MNOB-to-MNOA"))
 	if err != nil {

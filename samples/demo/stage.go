@@ -40,6 +40,12 @@ type StageOptions struct {
 	// Until is the checkpoint to stop at (AtIMSIList, AtHandover,
 	// AtKeyRequest).
 	Until string
+	// Run, if set, runs one job of a party (its configuration file, the
+	// job's name) instead of the stage running it in this process: a test
+	// hands it to a resub binary (e.g. one built without the race
+	// detector, which slows the stage tenfold). The secrets are in this
+	// process's environment for the child to inherit.
+	Run func(ctx context.Context, config, job string) error
 }
 
 // Stage is the demo's world of MNO A, MNO B and the manufacturer, played
@@ -49,9 +55,11 @@ type StageOptions struct {
 // until Close. Every runtime is closed when NewStage returns, so the
 // folder may be copied.
 type Stage struct {
-	w     *world
-	fleet fleet.Options
-	job   [2]string
+	w        *world
+	fleet    fleet.Options
+	job      [2]string
+	run      func(ctx context.Context, config, job string) error
+	profiles map[string]*ota.Profile
 }
 
 // NewStage plays the world up to o.Until.
@@ -66,7 +74,7 @@ func NewStage(ctx context.Context, o StageOptions) (_ *Stage, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Stage{w: w}
+	s := &Stage{w: w, run: o.Run, profiles: map[string]*ota.Profile{}}
 	defer func() {
 		if err != nil {
 			w.close()
@@ -87,6 +95,17 @@ func NewStage(ctx context.Context, o StageOptions) (_ *Stage, err error) {
 		}
 		if err := w.open(ctx, p); err != nil {
 			return nil, fmt.Errorf("%s: %w", code, err)
+		}
+	}
+	for name, pr := range w.parties["MNOA"].rt.Party.Profiles {
+		s.profiles[name] = pr.OTA
+	}
+	if s.run != nil {
+		for _, p := range w.parties {
+			if err := p.rt.Close(); err != nil {
+				return nil, err
+			}
+			p.rt = nil
 		}
 	}
 	switch o.Until {
@@ -113,7 +132,7 @@ func NewStage(ctx context.Context, o StageOptions) (_ *Stage, err error) {
 
 func (s *Stage) play3a(ctx context.Context, o StageOptions) error {
 	w := s.w
-	prof := w.parties["MNOA"].rt.Party.Profiles["usim-aes"].OTA
+	prof := s.profiles["usim-aes"]
 	s.fleet = fleet.Options{N: o.Cards, ICCIDBody: "8999901", IMSIBase: "001010000000001", MSISDNBase: "999100000001", Seed: "stage-3a", Profile: prof, Counter: 5}
 	f, err := fleet.New(s.fleet)
 	if err != nil {
@@ -132,7 +151,7 @@ func (s *Stage) play3a(ctx context.Context, o StageOptions) error {
 	if _, err := w.send(w.dropDir("MNOB", "m2m", "inbox"), "M2M", "MNOB", native.SwitchRequest, len(f.Cards), false, nil, fleet.SwitchRequestRecords(f.Cards, "MNOA", cut)); err != nil {
 		return err
 	}
-	if err := w.jobs(ctx, [2]string{"MNOA", "inventory"}, [2]string{"MNOA", "msisdn"}, [2]string{"MNOA", "authorisation"}, [2]string{"MNOB", "switch-request"}); err != nil {
+	if err := s.jobs(ctx, [2]string{"MNOA", "inventory"}, [2]string{"MNOA", "msisdn"}, [2]string{"MNOA", "authorisation"}, [2]string{"MNOB", "switch-request"}); err != nil {
 		return err
 	}
 	s.job = [2]string{"MNOA", "imsi-list"}
@@ -147,13 +166,13 @@ func (s *Stage) play3a(ctx context.Context, o StageOptions) error {
 	for _, c := range f.Cards {
 		sm.Register(c.MSISDN, c.SIM)
 	}
-	if err := w.jobs(ctx, [2]string{"MNOA", "imsi-list"}, [2]string{"MNOB", "imsi-result"}); err != nil {
+	if err := s.jobs(ctx, [2]string{"MNOA", "imsi-list"}, [2]string{"MNOB", "imsi-result"}); err != nil {
 		return err
 	}
-	if err := w.smscFor(ctx, "MNOA", sm); err != nil {
+	if err := s.smscFor(ctx, "MNOA", sm); err != nil {
 		return err
 	}
-	if err := w.jobs(ctx, [2]string{"MNOB", "imsi-result"}, [2]string{"MNOA", "handover"}); err != nil {
+	if err := s.jobs(ctx, [2]string{"MNOB", "imsi-result"}, [2]string{"MNOA", "handover"}); err != nil {
 		return err
 	}
 	s.job = [2]string{"MNOB", "handover-in"}
@@ -162,7 +181,7 @@ func (s *Stage) play3a(ctx context.Context, o StageOptions) error {
 
 func (s *Stage) play3b(ctx context.Context, o StageOptions) error {
 	w := s.w
-	prof := w.parties["MNOA"].rt.Party.Profiles["usim-3b"].OTA
+	prof := s.profiles["usim-3b"]
 	s.fleet = fleet.Options{N: o.Cards, ICCIDBody: "8999902", IMSIBase: "001010000100001", MSISDNBase: "999100000501", Seed: "stage-3b",
 		Profile: prof, ListLength: 3, KeyIndexAtReset: true}
 	f, err := fleet.New(s.fleet)
@@ -200,14 +219,14 @@ func (s *Stage) play3b(ctx context.Context, o StageOptions) error {
 	if _, err := w.send(w.dropDir("MNOB", "m2m", "inbox"), "M2M", "MNOB", native.SwitchRequest, len(f.Cards), false, nil, fleet.SwitchRequestRecords(f.Cards, "MNOA", cut)); err != nil {
 		return err
 	}
-	if err := w.jobs(ctx, [2]string{"MFR", "card-import"}, [2]string{"MNOA", "inventory"}, [2]string{"MNOA", "msisdn"}, [2]string{"MNOA", "authorisation"},
+	if err := s.jobs(ctx, [2]string{"MFR", "card-import"}, [2]string{"MNOA", "inventory"}, [2]string{"MNOA", "msisdn"}, [2]string{"MNOA", "authorisation"},
 		[2]string{"MNOB", "switch-request"}, [2]string{"MNOA", "imsi-list"}, [2]string{"MNOB", "imsi-result"}); err != nil {
 		return err
 	}
-	if err := w.smscFor(ctx, "MNOA", sm); err != nil {
+	if err := s.smscFor(ctx, "MNOA", sm); err != nil {
 		return err
 	}
-	if err := w.jobs(ctx, [2]string{"MNOB", "imsi-result"}, [2]string{"MNOA", "handover"}, [2]string{"MFR", "key-release-a"}, [2]string{"MNOB", "handover-in"}); err != nil {
+	if err := s.jobs(ctx, [2]string{"MNOB", "imsi-result"}, [2]string{"MNOA", "handover"}, [2]string{"MFR", "key-release-a"}, [2]string{"MNOB", "handover-in"}); err != nil {
 		return err
 	}
 	s.job = [2]string{"MFR", "key-request-b"}
@@ -310,4 +329,29 @@ func (s *Stage) Seal(w io.Writer, sender, receiver string, compress bool) (io.Wr
 		o.Compression, o.Level = pgp.CompressZLIB, 9
 	}
 	return pgp.Encrypt(w, []*pgp.Key{to.Public()}, from, o)
+}
+
+// jobs runs the parties' jobs in order, here or through o.Run.
+func (s *Stage) jobs(ctx context.Context, steps ...[2]string) error {
+	for _, st := range steps {
+		if s.run == nil {
+			if _, err := s.w.runJob(ctx, st[0], st[1]); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.run(ctx, s.w.parties[st[0]].cfgPath, st[1]); err != nil {
+			return fmt.Errorf("%s job %s: %w", st[0], st[1], err)
+		}
+	}
+	return nil
+}
+
+// smscFor plays the SMSC on the party's OTA batches, then the party
+// reads the report.
+func (s *Stage) smscFor(ctx context.Context, code string, sm *smsc.SMSC) error {
+	if _, err := s.w.runSMSC(code, sm); err != nil {
+		return err
+	}
+	return s.jobs(ctx, [2]string{code, "ota-report"})
 }
