@@ -139,15 +139,16 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return t.tx.ExecContext(ctx, t.d.q(query), args...)
 }
 
-// Query runs a query in the transaction.
+// Query runs a query in the transaction. It is not served from the
+// prepared statements: the driver keeps one cursor a prepared statement,
+// so a caller that runs the same query again while iterating the first
+// rows would otherwise reset them.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := t.stmt(ctx, query); s != nil {
-		return s.QueryContext(ctx, args...)
-	}
 	return t.tx.QueryContext(ctx, t.d.q(query), args...)
 }
 
-// QueryRow runs a one-row query in the transaction.
+// QueryRow runs a one-row query in the transaction. Scan the row before
+// running the same query text again (the statement is shared).
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if s := t.stmt(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
