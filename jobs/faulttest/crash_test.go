@@ -15,7 +15,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"resub/jobs"
 	"resub/jobs/config"
@@ -50,6 +49,9 @@ type crashCase struct {
 	ota string
 	// ledger queries whose result rows must equal the uninterrupted run's.
 	ledger []string
+	// sweep is MNOA's handover sweep, crashed from a copy of the same
+	// world taken just before it ran (AtHandover only).
+	sweep *crashCase
 }
 
 func crashCases() []crashCase {
@@ -86,8 +88,17 @@ func crashCases() []crashCase {
 				{label: "handover-ack to A", dir: "exchange/MNOB-to-MNOA", typ: "handover-ack", sender: "MNOB", receiver: "MNOA"},
 				{label: "provisioning to the HLR", dir: "mnob/drops/hlr/outbox", typ: "provisioning"},
 			},
-			points: two,
+			points: append(append([]string{}, fileSteps...), failpoint.AfterRender+"@2", failpoint.MidUpload+"@2"),
 			ledger: append([]string{`SELECT iccid, imsi, state FROM cards ORDER BY iccid`}, common...),
+			sweep: &crashCase{
+				party: "MNOA",
+				outs: []fileCheck{
+					{label: "handover to B", dir: "exchange/MNOA-to-MNOB", typ: "handover", sender: "MNOA", receiver: "MNOB"},
+				},
+				points: []string{failpoint.SweepBeforeCommit, failpoint.SweepAfterCommit, failpoint.MidRender, failpoint.AfterRender,
+					failpoint.MidUpload, failpoint.AfterUpload, failpoint.AfterDelivered},
+				ledger: append([]string{`SELECT iccid, state FROM cards ORDER BY iccid`, `SELECT COUNT(*) FROM card_secrets`}, common...),
+			},
 		},
 		{
 			until: demo.AtKeyRequest, party: "MFR",
@@ -115,72 +126,88 @@ func TestCrashAnywhere(t *testing.T) {
 			}
 			ctx := context.Background()
 			var st *demo.Stage
+			worldDir := t.TempDir()
+			sweepSnap := filepath.Join(t.TempDir(), "sweep-snapshot")
 			if c.until == demo.AtIMSIList {
 				st = imsiListStage(t)
 			} else {
 				var err error
-				st, err = demo.NewStage(ctx, demo.StageOptions{Dir: filepath.Join(t.TempDir(), "world"), Cards: crashCards, Until: c.until, Run: stageRunner(t)})
+				st, err = demo.NewStage(ctx, demo.StageOptions{Dir: filepath.Join(worldDir, "world"), Cards: crashCards, Until: c.until, Run: stageRunner(t),
+					Pause: func(party, job string) error {
+						if party == "MNOA" && job == "handover" {
+							return copyTree(filepath.Join(worldDir, "world"), sweepSnap)
+						}
+						return nil
+					}})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer st.Close()
 			}
-			work := st.Dir()
 			snap := filepath.Join(t.TempDir(), "snapshot")
-			if err := copyTree(work, snap); err != nil {
+			if err := copyTree(st.Dir(), snap); err != nil {
 				t.Fatal(err)
 			}
 			party, job := st.Job()
-			run := func(fp string) (killed bool, out string) {
-				t.Helper()
-				cmd := exec.Command(resub, "run", "--once", "--job", job, "--config", st.Config(party))
-				cmd.Env = append(append(os.Environ(), st.Env()...), failpoint.Env+"="+fp)
-				var buf bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &buf, &buf
-				began := time.Now()
-				err := cmd.Run()
-				t.Logf("run %q: %v", fp, time.Since(began))
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-						return true, buf.String()
-					}
-				}
-				if err != nil {
-					t.Fatalf("resub run (failpoint %q): %v\n%s", fp, err, buf.String())
-				}
-				return false, buf.String()
+			crashPoints(t, resub, st, snap, party, job, c)
+			if c.sweep != nil {
+				t.Run("a-handover-sweep", func(t *testing.T) {
+					crashPoints(t, resub, st, sweepSnap, "MNOA", "handover", *c.sweep)
+				})
 			}
+		})
+	}
+}
 
+// crashPoints runs job from snap uninterrupted, then killed at each of
+// c's points and rerun, and compares.
+func crashPoints(t *testing.T, resub string, st *demo.Stage, snap, party, job string, c crashCase) {
+	t.Helper()
+	work := st.Dir()
+	run := func(fp string) (killed bool, out string) {
+		t.Helper()
+		cmd := exec.Command(resub, "run", "--once", "--job", job, "--config", st.Config(party))
+		cmd.Env = append(append(os.Environ(), st.Env()...), failpoint.Env+"="+fp)
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+				return true, buf.String()
+			}
+		}
+		if err != nil {
+			t.Fatalf("resub run (failpoint %q): %v\n%s", fp, err, buf.String())
+		}
+		return false, buf.String()
+	}
+
+	if err := restoreTree(snap, work); err != nil {
+		t.Fatal(err)
+	}
+	if killed, out := run(""); killed {
+		t.Fatalf("killed without a failpoint:\n%s", out)
+	}
+	want := observe(t, st, c)
+	if len(want.Files[c.outs[0].label]) != 1 {
+		t.Fatalf("the uninterrupted run wrote %d %s", len(want.Files[c.outs[0].label]), c.outs[0].label)
+	}
+
+	for _, fp := range c.points {
+		t.Run(fp, func(t *testing.T) {
 			if err := restoreTree(snap, work); err != nil {
 				t.Fatal(err)
 			}
+			killed, out := run(fp)
+			if !killed {
+				t.Fatalf("failpoint %s was never reached:\n%s", fp, out)
+			}
 			if killed, out := run(""); killed {
-				t.Fatalf("killed without a failpoint:\n%s", out)
+				t.Fatalf("rerun killed:\n%s", out)
 			}
-			want := observe(t, st, c)
-			if len(want.Files[c.outs[0].label]) != 1 {
-				t.Fatalf("the uninterrupted run wrote %d %s", len(want.Files[c.outs[0].label]), c.outs[0].label)
-			}
-
-			for _, fp := range c.points {
-				t.Run(fp, func(t *testing.T) {
-					if err := restoreTree(snap, work); err != nil {
-						t.Fatal(err)
-					}
-					killed, out := run(fp)
-					if !killed {
-						t.Fatalf("failpoint %s was never reached:\n%s", fp, out)
-					}
-					if killed, out := run(""); killed {
-						t.Fatalf("rerun killed:\n%s", out)
-					}
-					began := time.Now()
-					got := observe(t, st, c)
-					t.Logf("observe: %v", time.Since(began))
-					compareOutcome(t, got, want)
-				})
-			}
+			got := observe(t, st, c)
+			compareOutcome(t, got, want)
 		})
 	}
 }
@@ -243,9 +270,15 @@ func observe(t *testing.T, st *demo.Stage, c crashCase) outcome {
 		}
 		return n
 	}
-	o.Archived = count(c.archiv, c.input.typ)
-	o.Inbox = count(c.inbox, c.input.typ)
+	o.Archived = 1 // a sweep reads no file
+	if c.input.typ != "" {
+		o.Archived = count(c.archiv, c.input.typ)
+		o.Inbox = count(c.inbox, c.input.typ)
+	}
 	for _, q := range []string{c.quar, filepath.Join(strings.ToLower(c.party), "data", "quarantine")} {
+		if q == "" {
+			continue
+		}
 		names, _ := demo.Files(filepath.Join(dir, q))
 		o.Quar = append(o.Quar, names...)
 	}

@@ -46,6 +46,10 @@ type StageOptions struct {
 	// detector, which slows the stage tenfold). The secrets are in this
 	// process's environment for the child to inherit.
 	Run func(ctx context.Context, config, job string) error
+	// Pause, if set, is called before each job the stage runs, with
+	// every runtime closed when Run is set (a test may copy the folder
+	// there: another checkpoint from the same world).
+	Pause func(party, job string) error
 }
 
 // Stage is the demo's world of MNO A, MNO B and the manufacturer, played
@@ -59,6 +63,7 @@ type Stage struct {
 	fleet    fleet.Options
 	job      [2]string
 	run      func(ctx context.Context, config, job string) error
+	pause    func(party, job string) error
 	profiles map[string]*ota.Profile
 }
 
@@ -74,7 +79,7 @@ func NewStage(ctx context.Context, o StageOptions) (_ *Stage, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Stage{w: w, run: o.Run, profiles: map[string]*ota.Profile{}}
+	s := &Stage{w: w, run: o.Run, pause: o.Pause, profiles: map[string]*ota.Profile{}}
 	defer func() {
 		if err != nil {
 			w.close()
@@ -334,6 +339,11 @@ func (s *Stage) Seal(w io.Writer, sender, receiver string, compress bool) (io.Wr
 // jobs runs the parties' jobs in order, here or through o.Run.
 func (s *Stage) jobs(ctx context.Context, steps ...[2]string) error {
 	for _, st := range steps {
+		if s.pause != nil {
+			if err := s.pause(st[0], st[1]); err != nil {
+				return err
+			}
+		}
 		if s.run == nil {
 			if _, err := s.w.runJob(ctx, st[0], st[1]); err != nil {
 				return err
