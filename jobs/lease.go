@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"resub/jobs/config"
+	"resub/jobs/schedule"
 	"resub/processor/ledger"
 )
 
@@ -45,4 +47,23 @@ func deadLocalOwner(owner string) bool {
 		return false
 	}
 	return !processExists(pid)
+}
+
+// ranThisTick reports whether a run of the job started since its latest
+// schedule tick: several daemons on one ledger all fire at the tick, the
+// lease keeps their runs apart, and this keeps the later ones from
+// running the job again for the same tick.
+func (r *Runtime) ranThisTick(ctx context.Context, j *config.Job) bool {
+	if j.Schedule == "" {
+		return false
+	}
+	last, _, err := r.Ledger.LastRun(ctx, j.Name)
+	if err != nil || last == nil {
+		return false
+	}
+	sched, err := schedule.Parse(j.Schedule, j.Zone)
+	if err != nil {
+		return false
+	}
+	return sched.Next(last.Started).After(r.now())
 }

@@ -314,6 +314,10 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 		return nil, err
 	}
 	defer r.Ledger.ReleaseLease(context.WithoutCancel(ctx), name, o.Owner)
+	if !o.Manual && r.ranThisTick(ctx, j) {
+		r.Log.Info("job already ran for this schedule tick (another daemon); skipped", "job", name)
+		return &Summary{Job: name}, nil
+	}
 	runID, err := r.Ledger.StartRun(ctx, name, o.Owner, o.Manual)
 	if err != nil {
 		return nil, err
