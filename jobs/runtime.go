@@ -318,6 +318,13 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 		r.Log.Info("job already ran for this schedule tick (another daemon); skipped", "job", name)
 		return &Summary{Job: name}, nil
 	}
+	// We hold the lease: a run of this job still marked running was cut
+	// short (its process died).
+	if n, err := r.Ledger.AbandonRuns(ctx, name); err != nil {
+		return nil, err
+	} else if n > 0 {
+		r.Log.Warn("an earlier run of the job was cut short; this run completes its work", "job", name, "runs", n)
+	}
 	runID, err := r.Ledger.StartRun(ctx, name, o.Owner, o.Manual)
 	if err != nil {
 		return nil, err

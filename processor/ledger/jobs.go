@@ -87,6 +87,21 @@ func (d *DB) FinishRun(ctx context.Context, id int64, status, summary string) er
 	})
 }
 
+// AbandonRuns marks the job's runs still recorded as running as cut
+// short; call it holding the job's lease.
+func (d *DB) AbandonRuns(ctx context.Context, job string) (int64, error) {
+	var n int64
+	err := d.InTx(ctx, func(tx *Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE job_runs SET status = 'cut-short', finished_at = ? WHERE job = ? AND status = 'running'`, ts(d.Now()), job)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
 // LastRun returns the latest run of job, and the latest successful one.
 func (d *DB) LastRun(ctx context.Context, job string) (last, lastOK *JobRun, err error) {
 	get := func(cond string) (*JobRun, error) {

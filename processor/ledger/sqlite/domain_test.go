@@ -192,3 +192,29 @@ func TestFilesSeenAndSequences(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAbandonRuns(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "l.db"))
+	if _, err := db.StartRun(ctx, "imsi-list", "host:1", false); err != nil {
+		t.Fatal(err)
+	}
+	done, err := db.StartRun(ctx, "imsi-list", "host:1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishRun(ctx, done, "ok", ""); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.AbandonRuns(ctx, "imsi-list"); err != nil || n != 1 {
+		t.Fatalf("abandoned %d, %v; want 1", n, err)
+	}
+	last, ok, err := db.LastRun(ctx, "imsi-list")
+	if err != nil || last.Status != "ok" || ok == nil {
+		t.Fatalf("last %+v ok %+v %v", last, ok, err)
+	}
+	var status string
+	if err := db.SQL().QueryRow(`SELECT status FROM job_runs ORDER BY id LIMIT 1`).Scan(&status); err != nil || status != "cut-short" {
+		t.Fatalf("first run %q %v", status, err)
+	}
+}
