@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"time"
 )
 
@@ -73,37 +74,23 @@ func (d *DB) CountBatchRecords(ctx context.Context, batchID int64, partner, stat
 // BatchRecords calls fn for a batch's records of one partner ("" = all)
 // and status ("" = all), in line order, reading in pages.
 func (d *DB) BatchRecords(ctx context.Context, batchID int64, partner, status string, fn func(BatchRecord) error) error {
-	after := -1 << 62
-	for {
-		rows, err := d.Query(ctx, `SELECT batch_id, line, iccid, imsi, status, reason, detail, partner, data FROM batch_records
-			WHERE batch_id = ? AND (? = '' OR partner = ?) AND (? = '' OR status = ?) AND line > ? ORDER BY line LIMIT 2000`,
-			batchID, partner, partner, status, status, after)
-		if err != nil {
-			return err
+	return eachPage(ctx, d, func(last *BatchRecord) (string, []any) {
+		after := -1 << 62
+		if last != nil {
+			after = last.Line
 		}
-		var page []BatchRecord
-		for rows.Next() {
-			var r BatchRecord
-			if err := rows.Scan(&r.BatchID, &r.Line, &r.ICCID, &r.IMSI, &r.Status, &r.Reason, &r.Detail, &r.Partner, &r.Data); err != nil {
-				rows.Close()
-				return err
-			}
-			page = append(page, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, r := range page {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		if len(page) < 2000 {
-			return nil
-		}
-		after = page[len(page)-1].Line
-	}
+		return `SELECT ` + recordCols + ` FROM batch_records
+			WHERE batch_id = ? AND (? = '' OR partner = ?) AND (? = '' OR status = ?) AND line > ? ORDER BY line LIMIT 1000`,
+			[]any{batchID, partner, partner, status, status, after}
+	}, scanRecord, fn)
+}
+
+const recordCols = `batch_id, line, iccid, imsi, status, reason, detail, partner, data`
+
+func scanRecord(sc *sql.Rows) (BatchRecord, error) {
+	var r BatchRecord
+	err := sc.Scan(&r.BatchID, &r.Line, &r.ICCID, &r.IMSI, &r.Status, &r.Reason, &r.Detail, &r.Partner, &r.Data)
+	return r, err
 }
 
 const batchCols = `id, job, partner, kind, file_id, status, records, accepted, rejected, reason, created_at, updated_at`
@@ -146,14 +133,14 @@ func (d *DB) Batches(ctx context.Context, status string, limit int) ([]*Batch, e
 // QueryRowsBatch calls fn for a batch's records of one status, inside the
 // transaction (the work that wrote them has not committed yet).
 func (t *Tx) QueryRowsBatch(ctx context.Context, batchID int64, status string, fn func(BatchRecord)) error {
-	rows, err := t.Query(ctx, `SELECT batch_id, line, iccid, imsi, status, reason, detail, partner, data FROM batch_records WHERE batch_id = ? AND status = ? ORDER BY line`, batchID, status)
+	rows, err := t.Query(ctx, `SELECT `+recordCols+` FROM batch_records WHERE batch_id = ? AND status = ? ORDER BY line`, batchID, status)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r BatchRecord
-		if err := rows.Scan(&r.BatchID, &r.Line, &r.ICCID, &r.IMSI, &r.Status, &r.Reason, &r.Detail, &r.Partner, &r.Data); err != nil {
+		r, err := scanRecord(rows)
+		if err != nil {
 			return err
 		}
 		fn(r)

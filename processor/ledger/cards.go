@@ -284,35 +284,13 @@ func (d *DB) CountByState(ctx context.Context) (map[string]int, error) {
 // CardsInState calls fn for each card in state, in ICCID order, reading
 // in pages so that no cursor stays open while fn writes.
 func (d *DB) CardsInState(ctx context.Context, state string, fn func(*Card) error) error {
-	after := ""
-	for {
-		rows, err := d.Query(ctx, `SELECT `+cardCols+` FROM cards WHERE state = ? AND iccid > ? ORDER BY iccid LIMIT 1000`, state, after)
-		if err != nil {
-			return err
+	return eachPage(ctx, d, func(last **Card) (string, []any) {
+		after := ""
+		if last != nil {
+			after = (*last).ICCID
 		}
-		var page []*Card
-		for rows.Next() {
-			c, err := scanCard(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			page = append(page, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, c := range page {
-			if err := fn(c); err != nil {
-				return err
-			}
-		}
-		if len(page) < 1000 {
-			return nil
-		}
-		after = page[len(page)-1].ICCID
-	}
+		return `SELECT ` + cardCols + ` FROM cards WHERE state = ? AND iccid > ? ORDER BY iccid LIMIT 1000`, []any{state, after}
+	}, func(r *sql.Rows) (*Card, error) { return scanCard(r) }, fn)
 }
 
 // Secret is one wrapped secret of a card.
@@ -358,46 +336,23 @@ func (t *Tx) EraseSecrets(ctx context.Context, iccid string) error {
 
 // AllSecrets calls fn for every wrapped secret (key rotation), in pages.
 func (d *DB) AllSecrets(ctx context.Context, fn func(iccid string, s Secret) error) error {
-	type key struct {
-		iccid, name string
-		idx         int
+	type row struct {
+		iccid string
+		s     Secret
 	}
-	after := key{}
-	for {
-		rows, err := d.Query(ctx, `SELECT iccid, name, key_index, master_key, blob FROM card_secrets
+	return eachPage(ctx, d, func(last *row) (string, []any) {
+		var l row
+		if last != nil {
+			l = *last
+		}
+		return `SELECT iccid, name, key_index, master_key, blob FROM card_secrets
 			WHERE (iccid > ?) OR (iccid = ? AND name > ?) OR (iccid = ? AND name = ? AND key_index > ?)
-			ORDER BY iccid, name, key_index LIMIT 1000`, after.iccid, after.iccid, after.name, after.iccid, after.name, after.idx)
-		if err != nil {
-			return err
-		}
-		type row struct {
-			iccid string
-			s     Secret
-		}
-		var page []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.iccid, &r.s.Name, &r.s.KeyIndex, &r.s.MasterKey, &r.s.Blob); err != nil {
-				rows.Close()
-				return err
-			}
-			page = append(page, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, r := range page {
-			if err := fn(r.iccid, r.s); err != nil {
-				return err
-			}
-		}
-		if len(page) < 1000 {
-			return nil
-		}
-		last := page[len(page)-1]
-		after = key{last.iccid, last.s.Name, last.s.KeyIndex}
-	}
+			ORDER BY iccid, name, key_index LIMIT 1000`, []any{l.iccid, l.iccid, l.s.Name, l.iccid, l.s.Name, l.s.KeyIndex}
+	}, func(r *sql.Rows) (row, error) {
+		var v row
+		err := r.Scan(&v.iccid, &v.s.Name, &v.s.KeyIndex, &v.s.MasterKey, &v.s.Blob)
+		return v, err
+	}, func(v row) error { return fn(v.iccid, v.s) })
 }
 
 // SecretsOf returns a card's wrapped secrets of one key index, outside a

@@ -177,35 +177,13 @@ func (t *Tx) MarkBatchSent(ctx context.Context, batchID, fileID int64, deadline 
 
 // MessagesOfBatch calls fn for each message of a batch in id order.
 func (d *DB) MessagesOfBatch(ctx context.Context, batchID int64, fn func(*Message) error) error {
-	var after int64
-	for {
-		rows, err := d.Query(ctx, `SELECT `+msgCols+` FROM ota_messages WHERE batch_id = ? AND id > ? ORDER BY id LIMIT 1000`, batchID, after)
-		if err != nil {
-			return err
+	return eachPage(ctx, d, func(last **Message) (string, []any) {
+		var after int64
+		if last != nil {
+			after = (*last).ID
 		}
-		var page []*Message
-		for rows.Next() {
-			m, err := scanMsg(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			page = append(page, m)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, m := range page {
-			if err := fn(m); err != nil {
-				return err
-			}
-		}
-		if len(page) < 1000 {
-			return nil
-		}
-		after = page[len(page)-1].ID
-	}
+		return `SELECT ` + msgCols + ` FROM ota_messages WHERE batch_id = ? AND id > ? ORDER BY id LIMIT 1000`, []any{batchID, after}
+	}, func(r *sql.Rows) (*Message, error) { return scanMsg(r) }, fn)
 }
 
 // OverdueMessages lists sent messages whose deadline passed.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -216,5 +217,55 @@ func TestAbandonRuns(t *testing.T) {
 	var status string
 	if err := db.SQL().QueryRow(`SELECT status FROM job_runs ORDER BY id LIMIT 1`).Scan(&status); err != nil || status != "cut-short" {
 		t.Fatalf("first run %q %v", status, err)
+	}
+}
+
+func TestPagedReadsCrossPages(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "l.db"))
+	const n = 2345
+	err := db.InTx(ctx, func(tx *ledger.Tx) error {
+		for i := 0; i < n; i++ {
+			id := fmt.Sprintf("89%017d", i)
+			if _, err := tx.InsertCard(ctx, &ledger.Card{ICCID: id, IMSI: "001010000000001", State: ledger.CardConfirmed}); err != nil {
+				return err
+			}
+			if err := tx.PutSecret(ctx, id, ledger.Secret{Name: "ki", MasterKey: "mk", Blob: []byte{byte(i)}}); err != nil {
+				return err
+			}
+			if err := tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: 7, Line: i + 1, ICCID: id, Status: "accepted"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var prev string
+	err = db.CardsInState(ctx, ledger.CardConfirmed, func(c *ledger.Card) error {
+		if c.ICCID <= prev || seen[c.ICCID] {
+			t.Fatalf("card %s out of order or twice", c.ICCID)
+		}
+		prev, seen[c.ICCID] = c.ICCID, true
+		return nil
+	})
+	if err != nil || len(seen) != n {
+		t.Fatalf("cards: %d of %d, %v", len(seen), n, err)
+	}
+	lines := 0
+	if err := db.BatchRecords(ctx, 7, "", "", func(r ledger.BatchRecord) error {
+		lines++
+		if r.Line != lines {
+			t.Fatalf("line %d at position %d", r.Line, lines)
+		}
+		return nil
+	}); err != nil || lines != n {
+		t.Fatalf("records %d, %v", lines, err)
+	}
+	secrets := 0
+	if err := db.AllSecrets(ctx, func(string, ledger.Secret) error { secrets++; return nil }); err != nil || secrets != n {
+		t.Fatalf("secrets %d, %v", secrets, err)
 	}
 }
