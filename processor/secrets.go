@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"resub/formats/ident"
+	"resub/formats/native"
 	"resub/formats/ota"
 	"resub/processor/ledger"
 )
@@ -134,4 +135,21 @@ func mncLen(imsi string, lists ...ident.IMSIRanges) int {
 		}
 	}
 	return 0
+}
+
+// wrapInto wraps the named secrets under a partner's transport key into
+// the record's fields of the same names (absent secrets are left out).
+func wrapInto(rec *native.Record, t Transport, secrets map[string][]byte, names ...string) error {
+	for _, name := range names {
+		v, ok := secrets[name]
+		if !ok {
+			continue
+		}
+		f, err := t.Wrap(v)
+		if err != nil {
+			return fmt.Errorf("wrap %s: %w", name, err)
+		}
+		rec.Set(name, f)
+	}
+	return nil
 }

@@ -238,14 +238,8 @@ var renderKeyResponse = &renderer{
 				return err
 			}
 			defer wipe(secrets)
-			for _, name := range []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK} {
-				if v, ok := secrets[name]; ok {
-					f, err := to.Transport.Wrap(v)
-					if err != nil {
-						return err
-					}
-					rec.Set(name, f)
-				}
+			if err := wrapInto(rec, to.Transport, secrets, SecKi, SecOPc, SecKIc, SecKID, SecKIK); err != nil {
+				return err
 			}
 			var alg string
 			var kvn int

@@ -209,14 +209,8 @@ func (p *Party) provisioningRecord(rec *native.Record, hlr *Partner, bc ledger.B
 	rec.Set(native.FieldIMSI, c.IMSI)
 	rec.Set(native.FieldMSISDN, c.MSISDN)
 	rec.Set(native.FieldOPc, "")
-	for _, name := range []string{SecKi, SecOPc} {
-		if v, ok := secrets[name]; ok {
-			f, err := hlr.Transport.Wrap(v)
-			if err != nil {
-				return err
-			}
-			rec.Set(name, f)
-		}
+	if err := wrapInto(rec, hlr.Transport, secrets, SecKi, SecOPc); err != nil {
+		return err
 	}
 	rec.Set(native.FieldAlgorithm, c.Algorithm)
 	return nil

@@ -128,14 +128,8 @@ func (p *Party) handoverRecord(rec *native.Record, to *Partner, bc ledger.BatchC
 		return err
 	}
 	defer wipe(secrets)
-	for _, name := range []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK} {
-		if v, ok := secrets[name]; ok {
-			field, err := to.Transport.Wrap(v)
-			if err != nil {
-				return err
-			}
-			rec.Set(name, field)
-		}
+	if err := wrapInto(rec, to.Transport, secrets, SecKi, SecOPc, SecKIc, SecKID, SecKIK); err != nil {
+		return err
 	}
 	rec.Set(native.FieldAlgorithm, c.Algorithm)
 	for _, k := range bc.KeySets {
