@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"resub/formats/native"
+	"resub/jobs/schedule"
 )
 
 // PartnerKinds are the kinds of partner.
@@ -434,10 +433,6 @@ func ParseWindow(s string) (from, to time.Duration, err error) {
 		time.Duration(tb.Hour())*time.Hour + time.Duration(tb.Minute())*time.Minute, nil
 }
 
-// CronParser is the parser of job schedules: five fields, or a
-// descriptor such as @daily.
-var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 func (c *Config) validateJob(ps *problems, path string, j Job, names map[string]bool) {
 	if !reName.MatchString(j.Name) {
 		ps.add(path+".name", "%q is not a job name (lower case letters, digits, '.', '_', '-')", j.Name)
@@ -469,87 +464,19 @@ func (c *Config) validateJob(ps *problems, path string, j Job, names map[string]
 			ps.add(path+".profile", "no profile %q", j.Profile)
 		}
 	}
-	loc, err := time.LoadLocation(j.Zone)
-	if err != nil {
+	if _, err := time.LoadLocation(j.Zone); err != nil {
 		ps.add(path+".zone", "%q is not a time zone", j.Zone)
+		return
 	}
 	if j.Schedule == "" {
 		ps.add(path+".schedule", "required: a cron expression")
 		return
 	}
-	if strings.HasPrefix(j.Schedule, "CRON_TZ=") || strings.HasPrefix(j.Schedule, "TZ=") {
-		ps.add(path+".schedule", "give the time zone in zone:, not in the expression")
-		return
-	}
-	sched, err := CronParser.Parse(j.Schedule)
-	if err != nil {
+	if _, err := schedule.Parse(j.Schedule, j.Zone); err != nil {
 		ps.add(path+".schedule", "bad cron spec %q: %v", j.Schedule, err)
 		return
 	}
-	if loc != nil {
-		if msg := dstTrouble(sched, loc, time.Now()); msg != "" {
-			ps.add(path+".schedule", "%s", msg)
-		}
+	if err := schedule.CheckDST(j.Schedule, j.Zone, time.Now()); err != nil {
+		ps.add(path+".schedule", "%v: move it outside the change or use UTC", err)
 	}
-}
-
-// dstTrouble reports a schedule whose runs fall into a daylight-saving gap
-// (skipped) or overlap (run twice) of its zone within the next year.
-func dstTrouble(s cron.Schedule, loc *time.Location, now time.Time) string {
-	// Find the zone's transitions in the coming year by scanning offsets.
-	start := now.In(loc)
-	end := start.AddDate(1, 0, 0)
-	_, prevOff := start.Zone()
-	for t := start; t.Before(end); t = t.Add(time.Hour) {
-		_, off := t.Zone()
-		if off == prevOff {
-			continue
-		}
-		// Transition between t-1h and t. Local wall-clock times within
-		// |off-prevOff| of it are the gap or the overlap.
-		delta := time.Duration(off-prevOff) * time.Second
-		if delta < 0 {
-			delta = -delta
-		}
-		// Check each minute of the affected wall-clock window.
-		trans := t.Add(-time.Hour)
-		wallStart := time.Date(trans.Year(), trans.Month(), trans.Day(), 0, 0, 0, 0, time.UTC)
-		for m := time.Duration(0); m < 48*time.Hour; m += time.Minute {
-			w := wallStart.Add(m)
-			lt := time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), 0, 0, loc)
-			if lt.Hour() == w.Hour() && lt.Minute() == w.Minute() && !ambiguous(lt, loc) {
-				continue
-			}
-			// w is a wall-clock time that does not exist or exists twice.
-			probe := time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), 0, 0, time.UTC)
-			if matches(s, probe) {
-				kind := "overlap (it would run twice)"
-				if lt.Hour() != w.Hour() || lt.Minute() != w.Minute() {
-					kind = "gap (it would be skipped)"
-				}
-				return fmt.Sprintf("runs at %s, in the daylight-saving %s of %s on %s: move it outside the change or use UTC", w.Format("15:04"), kind, loc, w.Format("2006-01-02"))
-			}
-		}
-		prevOff = off
-	}
-	return ""
-}
-
-// ambiguous reports whether the wall-clock time of t occurs twice in loc.
-func ambiguous(t time.Time, loc *time.Location) bool {
-	_, off := t.Zone()
-	for _, d := range []time.Duration{-time.Hour, time.Hour, -2 * time.Hour, 2 * time.Hour} {
-		o := t.Add(d)
-		_, oOff := o.Zone()
-		if oOff != off && o.Hour() == t.Hour() && o.Minute() == t.Minute() {
-			return true
-		}
-	}
-	return false
-}
-
-// matches reports whether the schedule fires at wall-clock time w (UTC
-// used as a zone without transitions).
-func matches(s cron.Schedule, w time.Time) bool {
-	return s.Next(w.Add(-time.Second)).Equal(w)
 }
