@@ -61,6 +61,16 @@ func (w *Work) Plan(ctx context.Context, renderer, typ string, partner *Partner,
 	return w.P.plan(ctx, w.Tx, s)
 }
 
+// PlanTo plans an output for a partner the job must name (role says which
+// one, for the error when the configuration lacks it).
+func (w *Work) PlanTo(ctx context.Context, renderer, typ string, partner *Partner, role string) error {
+	if partner == nil {
+		return fmt.Errorf("%s: no %s partner configured for the %s", w.Job, role, typ)
+	}
+	_, err := w.Plan(ctx, renderer, typ, partner, false)
+	return err
+}
+
 func day(t time.Time) time.Time {
 	y, m, d := t.UTC().Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)

@@ -331,10 +331,7 @@ func (s *KeyResponseIntake) Apply(ctx context.Context, w *Work) error {
 		}
 	}
 	if provisioned > 0 {
-		if s.HLR == nil {
-			return fmt.Errorf("key response: no HLR partner configured for provisioning")
-		}
-		_, err = w.Plan(ctx, "provisioning", native.Provisioning.Name, s.HLR, false)
+		err = w.PlanTo(ctx, "provisioning", native.Provisioning.Name, s.HLR, "hlr")
 	}
 	return err
 }

@@ -95,18 +95,12 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		return err
 	}
 	if provisioned > 0 {
-		if s.HLR == nil {
-			return fmt.Errorf("handover: no HLR partner configured for provisioning")
-		}
-		if _, err := w.Plan(ctx, "provisioning", native.Provisioning.Name, s.HLR, false); err != nil {
+		if err := w.PlanTo(ctx, "provisioning", native.Provisioning.Name, s.HLR, "hlr"); err != nil {
 			return err
 		}
 	}
 	if requested > 0 {
-		if s.Manufacturer == nil {
-			return fmt.Errorf("handover: 3b cards but no manufacturer partner configured")
-		}
-		if _, err := w.Plan(ctx, "key-request", native.KeyRequest.Name, s.Manufacturer, false); err != nil {
+		if err := w.PlanTo(ctx, "key-request", native.KeyRequest.Name, s.Manufacturer, "manufacturer"); err != nil {
 			return err
 		}
 	}
@@ -314,10 +308,7 @@ func (s *HandoverAck) Apply(ctx context.Context, w *Work) error {
 		return err
 	}
 	if w.Counts.Messages > 0 {
-		if s.SMSC == nil {
-			return fmt.Errorf("handover-ack: no SMSC partner configured for the reset")
-		}
-		_, err = w.Plan(ctx, "ota-batch", native.OTABatch.Name, s.SMSC, false)
+		err = w.PlanTo(ctx, "ota-batch", native.OTABatch.Name, s.SMSC, "smsc")
 	}
 	return err
 }

@@ -57,10 +57,7 @@ func (s *Handover) Apply(ctx context.Context, w *Work) error {
 		return nil
 	}
 	if threeB > 0 {
-		if s.Manufacturer == nil {
-			return fmt.Errorf("handover: 3b cards but no manufacturer partner configured for the key release")
-		}
-		if _, err := w.Plan(ctx, "key-release", native.KeyRelease.Name, s.Manufacturer, false); err != nil {
+		if err := w.PlanTo(ctx, "key-release", native.KeyRelease.Name, s.Manufacturer, "manufacturer"); err != nil {
 			return err
 		}
 	}

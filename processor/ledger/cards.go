@@ -264,7 +264,12 @@ func (d *DB) History(ctx context.Context, iccid string) ([]CardEvent, error) {
 
 // CountByState counts cards per state.
 func (d *DB) CountByState(ctx context.Context) (map[string]int, error) {
-	rows, err := d.Query(ctx, `SELECT state, COUNT(*) FROM cards GROUP BY state`)
+	return d.countByState(ctx, "cards")
+}
+
+// countByState counts the rows of table per state.
+func (d *DB) countByState(ctx context.Context, table string) (map[string]int, error) {
+	rows, err := d.Query(ctx, `SELECT state, COUNT(*) FROM `+table+` GROUP BY state`)
 	if err != nil {
 		return nil, err
 	}

@@ -206,19 +206,5 @@ func (d *DB) OverdueMessages(ctx context.Context, now time.Time) ([]*Message, er
 
 // CountMessages counts messages per state.
 func (d *DB) CountMessages(ctx context.Context) (map[string]int, error) {
-	rows, err := d.Query(ctx, `SELECT state, COUNT(*) FROM ota_messages GROUP BY state`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var s string
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, err
-		}
-		out[s] = n
-	}
-	return out, rows.Err()
+	return d.countByState(ctx, "ota_messages")
 }
