@@ -110,26 +110,27 @@ func TestIMSIListRejections(t *testing.T) {
 	type want struct {
 		rec            listRec
 		status, reason string
+		detail         string // the answer's detail contains it
 	}
 	cases := []want{
-		{listRec{c[0].ICCID, "999990000000010", date(1)}, "accepted", ""},
-		{listRec{stranger.Cards[0].ICCID, "999990000000011", date(1)}, "rejected", processor.ReasonUnknownICCID},
-		{listRec{c[1].ICCID, "999990000000012", date(1)}, "rejected", processor.ReasonNotActive},
-		{listRec{c[2].ICCID, "999990000000013", date(1)}, "rejected", processor.ReasonAlreadyMoving},
-		{listRec{c[3].ICCID, "999990000000014", date(1)}, "rejected", processor.ReasonNotAuthorised},
-		{listRec{c[4].ICCID, "999990000000015", date(1)}, "rejected", processor.ReasonNotAuthorised},
-		{listRec{c[5].ICCID, "999990000000016", date(1)}, "rejected", processor.ReasonNotAuthorised},
-		{listRec{c[6].ICCID, "999990000000017", date(1)}, "rejected", processor.ReasonNotAuthorised},
-		{listRec{c[11].ICCID, "999990000000018", date(1)}, "rejected", processor.ReasonNotAuthorised},
+		{listRec{c[0].ICCID, "999990000000010", date(1)}, "accepted", "", ""},
+		{listRec{stranger.Cards[0].ICCID, "999990000000011", date(1)}, "rejected", processor.ReasonUnknownICCID, ""},
+		{listRec{c[1].ICCID, "999990000000012", date(1)}, "rejected", processor.ReasonNotActive, "card is released"},
+		{listRec{c[2].ICCID, "999990000000013", date(1)}, "rejected", processor.ReasonAlreadyMoving, "card is moving"},
+		{listRec{c[3].ICCID, "999990000000014", date(1)}, "rejected", processor.ReasonNotAuthorised, "no switch authorisation to MNOB"},
+		{listRec{c[4].ICCID, "999990000000015", date(1)}, "rejected", processor.ReasonNotAuthorised, "no switch authorisation to MNOB"},
+		{listRec{c[5].ICCID, "999990000000016", date(1)}, "rejected", processor.ReasonNotAuthorised, "cut-over before the authorised date " + date(4)},
+		{listRec{c[6].ICCID, "999990000000017", date(1)}, "rejected", processor.ReasonNotAuthorised, ""},
+		{listRec{c[11].ICCID, "999990000000018", date(1)}, "rejected", processor.ReasonNotAuthorised, "authorised by another customer than the card's owner"},
 		// An IMSI of A's own PLMN: not in B's ranges.
-		{listRec{c[7].ICCID, "001010000009999", date(1)}, "rejected", processor.ReasonNotInRange},
+		{listRec{c[7].ICCID, "001010000009999", date(1)}, "rejected", processor.ReasonNotInRange, ""},
 		// The IMSI c[2] is moving to.
-		{listRec{c[8].ICCID, movingIMSI, date(1)}, "rejected", processor.ReasonIMSIInUse},
-		{listRec{c[9].ICCID, "999990000000019", date(-1)}, "rejected", processor.ReasonDatePast},
+		{listRec{c[8].ICCID, movingIMSI, date(1)}, "rejected", processor.ReasonIMSIInUse, ""},
+		{listRec{c[9].ICCID, "999990000000019", date(-1)}, "rejected", processor.ReasonDatePast, ""},
 		// Malformed: a cut-over date that is no date.
-		{listRec{c[10].ICCID, "999990000000020", "2026-13-45"}, "rejected", processor.ReasonInvalid},
+		{listRec{c[10].ICCID, "999990000000020", "2026-13-45"}, "rejected", processor.ReasonInvalid, ""},
 		// c[0]'s new IMSI a second time in the same file.
-		{listRec{c[12].ICCID, "999990000000010", date(1)}, "rejected", processor.ReasonDuplicate},
+		{listRec{c[12].ICCID, "999990000000010", date(1)}, "rejected", processor.ReasonDuplicate, ""},
 	}
 	var recs []listRec
 	for _, cs := range cases {
@@ -159,8 +160,8 @@ func TestIMSIListRejections(t *testing.T) {
 			if r == nil {
 				t.Fatalf("no answer for %s/%s", cs.rec.iccid, cs.rec.imsi)
 			}
-			if r.Get(native.FieldStatus) != cs.status || !strings.EqualFold(r.Get(native.FieldReason), cs.reason) {
-				t.Errorf("%s: %s %s (%s), want %s %s", cs.rec.iccid, r.Get(native.FieldStatus), r.Get(native.FieldReason), r.Get(native.FieldDetail), cs.status, cs.reason)
+			if r.Get(native.FieldStatus) != cs.status || !strings.EqualFold(r.Get(native.FieldReason), cs.reason) || !strings.Contains(r.Get(native.FieldDetail), cs.detail) {
+				t.Errorf("%s: %s %s (%s), want %s %s (%s)", cs.rec.iccid, r.Get(native.FieldStatus), r.Get(native.FieldReason), r.Get(native.FieldDetail), cs.status, cs.reason, cs.detail)
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -28,98 +27,51 @@ type IMSIList struct {
 // InputType implements FileStep.
 func (s *IMSIList) InputType() string { return native.IMSIList.Name }
 
-// Apply implements FileStep.
+// Apply implements FileStep. It works in two phases inside the work's
+// transaction. The records stream into a staging table (line, ICCID, new
+// IMSI, cut-over date and the checks that need no ledger); then a few
+// set-based statements judge every line against the ledger by the
+// acceptance rules, record the answers, move the accepted cards, reserve
+// their counters and queue their messages. A million records cost a few
+// passes over the tables instead of ten statements each.
 func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
 	if s.SMSC == nil {
 		return fmt.Errorf("imsi-list step: no SMSC partner configured")
 	}
-	p := w.P
 	b := w.Partner
-	today := day(p.now())
-	err := w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		iccid := rec.Get(native.FieldICCID)
+	st, err := newIMSIStage(ctx, w)
+	if err != nil {
+		return err
+	}
+	defer st.drop(ctx)
+	today := day(w.P.now()).Format(time.DateOnly)
+	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
 		newIMSI := rec.Get(native.FieldIMSI)
 		date, _ := rec.Date(native.FieldCutoverDate)
-		c, err := w.Tx.Card(ctx, iccid)
-		if errors.Is(err, ledger.ErrNotFound) {
-			return w.reject(ctx, rec, b.Name, ReasonUnknownICCID, "")
-		}
-		if err != nil {
-			return err
-		}
-		switch c.State {
-		case ledger.CardActive:
-		case ledger.CardMoving, ledger.CardConfirmed, ledger.CardUnknown, ledger.CardFailed, ledger.CardHandedOver, ledger.CardProvisioned, ledger.CardResetting, ledger.CardManual:
-			return w.reject(ctx, rec, b.Name, ReasonAlreadyMoving, "card is "+c.State)
-		default:
-			return w.reject(ctx, rec, b.Name, ReasonNotActive, "card is "+c.State)
-		}
-		auth, err := w.Tx.Authorisation(ctx, iccid, b.Code)
-		if errors.Is(err, ledger.ErrNotFound) {
-			return w.reject(ctx, rec, b.Name, ReasonNotAuthorised, "no switch authorisation to "+b.Code)
-		}
-		if err != nil {
-			return err
-		}
-		if c.Owner != "" && auth.Owner != c.Owner {
-			return w.reject(ctx, rec, b.Name, ReasonNotAuthorised, "authorised by another customer than the card's owner")
-		}
-		if date.Format("2006-01-02") < auth.FromDate {
-			return w.reject(ctx, rec, b.Name, ReasonNotAuthorised, "cut-over before the authorised date "+auth.FromDate)
-		}
-		if !b.Ranges.Contains(newIMSI) {
-			return w.reject(ctx, rec, b.Name, ReasonNotInRange, "")
-		}
-		if used, err := w.Tx.IMSIInUse(ctx, newIMSI); err != nil {
-			return err
-		} else if used {
-			return w.reject(ctx, rec, b.Name, ReasonIMSIInUse, "")
-		}
-		if date.Before(today) {
-			return w.reject(ctx, rec, b.Name, ReasonDatePast, "")
-		}
-		prof := p.Profiles[c.Profile]
-		if prof == nil {
-			return w.reject(ctx, rec, b.Name, ReasonInternal, "card profile "+c.Profile+" is not configured")
-		}
-		if prof.OTA.KeyIndex != nil && c.KeyIndex >= c.ListLength {
-			return w.reject(ctx, rec, b.Name, ReasonListExhausted, fmt.Sprintf("key index %d of %d", c.KeyIndex, c.ListLength))
-		}
-		if c.MSISDN == "" {
-			return w.reject(ctx, rec, b.Name, ReasonInternal, "no MSISDN known for the card")
-		}
-		ref := w.Source + ":" + strconv.Itoa(rec.Line)
-		err = w.Tx.Transition(ctx, iccid, []string{ledger.CardActive}, ledger.CardMoving, "imsi-list accepted", ref, &ledger.CardUpdate{
-			NewIMSI: &newIMSI, Recipient: &b.Code, Cutover: ledger.Str(date.Format("2006-01-02")), RequestRef: &ref, Attempts: ledger.Int(1),
-		})
-		if err != nil {
-			return err
-		}
-		if err := p.queueMessage(ctx, w.Tx, c, prof, msgUpdate, w.BatchID, 1, 1); err != nil {
-			return err
-		}
-		w.Counts.Messages++
-		if b.Policy.ResetWithUpdate {
-			if err := p.queueMessage(ctx, w.Tx, c, prof, msgReset, w.BatchID, 1, 1); err != nil {
-				return err
-			}
-			w.Counts.Messages++
-		}
-		w.Counts.Accepted++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: newIMSI, Status: recordAccepted, Partner: b.Name})
+		cutover := date.Format(time.DateOnly)
+		return st.add(ctx, rec.Line, rec.Get(native.FieldICCID), newIMSI, cutover, b.Ranges.Contains(newIMSI), cutover < today)
 	})
+	if err != nil {
+		return err
+	}
+	w.P.log().Info("imsi-list staged", "partner", b.Name, "file", w.File.Name, "records", w.Counts.Records)
+	if err := st.judge(ctx); err != nil {
+		return err
+	}
+	w.P.log().Info("imsi-list judged", "partner", b.Name, "file", w.File.Name, "accepted", st.accepted, "rejected", w.Counts.Rejected)
+	accepted, err := st.accept(ctx)
 	if err != nil {
 		return err
 	}
 	if _, err := w.Plan(ctx, "imsi-result", native.IMSIResult.Name, b, true); err != nil {
 		return err
 	}
-	if w.Counts.Messages > 0 {
+	if accepted > 0 {
 		if _, err := w.Plan(ctx, "ota-batch", native.OTABatch.Name, s.SMSC, false); err != nil {
 			return err
 		}
 	}
-	return nil
+	return st.drop(ctx)
 }
 
 // Message kinds.
@@ -284,42 +236,60 @@ var renderOTABatch = &renderer{
 		if partner != nil {
 			capN = partner.Policy.PerNightCap
 		}
-		segs := make([]string, otaPageSize)
-		i := 0
-		return p.Ledger.BatchMessagePages(ctx, o.BatchID, otaPageSize, func(page []ledger.BatchMessage) error {
-			if err := p.buildPage(ctx, page, segs[:len(page)]); err != nil {
-				return err
-			}
-			for j, bm := range page {
-				m, c := bm.Msg, bm.Card
-				prof := p.Profiles[c.Profile]
-				rec.Set(native.FieldMessageID, messageID(p, m.ID))
-				rec.Set(native.FieldICCID, m.ICCID)
-				rec.Set(native.FieldMSISDN, m.MSISDN)
-				rec.Set(native.FieldTON, "1")
-				rec.Set(native.FieldNPI, "1")
-				rec.Set(native.FieldOriginator, p.OTA.Originator)
-				rec.Set(native.FieldPID, "7f")
-				rec.Set(native.FieldDCS, "f6")
-				rec.Set(native.FieldUDHI, "1")
-				rec.Set(native.FieldRegDelivery, "1")
-				rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
-				rec.Set(native.FieldPriority, "1")
-				nb := ""
-				if capN > 0 && i >= capN {
-					// Beyond the per-night cap: a later night's window.
-					nb = day(o.Created).AddDate(0, 0, i/capN).Format(time.RFC3339)
+		// Pages are read from the ledger while the previous page's
+		// packets are built on every core and written.
+		pages := make(chan []ledger.BatchMessage, 1)
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			defer close(pages)
+			return p.Ledger.BatchMessagePages(gctx, o.BatchID, otaPageSize, []string{SecKIc, SecKID}, func(page []ledger.BatchMessage) error {
+				select {
+				case pages <- page:
+					return nil
+				case <-gctx.Done():
+					return gctx.Err()
 				}
-				rec.Set(native.FieldNotBefore, nb)
-				rec.Set(native.FieldSegments, segs[j])
-				segs[j] = ""
-				i++
-				if err := emit(rec); err != nil {
+			})
+		})
+		g.Go(func() error {
+			segs := make([]string, otaPageSize)
+			i := 0
+			for page := range pages {
+				if err := p.buildPage(gctx, page, segs[:len(page)]); err != nil {
 					return err
+				}
+				for j, bm := range page {
+					m, c := bm.Msg, bm.Card
+					prof := p.Profiles[c.Profile]
+					rec.Set(native.FieldMessageID, messageID(p, m.ID))
+					rec.Set(native.FieldICCID, m.ICCID)
+					rec.Set(native.FieldMSISDN, m.MSISDN)
+					rec.Set(native.FieldTON, "1")
+					rec.Set(native.FieldNPI, "1")
+					rec.Set(native.FieldOriginator, p.OTA.Originator)
+					rec.Set(native.FieldPID, "7f")
+					rec.Set(native.FieldDCS, "f6")
+					rec.Set(native.FieldUDHI, "1")
+					rec.Set(native.FieldRegDelivery, "1")
+					rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
+					rec.Set(native.FieldPriority, "1")
+					nb := ""
+					if capN > 0 && i >= capN {
+						// Beyond the per-night cap: a later night's window.
+						nb = day(o.Created).AddDate(0, 0, i/capN).Format(time.RFC3339)
+					}
+					rec.Set(native.FieldNotBefore, nb)
+					rec.Set(native.FieldSegments, segs[j])
+					segs[j] = ""
+					i++
+					if err := emit(rec); err != nil {
+						return err
+					}
 				}
 			}
 			return nil
 		})
+		return g.Wait()
 	},
 }
 

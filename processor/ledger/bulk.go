@@ -1,8 +1,11 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -29,51 +32,74 @@ var (
 )
 
 // BatchMessagePages calls fn with the messages of a batch in id order, in
-// pages of up to size, each message with its card and secrets: three
-// set-based queries a page instead of several lookups a message, and
-// memory bounded by the page whatever the batch's size. The page's slice
-// is reused: fn must not keep it.
-func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, fn func([]BatchMessage) error) error {
+// pages of up to size, each message with its card and those of the card's
+// wrapped secrets of the message's key index that are named in names:
+// two set-based queries a page (plus a count that proves no message lost
+// its card) instead of several lookups a message, and memory bounded by
+// the page whatever the batch's size. Each page is a new slice: fn may
+// hand it to another goroutine.
+func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, names []string, fn func([]BatchMessage) error) error {
 	if size <= 0 {
 		size = 1000
 	}
+	if len(names) == 0 {
+		return fmt.Errorf("batch %d messages: no secret names asked for", batchID)
+	}
+	in := strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ")
 	var after int64
-	page := make([]BatchMessage, 0, size)
-	byICCID := make(map[string][]int, size)
 	for {
-		page = page[:0]
-		clear(byICCID)
-		rows, err := d.Query(ctx, `SELECT `+msgCols+` FROM ota_messages WHERE batch_id = ? AND id > ? ORDER BY id LIMIT ?`, batchID, after, size)
+		page := make([]BatchMessage, 0, size)
+		rows, err := d.Query(ctx, `SELECT `+msgColsM+`, `+cardColsC+` FROM ota_messages m JOIN cards c ON c.iccid = m.iccid
+			WHERE m.batch_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, batchID, after, size)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			m, err := scanMsg(rows)
+			m, c, err := scanMsgCard(rows)
 			if err != nil {
 				rows.Close()
 				return err
 			}
-			byICCID[m.ICCID] = append(byICCID[m.ICCID], len(page))
-			page = append(page, BatchMessage{Msg: m})
+			page = append(page, BatchMessage{Msg: m, Card: c})
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		var n int
+		last := after
+		if len(page) > 0 {
+			last = page[len(page)-1].Msg.ID
+		}
+		if err := d.QueryRow(ctx, `SELECT COUNT(*) FROM ota_messages WHERE batch_id = ? AND id > ? AND id <= ?`, batchID, after, last).Scan(&n); err != nil {
+			return err
+		}
+		if n != len(page) {
+			return fmt.Errorf("batch %d: %d messages after %d have no card in the ledger: %w", batchID, n-len(page), after, ErrNotFound)
+		}
 		if len(page) == 0 {
 			return nil
 		}
-		first, last := page[0].Msg.ID, page[len(page)-1].Msg.ID
-		if err := d.pageCards(ctx, batchID, first, last, page, byICCID); err != nil {
-			return err
+		args := []any{batchID, page[0].Msg.ID, last}
+		for _, nm := range names {
+			args = append(args, nm)
 		}
-		if err := d.pageSecrets(ctx, batchID, first, last, page, byICCID); err != nil {
-			return err
-		}
-		for i := range page {
-			if page[i].Card == nil {
-				return notFound(sql.ErrNoRows, "card "+page[i].Msg.ICCID)
+		err = d.each(ctx, `SELECT m.id, s.name, s.key_index, s.master_key, s.blob FROM ota_messages m
+			JOIN card_secrets s ON s.iccid = m.iccid AND s.key_index = m.key_index
+			WHERE m.batch_id = ? AND m.id BETWEEN ? AND ? AND s.name IN (`+in+`) ORDER BY m.id, s.name`, args, func(rows *sql.Rows) error {
+			var id int64
+			var s Secret
+			if err := rows.Scan(&id, &s.Name, &s.KeyIndex, &s.MasterKey, &s.Blob); err != nil {
+				return err
 			}
+			i, ok := slices.BinarySearchFunc(page, id, func(bm BatchMessage, id int64) int { return cmp.Compare(bm.Msg.ID, id) })
+			if ok {
+				page[i].Secrets = append(page[i].Secrets, s)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := fn(page); err != nil {
 			return err
@@ -85,45 +111,17 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, fn 
 	}
 }
 
-func (d *DB) pageCards(ctx context.Context, batchID, first, last int64, page []BatchMessage, byICCID map[string][]int) error {
-	rows, err := d.Query(ctx, `SELECT `+cardColsC+` FROM cards c WHERE c.iccid IN
-		(SELECT m.iccid FROM ota_messages m WHERE m.batch_id = ? AND m.id BETWEEN ? AND ?)`, batchID, first, last)
-	if err != nil {
-		return err
+// scanMsgCard reads a row of msgCols followed by cardCols.
+func scanMsgCard(rows *sql.Rows) (*Message, *Card, error) {
+	m, c := &Message{}, &Card{}
+	var mt msgTimes
+	var ct cardTimes
+	if err := rows.Scan(append(m.dest(&mt), c.dest(&ct)...)...); err != nil {
+		return nil, nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		c, err := scanCard(rows)
-		if err != nil {
-			return err
-		}
-		for _, i := range byICCID[c.ICCID] {
-			page[i].Card = c
-		}
-	}
-	return rows.Err()
-}
-
-func (d *DB) pageSecrets(ctx context.Context, batchID, first, last int64, page []BatchMessage, byICCID map[string][]int) error {
-	rows, err := d.Query(ctx, `SELECT s.iccid, s.name, s.key_index, s.master_key, s.blob FROM card_secrets s WHERE s.iccid IN
-		(SELECT m.iccid FROM ota_messages m WHERE m.batch_id = ? AND m.id BETWEEN ? AND ?) ORDER BY s.iccid, s.name`, batchID, first, last)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var iccid string
-		var s Secret
-		if err := rows.Scan(&iccid, &s.Name, &s.KeyIndex, &s.MasterKey, &s.Blob); err != nil {
-			return err
-		}
-		for _, i := range byICCID[iccid] {
-			if page[i].Msg.KeyIndex == s.KeyIndex {
-				page[i].Secrets = append(page[i].Secrets, s)
-			}
-		}
-	}
-	return rows.Err()
+	mt.set(m)
+	ct.set(c)
+	return m, c, nil
 }
 
 // BatchProfiles calls fn for each distinct card profile among a batch's

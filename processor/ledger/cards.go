@@ -58,15 +58,26 @@ const cardCols = `iccid, imsi, msisdn, state, profile, algorithm, owner, source,
 
 func scanCard(sc interface{ Scan(...any) error }) (*Card, error) {
 	c := &Card{}
-	var cr, up string
-	err := sc.Scan(&c.ICCID, &c.IMSI, &c.MSISDN, &c.State, &c.Profile, &c.Algorithm, &c.Owner, &c.Source, &c.KeyIndex, &c.ListLength,
-		&c.NewIMSI, &c.Recipient, &c.Cutover, &c.RequestRef, &c.Attempts, &c.SecretsFP, &cr, &up, &c.Released, &c.Erased)
-	if err != nil {
+	var ts cardTimes
+	if err := sc.Scan(c.dest(&ts)...); err != nil {
 		return nil, err
 	}
-	c.Created, _ = ParseTime(cr)
-	c.Updated, _ = ParseTime(up)
+	ts.set(c)
 	return c, nil
+}
+
+// cardTimes are a card's time columns as read.
+type cardTimes struct{ created, updated string }
+
+// dest is where a row of cardCols scans to.
+func (c *Card) dest(ts *cardTimes) []any {
+	return []any{&c.ICCID, &c.IMSI, &c.MSISDN, &c.State, &c.Profile, &c.Algorithm, &c.Owner, &c.Source, &c.KeyIndex, &c.ListLength,
+		&c.NewIMSI, &c.Recipient, &c.Cutover, &c.RequestRef, &c.Attempts, &c.SecretsFP, &ts.created, &ts.updated, &c.Released, &c.Erased}
+}
+
+func (ts *cardTimes) set(c *Card) {
+	c.Created, _ = ParseTime(ts.created)
+	c.Updated, _ = ParseTime(ts.updated)
 }
 
 // ConflictError says a card was imported again with different secrets.

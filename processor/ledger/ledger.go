@@ -225,6 +225,10 @@ var ErrNotFound = errors.New("not found in the ledger")
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
+// Stamp is a time as the ledger stores it (set-based statements bind it
+// once for every row they write).
+func Stamp(t time.Time) string { return ts(t) }
+
 // ParseTime reads a time stored by the ledger.
 func ParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
 

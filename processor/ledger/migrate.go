@@ -275,6 +275,11 @@ CREATE INDEX ota_messages_batch ON ota_messages(batch_id, id);
 	`
 CREATE INDEX cards_state_iccid ON cards(state, iccid);
 `,
+	// 7: cards_state is a prefix of cards_state_iccid: every query it
+	// served the longer index serves, and each card update paid for both.
+	`
+DROP INDEX cards_state;
+`,
 }
 
 // SchemaVersion is the version the code expects.

@@ -112,16 +112,28 @@ const msgCols = `id, iccid, batch_id, kind, key_index, kvn, counter, tar, msisdn
 
 func scanMsg(sc interface{ Scan(...any) error }) (*Message, error) {
 	m := &Message{}
-	var dl, cr string
-	err := sc.Scan(&m.ID, &m.ICCID, &m.BatchID, &m.Kind, &m.KeyIndex, &m.KVN, &m.Counter, &m.TAR, &m.MSISDN, &m.ConcatRef, &m.Attempt, &m.State, &dl, &m.PoRStatus, &m.Detail, &m.FileID, &cr)
-	if err != nil {
+	var ts msgTimes
+	if err := sc.Scan(m.dest(&ts)...); err != nil {
 		return nil, err
 	}
-	if dl != "" {
-		m.Deadline, _ = ParseTime(dl)
-	}
-	m.Created, _ = ParseTime(cr)
+	ts.set(m)
 	return m, nil
+}
+
+// msgTimes are a message's time columns as read.
+type msgTimes struct{ deadline, created string }
+
+// dest is where a row of msgCols scans to.
+func (m *Message) dest(ts *msgTimes) []any {
+	return []any{&m.ID, &m.ICCID, &m.BatchID, &m.Kind, &m.KeyIndex, &m.KVN, &m.Counter, &m.TAR, &m.MSISDN, &m.ConcatRef, &m.Attempt, &m.State,
+		&ts.deadline, &m.PoRStatus, &m.Detail, &m.FileID, &ts.created}
+}
+
+func (ts *msgTimes) set(m *Message) {
+	if ts.deadline != "" {
+		m.Deadline, _ = ParseTime(ts.deadline)
+	}
+	m.Created, _ = ParseTime(ts.created)
 }
 
 // InsertMessage records a message whose counter was reserved in the same
