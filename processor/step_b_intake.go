@@ -23,21 +23,38 @@ type HandoverIntake struct {
 // InputType implements FileStep.
 func (s *HandoverIntake) InputType() string { return native.Handover.Name }
 
-// Apply implements FileStep.
+// Apply implements FileStep. A 3a record is staged as it is read (its
+// secrets unwrapped from the donor's transport key and sealed under our
+// master key at once, only sealed ones staged), and the staged lines are
+// judged and taken by sets at the end (ledger.HandoverStage): a handful of
+// statements however many cards the file hands over. Cancel and 3b
+// records, rare, are handled one by one as they come.
 func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 	p := w.P
 	a := w.Partner
-	provisioned, requested := 0, 0
-	err := w.eachRecord(ctx, nil, func(rec *native.Record) error {
+	stage, err := w.Tx.StageHandover(ctx, handoverSecrets)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	requested := 0
+	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		kind := rec.Get(native.FieldKind)
+		if kind != native.KindCancel && kind != native.Kind3b {
+			sc, err := p.stageCard(w, rec)
+			if err != nil {
+				return err
+			}
+			return stage.Add(ctx, sc)
+		}
 		iccid := rec.Get(native.FieldICCID)
 		c, err := w.Tx.Card(ctx, iccid)
 		if errors.Is(err, ledger.ErrNotFound) {
-			return w.reject(ctx, rec, a.Name, ReasonUnknownICCID, "we did not request this card")
+			return w.reject(ctx, rec, a.Name, ReasonUnknownICCID, detailUnknownCard)
 		}
 		if err != nil {
 			return err
 		}
-		kind := rec.Get(native.FieldKind)
 		if kind == native.KindCancel {
 			if c.State != cardRequested {
 				return w.reject(ctx, rec, a.Name, ReasonNotActive, "card is "+c.State)
@@ -52,49 +69,51 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 			return w.reject(ctx, rec, a.Name, ReasonDuplicate, "card is "+c.State+" here")
 		}
 		if rec.Get(native.FieldIMSI) != c.IMSI {
-			return w.reject(ctx, rec, a.Name, ReasonInvalid, "IMSI differs from the one we allocated")
+			return w.reject(ctx, rec, a.Name, ReasonInvalid, detailOtherIMSI)
 		}
 		prof := p.Profiles[rec.Get(native.FieldProfile)]
 		if prof == nil {
 			return w.reject(ctx, rec, a.Name, ReasonProvisioning, "card profile "+rec.Get(native.FieldProfile)+" unknown here")
 		}
-		upd := &ledger.CardUpdate{MSISDN: ledger.Str(rec.Get(native.FieldMSISDN))}
-		if kind == native.Kind3b {
-			idx, _ := rec.Int(native.FieldKeyIndex)
-			n, _ := rec.Int(native.FieldKeyListLength)
-			upd.KeyIndex = ledger.Int(int(idx))
-			if _, err := w.Tx.Exec(ctx, `UPDATE cards SET list_length = ?, profile = ? WHERE iccid = ?`, n, prof.Name, iccid); err != nil {
-				return err
-			}
-			if err := w.Tx.Transition(ctx, iccid, []string{cardRequested}, cardIncomingKeys, "3b handover: keys requested", w.Source, upd); err != nil {
-				return err
-			}
-			requested++
-			w.Counts.Accepted++
-			return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: c.IMSI,
-				Status: recordRequested, Partner: s.manufacturerName(), Data: strconv.FormatInt(idx, 10)})
-		}
-		secrets, err := w.unwrapSecrets(rec, native.FieldKi, native.FieldOPc, native.FieldKIc, native.FieldKID, native.FieldKIK)
-		if err != nil {
-			return w.reject(ctx, rec, a.Name, ReasonInvalid, err.Error())
-		}
-		defer wipe(secrets)
-		kvn, _ := rec.Int(native.FieldKVN)
-		counter, _ := rec.Int(native.FieldCounter)
-		if err := p.takeCard(ctx, w, c, prof, rec.Get(native.FieldAlgorithm), 0, secrets, int(kvn), rec.Get(native.FieldOTAAlg), counter, upd); err != nil {
+		idx, _ := rec.Int(native.FieldKeyIndex)
+		n, _ := rec.Int(native.FieldKeyListLength)
+		if _, err := w.Tx.Exec(ctx, `UPDATE cards SET list_length = ?, profile = ? WHERE iccid = ?`, n, prof.Name, iccid); err != nil {
 			return err
 		}
-		provisioned++
+		upd := &ledger.CardUpdate{MSISDN: ledger.Str(rec.Get(native.FieldMSISDN)), KeyIndex: ledger.Int(int(idx))}
+		if err := w.Tx.Transition(ctx, iccid, []string{cardRequested}, cardIncomingKeys, "3b handover: keys requested", w.Source, upd); err != nil {
+			return err
+		}
+		requested++
 		w.Counts.Accepted++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: c.IMSI, Status: native.StatusProvisioned, Partner: a.Name})
+		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: c.IMSI,
+			Status: recordRequested, Partner: s.manufacturerName(), Data: strconv.FormatInt(idx, 10)})
 	})
 	if err != nil {
 		return err
 	}
+	taken, err := stage.Take(ctx, ledger.HandoverTake{
+		BatchID: w.BatchID, Partner: a.Name,
+		From: cardRequested, To: ledger.CardActive, Event: "provisioned", Ref: w.Source,
+		MasterKey: p.Vault.KeyID(), IMSIState: ledger.IMSIConfirmed,
+		Accepted: native.StatusProvisioned, Rejected: recordRejected,
+		UnknownCard: ledger.Verdict{Reason: ReasonUnknownICCID, Detail: detailUnknownCard},
+		OtherState:  ledger.Verdict{Reason: ReasonDuplicate, Detail: "card is ", DetailEnd: " here"},
+		OtherIMSI:   ledger.Verdict{Reason: ReasonInvalid, Detail: detailOtherIMSI},
+		NoProfile:   ledger.Verdict{Reason: ReasonProvisioning, Detail: "card profile ", DetailEnd: " unknown here"},
+	})
+	if err != nil {
+		return err
+	}
+	if err := stage.Close(ctx); err != nil {
+		return err
+	}
+	w.Counts.Accepted += taken.Accepted
+	w.Counts.Rejected += taken.Rejected
 	if _, err := w.Plan(ctx, "handover-ack", native.HandoverAck.Name, a, true); err != nil {
 		return err
 	}
-	if provisioned > 0 {
+	if taken.Accepted > 0 {
 		if err := w.PlanTo(ctx, "provisioning", native.Provisioning.Name, s.HLR, "hlr"); err != nil {
 			return err
 		}
@@ -105,6 +124,53 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		}
 	}
 	return nil
+}
+
+// Details of the intake's rejections.
+const (
+	detailUnknownCard = "we did not request this card"
+	detailOtherIMSI   = "IMSI differs from the one we allocated"
+)
+
+// handoverSecrets are the secrets of a 3a handover record, in the order
+// the stage keeps them (ledger.StagedCard.Sealed).
+var handoverSecrets = []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK}
+
+// stageCard makes the staged line of a 3a record: secrets unwrapped from
+// the sender's transport key, sealed under the master key and wiped, with
+// their fingerprint. A secret that does not unwrap is the line's verdict
+// (it counts only if no other rule rejects the line first); one that does
+// not seal fails the work.
+func (p *Party) stageCard(w *Work, rec *native.Record) (ledger.StagedCard, error) {
+	iccid := rec.Get(native.FieldICCID)
+	sc := ledger.StagedCard{Line: rec.Line, ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), MSISDN: rec.Get(native.FieldMSISDN),
+		Profile: rec.Get(native.FieldProfile), Algorithm: rec.Get(native.FieldAlgorithm), OTAAlg: rec.Get(native.FieldOTAAlg)}
+	if prof := p.Profiles[sc.Profile]; prof != nil {
+		sc.ProfileName = prof.Name
+	}
+	kvn, _ := rec.Int(native.FieldKVN)
+	sc.KVN = int(kvn)
+	sc.Counter, _ = rec.Int(native.FieldCounter)
+	secrets, err := w.unwrapSecrets(rec, handoverSecrets...)
+	if err != nil {
+		sc.Reason, sc.Detail = ReasonInvalid, err.Error()
+		return sc, nil
+	}
+	defer wipe(secrets)
+	sc.Sealed = make([][]byte, len(handoverSecrets))
+	for i, name := range handoverSecrets {
+		v, ok := secrets[name]
+		if !ok {
+			continue
+		}
+		blob, err := p.Vault.Seal(secretAAD(iccid, name, 0), v)
+		if err != nil {
+			return sc, fmt.Errorf("seal %s of %s: %w", name, iccid, err)
+		}
+		sc.Sealed[i] = blob
+	}
+	sc.SecretsFP = p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
+	return sc, nil
 }
 
 func (s *HandoverIntake) manufacturerName() string {
@@ -174,9 +240,9 @@ var renderProvisioning = &renderer{
 			return fmt.Errorf("provisioning for %s: no AuC transport key configured", hlr.Name)
 		}
 		rec := native.NewRecord(native.Provisioning)
-		return p.Ledger.BatchCardPages(ctx, o.BatchID, "", native.StatusProvisioned, cardPageSize, func(page []ledger.BatchCard) error {
-			for _, bc := range page {
-				if err := p.provisioningRecord(rec, hlr, bc); err != nil {
+		return p.Ledger.BatchSecretPages(ctx, o.BatchID, native.StatusProvisioned, provisioningSecrets, cardPageSize, func(page []ledger.CardSecrets) error {
+			for _, cs := range page {
+				if err := p.provisioningRecord(rec, hlr, cs); err != nil {
 					return err
 				}
 				if err := emit(rec); err != nil {
@@ -188,25 +254,27 @@ var renderProvisioning = &renderer{
 	},
 }
 
+// provisioningSecrets are the secrets the HLR/AuC gets.
+var provisioningSecrets = []string{SecKi, SecOPc}
+
 // provisioningRecord fills rec with one card for the HLR/AuC.
-func (p *Party) provisioningRecord(rec *native.Record, hlr *Partner, bc ledger.BatchCard) error {
-	c := bc.Card
-	if c == nil {
-		return fmt.Errorf("card %s: %w", bc.Record.ICCID, ledger.ErrNotFound)
+func (p *Party) provisioningRecord(rec *native.Record, hlr *Partner, cs ledger.CardSecrets) error {
+	if !cs.Found {
+		return fmt.Errorf("card %s: %w", cs.ICCID, ledger.ErrNotFound)
 	}
-	secrets, err := p.openSecrets(c.ICCID, bc.Secrets)
+	secrets, err := p.openSecrets(cs.ICCID, cs.Secrets)
 	if err != nil {
 		return err
 	}
 	defer wipe(secrets)
-	rec.Set(native.FieldICCID, c.ICCID)
-	rec.Set(native.FieldIMSI, c.IMSI)
-	rec.Set(native.FieldMSISDN, c.MSISDN)
+	rec.Set(native.FieldICCID, cs.ICCID)
+	rec.Set(native.FieldIMSI, cs.IMSI)
+	rec.Set(native.FieldMSISDN, cs.MSISDN)
 	rec.Set(native.FieldOPc, "")
 	if err := wrapInto(rec, hlr.Transport, secrets, SecKi, SecOPc); err != nil {
 		return err
 	}
-	rec.Set(native.FieldAlgorithm, c.Algorithm)
+	rec.Set(native.FieldAlgorithm, cs.Algorithm)
 	return nil
 }
 

@@ -1,0 +1,379 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// HandoverStage is a recipient's handover intake done by sets: the 3a
+// records of one file go into a temporary table as they are read (their
+// secrets already sealed under the master key: the database may spill the
+// table to disk, so nothing in clear ever goes there), then a handful of
+// statements judge every line and take the accepted cards, whatever the
+// number of records. It lives in one transaction; Close drops its tables.
+//
+// Records staged must name distinct cards (the reader refuses a repeated
+// ICCID); Take checks that it updated as many cards as it accepted.
+type HandoverStage struct {
+	t       *Tx
+	secrets []string // names of the sealed secrets, in StagedCard.Sealed order
+	rows    []StagedCard
+}
+
+// StagedCard is one 3a handover record in the stage.
+type StagedCard struct {
+	Line                int
+	ICCID, IMSI, MSISDN string
+	// Profile is the record's card profile; ProfileName the name of the
+	// profile configured for it here, "" when none is.
+	Profile, ProfileName string
+	Algorithm            string
+	KVN                  int // 0: no key set
+	OTAAlg               string
+	Counter              int64
+	SecretsFP            string
+	// Sealed are the card's secrets sealed under the master key (with
+	// key index 0), in the order of the stage's secret names; nil where
+	// the record carried none.
+	Sealed [][]byte
+	// Reason and Detail are a verdict reached while staging (a secret
+	// that did not unwrap). It counts only when no rule of Take
+	// rejects the line first.
+	Reason, Detail string
+}
+
+// stageTable is the stage: a temporary table, private to the connection
+// of the transaction.
+const stageTable = "stage_b_handover"
+
+// stageBatch is how many staged records one INSERT carries.
+const stageBatch = 64
+
+// StageHandover creates the stage: secretNames name the sealed secrets
+// each staged card carries. A stage left over by an earlier attempt on
+// this connection is dropped first.
+func (t *Tx) StageHandover(ctx context.Context, secretNames []string) (*HandoverStage, error) {
+	s := &HandoverStage{t: t, secrets: secretNames, rows: make([]StagedCard, 0, stageBatch)}
+	if err := s.drop(ctx); err != nil {
+		return nil, err
+	}
+	var cols strings.Builder
+	for i := range secretNames {
+		fmt.Fprintf(&cols, ",\n  s%d %s", i, t.d.dialect.Blob)
+	}
+	ddl := `CREATE TEMP TABLE ` + stageTable + ` (
+  line         INTEGER PRIMARY KEY,
+  iccid        TEXT NOT NULL,
+  imsi         TEXT NOT NULL,
+  msisdn       TEXT NOT NULL,
+  profile      TEXT NOT NULL,
+  profile_name TEXT NOT NULL,
+  algorithm    TEXT NOT NULL,
+  kvn        INTEGER NOT NULL,
+  ota_alg    TEXT NOT NULL,
+  counter    INTEGER NOT NULL,
+  secrets_fp TEXT NOT NULL,
+  reason     TEXT NOT NULL,
+  detail     TEXT NOT NULL` + cols.String() + `
+)`
+	if _, err := t.tx.ExecContext(ctx, ddl); err != nil {
+		return nil, fmt.Errorf("handover stage: %w", err)
+	}
+	return s, nil
+}
+
+// Add stages one record. Rows are written several to a statement; Take
+// writes the rest.
+func (s *HandoverStage) Add(ctx context.Context, c StagedCard) error {
+	if len(c.Sealed) > len(s.secrets) {
+		return fmt.Errorf("handover stage: line %d carries %d secrets, the stage names %d", c.Line, len(c.Sealed), len(s.secrets))
+	}
+	s.rows = append(s.rows, c)
+	if len(s.rows) == stageBatch {
+		return s.flush(ctx)
+	}
+	return nil
+}
+
+// insertSQL is the INSERT of n staged rows.
+func (s *HandoverStage) insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO ` + stageTable + ` (line, iccid, imsi, msisdn, profile, profile_name, algorithm, kvn, ota_alg, counter, secrets_fp, reason, detail`)
+	for i := range s.secrets {
+		fmt.Fprintf(&b, ", s%d", i)
+	}
+	b.WriteString(`) VALUES `)
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + strings.Repeat(", ?", len(s.secrets)) + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+func (s *HandoverStage) flush(ctx context.Context) error {
+	if len(s.rows) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(s.rows)*(13+len(s.secrets)))
+	for _, c := range s.rows {
+		args = append(args, c.Line, c.ICCID, c.IMSI, c.MSISDN, c.Profile, c.ProfileName, c.Algorithm, c.KVN, c.OTAAlg, c.Counter, c.SecretsFP, c.Reason, c.Detail)
+		for i := range s.secrets {
+			// An absent secret is NULL (a nil []byte may bind as an
+			// empty blob).
+			var b any
+			if i < len(c.Sealed) && c.Sealed[i] != nil {
+				b = c.Sealed[i]
+			}
+			args = append(args, b)
+		}
+	}
+	_, err := s.t.Exec(ctx, s.insertSQL(len(s.rows)), args...)
+	clear(s.rows)
+	s.rows = s.rows[:0]
+	if err != nil {
+		return fmt.Errorf("handover stage: %w", err)
+	}
+	return nil
+}
+
+// HandoverTake says how Take judges the staged lines and what it records.
+type HandoverTake struct {
+	BatchID int64
+	Partner string // the partner the records' outcomes go to
+	// From is the state a card must be in to be taken; To the state it
+	// takes. Event and Ref are the card event's reason and reference.
+	From, To, Event, Ref string
+	// MasterKey names the key the staged secrets are sealed under.
+	MasterKey string
+	// IMSIState is what the IMSI allocation of a taken card becomes.
+	IMSIState string
+	// Accepted and Rejected are the batch record statuses of the lines.
+	Accepted, Rejected string
+	// The rules, in order: the first that holds rejects a line with its
+	// reason code and detail.
+	UnknownCard Verdict // no card with the ICCID
+	OtherState  Verdict // the card is not in From: detail is Detail + state + DetailEnd
+	OtherIMSI   Verdict // the record's IMSI is not the card's
+	NoProfile   Verdict // no profile configured: Detail + the record's profile + DetailEnd
+}
+
+// Verdict is a rejection's reason code and detail (around a value where
+// the rule names one).
+type Verdict struct {
+	Reason, Detail, DetailEnd string
+}
+
+// HandoverOutcome counts a Take's lines.
+type HandoverOutcome struct {
+	Accepted, Rejected int
+}
+
+// Take judges every staged line and takes the accepted cards: secrets
+// and key sets stored (a key set already there keeps the higher counter),
+// the card updated and moved from From to To with its event, its IMSI
+// allocation moved to IMSIState, and one batch record a line.
+func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutcome, error) {
+	var out HandoverOutcome
+	if err := s.flush(ctx); err != nil {
+		return out, err
+	}
+	t := s.t
+	now := ts(t.Now())
+	steps := []struct {
+		what  string
+		query string
+		args  []any
+	}{
+		{"unknown cards", `UPDATE ` + stageTable + ` SET reason = ?, detail = ?
+			WHERE NOT EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + stageTable + `.iccid)`,
+			[]any{o.UnknownCard.Reason, o.UnknownCard.Detail}},
+		{"judge", `UPDATE ` + stageTable + ` SET
+			reason = CASE WHEN c.state <> ? THEN ? WHEN c.imsi <> ` + stageTable + `.imsi THEN ? ELSE ? END,
+			detail = CASE WHEN c.state <> ? THEN ? || c.state || ?
+				WHEN c.imsi <> ` + stageTable + `.imsi THEN ?
+				ELSE ? || ` + stageTable + `.profile || ? END
+			FROM cards c WHERE c.iccid = ` + stageTable + `.iccid AND (c.state <> ? OR c.imsi <> ` + stageTable + `.imsi
+				OR ` + stageTable + `.profile_name = '')`,
+			[]any{o.From, o.OtherState.Reason, o.OtherIMSI.Reason, o.NoProfile.Reason,
+				o.From, o.OtherState.Detail, o.OtherState.DetailEnd, o.OtherIMSI.Detail, o.NoProfile.Detail, o.NoProfile.DetailEnd,
+				o.From}},
+	}
+	if len(s.secrets) > 0 {
+		// One pass over the stage for every secret name: each line
+		// meets the list of names, and picks its column by number.
+		var names, pick strings.Builder
+		args := []any{o.MasterKey}
+		for i, name := range s.secrets {
+			if i > 0 {
+				names.WriteString(", ")
+			}
+			fmt.Fprintf(&names, "(%d, ?)", i)
+			fmt.Fprintf(&pick, " WHEN %d THEN st.s%d", i, i)
+			args = append(args, name)
+		}
+		steps = append(steps, struct {
+			what  string
+			query string
+			args  []any
+		}{"secrets", `INSERT INTO card_secrets (iccid, name, key_index, master_key, blob)
+			SELECT iccid, name, 0, ?, blob FROM (
+				SELECT st.line AS line, st.iccid AS iccid, n.column2 AS name, CASE n.column1` + pick.String() + ` END AS blob
+				FROM ` + stageTable + ` st CROSS JOIN (VALUES ` + names.String() + `) AS n
+				WHERE st.reason = '') AS x
+			WHERE blob IS NOT NULL
+			ON CONFLICT (iccid, name, key_index) DO UPDATE SET master_key = excluded.master_key, blob = excluded.blob`, args})
+	}
+	steps = append(steps, []struct {
+		what  string
+		query string
+		args  []any
+	}{
+		{"key sets", `INSERT INTO key_sets (iccid, key_index, kvn, kic_alg, kid_alg, counter)
+			SELECT iccid, 0, kvn, ota_alg, ota_alg, counter FROM ` + stageTable + ` WHERE reason = '' AND kvn > 0 ORDER BY line
+			ON CONFLICT (iccid, key_index, kvn) DO UPDATE SET kic_alg = excluded.kic_alg, kid_alg = excluded.kid_alg,
+			counter = CASE WHEN excluded.counter > key_sets.counter THEN excluded.counter ELSE key_sets.counter END`, nil},
+		{"card events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
+			SELECT iccid, ?, ?, ?, ?, ? FROM ` + stageTable + ` WHERE reason = '' ORDER BY line`,
+			[]any{now, o.From, o.To, o.Event, o.Ref}},
+		{"IMSI allocations", `UPDATE imsi_allocations SET state = ?, updated_at = ?
+			FROM ` + stageTable + ` s WHERE imsi_allocations.imsi = s.imsi AND s.reason = ''`,
+			[]any{o.IMSIState, now}},
+		{"batch records", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
+			SELECT ?, line, iccid, imsi, CASE WHEN reason = '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + stageTable + ` WHERE true ORDER BY line
+			ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
+			reason = excluded.reason, detail = excluded.detail, partner = excluded.partner, data = excluded.data`,
+			[]any{o.BatchID, o.Accepted, o.Rejected, o.Partner}},
+	}...)
+	// The card events are written before the cards move (they read the
+	// accepted lines only); the cards last, checked against the count.
+	for _, st := range steps {
+		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
+			return out, fmt.Errorf("handover stage: %s: %w", st.what, err)
+		}
+	}
+	res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, algorithm = s.algorithm, secrets_fp = s.secrets_fp, msisdn = s.msisdn,
+		state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND cards.state = ?`, o.To, now, o.From)
+	if err != nil {
+		return out, fmt.Errorf("handover stage: cards: %w", err)
+	}
+	moved, err := res.RowsAffected()
+	if err != nil {
+		return out, err
+	}
+	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN reason = '' THEN 1 ELSE 0 END), 0), COUNT(*) FROM `+stageTable).Scan(&out.Accepted, &out.Rejected); err != nil {
+		return out, fmt.Errorf("handover stage: counts: %w", err)
+	}
+	out.Rejected -= out.Accepted
+	if moved != int64(out.Accepted) {
+		return out, fmt.Errorf("handover stage: %d lines accepted but %d cards moved (an ICCID staged twice?)", out.Accepted, moved)
+	}
+	return out, nil
+}
+
+// Close drops the stage's tables. It is safe to call more than once.
+func (s *HandoverStage) Close(ctx context.Context) error {
+	clear(s.rows)
+	s.rows = s.rows[:0]
+	return s.drop(ctx)
+}
+
+func (s *HandoverStage) drop(ctx context.Context) error {
+	if _, err := s.t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+stageTable); err != nil {
+		return fmt.Errorf("handover stage: %w", err)
+	}
+	return nil
+}
+
+// CardSecrets is one record of a batch with what a file about its card
+// needs: the card's identity and some of its wrapped secrets.
+type CardSecrets struct {
+	Line  int
+	ICCID string // the record's
+	// Found says whether the ledger holds the card; the fields below are
+	// empty when it does not.
+	Found                   bool
+	IMSI, MSISDN, Algorithm string
+	KeyIndex                int
+	// Secrets are those of the names asked for that the card has, of its
+	// current key index, in the order asked.
+	Secrets []Secret
+}
+
+// BatchSecretPages calls fn with a batch's records of one status in line
+// order, in pages of up to size, each with its card's identity and those
+// of its wrapped secrets named in names: one query a page, one row a
+// record, and nothing read that the caller did not ask for (no key sets,
+// no time stamps). The page's slice is reused: fn must not keep it.
+func (d *DB) BatchSecretPages(ctx context.Context, batchID int64, status string, names []string, size int, fn func([]CardSecrets) error) error {
+	if size <= 0 {
+		size = pageSize
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT r.line, r.iccid, c.iccid, c.imsi, c.msisdn, c.algorithm, c.key_index`)
+	for i := range names {
+		fmt.Fprintf(&q, ", s%d.blob", i)
+	}
+	q.WriteString(` FROM batch_records r LEFT JOIN cards c ON c.iccid = r.iccid`)
+	for i := range names {
+		fmt.Fprintf(&q, ` LEFT JOIN card_secrets s%d ON s%d.iccid = c.iccid AND s%d.key_index = c.key_index AND s%d.name = ?`, i, i, i, i)
+	}
+	q.WriteString(` WHERE r.batch_id = ? AND r.status = ? AND r.line > ? ORDER BY r.line LIMIT ?`)
+	query := q.String()
+	args := make([]any, 0, len(names)+4)
+	for _, n := range names {
+		args = append(args, n)
+	}
+	args = append(args, batchID, status, 0, size)
+	after := &args[len(args)-2]
+	*after = -1 << 62
+	page := make([]CardSecrets, 0, size)
+	blobs := make([][]byte, len(names))
+	dest := make([]any, 0, 7+len(names))
+	for {
+		page = page[:0]
+		rows, err := d.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var cs CardSecrets
+			var iccid, imsi, msisdn, alg sql.NullString
+			var idx sql.NullInt64
+			dest = append(dest[:0], &cs.Line, &cs.ICCID, &iccid, &imsi, &msisdn, &alg, &idx)
+			for i := range blobs {
+				blobs[i] = nil
+				dest = append(dest, &blobs[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return err
+			}
+			cs.Found, cs.IMSI, cs.MSISDN, cs.Algorithm, cs.KeyIndex = iccid.Valid, imsi.String, msisdn.String, alg.String, int(idx.Int64)
+			for i, b := range blobs {
+				if b != nil {
+					cs.Secrets = append(cs.Secrets, Secret{Name: names[i], KeyIndex: cs.KeyIndex, Blob: b})
+				}
+			}
+			page = append(page, cs)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if len(page) < size {
+			return nil
+		}
+		*after = page[len(page)-1].Line
+	}
+}
