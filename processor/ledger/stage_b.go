@@ -179,6 +179,12 @@ type HandoverOutcome struct {
 // allocation moved to IMSIState, and one batch record a line.
 func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutcome, error) {
 	var out HandoverOutcome
+	for _, v := range []Verdict{o.UnknownCard, o.OtherState, o.OtherIMSI, o.NoProfile} {
+		if v.Reason == "" {
+			// An empty reason is how the stage marks an accepted line.
+			return out, fmt.Errorf("handover stage: a rule without a reason code")
+		}
+	}
 	if err := s.flush(ctx); err != nil {
 		return out, err
 	}
