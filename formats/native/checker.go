@@ -18,7 +18,7 @@ type RecordChecker struct {
 	opts         *Options
 	transportKey string
 	absent       []bool
-	dups         []*dupSet
+	dups         []*ident.KeySet
 }
 
 // NewRecordChecker returns a checker of records of type s. transportKey
@@ -27,11 +27,11 @@ type RecordChecker struct {
 // not among them is reported once by the caller, not in every record;
 // nil = all).
 func NewRecordChecker(s *Schema, transportKey string, columns []string, o Options) *RecordChecker {
-	c := &RecordChecker{schema: s, opts: &o, transportKey: transportKey, absent: make([]bool, len(s.Fields)), dups: make([]*dupSet, len(s.Fields))}
+	c := &RecordChecker{schema: s, opts: &o, transportKey: transportKey, absent: make([]bool, len(s.Fields)), dups: make([]*ident.KeySet, len(s.Fields))}
 	for fi, f := range s.Fields {
 		c.absent[fi] = columns != nil && !slices.Contains(columns, f.Name)
 		if f.Unique && !c.absent[fi] {
-			c.dups[fi] = newDupSet()
+			c.dups[fi] = ident.NewKeySet()
 		}
 	}
 	return c
@@ -70,7 +70,7 @@ func (c *RecordChecker) Check(rec *Record) ErrorList {
 			} else {
 				key, ok = ident.IMSIKey(v)
 			}
-			if ok && !c.dups[fi].add(key) {
+			if ok && !c.dups[fi].Add(key) {
 				c.add(&errs, rec.Line, f.Name, fmt.Errorf("%w: %s", ErrDuplicate, v))
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"resub/formats/ident"
 )
 
 // Reader reads a native file: header, column line, records. It holds one
@@ -40,7 +42,7 @@ type Reader struct {
 	absent     []bool // by field index: column not in the file
 	count      int
 	crlfSeen   bool
-	dups       []*dupSet
+	dups       []*ident.KeySet
 	checker    *RecordChecker
 	rec        *Record
 	lineErrs   ErrorList
@@ -377,14 +379,14 @@ func (r *Reader) parseColumns(line string) ErrorList {
 		}
 	}
 	r.absent = make([]bool, len(s.Fields))
-	r.dups = make([]*dupSet, len(s.Fields))
+	r.dups = make([]*ident.KeySet, len(s.Fields))
 	for fi, f := range s.Fields {
 		r.absent[fi] = !seen[fi]
 		if !seen[fi] && f.Required {
 			errs = append(errs, r.perr(r.colLine, f.Name, ErrMissingColumn))
 		}
 		if f.Unique && seen[fi] && !r.opts.NoValidate {
-			r.dups[fi] = newDupSet()
+			r.dups[fi] = ident.NewKeySet()
 		}
 	}
 	return errs

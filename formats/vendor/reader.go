@@ -50,8 +50,8 @@ type Reader struct {
 	done    bool
 	count   int
 	delim   byte
-	iccids  map[uint64]struct{}
-	imsis   map[uint64]struct{}
+	iccids  *ident.KeySet
+	imsis   *ident.KeySet
 	hdrErr  error
 	keyList bool
 	colLine int
@@ -64,7 +64,7 @@ func NewReader(r io.Reader, opts Options) *Reader {
 		max = 4096
 	}
 	return &Reader{opts: opts, br: bufio.NewReaderSize(r, max+2), max: max, delim: opts.Delimiter,
-		iccids: map[uint64]struct{}{}, imsis: map[uint64]struct{}{}}
+		iccids: ident.NewKeySet(), imsis: ident.NewKeySet()}
 }
 
 func (r *Reader) perr(line int, field string, err error) *native.ParseError {
@@ -371,10 +371,9 @@ func (r *Reader) parse(l string) (*Card, native.ErrorList) {
 			}
 			c.ICCID = s
 			if k, ok := ident.ICCIDKey(s); ok {
-				if _, dup := r.iccids[k]; dup {
+				if !r.iccids.Add(k) {
 					add(col.name, fmt.Errorf("%w: %s", native.ErrDuplicate, s))
 				}
-				r.iccids[k] = struct{}{}
 			}
 		case "IMSI":
 			if err := ident.ValidIMSI(v); err != nil {
@@ -383,10 +382,9 @@ func (r *Reader) parse(l string) (*Card, native.ErrorList) {
 			}
 			c.IMSI = v
 			k, _ := ident.IMSIKey(v)
-			if _, dup := r.imsis[k]; dup {
+			if !r.imsis.Add(k) {
 				add(col.name, fmt.Errorf("%w: %s", native.ErrDuplicate, v))
 			}
-			r.imsis[k] = struct{}{}
 		case "CNTR":
 			n, err := parseCounter(v)
 			if err != nil || n < 0 || n >= 1<<40 {

@@ -1,17 +1,17 @@
-package native
+package ident
 
 import "testing"
 
-func TestDupSet(t *testing.T) {
-	d := newDupSet()
+func TestKeySet(t *testing.T) {
+	d := NewKeySet()
 	const n = 200_000
 	for i := uint64(1); i <= n; i++ {
-		if !d.add(i * 7919) {
+		if !d.Add(i * 7919) {
 			t.Fatalf("key %d reported as seen", i)
 		}
 	}
 	for i := uint64(1); i <= n; i += 997 {
-		if d.add(i * 7919) {
+		if d.Add(i * 7919) {
 			t.Fatalf("key %d not found", i)
 		}
 	}
