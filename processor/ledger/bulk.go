@@ -86,7 +86,7 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, nam
 		}
 		err = d.each(ctx, `SELECT m.id, s.name, s.key_index, s.master_key, s.blob FROM ota_messages m
 			JOIN card_secrets s ON s.iccid = m.iccid AND s.key_index = m.key_index
-			WHERE m.batch_id = ? AND m.id BETWEEN ? AND ? AND s.name IN (`+in+`) ORDER BY m.id, s.name`, args, func(rows *sql.Rows) error {
+			WHERE m.batch_id = ? AND m.id BETWEEN ? AND ? AND s.name IN (`+in+`)`, args, func(rows *sql.Rows) error {
 			var id int64
 			var s Secret
 			if err := rows.Scan(&id, &s.Name, &s.KeyIndex, &s.MasterKey, &s.Blob); err != nil {
