@@ -19,6 +19,7 @@ type imsiStage struct {
 	w *Work
 	// reset: the partner's policy sends the reset with the update.
 	reset    bool
+	rows     *ledger.Inserter
 	accepted int
 }
 
@@ -60,7 +61,8 @@ func sqlList(vals ...string) string {
 // newIMSIStage creates the staging tables of one file and records the
 // profiles configured here.
 func newIMSIStage(ctx context.Context, w *Work) (*imsiStage, error) {
-	st := &imsiStage{w: w, reset: w.Partner.Policy.ResetWithUpdate}
+	st := &imsiStage{w: w, reset: w.Partner.Policy.ResetWithUpdate,
+		rows: w.Tx.Inserter("imsi_stage", []string{"line", "iccid", "imsi", "cutover", "in_range", "past"}, 256)}
 	for _, q := range []string{
 		`DROP TABLE IF EXISTS imsi_stage`,
 		`DROP TABLE IF EXISTS imsi_judged`,
@@ -91,9 +93,7 @@ func newIMSIStage(ctx context.Context, w *Work) (*imsiStage, error) {
 
 // add stages one valid record with the checks that need no ledger.
 func (st *imsiStage) add(ctx context.Context, line int, iccid, imsi, cutover string, inRange, past bool) error {
-	_, err := st.w.Tx.Exec(ctx, `INSERT INTO imsi_stage (line, iccid, imsi, cutover, in_range, past) VALUES (?, ?, ?, ?, ?, ?)`,
-		line, iccid, imsi, cutover, boolInt(inRange), boolInt(past))
-	return err
+	return st.rows.Add(ctx, line, iccid, imsi, cutover, boolInt(inRange), boolInt(past))
 }
 
 // judge applies the acceptance rules to every staged line (rule 0:
@@ -101,6 +101,9 @@ func (st *imsiStage) add(ctx context.Context, line int, iccid, imsi, cutover str
 // records every line's answer for the recipient.
 func (st *imsiStage) judge(ctx context.Context) error {
 	w := st.w
+	if err := st.rows.Flush(ctx); err != nil {
+		return err
+	}
 	var rule strings.Builder
 	rule.WriteString("CASE")
 	for i, r := range imsiRules {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -53,6 +54,49 @@ func TestTxSameQueryNested(t *testing.T) {
 			t.Errorf("outer rows %v, want all three in order", got)
 		}
 		return outer.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The inserter writes every row once, in order, across full chunks and
+// the last partial one, and refuses a row of the wrong width.
+func TestInserterChunks(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "l.db"))
+	const n = 1000
+	err := db.InTx(ctx, func(tx *ledger.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE rows_in (line INTEGER PRIMARY KEY, name TEXT NOT NULL, blob BLOB)`); err != nil {
+			return err
+		}
+		in := tx.Inserter("rows_in", []string{"line", "name", "blob"}, 64)
+		if err := in.Add(ctx, 1, "short"); err == nil {
+			t.Error("a row of two values for three columns was taken")
+		}
+		for i := 1; i <= n; i++ {
+			if err := in.Add(ctx, i, fmt.Sprintf("row-%d", i), []byte{byte(i)}); err != nil {
+				return err
+			}
+		}
+		if err := in.Flush(ctx); err != nil {
+			return err
+		}
+		if err := in.Flush(ctx); err != nil { // nothing left: no-op
+			return err
+		}
+		var count, sum int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*), SUM(line) FROM rows_in WHERE name = 'row-' || line AND length(blob) = 1`).Scan(&count, &sum); err != nil {
+			return err
+		}
+		if count != n || sum != n*(n+1)/2 {
+			t.Errorf("%d rows, sum of lines %d", count, sum)
+		}
+		var name string
+		if err := tx.QueryRow(ctx, `SELECT name FROM rows_in WHERE line = ?`, n).Scan(&name); err != nil || name != fmt.Sprintf("row-%d", n) {
+			t.Errorf("last row: %q %v", name, err)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
