@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"resub/processor/ledger"
 )
@@ -110,6 +111,7 @@ func (st *imsiStage) judge(ctx context.Context) error {
 		fmt.Fprintf(&rule, "\n\t\t\tWHEN %s THEN %d", r.cond, i+1)
 	}
 	rule.WriteString(" ELSE 0 END")
+	t0 := time.Now()
 	_, err := w.Tx.Exec(ctx, `INSERT INTO imsi_judged (line, iccid, imsi, cutover, rule, state, from_date, profile, key_index, list_length, kvn, msisdn, tar, reset_tar)
 		SELECT s.line, s.iccid, s.imsi, s.cutover, `+rule.String()+`,
 			c.state, a.from_date, c.profile, c.key_index, c.list_length,
@@ -120,6 +122,7 @@ func (st *imsiStage) judge(ctx context.Context) error {
 		LEFT JOIN authorisations a ON a.iccid = s.iccid AND a.recipient = ?
 		LEFT JOIN imsi_profiles p ON p.name = c.profile
 		ORDER BY s.line`, w.Partner.Code)
+	st.took("judge", t0)
 	if err != nil {
 		return fmt.Errorf("imsi-list: judge: %w", err)
 	}
@@ -138,10 +141,12 @@ func (st *imsiStage) judge(ctx context.Context) error {
 	detail.WriteString(" ELSE '' END")
 	args = append([]any{w.BatchID}, args...)
 	args = append(args, w.Partner.Name)
+	t0 = time.Now()
 	_, err = w.Tx.Exec(ctx, `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
 		SELECT ?, line, iccid, imsi, CASE WHEN rule = 0 THEN `+sqlList(recordAccepted)+` ELSE `+sqlList(recordRejected)+` END,
 			`+reason.String()+`, `+detail.String()+`, ?, ''
 		FROM imsi_judged ORDER BY line`, args...)
+	st.took("answers", t0)
 	if err != nil {
 		return fmt.Errorf("imsi-list: answers: %w", err)
 	}
@@ -182,10 +187,12 @@ func (st *imsiStage) accept(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	now := ledger.Stamp(w.Tx.Now())
+	t0 := time.Now()
 	res, err := w.Tx.Exec(ctx, `UPDATE cards SET state = ?, updated_at = ?, new_imsi = j.imsi, recipient = ?, cutover = j.cutover,
 			request_ref = ? || ':' || j.line, attempts = 1
 		FROM imsi_judged j WHERE j.rule = 0 AND cards.iccid = j.iccid AND cards.state = ?`,
 		ledger.CardMoving, now, w.Partner.Code, w.Source, ledger.CardActive)
+	st.took("move cards", t0)
 	if err != nil {
 		return 0, fmt.Errorf("imsi-list: move cards: %w", err)
 	}
@@ -194,9 +201,11 @@ func (st *imsiStage) accept(ctx context.Context) (int, error) {
 	} else if int(n) != st.accepted {
 		return 0, fmt.Errorf("imsi-list: %d cards moved, %d accepted", n, st.accepted)
 	}
+	t0 = time.Now()
 	_, err = w.Tx.Exec(ctx, `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
 		SELECT iccid, ?, ?, ?, 'imsi-list accepted', ? || ':' || line FROM imsi_judged WHERE rule = 0 ORDER BY line`,
 		now, ledger.CardActive, ledger.CardMoving, w.Source)
+	st.took("card events", t0)
 	if err != nil {
 		return 0, err
 	}
@@ -205,9 +214,11 @@ func (st *imsiStage) accept(ctx context.Context) (int, error) {
 	if st.reset {
 		perCard = 2
 	}
+	t0 = time.Now()
 	res, err = w.Tx.Exec(ctx, `UPDATE key_sets SET counter = counter + ?
 		FROM imsi_judged j WHERE j.rule = 0 AND key_sets.iccid = j.iccid AND key_sets.key_index = j.key_index AND key_sets.kvn = j.kvn
 			AND key_sets.counter < ?`, perCard, ledger.MaxCounter-perCard)
+	st.took("reserve counters", t0)
 	if err != nil {
 		return 0, fmt.Errorf("imsi-list: reserve counters: %w", err)
 	}
@@ -230,16 +241,23 @@ func (st *imsiStage) accept(ctx context.Context) (int, error) {
 		SELECT j.line, 1 AS seq, '` + msgReset + `' AS kind, j.iccid, j.key_index, j.kvn, k.counter AS counter, j.reset_tar, j.msisdn
 		FROM imsi_judged j JOIN key_sets k ON k.iccid = j.iccid AND k.key_index = j.key_index AND k.kvn = j.kvn WHERE j.rule = 0`
 	}
+	t0 = time.Now()
 	_, err = w.Tx.Exec(ctx, `INSERT INTO ota_messages (iccid, batch_id, kind, key_index, kvn, counter, tar, msisdn, concat_ref, attempt,
 			state, deadline, por_status, detail, file_id, created_at, updated_at)
 		SELECT iccid, ?, kind, key_index, kvn, counter, tar, msisdn, counter % 255 + 1, 1, ?, '', '', '', 0, ?, ?
 		FROM (`+msgs+`) q ORDER BY line, seq`, args...)
+	st.took("queue messages", t0)
 	if err != nil {
 		return 0, fmt.Errorf("imsi-list: queue messages: %w", err)
 	}
 	w.Counts.Accepted += st.accepted
 	w.Counts.Messages += st.accepted * int(perCard)
 	return st.accepted, nil
+}
+
+// took logs how long one of the set-based statements ran (debug).
+func (st *imsiStage) took(what string, since time.Time) {
+	st.w.P.log().Debug("imsi-list statement", "file", st.w.File.Name, "statement", what, "seconds", time.Since(since).Seconds())
 }
 
 // drop removes the staging tables (the transaction's end would leave
