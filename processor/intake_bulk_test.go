@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -413,5 +414,116 @@ func TestHandoverStageLeavesNothing(t *testing.T) {
 	}
 	if n := count(t, &processor.Party{Ledger: db}, `SELECT COUNT(*) FROM card_secrets`); n != 0 {
 		t.Errorf("%d secrets stored for an unknown card", n)
+	}
+}
+
+// TestHandoverIntakeManyCards hands B more cards than the sealing
+// workers hold at once, with rejections spread among them: every line is
+// answered in file order, and every accepted card holds its own keys and
+// counter (the lines were not mixed up on their way through the workers).
+func TestHandoverIntakeManyCards(t *testing.T) {
+	ctx := context.Background()
+	n := 1500
+	if testing.Short() {
+		n = 300
+	}
+	w := newWorld(t)
+	bRanges := mustRanges(t, "999-99:0000000000-0000099999")
+	b := w.party("MNOB", bRanges, []processor.Range{{Name: "b-main", From: "999990000000001", To: "999990000099999"}})
+	w.partner(b, "m2m", "M2M", "m2m-operator", "", nil, false)
+	w.partner(b, "mno-a", "MNOA", "operator", "tk-ab", mustRanges(t, "001-01"), false)
+	w.partner(b, "hlr", "HLRB", "hlr", "tk-aucb", nil, true)
+	f, err := fleet.New(fleet.Options{N: n, Seed: t.Name(), Profile: w.prof.OTA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := w.process(b, "m2m", &processor.SwitchRequest{Donor: b.Partners["mno-a"]}, w.send("M2M", "MNOB", native.SwitchRequest, n, false, "", fleet.SwitchRequestRecords(f.Cards, "MNOA", w.now.AddDate(0, 0, 1))))
+	if res.Counts.Accepted != n {
+		t.Fatalf("switch request: %+v", res.Counts)
+	}
+	tk := processor.NewTransport(w.tks["tk-ab"])
+	// Line i: rejected for its IMSI when i%7 == 3, for a Ki that does
+	// not unwrap when i%11 == 5 (and accepted otherwise); counter i.
+	wantAccepted := 0
+	emit := func(emit func(*native.Record) error) error {
+		r := native.NewRecord(native.Handover)
+		for i, c := range f.Cards {
+			bc, err := b.Ledger.Card(ctx, c.ICCID)
+			if err != nil {
+				return err
+			}
+			ks := c.Keys(1)
+			vals := map[string]string{native.FieldKind: native.Kind3a, native.FieldICCID: c.ICCID, native.FieldIMSI: bc.IMSI, native.FieldMSISDN: c.MSISDN,
+				native.FieldAlgorithm: "milenage", native.FieldKVN: strconv.Itoa(c.KVN), native.FieldOTAAlg: "aes",
+				native.FieldCounter: strconv.Itoa(i), native.FieldProfile: w.prof.Name}
+			for name, v := range map[string][]byte{native.FieldKi: c.Ki(1), native.FieldOPc: c.OPc, native.FieldKIc: ks.KIc, native.FieldKID: ks.KID, native.FieldKIK: ks.KIK} {
+				if vals[name], err = tk.Wrap(v); err != nil {
+					return err
+				}
+			}
+			switch {
+			case i%7 == 3:
+				vals[native.FieldIMSI] = fmt.Sprintf("9999900001%05d", i)
+			case i%11 == 5:
+				vals[native.FieldKi] = "tk-ab:" + strings.Repeat("00", 24)
+			default:
+				wantAccepted++
+			}
+			for _, fd := range native.Handover.Fields {
+				r.Set(fd.Name, vals[fd.Name])
+			}
+			if err := emit(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	res = w.process(b, "mno-a", &processor.HandoverIntake{HLR: b.Partners["hlr"]}, w.send("MNOA", "MNOB", native.Handover, n, false, "tk-ab", emit))
+	if res.Counts.Records != n || res.Counts.Accepted != wantAccepted || res.Counts.Rejected != n-wantAccepted {
+		t.Fatalf("counts %+v, want %d accepted of %d", res.Counts, wantAccepted, n)
+	}
+	_, ack := w.readOutput(b, output(t, res.Outputs, "handover-ack"))
+	if len(ack) != n {
+		t.Fatalf("handover-ack has %d records, want %d", len(ack), n)
+	}
+	for i, r := range ack {
+		c := f.Cards[i]
+		want := native.StatusProvisioned
+		if i%7 == 3 || i%11 == 5 {
+			want = "rejected"
+		}
+		if r.Get(native.FieldICCID) != c.ICCID || r.Get(native.FieldStatus) != want {
+			t.Fatalf("ack line %d: %s %s (%s), want %s %s", i, r.Get(native.FieldICCID), r.Get(native.FieldStatus), r.Get(native.FieldDetail), c.ICCID, want)
+		}
+		if want != native.StatusProvisioned {
+			if st := cardState(t, b, c.ICCID); st != "requested" {
+				t.Errorf("rejected card %d is %s", i, st)
+			}
+			continue
+		}
+		bc, err := b.Ledger.Card(ctx, c.ICCID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks := c.Keys(1)
+		if fp := b.Vault.Fingerprint(c.Ki(1), c.OPc, ks.KIc, ks.KID, ks.KIK); bc.State != ledger.CardActive || bc.SecretsFP != fp {
+			t.Errorf("card %d: %s, fingerprint %s want %s", i, bc.State, bc.SecretsFP, fp)
+		}
+		if got := counter(t, b, c.ICCID, 0); got != int64(i) {
+			t.Errorf("card %d: counter %d", i, got)
+		}
+	}
+	_, prov := w.readOutput(b, output(t, res.Outputs, "provisioning"))
+	if len(prov) != wantAccepted {
+		t.Fatalf("provisioning has %d records, want %d", len(prov), wantAccepted)
+	}
+	auc := processor.NewTransport(w.tks["tk-aucb"])
+	byICCID := f.ByICCID()
+	for _, r := range prov {
+		c := byICCID[r.Get(native.FieldICCID)]
+		ki, err := auc.Unwrap(r.Get(native.FieldKi))
+		if c == nil || err != nil || !bytes.Equal(ki, c.Ki(1)) {
+			t.Fatalf("provisioning of %s: Ki does not match (%v)", r.Get(native.FieldICCID), err)
+		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"resub/formats/native"
 	"resub/processor/ledger"
@@ -37,15 +39,13 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		return err
 	}
 	defer stage.Close(ctx)
+	pipe := p.newSealPipe(ctx, a, stage)
+	defer pipe.stop()
 	requested := 0
 	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
 		kind := rec.Get(native.FieldKind)
 		if kind != native.KindCancel && kind != native.Kind3b {
-			sc, err := p.stageCard(w, rec)
-			if err != nil {
-				return err
-			}
-			return stage.Add(ctx, sc)
+			return pipe.add(rec)
 		}
 		iccid := rec.Get(native.FieldICCID)
 		c, err := w.Tx.Card(ctx, iccid)
@@ -92,6 +92,9 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 	if err != nil {
 		return err
 	}
+	if err := pipe.finish(); err != nil {
+		return err
+	}
 	taken, err := stage.Take(ctx, ledger.HandoverTake{
 		BatchID: w.BatchID, Partner: a.Name,
 		From: cardRequested, To: ledger.CardActive, Event: "provisioned", Ref: w.Source,
@@ -136,41 +139,208 @@ const (
 // the stage keeps them (ledger.StagedCard.Sealed).
 var handoverSecrets = []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK}
 
-// stageCard makes the staged line of a 3a record: secrets unwrapped from
-// the sender's transport key, sealed under the master key and wiped, with
-// their fingerprint. A secret that does not unwrap is the line's verdict
-// (it counts only if no other rule rejects the line first); one that does
-// not seal fails the work.
-func (p *Party) stageCard(w *Work, rec *native.Record) (ledger.StagedCard, error) {
-	iccid := rec.Get(native.FieldICCID)
-	sc := ledger.StagedCard{Line: rec.Line, ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), MSISDN: rec.Get(native.FieldMSISDN),
+// sealPipe stages the 3a records of an intake: their secrets are unwrapped
+// from the sender's transport key, sealed under our master key, wiped and
+// fingerprinted by workers on the other cores while the caller goes on
+// reading the file, and the sealed lines are staged by the caller, in
+// line order, as their batches come back. (Vault and Transport are safe
+// for concurrent use.)
+type sealPipe struct {
+	ctx     context.Context
+	p       *Party
+	partner *Partner
+	stage   *ledger.HandoverStage
+	jobs    chan *sealBatch
+	queue   []*sealBatch // submitted, in line order
+	cur     *sealBatch
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+// sealBatch is a run of records for one worker: lines in, sealed lines
+// out (the same slice), done closed when they are.
+type sealBatch struct {
+	lines   []ledger.StagedCard
+	wrapped [][]string // the records' wrapped secret fields, by handoverSecrets
+	err     error
+	done    chan struct{}
+}
+
+const (
+	sealBatchSize = 64 // records a worker takes at once
+	sealInFlight  = 16 // batches submitted and not yet staged
+)
+
+func (p *Party) newSealPipe(ctx context.Context, from *Partner, stage *ledger.HandoverStage) *sealPipe {
+	workers := min(max(runtime.GOMAXPROCS(0)-1, 1), 4)
+	sp := &sealPipe{ctx: ctx, p: p, partner: from, stage: stage, jobs: make(chan *sealBatch, workers)}
+	sp.wg.Add(workers)
+	for range workers {
+		go func() {
+			defer sp.wg.Done()
+			for b := range sp.jobs {
+				b.err = sp.seal(b)
+				close(b.done)
+			}
+		}()
+	}
+	return sp
+}
+
+// add takes a 3a record (copied: the reader reuses it).
+func (sp *sealPipe) add(rec *native.Record) error {
+	if sp.cur == nil {
+		sp.cur = &sealBatch{lines: make([]ledger.StagedCard, 0, sealBatchSize), wrapped: make([][]string, 0, sealBatchSize), done: make(chan struct{})}
+	}
+	b := sp.cur
+	sc := ledger.StagedCard{Line: rec.Line, ICCID: rec.Get(native.FieldICCID), IMSI: rec.Get(native.FieldIMSI), MSISDN: rec.Get(native.FieldMSISDN),
 		Profile: rec.Get(native.FieldProfile), Algorithm: rec.Get(native.FieldAlgorithm), OTAAlg: rec.Get(native.FieldOTAAlg)}
-	if prof := p.Profiles[sc.Profile]; prof != nil {
+	if prof := sp.p.Profiles[sc.Profile]; prof != nil {
 		sc.ProfileName = prof.Name
 	}
 	kvn, _ := rec.Int(native.FieldKVN)
 	sc.KVN = int(kvn)
 	sc.Counter, _ = rec.Int(native.FieldCounter)
-	secrets, err := w.unwrapSecrets(rec, handoverSecrets...)
-	if err != nil {
-		sc.Reason, sc.Detail = ReasonInvalid, err.Error()
-		return sc, nil
-	}
-	defer wipe(secrets)
-	sc.Sealed = make([][]byte, len(handoverSecrets))
+	wrapped := make([]string, len(handoverSecrets))
 	for i, name := range handoverSecrets {
-		v, ok := secrets[name]
-		if !ok {
+		wrapped[i] = rec.Get(name)
+	}
+	b.lines = append(b.lines, sc)
+	b.wrapped = append(b.wrapped, wrapped)
+	if len(b.lines) < sealBatchSize {
+		return nil
+	}
+	return sp.submit()
+}
+
+// submit hands the current batch to the workers, then stages the batches
+// that are back (waiting for the oldest when too many are out).
+func (sp *sealPipe) submit() error {
+	b := sp.cur
+	sp.cur = nil
+	if b == nil || len(b.lines) == 0 {
+		return nil
+	}
+	select {
+	case sp.jobs <- b:
+	case <-sp.ctx.Done():
+		return sp.ctx.Err()
+	}
+	sp.queue = append(sp.queue, b)
+	for len(sp.queue) > 0 {
+		head := sp.queue[0]
+		if len(sp.queue) <= sealInFlight {
+			select {
+			case <-head.done:
+			default:
+				return nil
+			}
+		}
+		if err := sp.stageHead(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stageHead waits for the oldest batch and stages its lines.
+func (sp *sealPipe) stageHead() error {
+	head := sp.queue[0]
+	select {
+	case <-head.done:
+	case <-sp.ctx.Done():
+		return sp.ctx.Err()
+	}
+	sp.queue[0] = nil
+	sp.queue = sp.queue[1:]
+	if head.err != nil {
+		return head.err
+	}
+	for _, sc := range head.lines {
+		if err := sp.stage.Add(sp.ctx, sc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish stages every record added.
+func (sp *sealPipe) finish() error {
+	if err := sp.submit(); err != nil {
+		return err
+	}
+	for len(sp.queue) > 0 {
+		if err := sp.stageHead(); err != nil {
+			return err
+		}
+	}
+	sp.stop()
+	return nil
+}
+
+// stop ends the workers (they finish the batches they were given).
+func (sp *sealPipe) stop() {
+	if sp.stopped {
+		return
+	}
+	sp.stopped = true
+	close(sp.jobs)
+	sp.wg.Wait()
+}
+
+// seal fills a batch's sealed secrets and fingerprints. A secret that
+// does not unwrap is the line's verdict (it counts only if no other rule
+// rejects the line first); one that does not seal fails the work.
+func (sp *sealPipe) seal(b *sealBatch) error {
+	v := sp.p.Vault
+	for j := range b.lines {
+		sc := &b.lines[j]
+		secrets, err := unwrapFields(sp.partner, handoverSecrets, b.wrapped[j])
+		b.wrapped[j] = nil
+		if err != nil {
+			sc.Reason, sc.Detail = ReasonInvalid, err.Error()
 			continue
 		}
-		blob, err := p.Vault.Seal(secretAAD(iccid, name, 0), v)
-		if err != nil {
-			return sc, fmt.Errorf("seal %s of %s: %w", name, iccid, err)
+		sc.Sealed = make([][]byte, len(handoverSecrets))
+		for i, name := range handoverSecrets {
+			plain, ok := secrets[name]
+			if !ok {
+				continue
+			}
+			blob, err := v.Seal(secretAAD(sc.ICCID, name, 0), plain)
+			if err != nil {
+				wipe(secrets)
+				return fmt.Errorf("seal %s of %s: %w", name, sc.ICCID, err)
+			}
+			sc.Sealed[i] = blob
 		}
-		sc.Sealed[i] = blob
+		sc.SecretsFP = v.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
+		wipe(secrets)
 	}
-	sc.SecretsFP = p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
-	return sc, nil
+	return nil
+}
+
+// unwrapFields opens wrapped secret fields (values, by names) with the
+// sender's transport keys, as Work.unwrapSecrets does with a record's.
+// Absent fields are skipped; the caller wipes the result.
+func unwrapFields(from *Partner, names, values []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(names))
+	for i, f := range names {
+		if values[i] == "" {
+			continue
+		}
+		if from.Transport == nil {
+			wipe(out)
+			return nil, fmt.Errorf("%s: no transport key configured for %s", f, from.Name)
+		}
+		b, err := from.Transport.Unwrap(values[i])
+		if err != nil {
+			wipe(out)
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		out[f] = b
+	}
+	return out, nil
 }
 
 func (s *HandoverIntake) manufacturerName() string {
