@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"resub/formats/native"
 	"resub/processor/ledger"
 )
@@ -410,17 +412,35 @@ var renderProvisioning = &renderer{
 			return fmt.Errorf("provisioning for %s: no AuC transport key configured", hlr.Name)
 		}
 		rec := native.NewRecord(native.Provisioning)
-		return p.Ledger.BatchSecretPages(ctx, o.BatchID, native.StatusProvisioned, provisioningSecrets, cardPageSize, func(page []ledger.CardSecrets) error {
-			for _, cs := range page {
-				if err := p.provisioningRecord(rec, hlr, cs); err != nil {
-					return err
+		// The next page is read from the ledger while this one's keys
+		// are re-wrapped and written.
+		pages := make(chan []ledger.CardSecrets, 1)
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			defer close(pages)
+			return p.Ledger.BatchSecretPages(gctx, o.BatchID, native.StatusProvisioned, provisioningSecrets, cardPageSize, func(page []ledger.CardSecrets) error {
+				select {
+				case pages <- page:
+					return nil
+				case <-gctx.Done():
+					return gctx.Err()
 				}
-				if err := emit(rec); err != nil {
-					return err
+			})
+		})
+		g.Go(func() error {
+			for page := range pages {
+				for _, cs := range page {
+					if err := p.provisioningRecord(rec, hlr, cs); err != nil {
+						return err
+					}
+					if err := emit(rec); err != nil {
+						return err
+					}
 				}
 			}
 			return nil
 		})
+		return g.Wait()
 	},
 }
 

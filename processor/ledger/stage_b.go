@@ -73,7 +73,7 @@ func (t *Tx) StageHandover(ctx context.Context, secretNames []string) (*Handover
   algorithm    TEXT NOT NULL,
   kvn        INTEGER NOT NULL,
   ota_alg    TEXT NOT NULL,
-  counter    INTEGER NOT NULL,
+  counter    BIGINT NOT NULL,
   secrets_fp TEXT NOT NULL,
   reason     TEXT NOT NULL,
   detail     TEXT NOT NULL` + cols.String() + `
@@ -314,7 +314,8 @@ type CardSecrets struct {
 // order, in pages of up to size, each with its card's identity and those
 // of its wrapped secrets named in names: one query a page, one row a
 // record, and nothing read that the caller did not ask for (no key sets,
-// no time stamps). The page's slice is reused: fn must not keep it.
+// no time stamps). Each page is a new slice: fn may hand it to another
+// goroutine.
 func (d *DB) BatchSecretPages(ctx context.Context, batchID int64, status string, names []string, size int, fn func([]CardSecrets) error) error {
 	if size <= 0 {
 		size = pageSize
@@ -337,11 +338,10 @@ func (d *DB) BatchSecretPages(ctx context.Context, batchID int64, status string,
 	args = append(args, batchID, status, 0, size)
 	after := &args[len(args)-2]
 	*after = -1 << 62
-	page := make([]CardSecrets, 0, size)
 	blobs := make([][]byte, len(names))
 	dest := make([]any, 0, 7+len(names))
 	for {
-		page = page[:0]
+		page := make([]CardSecrets, 0, size)
 		rows, err := d.Query(ctx, query, args...)
 		if err != nil {
 			return err
