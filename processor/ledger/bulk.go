@@ -1,16 +1,18 @@
 package ledger
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strings"
 )
 
-// BatchMessage is one message of a batch with what rendering it needs:
-// the card and the card's wrapped secrets of the message's key index.
+// BatchMessage is one message of a batch with what rendering its packet
+// needs and no more (each column read costs a good deal in a million-row
+// batch): of the message its ID, ICCID, kind, key index, KVN, counter,
+// TAR, MSISDN and concatenation reference; of the card its ICCID, IMSI,
+// new IMSI, recipient, key index and profile; and the card's wrapped
+// secrets asked for, of the message's key index. Other fields are zero.
 type BatchMessage struct {
 	Msg     *Message
 	Card    *Card
@@ -26,41 +28,59 @@ func prefixed(alias, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-var (
-	msgColsM  = prefixed("m", msgCols)
-	cardColsC = prefixed("c", cardCols)
-)
+var cardColsC = prefixed("c", cardCols)
 
 // BatchMessagePages calls fn with the messages of a batch in id order, in
 // pages of up to size, each message with its card and those of the card's
-// wrapped secrets of the message's key index that are named in names:
-// two set-based queries a page (plus a count that proves no message lost
-// its card) instead of several lookups a message, and memory bounded by
-// the page whatever the batch's size. Each page is a new slice: fn may
-// hand it to another goroutine.
+// wrapped secrets of the message's key index that are named in names: one
+// query a page (plus a count that proves no message lost its card)
+// instead of several lookups a message, and memory bounded by the page
+// whatever the batch's size. Each page is a new slice: fn may hand it to
+// another goroutine.
 func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, names []string, fn func([]BatchMessage) error) error {
 	if size <= 0 {
 		size = 1000
 	}
-	if len(names) == 0 {
-		return fmt.Errorf("batch %d messages: no secret names asked for", batchID)
+	var cols, joins strings.Builder
+	var nameArgs []any
+	for i, nm := range names {
+		fmt.Fprintf(&cols, ", s%d.blob", i)
+		fmt.Fprintf(&joins, "\n\t\tLEFT JOIN card_secrets s%d ON s%d.iccid = m.iccid AND s%d.name = ? AND s%d.key_index = m.key_index", i, i, i, i)
+		nameArgs = append(nameArgs, nm)
 	}
-	in := strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ")
+	query := `SELECT m.id, m.iccid, m.kind, m.key_index, m.kvn, m.counter, m.tar, m.msisdn, m.concat_ref,
+			c.imsi, c.new_imsi, c.recipient, c.key_index, c.profile` + cols.String() + `
+		FROM ota_messages m JOIN cards c ON c.iccid = m.iccid` + joins.String() + `
+		WHERE m.batch_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`
+	blobs := make([][]byte, len(names))
 	var after int64
 	for {
 		page := make([]BatchMessage, 0, size)
-		rows, err := d.Query(ctx, `SELECT `+msgColsM+`, `+cardColsC+` FROM ota_messages m JOIN cards c ON c.iccid = m.iccid
-			WHERE m.batch_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`, batchID, after, size)
+		args := append(append([]any{}, nameArgs...), batchID, after, size)
+		rows, err := d.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			m, c, err := scanMsgCard(rows)
-			if err != nil {
+			m, c := &Message{BatchID: batchID}, &Card{}
+			dest := []any{&m.ID, &m.ICCID, &m.Kind, &m.KeyIndex, &m.KVN, &m.Counter, &m.TAR, &m.MSISDN, &m.ConcatRef,
+				&c.IMSI, &c.NewIMSI, &c.Recipient, &c.KeyIndex, &c.Profile}
+			for i := range blobs {
+				blobs[i] = nil
+				dest = append(dest, &blobs[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
 				return err
 			}
-			page = append(page, BatchMessage{Msg: m, Card: c})
+			c.ICCID = m.ICCID
+			bm := BatchMessage{Msg: m, Card: c}
+			for i, b := range blobs {
+				if b != nil {
+					bm.Secrets = append(bm.Secrets, Secret{Name: names[i], KeyIndex: m.KeyIndex, Blob: b})
+				}
+			}
+			page = append(page, bm)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -80,27 +100,6 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, nam
 		if len(page) == 0 {
 			return nil
 		}
-		args := []any{batchID, page[0].Msg.ID, last}
-		for _, nm := range names {
-			args = append(args, nm)
-		}
-		err = d.each(ctx, `SELECT m.id, s.name, s.key_index, s.master_key, s.blob FROM ota_messages m
-			JOIN card_secrets s ON s.iccid = m.iccid AND s.key_index = m.key_index
-			WHERE m.batch_id = ? AND m.id BETWEEN ? AND ? AND s.name IN (`+in+`)`, args, func(rows *sql.Rows) error {
-			var id int64
-			var s Secret
-			if err := rows.Scan(&id, &s.Name, &s.KeyIndex, &s.MasterKey, &s.Blob); err != nil {
-				return err
-			}
-			i, ok := slices.BinarySearchFunc(page, id, func(bm BatchMessage, id int64) int { return cmp.Compare(bm.Msg.ID, id) })
-			if ok {
-				page[i].Secrets = append(page[i].Secrets, s)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
 		if err := fn(page); err != nil {
 			return err
 		}
@@ -109,19 +108,6 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, nam
 		}
 		after = last
 	}
-}
-
-// scanMsgCard reads a row of msgCols followed by cardCols.
-func scanMsgCard(rows *sql.Rows) (*Message, *Card, error) {
-	m, c := &Message{}, &Card{}
-	var mt msgTimes
-	var ct cardTimes
-	if err := rows.Scan(append(m.dest(&mt), c.dest(&ct)...)...); err != nil {
-		return nil, nil, err
-	}
-	mt.set(m)
-	ct.set(c)
-	return m, c, nil
 }
 
 // BatchProfiles calls fn for each distinct card profile among a batch's
