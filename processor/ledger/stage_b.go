@@ -12,7 +12,7 @@ import (
 // secrets already sealed under the master key: the database may spill the
 // table to disk, so nothing in clear ever goes there), then a handful of
 // statements judge every line and take the accepted cards, whatever the
-// number of records. It lives in one transaction; Close drops its tables.
+// number of records. It lives in one transaction; Close drops the table.
 //
 // Records staged must name distinct cards (the reader refuses a repeated
 // ICCID); Take checks that it updated as many cards as it accepted.
@@ -39,8 +39,8 @@ type StagedCard struct {
 	// the record carried none.
 	Sealed [][]byte
 	// Reason and Detail are a verdict reached while staging (a secret
-	// that did not unwrap). It counts only when no rule of Take
-	// rejects the line first.
+	// that did not unwrap); an empty Reason is none. It counts only when
+	// no rule of Take rejects the line first.
 	Reason, Detail string
 }
 
