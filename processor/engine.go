@@ -95,6 +95,13 @@ type FileStep interface {
 	Apply(ctx context.Context, w *Work) error
 }
 
+// duplicateFinder is a FileStep that finds repeated ICCIDs and IMSIs of
+// its input itself (in the records it stages in the ledger), so that the
+// reader keeps no memory per record.
+type duplicateFinder interface {
+	findsDuplicates() bool
+}
+
 // RawStep is a FileStep that can also read a file that is not in our
 // native layout (a SIM vendor's output file).
 type RawStep interface {
@@ -446,7 +453,11 @@ func (p *Party) openInput(ctx context.Context, step FileStep, in Input, w *Work)
 		}
 		rc = io.NopCloser(op.br)
 	}
-	rd := native.NewReader(rc, p.readerOptions(ctx, in, step.InputType()))
+	opts := p.readerOptions(ctx, in, step.InputType())
+	if d, ok := step.(duplicateFinder); ok {
+		opts.CallerFindsDuplicates = d.findsDuplicates()
+	}
+	rd := native.NewReader(rc, opts)
 	h, herr := rd.Header()
 	if herr != nil {
 		op.close()

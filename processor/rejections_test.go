@@ -129,8 +129,10 @@ func TestIMSIListRejections(t *testing.T) {
 		{listRec{c[9].ICCID, "999990000000019", date(-1)}, "rejected", processor.ReasonDatePast, ""},
 		// Malformed: a cut-over date that is no date.
 		{listRec{c[10].ICCID, "999990000000020", "2026-13-45"}, "rejected", processor.ReasonInvalid, ""},
+		// c[0] a second time in the same file.
+		{listRec{c[0].ICCID, "999990000000021", date(1)}, "rejected", processor.ReasonDuplicate, "iccid: duplicate within the file: " + c[0].ICCID},
 		// c[0]'s new IMSI a second time in the same file.
-		{listRec{c[12].ICCID, "999990000000010", date(1)}, "rejected", processor.ReasonDuplicate, ""},
+		{listRec{c[12].ICCID, "999990000000010", date(1)}, "rejected", processor.ReasonDuplicate, "imsi: duplicate within the file: 999990000000010"},
 	}
 	var recs []listRec
 	for _, cs := range cases {

@@ -27,6 +27,9 @@ type IMSIList struct {
 // InputType implements FileStep.
 func (s *IMSIList) InputType() string { return native.IMSIList.Name }
 
+// findsDuplicates: the staging table finds repeated ICCIDs and IMSIs.
+func (s *IMSIList) findsDuplicates() bool { return true }
+
 // Apply implements FileStep. It works in two phases inside the work's
 // transaction. The records stream into a staging table (line, ICCID, new
 // IMSI, cut-over date and the checks that need no ledger); then a few

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"resub/formats/native"
 	"resub/processor/ledger"
 )
 
@@ -28,26 +29,38 @@ type imsiStage struct {
 // holds gives the line's answer. cond is SQL over the staged line s, its
 // card c (NULL when unknown), the authorisation a to the recipient and the
 // card's profile p here; detail is the SQL text of the answer's detail
-// over the judged line (state, from_date, profile, key_index,
-// list_length).
+// over the judged line (line, iccid, imsi, state, from_date, profile,
+// key_index, list_length), with args binding its placeholders.
 var imsiRules = []struct {
 	reason, cond, detail string
+	args                 func(w *Work) []any
 }{
-	{ReasonUnknownICCID, `c.iccid IS NULL`, `''`},
+	// A repeated ICCID or IMSI: the later line, as the reader would say it.
+	{ReasonDuplicate, `EXISTS (SELECT 1 FROM imsi_stage d WHERE d.iccid = s.iccid AND d.line < s.line)`,
+		`? || ':' || line || ': ' || ? || ': ' || ? || ': ' || iccid`, duplicateArgs(native.FieldICCID)},
+	{ReasonDuplicate, `EXISTS (SELECT 1 FROM imsi_stage d WHERE d.imsi = s.imsi AND d.line < s.line)`,
+		`? || ':' || line || ': ' || ? || ': ' || ? || ': ' || imsi`, duplicateArgs(native.FieldIMSI)},
+	{ReasonUnknownICCID, `c.iccid IS NULL`, `''`, nil},
 	{ReasonAlreadyMoving, `c.state IN (` + sqlList(ledger.CardMoving, ledger.CardConfirmed, ledger.CardUnknown, ledger.CardFailed,
-		ledger.CardHandedOver, ledger.CardProvisioned, ledger.CardResetting, ledger.CardManual) + `)`, `'card is ' || state`},
-	{ReasonNotActive, `c.state <> ` + sqlList(ledger.CardActive), `'card is ' || state`},
-	{ReasonNotAuthorised, `a.iccid IS NULL`, `'no switch authorisation to ' || ?`},
-	{ReasonNotAuthorised, `c.owner <> '' AND a.owner <> c.owner`, `'authorised by another customer than the card''s owner'`},
-	{ReasonNotAuthorised, `s.cutover < a.from_date`, `'cut-over before the authorised date ' || from_date`},
-	{ReasonNotInRange, `s.in_range = 0`, `''`},
+		ledger.CardHandedOver, ledger.CardProvisioned, ledger.CardResetting, ledger.CardManual) + `)`, `'card is ' || state`, nil},
+	{ReasonNotActive, `c.state <> ` + sqlList(ledger.CardActive), `'card is ' || state`, nil},
+	{ReasonNotAuthorised, `a.iccid IS NULL`, `'no switch authorisation to ' || ?`, func(w *Work) []any { return []any{w.Partner.Code} }},
+	{ReasonNotAuthorised, `c.owner <> '' AND a.owner <> c.owner`, `'authorised by another customer than the card''s owner'`, nil},
+	{ReasonNotAuthorised, `s.cutover < a.from_date`, `'cut-over before the authorised date ' || from_date`, nil},
+	{ReasonNotInRange, `s.in_range = 0`, `''`, nil},
 	// Two indexed lookups (cards_imsi, cards_new_imsi) rather than one OR.
 	{ReasonIMSIInUse, `EXISTS (SELECT 1 FROM cards x WHERE x.imsi = s.imsi AND x.state NOT IN ('released', 'erased'))
-		OR EXISTS (SELECT 1 FROM cards x WHERE x.new_imsi = s.imsi AND x.state NOT IN ('released', 'erased'))`, `''`},
-	{ReasonDatePast, `s.past = 1`, `''`},
-	{ReasonInternal, `p.name IS NULL`, `'card profile ' || profile || ' is not configured'`},
-	{ReasonListExhausted, `p.indexed = 1 AND c.key_index >= c.list_length`, `'key index ' || key_index || ' of ' || list_length`},
-	{ReasonInternal, `c.msisdn = ''`, `'no MSISDN known for the card'`},
+		OR EXISTS (SELECT 1 FROM cards x WHERE x.new_imsi = s.imsi AND x.state NOT IN ('released', 'erased'))`, `''`, nil},
+	{ReasonDatePast, `s.past = 1`, `''`, nil},
+	{ReasonInternal, `p.name IS NULL`, `'card profile ' || profile || ' is not configured'`, nil},
+	{ReasonListExhausted, `p.indexed = 1 AND c.key_index >= c.list_length`, `'key index ' || key_index || ' of ' || list_length`, nil},
+	{ReasonInternal, `c.msisdn = ''`, `'no MSISDN known for the card'`, nil},
+}
+
+// duplicateArgs binds a duplicate's detail: file, field and the reader's
+// words for it.
+func duplicateArgs(field string) func(w *Work) []any {
+	return func(w *Work) []any { return []any{w.File.Name, field, native.ErrDuplicate.Error()} }
 }
 
 // sqlList quotes constant strings of ours as an SQL list.
@@ -105,13 +118,22 @@ func (st *imsiStage) judge(ctx context.Context) error {
 	if err := st.rows.Flush(ctx); err != nil {
 		return err
 	}
+	// Repeated ICCIDs and IMSIs are found here, not by the reader (which
+	// would hold every one of them in memory).
+	t0 := time.Now()
+	for _, q := range []string{`CREATE INDEX imsi_stage_iccid ON imsi_stage (iccid)`, `CREATE INDEX imsi_stage_imsi ON imsi_stage (imsi)`} {
+		if _, err := w.Tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("imsi-list staging: %w", err)
+		}
+	}
+	st.took("index the stage", t0)
 	var rule strings.Builder
 	rule.WriteString("CASE")
 	for i, r := range imsiRules {
 		fmt.Fprintf(&rule, "\n\t\t\tWHEN %s THEN %d", r.cond, i+1)
 	}
 	rule.WriteString(" ELSE 0 END")
-	t0 := time.Now()
+	t0 = time.Now()
 	_, err := w.Tx.Exec(ctx, `INSERT INTO imsi_judged (line, iccid, imsi, cutover, rule, state, from_date, profile, key_index, list_length, kvn, msisdn, tar, reset_tar)
 		SELECT s.line, s.iccid, s.imsi, s.cutover, `+rule.String()+`,
 			c.state, a.from_date, c.profile, c.key_index, c.list_length,
@@ -133,8 +155,8 @@ func (st *imsiStage) judge(ctx context.Context) error {
 	for i, r := range imsiRules {
 		fmt.Fprintf(&reason, " WHEN %d THEN %s", i+1, sqlList(r.reason))
 		fmt.Fprintf(&detail, " WHEN %d THEN %s", i+1, r.detail)
-		if strings.Contains(r.detail, "?") {
-			args = append(args, w.Partner.Code)
+		if r.args != nil {
+			args = append(args, r.args(w)...)
 		}
 	}
 	reason.WriteString(" ELSE '' END")

@@ -30,7 +30,7 @@ func NewRecordChecker(s *Schema, transportKey string, columns []string, o Option
 	c := &RecordChecker{schema: s, opts: &o, transportKey: transportKey, absent: make([]bool, len(s.Fields)), dups: make([]*ident.KeySet, len(s.Fields))}
 	for fi, f := range s.Fields {
 		c.absent[fi] = columns != nil && !slices.Contains(columns, f.Name)
-		if f.Unique && !c.absent[fi] {
+		if f.Unique && !c.absent[fi] && !o.CallerFindsDuplicates {
 			c.dups[fi] = ident.NewKeySet()
 		}
 	}

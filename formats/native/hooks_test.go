@@ -186,3 +186,25 @@ func TestBoundedHeader(t *testing.T) {
 		t.Errorf("%d problems kept", n)
 	}
 }
+
+// A caller that finds duplicates itself gets the repeated records as
+// valid ones: the reader then keeps nothing per record.
+func TestCallerFindsDuplicates(t *testing.T) {
+	for _, file := range []string{"duplicate-iccid.txt", "duplicate-imsi.txt"} {
+		for _, caller := range []bool{false, true} {
+			f, err := os.Open("../../testdata/native/" + file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			probs := checkAll(f, Options{File: file, Type: "imsi-list", CallerFindsDuplicates: caller})
+			f.Close()
+			dup := false
+			for _, p := range probs {
+				dup = dup || errors.Is(p, ErrDuplicate)
+			}
+			if dup == caller {
+				t.Errorf("%s, caller finds duplicates %v: problems %v", file, caller, probs)
+			}
+		}
+	}
+}

@@ -385,7 +385,7 @@ func (r *Reader) parseColumns(line string) ErrorList {
 		if !seen[fi] && f.Required {
 			errs = append(errs, r.perr(r.colLine, f.Name, ErrMissingColumn))
 		}
-		if f.Unique && seen[fi] && !r.opts.NoValidate {
+		if f.Unique && seen[fi] && !r.opts.NoValidate && !r.opts.CallerFindsDuplicates {
 			r.dups[fi] = ident.NewKeySet()
 		}
 	}

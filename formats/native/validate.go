@@ -40,6 +40,11 @@ type Options struct {
 	// NoValidate skips field validation and duplicate detection: the
 	// reader then only splits lines (for tools that repair files).
 	NoValidate bool
+	// CallerFindsDuplicates leaves repeated ICCIDs and IMSIs to the
+	// caller (a step that stages every record in its ledger finds them
+	// there): the reader then keeps no memory per record, however long
+	// the file.
+	CallerFindsDuplicates bool
 }
 
 // DefaultMaxLineLength bounds lines: enough for an ota-batch record of
