@@ -79,13 +79,13 @@ func footprint(t *testing.T, p *processor.Party, iccid string) string {
 
 // TestHandoverIntakeJudgesEveryLine sends B one handover whose records hit
 // every rejection rule of the intake, alone and together (where the first
-// rule in order must win), among accepted 3a records, a cancel and a
-// malformed record. It checks each line's answer in the handover-ack, what
+// rule in order must win), among accepted 3a records, a cancel, a
+// malformed record and records that repeat an earlier one's ICCID or IMSI. It checks each line's answer in the handover-ack, what
 // B now holds of each accepted card (and what its HLR is told), and that
 // nothing of a rejected card changed.
 func TestHandoverIntakeJudgesEveryLine(t *testing.T) {
 	ctx := context.Background()
-	const n = 12
+	const n = 13
 	w, f, _, b := setup3a(t, n)
 	c := f.Cards
 	cut := w.now.AddDate(0, 0, 1)
@@ -190,9 +190,17 @@ func TestHandoverIntakeJudgesEveryLine(t *testing.T) {
 		// Malformed: the reader's rejection.
 		{rec3a(c[10], func(h handRec) { h[native.FieldAlgorithm] = "nonsense" }), rejected, processor.ReasonInvalid, ""},
 		{rec3a(c[11], nil), accepted, "", ""},
+		// Repeats of an earlier line (the later line is the duplicate):
+		// c[0]'s ICCID with another IMSI, c[11]'s IMSI on another card,
+		// a cancel of c[1] (accepted above), and c[9] again after its
+		// cancel.
+		{rec3a(c[0], func(h handRec) { h[native.FieldIMSI] = "999990000099970" }), rejected, processor.ReasonDuplicate, "iccid: duplicate within the file: " + c[0].ICCID},
+		{rec3a(c[12], func(h handRec) { h[native.FieldIMSI] = imsi[c[11].ICCID] }), rejected, processor.ReasonDuplicate, "imsi: duplicate within the file: " + imsi[c[11].ICCID]},
+		{handRec{native.FieldKind: native.KindCancel, native.FieldICCID: c[1].ICCID}, rejected, processor.ReasonDuplicate, "iccid: duplicate within the file: " + c[1].ICCID},
+		{rec3a(c[9], nil), rejected, processor.ReasonDuplicate, "iccid: duplicate within the file: " + c[9].ICCID},
 	}
 	acceptedCards := []*fleet.Card{c[0], c[1], c[11]}
-	rejectedCards := []*fleet.Card{c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[10]}
+	rejectedCards := []*fleet.Card{c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[10], c[12]}
 	before := map[string]string{}
 	for _, card := range rejectedCards {
 		before[card.ICCID] = footprint(t, b, card.ICCID)
@@ -209,36 +217,33 @@ func TestHandoverIntakeJudgesEveryLine(t *testing.T) {
 		t.Errorf("counts: %+v", res.Counts)
 	}
 
-	// The answers, line by line.
-	_, got := w.readOutput(b, output(t, res.Outputs, "handover-ack"))
-	answers := map[string]*native.Record{}
-	for _, r := range got {
-		if answers[r.Get(native.FieldICCID)] != nil {
-			t.Errorf("two answers for %s", r.Get(native.FieldICCID))
-		}
-		answers[r.Get(native.FieldICCID)] = r
-	}
+	// The answers, line by line (a cancel that is taken gets none).
+	h, got := w.readOutput(b, output(t, res.Outputs, "handover-ack"))
 	if len(got) != len(cases)-1 {
-		t.Errorf("handover-ack has %d records, want %d", len(got), len(cases)-1)
+		t.Fatalf("handover-ack has %d records, want %d", len(got), len(cases)-1)
 	}
+	k := 0
 	for i, cs := range cases {
-		iccid := cs.rec[native.FieldICCID]
+		if cs.status == "" {
+			continue
+		}
+		r := got[k]
+		k++
 		t.Run(strconv.Itoa(i)+"-"+cs.status+"-"+cs.reason, func(t *testing.T) {
-			r := answers[iccid]
-			if cs.status == "" {
-				if r != nil {
-					t.Errorf("a cancel answered: %v", r)
-				}
-				return
-			}
-			if r == nil {
-				t.Fatalf("no answer for %s", iccid)
+			if r.Get(native.FieldICCID) != cs.rec[native.FieldICCID] {
+				t.Fatalf("answer for %s, want %s", r.Get(native.FieldICCID), cs.rec[native.FieldICCID])
 			}
 			if r.Get(native.FieldStatus) != cs.status || r.Get(native.FieldReason) != cs.reason {
 				t.Errorf("%s %s (%s), want %s %s", r.Get(native.FieldStatus), r.Get(native.FieldReason), r.Get(native.FieldDetail), cs.status, cs.reason)
 			}
-			if cs.detail != "" && r.Get(native.FieldDetail) != cs.detail {
-				t.Errorf("detail %q, want %q", r.Get(native.FieldDetail), cs.detail)
+			detail := r.Get(native.FieldDetail)
+			if cs.reason == processor.ReasonDuplicate && (strings.HasPrefix(cs.detail, native.FieldICCID+": ") || strings.HasPrefix(cs.detail, native.FieldIMSI+": ")) {
+				// The reader's words: file, line, field, value.
+				if !strings.HasPrefix(detail, h.InReplyTo+":") || !strings.HasSuffix(detail, ": "+cs.detail) {
+					t.Errorf("detail %q, want %s:<line>: %s", detail, h.InReplyTo, cs.detail)
+				}
+			} else if cs.detail != "" && detail != cs.detail {
+				t.Errorf("detail %q, want %q", detail, cs.detail)
 			}
 		})
 	}
@@ -363,6 +368,7 @@ func TestHandoverStageLeavesNothing(t *testing.T) {
 	}
 	names := []string{"ki", "opc"}
 	rules := ledger.HandoverTake{BatchID: 1, Rejected: "rejected", UnknownCard: ledger.Verdict{Reason: "UNKNOWN", Detail: "who?"},
+		DuplicateICCID: ledger.Verdict{Reason: "DUP"}, DuplicateIMSI: ledger.Verdict{Reason: "DUP"},
 		OtherState: ledger.Verdict{Reason: "STATE"}, OtherIMSI: ledger.Verdict{Reason: "IMSI"}, NoProfile: ledger.Verdict{Reason: "PROFILE"}}
 	card := ledger.StagedCard{Line: 7, ICCID: "8988211000000467285", IMSI: "999990000000001", Sealed: [][]byte{{1, 2}, nil}}
 	boom := errors.New("boom")

@@ -27,12 +27,18 @@ type HandoverIntake struct {
 // InputType implements FileStep.
 func (s *HandoverIntake) InputType() string { return native.Handover.Name }
 
+// findsDuplicates: the stage finds repeated ICCIDs and IMSIs.
+func (s *HandoverIntake) findsDuplicates() bool { return true }
+
 // Apply implements FileStep. A 3a record is staged as it is read (its
 // secrets unwrapped from the donor's transport key and sealed under our
 // master key at once, only sealed ones staged), and the staged lines are
 // judged and taken by sets at the end (ledger.HandoverStage): a handful of
 // statements however many cards the file hands over. Cancel and 3b
-// records, rare, are handled one by one as they come.
+// records, rare, are handled one by one as they come (staged for their
+// keys only). A record that repeats an earlier one's ICCID or IMSI is
+// answered DUPLICATE in the reader's words (the stage finds them: the
+// reader keeps nothing per record).
 func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 	p := w.P
 	a := w.Partner
@@ -50,6 +56,19 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 			return pipe.add(rec)
 		}
 		iccid := rec.Get(native.FieldICCID)
+		if err := pipe.sync(); err != nil {
+			return err
+		}
+		field, err := stage.Repeats(ctx, rec.Line, iccid, rec.Get(native.FieldIMSI))
+		if err != nil {
+			return err
+		}
+		if err := stage.Add(ctx, ledger.StagedCard{Line: rec.Line, ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), KeysOnly: true}); err != nil {
+			return err
+		}
+		if field != "" {
+			return w.reject(ctx, rec, a.Name, ReasonDuplicate, fmt.Sprintf("%s:%d: %s: %s: %s", w.File.Name, rec.Line, field, native.ErrDuplicate, rec.Get(field)))
+		}
 		c, err := w.Tx.Card(ctx, iccid)
 		if errors.Is(err, ledger.ErrNotFound) {
 			return w.reject(ctx, rec, a.Name, ReasonUnknownICCID, detailUnknownCard)
@@ -102,10 +121,12 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		From: cardRequested, To: ledger.CardActive, Event: "provisioned", Ref: w.Source,
 		MasterKey: p.Vault.KeyID(), IMSIState: ledger.IMSIConfirmed,
 		Accepted: native.StatusProvisioned, Rejected: recordRejected,
-		UnknownCard: ledger.Verdict{Reason: ReasonUnknownICCID, Detail: detailUnknownCard},
-		OtherState:  ledger.Verdict{Reason: ReasonDuplicate, Detail: "card is ", DetailEnd: " here"},
-		OtherIMSI:   ledger.Verdict{Reason: ReasonInvalid, Detail: detailOtherIMSI},
-		NoProfile:   ledger.Verdict{Reason: ReasonProvisioning, Detail: "card profile ", DetailEnd: " unknown here"},
+		DuplicateICCID: duplicateVerdict(w, native.FieldICCID),
+		DuplicateIMSI:  duplicateVerdict(w, native.FieldIMSI),
+		UnknownCard:    ledger.Verdict{Reason: ReasonUnknownICCID, Detail: detailUnknownCard},
+		OtherState:     ledger.Verdict{Reason: ReasonDuplicate, Detail: "card is ", DetailEnd: " here"},
+		OtherIMSI:      ledger.Verdict{Reason: ReasonInvalid, Detail: detailOtherIMSI},
+		NoProfile:      ledger.Verdict{Reason: ReasonProvisioning, Detail: "card profile ", DetailEnd: " unknown here"},
 	})
 	if err != nil {
 		return err
@@ -129,6 +150,12 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		}
 	}
 	return nil
+}
+
+// duplicateVerdict answers a repeated field as the reader would:
+// "<file>:<line>: <field>: duplicate within the file: <value>".
+func duplicateVerdict(w *Work, field string) ledger.Verdict {
+	return ledger.Verdict{Reason: ReasonDuplicate, Detail: w.File.Name + ":", DetailEnd: ": " + field + ": " + native.ErrDuplicate.Error() + ": "}
 }
 
 // Details of the intake's rejections.
@@ -266,8 +293,8 @@ func (sp *sealPipe) stageHead() error {
 	return nil
 }
 
-// finish stages every record added.
-func (sp *sealPipe) finish() error {
+// sync stages every record added so far.
+func (sp *sealPipe) sync() error {
 	if err := sp.submit(); err != nil {
 		return err
 	}
@@ -275,6 +302,14 @@ func (sp *sealPipe) finish() error {
 		if err := sp.stageHead(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// finish stages every record added and ends the workers.
+func (sp *sealPipe) finish() error {
+	if err := sp.sync(); err != nil {
+		return err
 	}
 	sp.stop()
 	return nil

@@ -14,8 +14,11 @@ import (
 // statements judge every line and take the accepted cards, whatever the
 // number of records. It lives in one transaction; Close drops the table.
 //
-// Records staged must name distinct cards (the reader refuses a repeated
-// ICCID); Take checks that it updated as many cards as it accepted.
+// The stage also finds repeated ICCIDs and IMSIs (so that the reader keeps
+// nothing per record): every valid line of the file is staged, those
+// another path handles (KeysOnly) for their keys alone, and a line that
+// repeats an earlier line's ICCID or IMSI is a duplicate before any other
+// rule. Take checks that it updated as many cards as it accepted.
 type HandoverStage struct {
 	t       *Tx
 	secrets []string // names of the sealed secrets, in StagedCard.Sealed order
@@ -42,6 +45,9 @@ type StagedCard struct {
 	// that did not unwrap); an empty Reason is none. It counts only when
 	// no rule of Take rejects the line first.
 	Reason, Detail string
+	// KeysOnly stages a line that another path handles: only its ICCID
+	// and IMSI count (for the repeats of later lines).
+	KeysOnly bool
 }
 
 // stageTable is the stage: a temporary table, private to the connection
@@ -76,10 +82,17 @@ func (t *Tx) StageHandover(ctx context.Context, secretNames []string) (*Handover
   counter    BIGINT NOT NULL,
   secrets_fp TEXT NOT NULL,
   reason     TEXT NOT NULL,
-  detail     TEXT NOT NULL` + cols.String() + `
+  detail     TEXT NOT NULL,
+  own        INTEGER NOT NULL,
+  dup        INTEGER NOT NULL DEFAULT 0` + cols.String() + `
 )`
-	if _, err := t.tx.ExecContext(ctx, ddl); err != nil {
-		return nil, fmt.Errorf("handover stage: %w", err)
+	for _, q := range []string{ddl,
+		`CREATE INDEX ` + stageTable + `_iccid ON ` + stageTable + ` (iccid)`,
+		`CREATE INDEX ` + stageTable + `_imsi ON ` + stageTable + ` (imsi)`,
+	} {
+		if _, err := t.tx.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("handover stage: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -100,12 +113,12 @@ func (s *HandoverStage) Add(ctx context.Context, c StagedCard) error {
 // insertSQL is the INSERT of n staged rows.
 func (s *HandoverStage) insertSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + stageTable + ` (line, iccid, imsi, msisdn, profile, profile_name, algorithm, kvn, ota_alg, counter, secrets_fp, reason, detail`)
+	b.WriteString(`INSERT INTO ` + stageTable + ` (line, iccid, imsi, msisdn, profile, profile_name, algorithm, kvn, ota_alg, counter, secrets_fp, reason, detail, own`)
 	for i := range s.secrets {
 		fmt.Fprintf(&b, ", s%d", i)
 	}
 	b.WriteString(`) VALUES `)
-	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + strings.Repeat(", ?", len(s.secrets)) + ")"
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + strings.Repeat(", ?", len(s.secrets)) + ")"
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
@@ -119,9 +132,13 @@ func (s *HandoverStage) flush(ctx context.Context) error {
 	if len(s.rows) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(s.rows)*(13+len(s.secrets)))
+	args := make([]any, 0, len(s.rows)*(14+len(s.secrets)))
 	for _, c := range s.rows {
-		args = append(args, c.Line, c.ICCID, c.IMSI, c.MSISDN, c.Profile, c.ProfileName, c.Algorithm, c.KVN, c.OTAAlg, c.Counter, c.SecretsFP, c.Reason, c.Detail)
+		own := 1
+		if c.KeysOnly {
+			own = 0
+		}
+		args = append(args, c.Line, c.ICCID, c.IMSI, c.MSISDN, c.Profile, c.ProfileName, c.Algorithm, c.KVN, c.OTAAlg, c.Counter, c.SecretsFP, c.Reason, c.Detail, own)
 		for i := range s.secrets {
 			// An absent secret is NULL (a nil []byte may bind as an
 			// empty blob).
@@ -141,6 +158,30 @@ func (s *HandoverStage) flush(ctx context.Context) error {
 	return nil
 }
 
+// Repeats says whether the staged line at line (staged or not yet)
+// repeats the ICCID or the IMSI of an earlier staged line: it returns the
+// field, "iccid" or "imsi", or "" when neither. Lines handled outside the
+// stage ask it before they act.
+func (s *HandoverStage) Repeats(ctx context.Context, line int, iccid, imsi string) (string, error) {
+	if err := s.flush(ctx); err != nil {
+		return "", err
+	}
+	for _, k := range []struct{ field, col, val string }{{"iccid", "iccid", iccid}, {"imsi", "imsi", imsi}} {
+		if k.val == "" {
+			continue
+		}
+		var n int
+		err := s.t.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM `+stageTable+` WHERE `+k.col+` = ? AND line < ? LIMIT 1) AS d`, k.val, line).Scan(&n)
+		if err != nil {
+			return "", fmt.Errorf("handover stage: %w", err)
+		}
+		if n > 0 {
+			return k.field, nil
+		}
+	}
+	return "", nil
+}
+
 // HandoverTake says how Take judges the staged lines and what it records.
 type HandoverTake struct {
 	BatchID int64
@@ -156,10 +197,12 @@ type HandoverTake struct {
 	Accepted, Rejected string
 	// The rules, in order: the first that holds rejects a line with its
 	// reason code and detail.
-	UnknownCard Verdict // no card with the ICCID
-	OtherState  Verdict // the card is not in From: detail is Detail + state + DetailEnd
-	OtherIMSI   Verdict // the record's IMSI is not the card's
-	NoProfile   Verdict // no profile configured: Detail + the record's profile + DetailEnd
+	DuplicateICCID Verdict // an earlier line has the ICCID: Detail + line + DetailEnd + ICCID
+	DuplicateIMSI  Verdict // an earlier line has the IMSI: Detail + line + DetailEnd + IMSI
+	UnknownCard    Verdict // no card with the ICCID
+	OtherState     Verdict // the card is not in From: detail is Detail + state + DetailEnd
+	OtherIMSI      Verdict // the record's IMSI is not the card's
+	NoProfile      Verdict // no profile configured: Detail + the record's profile + DetailEnd
 }
 
 // Verdict is a rejection's reason code and detail (around a value where
@@ -179,7 +222,7 @@ type HandoverOutcome struct {
 // allocation moved to IMSIState, and one batch record a line.
 func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutcome, error) {
 	var out HandoverOutcome
-	for _, v := range []Verdict{o.UnknownCard, o.OtherState, o.OtherIMSI, o.NoProfile} {
+	for _, v := range []Verdict{o.DuplicateICCID, o.DuplicateIMSI, o.UnknownCard, o.OtherState, o.OtherIMSI, o.NoProfile} {
 		if v.Reason == "" {
 			// An empty reason is how the stage marks an accepted line.
 			return out, fmt.Errorf("handover stage: a rule without a reason code")
@@ -195,15 +238,21 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 		query string
 		args  []any
 	}{
+		{"repeated ICCIDs", `UPDATE ` + stageTable + ` SET dup = 1, reason = ?, detail = ? || line || ? || iccid
+			WHERE own = 1 AND EXISTS (SELECT 1 FROM ` + stageTable + ` d WHERE d.iccid = ` + stageTable + `.iccid AND d.line < ` + stageTable + `.line)`,
+			[]any{o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd}},
+		{"repeated IMSIs", `UPDATE ` + stageTable + ` SET dup = 1, reason = ?, detail = ? || line || ? || imsi
+			WHERE own = 1 AND dup = 0 AND imsi <> '' AND EXISTS (SELECT 1 FROM ` + stageTable + ` d WHERE d.imsi = ` + stageTable + `.imsi AND d.line < ` + stageTable + `.line)`,
+			[]any{o.DuplicateIMSI.Reason, o.DuplicateIMSI.Detail, o.DuplicateIMSI.DetailEnd}},
 		{"unknown cards", `UPDATE ` + stageTable + ` SET reason = ?, detail = ?
-			WHERE NOT EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + stageTable + `.iccid)`,
+			WHERE own = 1 AND dup = 0 AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + stageTable + `.iccid)`,
 			[]any{o.UnknownCard.Reason, o.UnknownCard.Detail}},
 		{"judge", `UPDATE ` + stageTable + ` SET
 			reason = CASE WHEN c.state <> ? THEN ? WHEN c.imsi <> ` + stageTable + `.imsi THEN ? ELSE ? END,
 			detail = CASE WHEN c.state <> ? THEN ? || c.state || ?
 				WHEN c.imsi <> ` + stageTable + `.imsi THEN ?
 				ELSE ? || ` + stageTable + `.profile || ? END
-			FROM cards c WHERE c.iccid = ` + stageTable + `.iccid AND (c.state <> ? OR c.imsi <> ` + stageTable + `.imsi
+			FROM cards c WHERE c.iccid = ` + stageTable + `.iccid AND ` + stageTable + `.own = 1 AND ` + stageTable + `.dup = 0 AND (c.state <> ? OR c.imsi <> ` + stageTable + `.imsi
 				OR ` + stageTable + `.profile_name = '')`,
 			[]any{o.From, o.OtherState.Reason, o.OtherIMSI.Reason, o.NoProfile.Reason,
 				o.From, o.OtherState.Detail, o.OtherState.DetailEnd, o.OtherIMSI.Detail, o.NoProfile.Detail, o.NoProfile.DetailEnd,
@@ -230,7 +279,7 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 			SELECT iccid, name, 0, ?, blob FROM (
 				SELECT st.line AS line, st.iccid AS iccid, n.column2 AS name, CASE n.column1` + pick.String() + ` END AS blob
 				FROM ` + stageTable + ` st CROSS JOIN (VALUES ` + names.String() + `) AS n
-				WHERE st.reason = '') AS x
+				WHERE st.reason = '' AND st.own = 1) AS x
 			WHERE blob IS NOT NULL
 			ON CONFLICT (iccid, name, key_index) DO UPDATE SET master_key = excluded.master_key, blob = excluded.blob`, args})
 	}
@@ -240,17 +289,17 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 		args  []any
 	}{
 		{"key sets", `INSERT INTO key_sets (iccid, key_index, kvn, kic_alg, kid_alg, counter)
-			SELECT iccid, 0, kvn, ota_alg, ota_alg, counter FROM ` + stageTable + ` WHERE reason = '' AND kvn > 0 ORDER BY line
+			SELECT iccid, 0, kvn, ota_alg, ota_alg, counter FROM ` + stageTable + ` WHERE reason = '' AND own = 1 AND kvn > 0 ORDER BY line
 			ON CONFLICT (iccid, key_index, kvn) DO UPDATE SET kic_alg = excluded.kic_alg, kid_alg = excluded.kid_alg,
 			counter = CASE WHEN excluded.counter > key_sets.counter THEN excluded.counter ELSE key_sets.counter END`, nil},
 		{"card events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
-			SELECT iccid, ?, ?, ?, ?, ? FROM ` + stageTable + ` WHERE reason = '' ORDER BY line`,
+			SELECT iccid, ?, ?, ?, ?, ? FROM ` + stageTable + ` WHERE reason = '' AND own = 1 ORDER BY line`,
 			[]any{now, o.From, o.To, o.Event, o.Ref}},
 		{"IMSI allocations", `UPDATE imsi_allocations SET state = ?, updated_at = ?
-			FROM ` + stageTable + ` s WHERE imsi_allocations.imsi = s.imsi AND s.reason = ''`,
+			FROM ` + stageTable + ` s WHERE imsi_allocations.imsi = s.imsi AND s.reason = '' AND s.own = 1`,
 			[]any{o.IMSIState, now}},
 		{"batch records", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
-			SELECT ?, line, iccid, imsi, CASE WHEN reason = '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + stageTable + ` WHERE true ORDER BY line
+			SELECT ?, line, iccid, imsi, CASE WHEN reason = '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + stageTable + ` WHERE own = 1 ORDER BY line
 			ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
 			reason = excluded.reason, detail = excluded.detail, partner = excluded.partner, data = excluded.data`,
 			[]any{o.BatchID, o.Accepted, o.Rejected, o.Partner}},
@@ -263,7 +312,7 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 		}
 	}
 	res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, algorithm = s.algorithm, secrets_fp = s.secrets_fp, msisdn = s.msisdn,
-		state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND cards.state = ?`, o.To, now, o.From)
+		state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.own = 1 AND cards.state = ?`, o.To, now, o.From)
 	if err != nil {
 		return out, fmt.Errorf("handover stage: cards: %w", err)
 	}
@@ -271,7 +320,7 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 	if err != nil {
 		return out, err
 	}
-	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN reason = '' THEN 1 ELSE 0 END), 0), COUNT(*) FROM `+stageTable).Scan(&out.Accepted, &out.Rejected); err != nil {
+	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN reason = '' THEN 1 ELSE 0 END), 0), COUNT(*) FROM `+stageTable+` WHERE own = 1`).Scan(&out.Accepted, &out.Rejected); err != nil {
 		return out, fmt.Errorf("handover stage: counts: %w", err)
 	}
 	out.Rejected -= out.Accepted
