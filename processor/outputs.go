@@ -15,6 +15,8 @@ import (
 	"resub/formats/native"
 	"resub/processor/failpoint"
 	"resub/processor/ledger"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // planSpec describes an output to plan.
@@ -327,3 +329,32 @@ func (c *countWriter) Write(b []byte) (int, error) {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+// readAhead runs read, which hands its pages to the function it is given,
+// on its own goroutine and gives the pages to use in order: the next page
+// comes from the ledger while use works on the last. An error of either
+// ends both.
+func readAhead[T any](ctx context.Context, read func(ctx context.Context, page func(T) error) error, use func(ctx context.Context, page T) error) error {
+	pages := make(chan T, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(pages)
+		return read(gctx, func(p T) error {
+			select {
+			case pages <- p:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	})
+	g.Go(func() error {
+		for p := range pages {
+			if err := use(gctx, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}

@@ -119,7 +119,8 @@ type Policy struct {
 }
 
 // Vault wraps secrets at rest. The associated data binds a blob to its
-// place (card and field), so a blob moved elsewhere does not open.
+// place (card and field), so a blob moved elsewhere does not open. It must
+// be safe for concurrent use: steps seal and open on every core.
 type Vault interface {
 	Seal(aad, plain []byte) (blob []byte, err error)
 	Open(aad, blob []byte) ([]byte, error)
@@ -131,6 +132,7 @@ type Vault interface {
 }
 
 // Transport wraps secret fields of the files exchanged with one partner.
+// It must be safe for concurrent use: steps unwrap on every core.
 type Transport interface {
 	// WriteKeyID is the key we wrap with; KCV its check value.
 	WriteKeyID() string

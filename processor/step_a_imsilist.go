@@ -241,58 +241,44 @@ var renderOTABatch = &renderer{
 		}
 		// Pages are read from the ledger while the previous page's
 		// packets are built on every core and written.
-		pages := make(chan []ledger.BatchMessage, 1)
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error {
-			defer close(pages)
-			return p.Ledger.BatchMessagePages(gctx, o.BatchID, otaPageSize, []string{SecKIc, SecKID}, func(page []ledger.BatchMessage) error {
-				select {
-				case pages <- page:
-					return nil
-				case <-gctx.Done():
-					return gctx.Err()
+		segs := make([]string, otaPageSize)
+		i := 0
+		return readAhead(ctx, func(ctx context.Context, page func([]ledger.BatchMessage) error) error {
+			return p.Ledger.BatchMessagePages(ctx, o.BatchID, otaPageSize, []string{SecKIc, SecKID}, page)
+		}, func(ctx context.Context, page []ledger.BatchMessage) error {
+			if err := p.buildPage(ctx, page, segs[:len(page)]); err != nil {
+				return err
+			}
+			for j, bm := range page {
+				m, c := bm.Msg, bm.Card
+				prof := p.Profiles[c.Profile]
+				rec.Set(native.FieldMessageID, messageID(p, m.ID))
+				rec.Set(native.FieldICCID, m.ICCID)
+				rec.Set(native.FieldMSISDN, m.MSISDN)
+				rec.Set(native.FieldTON, "1")
+				rec.Set(native.FieldNPI, "1")
+				rec.Set(native.FieldOriginator, p.OTA.Originator)
+				rec.Set(native.FieldPID, "7f")
+				rec.Set(native.FieldDCS, "f6")
+				rec.Set(native.FieldUDHI, "1")
+				rec.Set(native.FieldRegDelivery, "1")
+				rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
+				rec.Set(native.FieldPriority, "1")
+				nb := ""
+				if capN > 0 && i >= capN {
+					// Beyond the per-night cap: a later night's window.
+					nb = day(o.Created).AddDate(0, 0, i/capN).Format(time.RFC3339)
 				}
-			})
-		})
-		g.Go(func() error {
-			segs := make([]string, otaPageSize)
-			i := 0
-			for page := range pages {
-				if err := p.buildPage(gctx, page, segs[:len(page)]); err != nil {
+				rec.Set(native.FieldNotBefore, nb)
+				rec.Set(native.FieldSegments, segs[j])
+				segs[j] = ""
+				i++
+				if err := emit(rec); err != nil {
 					return err
-				}
-				for j, bm := range page {
-					m, c := bm.Msg, bm.Card
-					prof := p.Profiles[c.Profile]
-					rec.Set(native.FieldMessageID, messageID(p, m.ID))
-					rec.Set(native.FieldICCID, m.ICCID)
-					rec.Set(native.FieldMSISDN, m.MSISDN)
-					rec.Set(native.FieldTON, "1")
-					rec.Set(native.FieldNPI, "1")
-					rec.Set(native.FieldOriginator, p.OTA.Originator)
-					rec.Set(native.FieldPID, "7f")
-					rec.Set(native.FieldDCS, "f6")
-					rec.Set(native.FieldUDHI, "1")
-					rec.Set(native.FieldRegDelivery, "1")
-					rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
-					rec.Set(native.FieldPriority, "1")
-					nb := ""
-					if capN > 0 && i >= capN {
-						// Beyond the per-night cap: a later night's window.
-						nb = day(o.Created).AddDate(0, 0, i/capN).Format(time.RFC3339)
-					}
-					rec.Set(native.FieldNotBefore, nb)
-					rec.Set(native.FieldSegments, segs[j])
-					segs[j] = ""
-					i++
-					if err := emit(rec); err != nil {
-						return err
-					}
 				}
 			}
 			return nil
 		})
-		return g.Wait()
 	},
 }
 

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 
-	"golang.org/x/sync/errgroup"
 
 	"resub/formats/native"
 	"resub/processor/ledger"
@@ -449,33 +448,19 @@ var renderProvisioning = &renderer{
 		rec := native.NewRecord(native.Provisioning)
 		// The next page is read from the ledger while this one's keys
 		// are re-wrapped and written.
-		pages := make(chan []ledger.CardSecrets, 1)
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error {
-			defer close(pages)
-			return p.Ledger.BatchSecretPages(gctx, o.BatchID, native.StatusProvisioned, provisioningSecrets, cardPageSize, func(page []ledger.CardSecrets) error {
-				select {
-				case pages <- page:
-					return nil
-				case <-gctx.Done():
-					return gctx.Err()
+		return readAhead(ctx, func(ctx context.Context, page func([]ledger.CardSecrets) error) error {
+			return p.Ledger.BatchSecretPages(ctx, o.BatchID, native.StatusProvisioned, provisioningSecrets, cardPageSize, page)
+		}, func(ctx context.Context, page []ledger.CardSecrets) error {
+			for _, cs := range page {
+				if err := p.provisioningRecord(rec, hlr, cs); err != nil {
+					return err
 				}
-			})
-		})
-		g.Go(func() error {
-			for page := range pages {
-				for _, cs := range page {
-					if err := p.provisioningRecord(rec, hlr, cs); err != nil {
-						return err
-					}
-					if err := emit(rec); err != nil {
-						return err
-					}
+				if err := emit(rec); err != nil {
+					return err
 				}
 			}
 			return nil
 		})
-		return g.Wait()
 	},
 }
 

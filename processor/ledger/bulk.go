@@ -41,16 +41,10 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, nam
 	if size <= 0 {
 		size = 1000
 	}
-	var cols, joins strings.Builder
-	var nameArgs []any
-	for i, nm := range names {
-		fmt.Fprintf(&cols, ", s%d.blob", i)
-		fmt.Fprintf(&joins, "\n\t\tLEFT JOIN card_secrets s%d ON s%d.iccid = m.iccid AND s%d.name = ? AND s%d.key_index = m.key_index", i, i, i, i)
-		nameArgs = append(nameArgs, nm)
-	}
+	cols, joins, nameArgs := secretJoins(names, "m.iccid", "m.key_index")
 	query := `SELECT m.id, m.iccid, m.kind, m.key_index, m.kvn, m.counter, m.tar, m.msisdn, m.concat_ref,
-			c.imsi, c.new_imsi, c.recipient, c.key_index, c.profile` + cols.String() + `
-		FROM ota_messages m JOIN cards c ON c.iccid = m.iccid` + joins.String() + `
+			c.imsi, c.new_imsi, c.recipient, c.key_index, c.profile` + cols + `
+		FROM ota_messages m JOIN cards c ON c.iccid = m.iccid` + joins + `
 		WHERE m.batch_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`
 	blobs := make([][]byte, len(names))
 	var after int64
@@ -74,13 +68,7 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, nam
 				return err
 			}
 			c.ICCID = m.ICCID
-			bm := BatchMessage{Msg: m, Card: c}
-			for i, b := range blobs {
-				if b != nil {
-					bm.Secrets = append(bm.Secrets, Secret{Name: names[i], KeyIndex: m.KeyIndex, Blob: b})
-				}
-			}
-			page = append(page, bm)
+			page = append(page, BatchMessage{Msg: m, Card: c, Secrets: secretsFrom(names, blobs, m.KeyIndex)})
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -108,6 +96,32 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, nam
 		}
 		after = last
 	}
+}
+
+// secretJoins is the select list (", s0.blob, s1.blob …") and the joins
+// that read the wrapped secrets named in names, one LEFT JOIN each, of the
+// card whose ICCID and key index are the SQL expressions iccid and
+// keyIndex. Bind args (the names) before the query's other arguments.
+func secretJoins(names []string, iccid, keyIndex string) (cols, joins string, args []any) {
+	var c, j strings.Builder
+	for i, nm := range names {
+		fmt.Fprintf(&c, ", s%d.blob", i)
+		fmt.Fprintf(&j, "\n\t\tLEFT JOIN card_secrets s%d ON s%d.iccid = %s AND s%d.key_index = %s AND s%d.name = ?", i, i, iccid, i, keyIndex, i)
+		args = append(args, nm)
+	}
+	return c.String(), j.String(), args
+}
+
+// secretsFrom makes the secrets of the blobs read for names (a NULL blob:
+// the card has no such secret), in the order of names.
+func secretsFrom(names []string, blobs [][]byte, keyIndex int) []Secret {
+	var out []Secret
+	for i, b := range blobs {
+		if b != nil {
+			out = append(out, Secret{Name: names[i], KeyIndex: keyIndex, Blob: b})
+		}
+	}
+	return out
 }
 
 // BatchProfiles calls fn for each distinct card profile among a batch's

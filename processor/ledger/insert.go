@@ -74,7 +74,12 @@ func (in *Inserter) Flush(ctx context.Context) error {
 		q = in.statement(rows)
 	}
 	_, err := in.tx.Exec(ctx, q, in.args...)
+	in.Discard()
+	return err
+}
+
+// Discard drops the rows queued and not yet written (and their values).
+func (in *Inserter) Discard() {
 	clear(in.args)
 	in.args = in.args[:0]
-	return err
 }

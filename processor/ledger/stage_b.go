@@ -22,7 +22,8 @@ import (
 type HandoverStage struct {
 	t       *Tx
 	secrets []string // names of the sealed secrets, in StagedCard.Sealed order
-	rows    []StagedCard
+	rows    *Inserter
+	vals    []any // one staged row's values, reused
 }
 
 // StagedCard is one 3a handover record in the stage.
@@ -54,14 +55,14 @@ type StagedCard struct {
 // of the transaction.
 const stageTable = "stage_b_handover"
 
-// stageBatch is how many staged records one INSERT carries.
-const stageBatch = 64
+// stageChunk is how many staged records one INSERT carries.
+const stageChunk = 64
 
 // StageHandover creates the stage: secretNames name the sealed secrets
 // each staged card carries. A stage left over by an earlier attempt on
 // this connection is dropped first.
 func (t *Tx) StageHandover(ctx context.Context, secretNames []string) (*HandoverStage, error) {
-	s := &HandoverStage{t: t, secrets: secretNames, rows: make([]StagedCard, 0, stageBatch)}
+	s := &HandoverStage{t: t, secrets: secretNames}
 	if err := s.drop(ctx); err != nil {
 		return nil, err
 	}
@@ -94,6 +95,12 @@ func (t *Tx) StageHandover(ctx context.Context, secretNames []string) (*Handover
 			return nil, fmt.Errorf("handover stage: %w", err)
 		}
 	}
+	names := []string{"line", "iccid", "imsi", "msisdn", "profile", "profile_name", "algorithm", "kvn", "ota_alg", "counter", "secrets_fp", "reason", "detail", "own"}
+	for i := range secretNames {
+		names = append(names, fmt.Sprintf("s%d", i))
+	}
+	s.rows = t.Inserter(stageTable, names, stageChunk)
+	s.vals = make([]any, 0, len(names))
 	return s, nil
 }
 
@@ -103,56 +110,30 @@ func (s *HandoverStage) Add(ctx context.Context, c StagedCard) error {
 	if len(c.Sealed) > len(s.secrets) {
 		return fmt.Errorf("handover stage: line %d carries %d secrets, the stage names %d", c.Line, len(c.Sealed), len(s.secrets))
 	}
-	s.rows = append(s.rows, c)
-	if len(s.rows) == stageBatch {
-		return s.flush(ctx)
+	own := 1
+	if c.KeysOnly {
+		own = 0
+	}
+	s.vals = append(s.vals[:0], c.Line, c.ICCID, c.IMSI, c.MSISDN, c.Profile, c.ProfileName, c.Algorithm, c.KVN, c.OTAAlg, c.Counter, c.SecretsFP, c.Reason, c.Detail, own)
+	for i := range s.secrets {
+		// An absent secret is NULL (a nil []byte may bind as an empty
+		// blob).
+		var b any
+		if i < len(c.Sealed) && c.Sealed[i] != nil {
+			b = c.Sealed[i]
+		}
+		s.vals = append(s.vals, b)
+	}
+	err := s.rows.Add(ctx, s.vals...)
+	clear(s.vals)
+	if err != nil {
+		return fmt.Errorf("handover stage: %w", err)
 	}
 	return nil
 }
 
-// insertSQL is the INSERT of n staged rows.
-func (s *HandoverStage) insertSQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + stageTable + ` (line, iccid, imsi, msisdn, profile, profile_name, algorithm, kvn, ota_alg, counter, secrets_fp, reason, detail, own`)
-	for i := range s.secrets {
-		fmt.Fprintf(&b, ", s%d", i)
-	}
-	b.WriteString(`) VALUES `)
-	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + strings.Repeat(", ?", len(s.secrets)) + ")"
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(row)
-	}
-	return b.String()
-}
-
 func (s *HandoverStage) flush(ctx context.Context) error {
-	if len(s.rows) == 0 {
-		return nil
-	}
-	args := make([]any, 0, len(s.rows)*(14+len(s.secrets)))
-	for _, c := range s.rows {
-		own := 1
-		if c.KeysOnly {
-			own = 0
-		}
-		args = append(args, c.Line, c.ICCID, c.IMSI, c.MSISDN, c.Profile, c.ProfileName, c.Algorithm, c.KVN, c.OTAAlg, c.Counter, c.SecretsFP, c.Reason, c.Detail, own)
-		for i := range s.secrets {
-			// An absent secret is NULL (a nil []byte may bind as an
-			// empty blob).
-			var b any
-			if i < len(c.Sealed) && c.Sealed[i] != nil {
-				b = c.Sealed[i]
-			}
-			args = append(args, b)
-		}
-	}
-	_, err := s.t.Exec(ctx, s.insertSQL(len(s.rows)), args...)
-	clear(s.rows)
-	s.rows = s.rows[:0]
-	if err != nil {
+	if err := s.rows.Flush(ctx); err != nil {
 		return fmt.Errorf("handover stage: %w", err)
 	}
 	return nil
@@ -332,8 +313,7 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 
 // Close drops the stage's tables. It is safe to call more than once.
 func (s *HandoverStage) Close(ctx context.Context) error {
-	clear(s.rows)
-	s.rows = s.rows[:0]
+	s.rows.Discard()
 	return s.drop(ctx)
 }
 
@@ -369,21 +349,10 @@ func (d *DB) BatchSecretPages(ctx context.Context, batchID int64, status string,
 	if size <= 0 {
 		size = pageSize
 	}
-	var q strings.Builder
-	q.WriteString(`SELECT r.line, r.iccid, c.iccid, c.imsi, c.msisdn, c.algorithm, c.key_index`)
-	for i := range names {
-		fmt.Fprintf(&q, ", s%d.blob", i)
-	}
-	q.WriteString(` FROM batch_records r LEFT JOIN cards c ON c.iccid = r.iccid`)
-	for i := range names {
-		fmt.Fprintf(&q, ` LEFT JOIN card_secrets s%d ON s%d.iccid = c.iccid AND s%d.key_index = c.key_index AND s%d.name = ?`, i, i, i, i)
-	}
-	q.WriteString(` WHERE r.batch_id = ? AND r.status = ? AND r.line > ? ORDER BY r.line LIMIT ?`)
-	query := q.String()
-	args := make([]any, 0, len(names)+4)
-	for _, n := range names {
-		args = append(args, n)
-	}
+	cols, joins, args := secretJoins(names, "c.iccid", "c.key_index")
+	query := `SELECT r.line, r.iccid, c.iccid, c.imsi, c.msisdn, c.algorithm, c.key_index` + cols + `
+		FROM batch_records r LEFT JOIN cards c ON c.iccid = r.iccid` + joins + `
+		WHERE r.batch_id = ? AND r.status = ? AND r.line > ? ORDER BY r.line LIMIT ?`
 	args = append(args, batchID, status, 0, size)
 	after := &args[len(args)-2]
 	*after = -1 << 62
@@ -409,11 +378,7 @@ func (d *DB) BatchSecretPages(ctx context.Context, batchID int64, status string,
 				return err
 			}
 			cs.Found, cs.IMSI, cs.MSISDN, cs.Algorithm, cs.KeyIndex = iccid.Valid, imsi.String, msisdn.String, alg.String, int(idx.Int64)
-			for i, b := range blobs {
-				if b != nil {
-					cs.Secrets = append(cs.Secrets, Secret{Name: names[i], KeyIndex: cs.KeyIndex, Blob: b})
-				}
-			}
+			cs.Secrets = secretsFrom(names, blobs, cs.KeyIndex)
 			page = append(page, cs)
 		}
 		rows.Close()
