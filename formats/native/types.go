@@ -174,6 +174,17 @@ func keySetField(base string, n int) string {
 	return fmt.Sprintf("%s-%d", base, n)
 }
 
+// keySetNames are the field names of each key set, worked out once: a
+// reader asks for them on every record.
+var keySetNames = func() (out [MaxKeySets][]string) {
+	for n := range out {
+		for _, base := range keySetFields {
+			out[n] = append(out[n], keySetField(base, n+1))
+		}
+	}
+	return out
+}()
+
 // keySets returns the fields of MaxKeySets key sets (with counters or not).
 func keySets(counters bool) []Field {
 	var out []Field
@@ -204,11 +215,10 @@ func (r *Record) KeySets() []KeySet {
 	var out []KeySet
 	for n := 1; n <= MaxKeySets; n++ {
 		var v [6]string
-		names := make([]string, len(keySetFields))
+		names := keySetNames[n-1]
 		any := false
-		for i, base := range keySetFields {
-			names[i] = keySetField(base, n)
-			v[i] = r.Get(names[i])
+		for i, name := range names {
+			v[i] = r.Get(name)
 			any = any || v[i] != ""
 		}
 		if any {
