@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"sync"
 
-
 	"resub/formats/native"
 	"resub/processor/ledger"
 )
