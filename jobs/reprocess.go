@@ -65,6 +65,13 @@ func (r *Runtime) Reprocess(ctx context.Context, ref string) (*Summary, error) {
 	if perr != nil && !errors.As(perr, &refused) {
 		return sum, perr
 	}
+	if refused != nil {
+		// Our copy is the quarantined input: it stays where it is,
+		// whether or not the refusal reaches the partner now.
+		if err := r.Party.Quarantined(ctx, res.FileID); err != nil {
+			return sum, err
+		}
+	}
 	if res != nil {
 		sum.add(res)
 		if err := r.deliver(ctx, j, res.Outputs, sum); err != nil {

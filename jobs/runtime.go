@@ -552,7 +552,10 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 			return err
 		}
 		failpoint.Hit(failpoint.BeforeQuarantine)
-		return pk.Done(ctx, fi.Name, drop.Quarantine)
+		if err := pk.Done(ctx, fi.Name, drop.Quarantine); err != nil {
+			return err
+		}
+		return r.Party.Quarantined(ctx, res.FileID)
 	}
 	if res.Status == "skipped" {
 		sum.Skipped++

@@ -150,6 +150,17 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 			outs, err := p.renderPending(ctx, "file:"+strconv.FormatInt(row.ID, 10))
 			res.Outputs = outs
 			return res, err
+		case ledger.FileRefusing:
+			// Refused and answered, then interrupted before it was
+			// moved to quarantine: the refusal stands and goes out
+			// once; only what was not delivered is handed back.
+			log.Info("resuming a refused input", "reason", row.Reason)
+			outs, err := p.renderPendingPrefix(ctx, "file:"+strconv.FormatInt(row.ID, 10)+":refusal:")
+			if err != nil {
+				return nil, err
+			}
+			res.Status, res.Reason, res.Outputs = ledger.FileQuarantined, row.Reason, outs
+			return res, &RefusedError{File: in.Name, Reason: row.Reason}
 		case ledger.FileQuarantined:
 			// The same bytes dropped again, or an explicit reprocess:
 			// run it again (the cause may have been fixed here).
@@ -227,10 +238,26 @@ func (p *Party) Complete(ctx context.Context, fileID int64) error {
 		if err != nil {
 			return err
 		}
-		if f.Status == ledger.FileQuarantined {
+		if f.Status == ledger.FileQuarantined || f.Status == ledger.FileRefusing {
 			return nil
 		}
 		return tx.SetFileStatus(ctx, fileID, ledger.FileDone, "")
+	})
+}
+
+// Quarantined records that a refused input (whose refusal is answered)
+// now lies in quarantine: it waits for reprocessing. Until then a rerun
+// resumes the refusal instead of refusing it again.
+func (p *Party) Quarantined(ctx context.Context, fileID int64) error {
+	return p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+		f, err := p.Ledger.FileByID(ctx, fileID)
+		if err != nil {
+			return err
+		}
+		if f.Status != ledger.FileRefusing {
+			return nil
+		}
+		return tx.SetFileStatus(ctx, fileID, ledger.FileQuarantined, f.Reason)
 	})
 }
 
@@ -282,7 +309,7 @@ func (p *Party) quarantine(ctx context.Context, in Input, row *ledger.File, step
 	p.log().Warn("input refused", "partner", in.Partner.Name, "file", in.Name, "file_id", row.ID, "reason", reason)
 	source := "file:" + strconv.FormatInt(row.ID, 10)
 	err := p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
-		if err := tx.SetFileStatus(ctx, row.ID, ledger.FileQuarantined, reason); err != nil {
+		if err := tx.SetFileStatus(ctx, row.ID, ledger.FileRefusing, reason); err != nil {
 			return err
 		}
 		if err := tx.Audit(ctx, p.Name, "quarantine", in.Name, reason); err != nil {

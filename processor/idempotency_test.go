@@ -98,9 +98,16 @@ func TestCorrectedFile(t *testing.T) {
 	if !errors.As(err, &re) {
 		t.Fatalf("short file: %v", err)
 	}
+	// Refused and answered; quarantined once the caller has moved it.
 	badRow, err := a.Ledger.FileByName(ctx, "in", filepath.Base(bad))
-	if err != nil || badRow.Status != ledger.FileQuarantined {
+	if err != nil || badRow.Status != ledger.FileRefusing {
 		t.Fatalf("short file row: %+v %v", badRow, err)
+	}
+	if err := a.Quarantined(ctx, badRow.ID); err != nil {
+		t.Fatal(err)
+	}
+	if badRow, err = a.Ledger.FileByName(ctx, "in", filepath.Base(bad)); err != nil || badRow.Status != ledger.FileQuarantined {
+		t.Fatalf("short file row after the move: %+v %v", badRow, err)
 	}
 	if got := count(t, a, `SELECT COUNT(*) FROM authorisations`); got != 0 {
 		t.Errorf("a refused file left %d authorisations", got)
@@ -165,6 +172,15 @@ func TestReprocessQuarantined(t *testing.T) {
 		t.Fatalf("unpinned signer: %+v %v", r1, err)
 	}
 	refusal := output(t, r1.Outputs, "imsi-result")
+	// Interrupted before the input was moved: the rerun resumes the
+	// refusal, and answers nothing twice.
+	again, err := a.ProcessFile(ctx, step, in)
+	if !errors.As(err, &re) || again.FileID != r1.FileID || len(again.Outputs) != 1 || again.Outputs[0].ID != refusal.ID {
+		t.Fatalf("rerun before the move: %+v %v", again, err)
+	}
+	if err := a.Quarantined(ctx, r1.FileID); err != nil {
+		t.Fatal(err)
+	}
 	// Encrypted to the key A knows.
 	cur := w.keys["MNOB"]
 	w.keys["MNOB"] = old

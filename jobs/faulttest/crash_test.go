@@ -37,7 +37,11 @@ type fileCheck struct {
 
 // crashCase is a staged step and what to compare after it ran.
 type crashCase struct {
-	until  string
+	name  string // the subtest's name when until does not tell it
+	until string
+	// tamper flips a byte of the input: the step refuses it, quarantines
+	// it and answers the partner with a refusal.
+	tamper bool
 	party  string // its data folder is lower case
 	input  fileCheck
 	inbox  string
@@ -82,6 +86,16 @@ func crashCases() []crashCase {
 			}, common...),
 		},
 		{
+			name: "refused-imsi-list", until: demo.AtIMSIList, party: "MNOA", tamper: true,
+			input: fileCheck{typ: "imsi-list"}, inbox: "exchange/MNOB-to-MNOA", archiv: "exchange/archive/MNOA/MNOB", quar: "exchange/quarantine/MNOA/MNOB",
+			outs: []fileCheck{
+				{label: "refusal to B", dir: "exchange/MNOA-to-MNOB", typ: "imsi-result", sender: "MNOA", receiver: "MNOB"},
+			},
+			points: []string{failpoint.RefusalAfterCommit, failpoint.MidRender, failpoint.AfterRender,
+				failpoint.MidUpload, failpoint.AfterUpload, failpoint.AfterDelivered, failpoint.BeforeQuarantine},
+			ledger: append([]string{`SELECT COUNT(*) FROM ota_messages`, `SELECT state, COUNT(*) FROM cards GROUP BY state ORDER BY 1`}, common...),
+		},
+		{
 			until: demo.AtHandover, party: "MNOB",
 			input: fileCheck{typ: "handover"}, inbox: "exchange/MNOA-to-MNOB", archiv: "exchange/archive/MNOB/MNOA", quar: "exchange/quarantine/MNOB/MNOA",
 			outs: []fileCheck{
@@ -120,7 +134,11 @@ func crashCases() []crashCase {
 func TestCrashAnywhere(t *testing.T) {
 	resub := resubBinary(t)
 	for _, c := range crashCases() {
-		t.Run(c.until, func(t *testing.T) {
+		name := c.until
+		if c.name != "" {
+			name = c.name
+		}
+		t.Run(name, func(t *testing.T) {
 			if testing.Short() && c.until != demo.AtIMSIList {
 				t.Skip("-short: MNOA's step only")
 			}
@@ -143,6 +161,9 @@ func TestCrashAnywhere(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer st.Close()
+			}
+			if c.tamper {
+				tamperInput(t, filepath.Join(st.Dir(), c.inbox), c.input.typ)
 			}
 			snap := filepath.Join(t.TempDir(), "snapshot")
 			if err := copyTree(st.Dir(), snap); err != nil {
@@ -176,6 +197,9 @@ func crashPoints(t *testing.T, resub string, st *demo.Stage, snap, party, job st
 			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 				return true, buf.String()
 			}
+			if c.tamper && ee.ExitCode() == 1 {
+				return false, buf.String() // exit 1: the input was refused, as it must be
+			}
 		}
 		if err != nil {
 			t.Fatalf("resub run (failpoint %q): %v\n%s", fp, err, buf.String())
@@ -207,7 +231,7 @@ func crashPoints(t *testing.T, resub string, st *demo.Stage, snap, party, job st
 				t.Fatalf("rerun killed:\n%s", out)
 			}
 			got := observe(t, st, c)
-			compareOutcome(t, got, want)
+			compareOutcome(t, got, want, c.tamper)
 		})
 	}
 }
@@ -223,13 +247,25 @@ type outcome struct {
 	Ledger   map[string][]string
 }
 
-func compareOutcome(t *testing.T, got, want outcome) {
+func compareOutcome(t *testing.T, got, want outcome, refused bool) {
 	t.Helper()
-	if got.Archived != 1 || got.Inbox != 0 {
-		t.Errorf("input archived %d times, %d left in the inbox; want 1 and 0", got.Archived, got.Inbox)
-	}
-	if len(got.Quar) != 0 {
-		t.Errorf("quarantined: %v", got.Quar)
+	switch {
+	case refused:
+		// Quarantined once (the same files as the uninterrupted run),
+		// never archived.
+		if got.Archived != 0 || got.Inbox != 0 {
+			t.Errorf("refused input archived %d times, %d left in the inbox; want 0 and 0", got.Archived, got.Inbox)
+		}
+		if len(want.Quar) == 0 || !reflect.DeepEqual(got.Quar, want.Quar) {
+			t.Errorf("quarantined %v, want %v", got.Quar, want.Quar)
+		}
+	default:
+		if got.Archived != 1 || got.Inbox != 0 {
+			t.Errorf("input archived %d times, %d left in the inbox; want 1 and 0", got.Archived, got.Inbox)
+		}
+		if len(got.Quar) != 0 {
+			t.Errorf("quarantined: %v", got.Quar)
+		}
 	}
 	if len(got.Leftover) != 0 {
 		t.Errorf("temporary files left: %v", got.Leftover)
@@ -473,4 +509,30 @@ func restoreTree(snap, dir string) error {
 		return err
 	}
 	return copyTree(snap, dir)
+}
+
+// tamperInput flips one byte in the middle of the input of type typ in
+// dir: the file no longer verifies.
+func tamperInput(t *testing.T, dir, typ string) {
+	t.Helper()
+	names, err := demo.Files(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if !strings.Contains(name, "_"+typ+"_") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[len(data)/2] ^= 0x01
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no %s input in %s", typ, dir)
 }

@@ -13,6 +13,7 @@ const (
 	FileReceived    = "received"    // picked up, not yet verified
 	FileProcessing  = "processing"  // verified, records being processed
 	FileDone        = "done"        // processed and answered
+	FileRefusing    = "refusing"    // refused and answered; not yet moved to quarantine
 	FileQuarantined = "quarantined" // refused; waits for reprocessing
 	FileDelivered   = "delivered"   // an output delivered to the partner
 )
