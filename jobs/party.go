@@ -90,7 +90,7 @@ func BuildParty(cfg *config.Config, db *ledger.DB) (*processor.Party, error) {
 	}
 	p.Vault = vault
 	// Our ranges.
-	p.Ranges, err = ranges(cfg.PLMNs, cfg.IMSIRanges)
+	p.Ranges, err = IMSIRanges(cfg.PLMNs, cfg.IMSIRanges)
 	if err != nil {
 		return nil, cfgErr("imsi_ranges", err)
 	}
@@ -154,7 +154,10 @@ func buildVault(cfg *config.Config) (*processor.SealVault, error) {
 	return v, nil
 }
 
-func ranges(plmns []config.PLMN, rs []config.IMSIRange) (ident.IMSIRanges, error) {
+// IMSIRanges turns configured PLMNs and IMSI ranges into the ranges IMSIs
+// must lie in: each range within its PLMN, and every PLMN without a range
+// whole. No PLMN: no constraint.
+func IMSIRanges(plmns []config.PLMN, rs []config.IMSIRange) (ident.IMSIRanges, error) {
 	var out ident.IMSIRanges
 	covered := map[string]bool{}
 	for _, r := range rs {
@@ -233,7 +236,7 @@ func buildPartner(cfg *config.Config, name string, pc *config.Partner) (*process
 		pt.Transport = processor.NewTransport(tks[0], tks[1:]...)
 	}
 	var err error
-	pt.Ranges, err = ranges(pc.PLMNs, pc.IMSIRanges)
+	pt.Ranges, err = IMSIRanges(pc.PLMNs, pc.IMSIRanges)
 	if err != nil {
 		return nil, cfgErr(path+".imsi_ranges", err)
 	}

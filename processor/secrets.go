@@ -81,16 +81,7 @@ func (p *Party) cardSecrets(ctx context.Context, tx *ledger.Tx, iccid string, ke
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string][]byte, len(list))
-	for _, s := range list {
-		b, err := p.Vault.Open(secretAAD(iccid, s.Name, s.KeyIndex), s.Blob)
-		if err != nil {
-			wipe(out)
-			return nil, fmt.Errorf("open %s of %s: %w", s.Name, iccid, err)
-		}
-		out[s.Name] = b
-	}
-	return out, nil
+	return p.openSecrets(iccid, list)
 }
 
 // openSecrets opens wrapped secrets already read from the ledger (a

@@ -211,7 +211,7 @@ func (pc *partnerConfig) fillCheck(e *env, opts *checkOptions) error {
 	opts.Native.Sender = p.Code
 	opts.Native.Receiver = pc.cfg.Party.Name
 	opts.Native.MaxLineLength = pc.cfg.Limits.MaxLineBytes
-	rs, err := senderRanges(p)
+	rs, err := jobs.IMSIRanges(p.PLMNs, p.IMSIRanges)
 	if err != nil {
 		return &jobs.ConfigError{Path: pc.path() + ".imsi_ranges", Err: err}
 	}
@@ -244,35 +244,6 @@ func (pc *partnerConfig) fillCheck(e *env, opts *checkOptions) error {
 	}
 	e.log.Debug("checking against the configuration", "config", pc.cfg.Path(), "partner", pc.name, "sender", p.Code, "receiver", pc.cfg.Party.Name, "mapping", ok)
 	return nil
-}
-
-// senderRanges turns a partner's PLMNs and IMSI ranges into the ranges
-// its new IMSIs must lie in: each range within its PLMN, and every PLMN
-// without a range whole. No PLMN: no constraint.
-func senderRanges(p *config.Partner) (ident.IMSIRanges, error) {
-	var out ident.IMSIRanges
-	covered := map[string]bool{}
-	for _, r := range p.IMSIRanges {
-		found := false
-		for _, pl := range p.PLMNs {
-			prefix := pl.MCC + pl.MNC
-			if strings.HasPrefix(r.From, prefix) && strings.HasPrefix(r.To, prefix) {
-				out = append(out, ident.IMSIRange{PLMN: ident.PLMN{MCC: pl.MCC, MNC: pl.MNC}, From: r.From[len(prefix):], To: r.To[len(prefix):]})
-				covered[prefix] = true
-				found = true
-				break
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("range %s-%s is in none of the partner's PLMNs", r.From, r.To)
-		}
-	}
-	for _, pl := range p.PLMNs {
-		if !covered[pl.MCC+pl.MNC] {
-			out = append(out, ident.IMSIRange{PLMN: ident.PLMN{MCC: pl.MCC, MNC: pl.MNC}})
-		}
-	}
-	return out, nil
 }
 
 // transportKCVs returns the check value of each of the partner's
