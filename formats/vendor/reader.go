@@ -469,28 +469,7 @@ func (r *Reader) secret(c *Card, col column, v string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	var err error
-	alg := ident.AuthAlg(c.Algorithm)
-	switch col.base {
-	case "KI":
-		if c.Algorithm == "" {
-			err = ident.CheckKeyLength(b, 16, 32)
-		} else {
-			err = ident.CheckKi(b, alg)
-		}
-	case "OPC":
-		if c.Algorithm == "" {
-			err = ident.CheckKeyLength(b, 16, 32)
-		} else {
-			err = ident.CheckOPc(b, alg)
-		}
-	default:
-		if r.opts.OTACipher != "" {
-			err = ident.CheckCipherKey(b, r.opts.OTACipher)
-		} else {
-			err = ident.CheckKeyLength(b, 8, 16, 24, 32)
-		}
-	}
+	err := ident.CheckSecret(strings.ToLower(col.base), b, ident.AuthAlg(c.Algorithm), r.opts.OTACipher)
 	if err != nil {
 		clear(b)
 		return nil, err
