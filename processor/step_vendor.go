@@ -29,7 +29,7 @@ func (s *InventoryImport) ApplyRaw(ctx context.Context, w *Work, r io.Reader) er
 	if pr := p.Profiles[s.Profile]; pr != nil && pr.OTA.KeyIndex != nil {
 		threeB = true
 	}
-	rd := vendor.NewReader(r, vendor.Options{File: w.File.Name, ICCID: w.Partner.ICCIDRules, KeyList: threeB, MaxLineLength: p.MaxLineBytes})
+	rd := vendor.NewReader(r, vendor.Options{File: w.File.Name, ICCID: w.Partner.ICCIDRules, KeyList: threeB, MaxLineLength: p.MaxLineBytes, Limits: p.Limits})
 	h, err := rd.Header()
 	if err != nil && (h == nil || !native.Recoverable(err)) {
 		return w.Refuse("vendor header: "+firstProblem(err), err)
