@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"resub/formats/native"
 	"resub/processor"
 	"resub/processor/ledger"
+	"resub/samples/fleet"
 )
 
 // ledgerBytes is the size of a party's SQLite ledger with its WAL.
@@ -127,4 +129,33 @@ func TestMaxRecords(t *testing.T) {
 	}
 	refused(t, w, a, w.send("MNOB", "MNOA", native.IMSIList, 4, false, "", listRecords(recs)),
 		"too many records with problems: more than 2", "(limits.max_record_errors)")
+}
+
+// TestVendorFileLimits: the SIM vendor's file is bounded like a native
+// one: more cards than limits.max_records refuse it before any card.
+func TestVendorFileLimits(t *testing.T) {
+	w := newWorld(t)
+	a := w.party("MNOA", mustRanges(t, "001-01"), nil)
+	w.partner(a, "vendor", "VENDOR", "manufacturer", "tk-va", nil, false)
+	f, err := fleet.New(fleet.Options{N: 3, Seed: t.Name(), Profile: w.prof.OTA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := f.WriteVendor(&buf, f.Cards, "MNOA", w.prof.Name, "VB-LIMIT"); err != nil {
+		t.Fatal(err)
+	}
+	a.Limits = native.Limits{MaxRecords: 2}
+	path := w.sendRaw("VENDOR", "MNOA", "VENDOR_VB-LIMIT.out.pgp", buf.String())
+	res, err := a.ProcessFile(context.Background(), &processor.InventoryImport{Profile: w.prof.Name}, processor.Input{Partner: a.Partners["vendor"], Name: filepath.Base(path), Path: path, Job: "inventory"})
+	var re *processor.RefusedError
+	if !errors.As(err, &re) || res.Status != ledger.FileQuarantined {
+		t.Fatalf("not refused: %+v %v", res, err)
+	}
+	if !strings.Contains(res.Reason, "too many records: the header announces 3, at most 2 are taken (limits.max_records)") {
+		t.Errorf("reason %q", res.Reason)
+	}
+	if got := count(t, a, `SELECT COUNT(*) FROM cards`); got != 0 {
+		t.Errorf("%d cards stored", got)
+	}
 }
