@@ -340,8 +340,7 @@ type InputLimits struct {
 	MaxFileBytes int64 `yaml:"max_file_bytes"` // decompressed
 	MaxLineBytes int   `yaml:"max_line_bytes"`
 	// MaxRecords and MaxRecordErrors: a file with more records, or more
-	// records with problems (empty lines included), is refused as a
-	// whole.
+	// malformed records (empty lines included), is refused as a whole.
 	MaxRecords      int64 `yaml:"max_records"`
 	MaxRecordErrors int64 `yaml:"max_record_errors"`
 }
