@@ -14,6 +14,7 @@ import (
 	"resub/crypto/keywrap"
 	"resub/crypto/pgp"
 	"resub/formats/ident"
+	"resub/formats/native"
 	"resub/formats/ota"
 	"resub/jobs/config"
 	"resub/processor"
@@ -51,6 +52,7 @@ func BuildParty(cfg *config.Config, db *ledger.DB) (*processor.Party, error) {
 		OutDir: filepath.Join(cfg.DataDir, "out"), ScratchDir: filepath.Join(cfg.DataDir, "scratch"),
 		OTA:       processor.OTASettings{Originator: cfg.OTA.Originator, CounterJump: int64(cfg.OTA.CounterJump), PoRMargin: cfg.OTA.PoRMargin.D()},
 		Retention: cfg.Retention.D(), MaxFileBytes: cfg.Limits.MaxFileBytes, MaxLineBytes: cfg.Limits.MaxLineBytes,
+		Limits: native.Limits{MaxRecords: cfg.Limits.MaxRecords, MaxRecordErrors: cfg.Limits.MaxRecordErrors},
 		AuCKey: cfg.Handover.AuCTransportKey,
 	}
 	// Our key.

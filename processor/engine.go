@@ -278,6 +278,7 @@ func (p *Party) readerOptions(ctx context.Context, in Input, typ string) native.
 		Receiver:      p.Name,
 		SenderRanges:  in.Partner.Ranges,
 		MaxLineLength: p.MaxLineBytes,
+		Limits:        p.Limits,
 		LastSequence: func(sender, receiver, format string) (int, bool) {
 			l, ok := p.Ledger.LastSeq(ctx, sender, receiver, format)
 			return int(l), ok
@@ -376,7 +377,15 @@ func firstProblem(err error) string {
 		}
 		msgs = append(msgs, pr.Error())
 	}
-	return strings.Join(msgs, "; ")
+	s := strings.Join(msgs, "; ")
+	// A bound passed: name the setting.
+	switch {
+	case errors.Is(err, native.ErrTooManyRecords):
+		s += " (limits.max_records)"
+	case errors.Is(err, native.ErrTooManyErrors):
+		s += " (limits.max_record_errors)"
+	}
+	return s
 }
 
 func fileSHA256(path string) (string, int64, error) {

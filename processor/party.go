@@ -19,6 +19,7 @@ import (
 
 	"resub/crypto/pgp"
 	"resub/formats/ident"
+	"resub/formats/native"
 	"resub/processor/ledger"
 )
 
@@ -54,6 +55,10 @@ type Party struct {
 	MaxFileBytes int64
 	// MaxLineBytes bounds one line of an input.
 	MaxLineBytes int
+	// Limits bound the records of an input, and its records with
+	// problems: past them the input is refused as a whole (zero: no
+	// bound).
+	Limits native.Limits
 	// AuCKey names the transport key (of the hlr partner) for
 	// provisioning files.
 	AuCKey string

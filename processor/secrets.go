@@ -99,6 +99,26 @@ func (p *Party) openSecrets(iccid string, list []ledger.Secret) (map[string][]by
 	return out, nil
 }
 
+// checkSecrets applies the one length rule (ident.CheckSecret) to a
+// card's secrets once unwrapped, as every path that takes secrets in does
+// before it seals or forwards them: Ki and OPc by the authentication
+// algorithm alg, KIc, KID and KIK by the key set's cipher otaAlg. Secrets
+// absent from the map (or of other names) are not checked. The error names the field (the
+// first wrong one, in a fixed order), never the value; the caller answers
+// the record INVALID_RECORD with it.
+func checkSecrets(secrets map[string][]byte, alg, otaAlg string) error {
+	for _, name := range handoverSecrets {
+		b, ok := secrets[name]
+		if !ok {
+			continue
+		}
+		if err := ident.CheckSecret(name, b, ident.AuthAlg(alg), ident.CipherAlg(otaAlg)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 func wipe(m map[string][]byte) {
 	for _, b := range m {
 		clear(b)

@@ -268,7 +268,9 @@ var renderKeyResponse = &renderer{
 
 // KeyResponseIntake is the recipient's 3b step over the manufacturer's
 // answer: a released pair completes the card (sealed, provisioned,
-// acknowledged to the donor); a refusal is acknowledged as rejected.
+// acknowledged to the donor); a refusal, or a pair whose secrets have
+// lengths their algorithms do not take, is acknowledged as rejected and
+// leaves the card to an engineer.
 type KeyResponseIntake struct {
 	HLR *Partner
 }
@@ -310,6 +312,16 @@ func (s *KeyResponseIntake) Apply(ctx context.Context, w *Work) error {
 			return w.Refuse("secrets of "+iccid+": "+err.Error(), err)
 		}
 		defer wipe(secrets)
+		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), rec.Get(native.FieldOTAAlg)); err != nil {
+			// The pair cannot work on the card: nothing is provisioned,
+			// the card waits for an engineer and the donor is told.
+			w.Counts.Rejected++
+			if err := w.Tx.Transition(ctx, iccid, []string{cardIncomingKeys}, ledger.CardManual, "manufacturer's keys unusable: "+err.Error(), w.Source, nil); err != nil {
+				return err
+			}
+			return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: c.IMSI, Status: recordRejected,
+				Reason: ReasonInvalid, Detail: "manufacturer's keys: " + err.Error(), Partner: donor.Name})
+		}
 		kvn, _ := rec.Int(native.FieldKVN)
 		prof := p.Profiles[c.Profile]
 		if prof == nil {

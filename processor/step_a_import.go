@@ -50,6 +50,9 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
 		}
 		defer wipe(secrets)
+		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), rec.Get(native.FieldOTAAlg)); err != nil {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
+		}
 		kvn, _ := rec.Int(native.FieldKVN)
 		counter, _ := rec.Int(native.FieldCounter)
 		fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])

@@ -324,7 +324,8 @@ func (sp *sealPipe) stop() {
 }
 
 // seal fills a batch's sealed secrets and fingerprints. A secret that
-// does not unwrap is the line's verdict (it counts only if no other rule
+// does not unwrap, or unwraps to a length its algorithm does not take
+// (checkSecrets), is the line's verdict (it counts only if no other rule
 // rejects the line first); one that does not seal fails the work.
 func (sp *sealPipe) seal(b *sealBatch) error {
 	v := sp.p.Vault
@@ -332,6 +333,11 @@ func (sp *sealPipe) seal(b *sealBatch) error {
 		sc := &b.lines[j]
 		secrets, err := unwrapFields(sp.partner, handoverSecrets, b.wrapped[j])
 		b.wrapped[j] = nil
+		if err == nil {
+			if err = checkSecrets(secrets, sc.Algorithm, sc.OTAAlg); err != nil {
+				wipe(secrets)
+			}
+		}
 		if err != nil {
 			sc.Reason, sc.Detail = ReasonInvalid, err.Error()
 			continue

@@ -51,6 +51,11 @@ func (w *Work) eachRecord(ctx context.Context, partner func(*native.Record) stri
 			if !native.Recoverable(err) || fileLevel(err) {
 				return w.Refuse(firstProblem(err), err)
 			}
+			if onlyEmptyLines(err) {
+				// Not records: no answer line, one warning for the file.
+				w.P.log().Warn("empty lines in the input skipped", "partner", w.Partner.Name, "file", w.File.Name, "problem", firstProblem(err))
+				continue
+			}
 			w.Counts.Records++
 			w.Counts.Rejected++
 			br := ledger.BatchRecord{BatchID: w.BatchID, Status: recordRejected, Reason: reasonOf(err), Detail: firstProblem(err)}
@@ -90,6 +95,18 @@ func reasonOf(err error) string {
 		}
 	}
 	return ReasonInvalid
+}
+
+// onlyEmptyLines reports the reader's one problem for the empty lines of
+// a file (they are not records).
+func onlyEmptyLines(err error) bool {
+	ps := native.Problems(err)
+	for _, p := range ps {
+		if !errors.Is(p.Err, native.ErrEmptyLine) {
+			return false
+		}
+	}
+	return len(ps) > 0
 }
 
 // fileLevel reports problems that refuse the whole file.

@@ -146,6 +146,25 @@ func (p *Party) startRotation(ctx context.Context, w *Work, c *ledger.Card, prof
 		return err
 	}
 	defer wipe(cur)
+	// The fresh keys take the current ones' lengths: those must be what
+	// the key set's cipher takes, or the card could not use the new set.
+	otaAlg, err := keySetCipher(ctx, tx, c, oldKVN)
+	if err != nil {
+		return err
+	}
+	keys := map[string][]byte{}
+	for _, name := range []string{SecKIc, SecKID, SecKIK} {
+		if b, ok := cur[name]; ok {
+			keys[name] = b
+		}
+	}
+	if err := checkSecrets(keys, c.Algorithm, otaAlg); err != nil {
+		p.log().Warn("key rotation not started: the card's key set is unusable", "iccid", c.ICCID, "problem", err.Error())
+		now := tx.Now().UTC().Format(time.RFC3339Nano)
+		_, err := tx.Exec(ctx, `INSERT INTO key_rotations (iccid, key_index, old_kvn, new_kvn, replace_old, state, attempts, reason, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`, c.ICCID, c.KeyIndex, oldKVN, newKVN, boolInt(r.Replace), rotFailed, "not started: "+err.Error(), now, now)
+		return err
+	}
 	rnd := p.Rand
 	if rnd == nil {
 		rnd = rand.Reader
@@ -177,6 +196,20 @@ func (p *Party) startRotation(ctx context.Context, w *Work, c *ledger.Card, prof
 	w.Counts.Messages++
 	ref := fmt.Sprintf("%s: key version %d -> %d", w.Source, oldKVN, newKVN)
 	return tx.Transition(ctx, c.ICCID, []string{c.State}, c.State, "OTA key rotation sent", ref, nil)
+}
+
+// keySetCipher is the cipher recorded for a card's key set (KIc's).
+func keySetCipher(ctx context.Context, tx *ledger.Tx, c *ledger.Card, kvn int) (string, error) {
+	sets, err := tx.KeySets(ctx, c.ICCID)
+	if err != nil {
+		return "", err
+	}
+	for _, k := range sets {
+		if k.KeyIndex == c.KeyIndex && k.KVN == kvn {
+			return k.KIcAlg, nil
+		}
+	}
+	return "", nil
 }
 
 // freshKey draws a key of n octets. A two-key 3DES key with equal halves

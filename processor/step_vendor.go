@@ -29,7 +29,7 @@ func (s *InventoryImport) ApplyRaw(ctx context.Context, w *Work, r io.Reader) er
 	if pr := p.Profiles[s.Profile]; pr != nil && pr.OTA.KeyIndex != nil {
 		threeB = true
 	}
-	rd := vendor.NewReader(r, vendor.Options{File: w.File.Name, ICCID: w.Partner.ICCIDRules, KeyList: threeB, MaxLineLength: p.MaxLineBytes})
+	rd := vendor.NewReader(r, vendor.Options{File: w.File.Name, ICCID: w.Partner.ICCIDRules, KeyList: threeB, MaxLineLength: p.MaxLineBytes, Limits: p.Limits})
 	h, err := rd.Header()
 	if err != nil && (h == nil || !native.Recoverable(err)) {
 		return w.Refuse("vendor header: "+firstProblem(err), err)
@@ -139,6 +139,9 @@ func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vend
 	if alg == "" {
 		alg = pr.Algorithm
 	}
+	if err := checkSecrets(secrets, alg, ""); err != nil {
+		return reject(ReasonInvalid, err.Error())
+	}
 	fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
 	card := &ledger.Card{ICCID: c.ICCID, IMSI: c.IMSI, State: ledger.CardActive, Profile: pr.Name, Algorithm: alg, Source: w.File.Name,
 		KeyIndex: idx, ListLength: n, SecretsFP: fp}
@@ -199,6 +202,9 @@ func (s *ManufacturerImport) Apply(ctx context.Context, w *Work) error {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
 		}
 		defer wipe(secrets)
+		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), rec.Get(native.FieldOTAAlg)); err != nil {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
+		}
 		now := p.now().Format("2006-01-02T15:04:05Z")
 		_, err = w.Tx.Exec(ctx, `INSERT INTO mf_cards (iccid, list_length, holder_index, holder, algorithm, profile, batch, created_at, updated_at)
 			VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?) ON CONFLICT (iccid) DO NOTHING`,

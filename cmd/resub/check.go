@@ -211,6 +211,8 @@ func (pc *partnerConfig) fillCheck(e *env, opts *checkOptions) error {
 	opts.Native.Sender = p.Code
 	opts.Native.Receiver = pc.cfg.Party.Name
 	opts.Native.MaxLineLength = pc.cfg.Limits.MaxLineBytes
+	opts.Native.Limits = native.Limits{MaxRecords: pc.cfg.Limits.MaxRecords, MaxRecordErrors: pc.cfg.Limits.MaxRecordErrors}
+	opts.Vendor.Limits = opts.Native.Limits
 	rs, err := jobs.IMSIRanges(p.PLMNs, p.IMSIRanges)
 	if err != nil {
 		return &jobs.ConfigError{Path: pc.path() + ".imsi_ranges", Err: err}
@@ -549,6 +551,7 @@ func checkPartner(r io.Reader, opts *checkOptions, p *problemPrinter) (int, erro
 	no := opts.Native
 	no.File = opts.Path
 	rd := mapping.NewReader(r, opts.Mapping, s, opts.Path)
+	rd.SetLimits(opts.Native.Limits)
 	ck := native.NewRecordChecker(s, opts.PartnerTransportKey, mappedColumns(opts.Mapping), no)
 	n := 0
 	for {

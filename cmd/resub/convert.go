@@ -93,6 +93,7 @@ func configureConvert(e *env, config, partner string, opts *convertOptions) erro
 		}
 	}
 	opts.Native.MaxLineLength = pc.cfg.Limits.MaxLineBytes
+	opts.Native.Limits = native.Limits{MaxRecords: pc.cfg.Limits.MaxRecords, MaxRecordErrors: pc.cfg.Limits.MaxRecordErrors}
 	e.log.Debug("converting with the configuration", "config", pc.cfg.Path(), "partner", pc.name, "type", opts.Type)
 	return nil
 }
@@ -193,6 +194,7 @@ func convert(e *env, o *convertOptions) error {
 	var count int
 	if o.From == "partner" {
 		rd := mapping.NewReader(bufio.NewReader(in), o.Mapping, s, o.In)
+		rd.SetLimits(o.Native.Limits)
 		for {
 			rec, err := rd.Read()
 			if err == io.EOF {

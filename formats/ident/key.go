@@ -156,6 +156,54 @@ func CheckOPc(opc []byte, alg AuthAlg) error {
 	return CheckKeyLength(opc, l...)
 }
 
+// Card secret names, as the native formats and the ledger call them.
+const (
+	SecretKi  = "ki"
+	SecretOPc = "opc"
+	SecretKIc = "kic"
+	SecretKID = "kid"
+	SecretKIK = "kik"
+)
+
+// CheckSecret is the one length rule for a card secret once it is in
+// clear (decoded or unwrapped from its transport key), whatever carried
+// it: Ki and OPc by the authentication algorithm auth, KIc, KID and KIK
+// by the key set's cipher. An empty auth takes a Ki or OPc of 16 or 32
+// bytes, an empty cipher any DES, 3DES or AES length (8, 16, 24, 32); a
+// secret of no bytes is always wrong. The error gives lengths and
+// algorithms, never the value.
+func CheckSecret(name string, key []byte, auth AuthAlg, cipher CipherAlg) error {
+	if len(key) == 0 {
+		return fmt.Errorf("%w: empty", ErrKeyLength)
+	}
+	switch name {
+	case SecretKi:
+		if auth == "" {
+			return CheckKeyLength(key, 16, 32)
+		}
+		return withAlg(CheckKi(key, auth), string(auth))
+	case SecretOPc:
+		if auth == "" {
+			return CheckKeyLength(key, 16, 32)
+		}
+		return withAlg(CheckOPc(key, auth), string(auth))
+	case SecretKIc, SecretKID, SecretKIK:
+		if cipher == "" {
+			return CheckKeyLength(key, 8, 16, 24, 32)
+		}
+		return withAlg(CheckCipherKey(key, cipher), string(cipher))
+	}
+	return fmt.Errorf("%w: %q is not a card secret", ErrAlgorithm, name)
+}
+
+// withAlg names the algorithm a length was checked against.
+func withAlg(err error, alg string) error {
+	if err == nil || !errors.Is(err, ErrKeyLength) {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, strings.ToLower(alg))
+}
+
 // CheckKeyVersion checks an OTA key version number (KVN): 1 to 15.
 func CheckKeyVersion(kvn int) error {
 	if kvn < 1 || kvn > 15 {

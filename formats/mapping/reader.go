@@ -27,6 +27,19 @@ type Reader struct {
 	header bool
 	fatal  error
 	line   int
+	tally  native.Tally
+}
+
+// SetLimits bounds the records and the records with problems the reader
+// takes, as native.Options.Limits does for native files: past them Read
+// ends the file with native.ErrTooManyRecords or native.ErrTooManyErrors.
+// Blank lines are not records (encoding/csv skips them).
+func (r *Reader) SetLimits(l native.Limits) { r.tally.Limits = l }
+
+// stop ends the file with a problem past a limit.
+func (r *Reader) stop(p *native.ParseError) (*native.Record, error) {
+	r.fatal = native.Fatal(p)
+	return nil, r.fatal
 }
 
 // NewReader returns a reader of r, a partner file of type s. file names
@@ -37,7 +50,7 @@ func NewReader(r io.Reader, m *Mapping, s *native.Schema, file string) *Reader {
 		max = 16 << 10
 	}
 	lr := &lineLimiter{r: r, max: max}
-	rd := &Reader{file: file, lr: lr}
+	rd := &Reader{file: file, lr: lr, tally: native.Tally{File: file}}
 	c, err := m.compile(s)
 	if err != nil {
 		rd.fatal = err
@@ -74,6 +87,10 @@ func (r *Reader) Read() (*native.Record, error) {
 			line, _ := r.cr.FieldPos(0)
 			r.fatal = native.Fatal(r.perr(max(line, 1), "", fmt.Errorf("%w: a record of more than %d bytes", native.ErrLineTooLong, r.lr.max)))
 		case errors.As(err, &pe) && errors.Is(err, csv.ErrFieldCount):
+			r.lr.reset()
+			if p := r.tally.Record(pe.StartLine, true); p != nil {
+				return r.stop(p)
+			}
 			return nil, r.perr(pe.StartLine, "", native.ErrFieldCount)
 		case errors.As(err, &pe):
 			r.fatal = native.Fatal(r.perr(pe.StartLine, "", fmt.Errorf("%w: %v", native.ErrInvalid, pe.Err)))
@@ -98,6 +115,9 @@ func (r *Reader) Read() (*native.Record, error) {
 		}
 	}
 	if len(rec) != len(r.perm) {
+		if p := r.tally.Record(line, true); p != nil {
+			return r.stop(p)
+		}
 		return nil, r.perr(line, "", fmt.Errorf("%w: %d, want %d", native.ErrFieldCount, len(rec), len(r.perm)))
 	}
 	out := native.NewRecord(r.c.s)
@@ -117,6 +137,9 @@ func (r *Reader) Read() (*native.Record, error) {
 			errs = append(errs, r.perr(line, r.c.m.Columns[mc].Name, err))
 		}
 		out.Set(f.Name, v)
+	}
+	if p := r.tally.Record(line, len(errs) > 0); p != nil {
+		return r.stop(p)
 	}
 	if len(errs) > 0 {
 		return out, errs

@@ -47,6 +47,9 @@ type Reader struct {
 	rec        *Record
 	lineErrs   ErrorList
 	hdrWrapped bool
+	tally      Tally
+	blank      int // empty lines among the records
+	firstBlank int
 }
 
 // NewReader returns a reader of r. opts.File names the file in errors.
@@ -55,7 +58,7 @@ func NewReader(r io.Reader, opts Options) *Reader {
 	if max <= 0 {
 		max = DefaultMaxLineLength
 	}
-	return &Reader{opts: opts, br: bufio.NewReaderSize(r, max+2), max: max}
+	return &Reader{opts: opts, br: bufio.NewReaderSize(r, max+2), max: max, tally: Tally{Limits: opts.Limits, File: opts.File}}
 }
 
 // Schema returns the file's type once the header is read.
@@ -274,6 +277,9 @@ func (r *Reader) Header() (*Header, error) {
 	}
 	r.header = h
 	errs = append(errs, r.checkHeader(h)...)
+	if p := r.tally.Quantity(h.line(HQuantity), HQuantity, int64(h.Quantity)); p != nil {
+		errs = append(errs, p)
+	}
 	for _, e := range errs {
 		if isRefusal(e) {
 			r.header = nil
@@ -394,8 +400,10 @@ func (r *Reader) parseColumns(line string) ErrorList {
 
 // Read returns the next record. A record whose fields have problems comes
 // back with them (an ErrorList); a line that cannot be split comes back as
-// a nil record and a *ParseError or ErrorList. At the end, a quantity that
-// does not match is reported once before io.EOF.
+// a nil record and a *ParseError or ErrorList. Empty lines are skipped
+// (they are not records) and reported once, at the first, before io.EOF
+// with a quantity that does not match. Past Options.Limits the file ends
+// with ErrTooManyRecords or ErrTooManyErrors (not Recoverable).
 func (r *Reader) Read() (*Record, error) {
 	if !r.started {
 		h, err := r.Header()
@@ -422,6 +430,9 @@ func (r *Reader) Read() (*Record, error) {
 		switch kind {
 		case lineEOF:
 			r.done = true
+			if r.blank > 0 {
+				errs = append(errs, r.perr(r.firstBlank, "", fmt.Errorf("%w: %d in the records, the first here (skipped: they are not records)", ErrEmptyLine, r.blank)))
+			}
 			if r.header.Quantity != r.count {
 				errs = append(errs, r.perr(r.header.line(HQuantity), HQuantity,
 					fmt.Errorf("%w: header says %d, file has %d", ErrQuantity, r.header.Quantity, r.count)))
@@ -432,28 +443,55 @@ func (r *Reader) Read() (*Record, error) {
 			return nil, io.EOF
 		case lineBad:
 			r.count++
+			if p := r.tally.Record(r.line, true); p != nil {
+				return r.stop(p)
+			}
 			return nil, errs
 		case lineTruncated:
 			r.count++
+			if p := r.tally.Record(r.line, true); p != nil {
+				return r.stop(p)
+			}
 			errs = append(errs, r.perr(r.line, "", ErrTruncated))
 			return nil, errs
 		}
 		if len(raw) == 0 {
-			errs = append(errs, r.perr(r.line, "", ErrEmptyLine))
-			return nil, errs
+			// Not a record: counted, reported once at the end, and
+			// bounded like records with problems.
+			if r.blank == 0 {
+				r.firstBlank = r.line
+			}
+			r.blank++
+			if p := r.tally.Problem(r.line); p != nil {
+				return r.stop(p)
+			}
+			r.lineErrs = append(r.lineErrs, errs...) // a CRLF seen here goes with the next line
+			continue
 		}
 		if raw[0] == '#' {
+			if p := r.tally.Problem(r.line); p != nil {
+				return r.stop(p)
+			}
 			errs = append(errs, r.perr(r.line, "", fmt.Errorf("%w: header line after the column line", ErrHeaderSyntax)))
 			return nil, errs
 		}
 		r.count++
 		rec, rerrs := r.parseRecord(raw)
 		errs = append(errs, rerrs...)
+		if p := r.tally.Record(r.line, len(errs) > 0); p != nil {
+			return r.stop(p)
+		}
 		if len(errs) > 0 {
 			return rec, errs
 		}
 		return rec, nil
 	}
+}
+
+// stop ends the file with a problem past a limit.
+func (r *Reader) stop(p *ParseError) (*Record, error) {
+	r.fatal = Fatal(p)
+	return nil, r.fatal
 }
 
 func (r *Reader) takeLineErrs() ErrorList {

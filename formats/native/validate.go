@@ -45,6 +45,9 @@ type Options struct {
 	// there): the reader then keeps no memory per record, however long
 	// the file.
 	CallerFindsDuplicates bool
+	// Limits bound the records and the records with problems; past
+	// them the file is refused as a whole (zero: no bound).
+	Limits Limits
 }
 
 // DefaultMaxLineLength bounds lines: enough for an ota-batch record of

@@ -30,6 +30,9 @@ type Options struct {
 	OTACipher ident.CipherAlg
 	// MaxLineLength bounds a line (default 4096).
 	MaxLineLength int
+	// Limits bound the cards and the cards with problems, as for native
+	// files (zero: no bound).
+	Limits native.Limits
 }
 
 // maxHeaderLines bounds the header and input blocks.
@@ -55,6 +58,7 @@ type Reader struct {
 	hdrErr  error
 	keyList bool
 	colLine int
+	tally   native.Tally
 }
 
 // NewReader returns a reader of r.
@@ -64,7 +68,7 @@ func NewReader(r io.Reader, opts Options) *Reader {
 		max = 4096
 	}
 	return &Reader{opts: opts, br: bufio.NewReaderSize(r, max+2), max: max, delim: opts.Delimiter,
-		iccids: ident.NewKeySet(), imsis: ident.NewKeySet()}
+		iccids: ident.NewKeySet(), imsis: ident.NewKeySet(), tally: native.Tally{Limits: opts.Limits, File: opts.File}}
 }
 
 func (r *Reader) perr(line int, field string, err error) *native.ParseError {
@@ -266,6 +270,10 @@ func (r *Reader) columns(h *Header, t string) native.ErrorList {
 	}
 	if h.Quantity < 0 {
 		errs = append(errs, r.perr(r.line, "quantity", fmt.Errorf("%w: the header gives no Quantity", native.ErrMissingHeader)))
+	} else if p := r.tally.Quantity(h.Lines["quantity"], "quantity", int64(h.Quantity)); p != nil {
+		errs = append(errs, p)
+		r.fatal = native.Fatal(errs...)
+		return errs
 	}
 	if !seen["ICCID"] {
 		errs = append(errs, r.perr(r.line, "ICCID", native.ErrMissingColumn))
@@ -313,17 +321,32 @@ func (r *Reader) Read() (*Card, error) {
 		}
 		r.count++
 		if bad {
+			if p := r.tally.Record(r.line, true); p != nil {
+				return r.stop(p)
+			}
 			return nil, err
 		}
 		c, errs := r.parse(l)
 		if err != nil {
 			errs = append(native.ErrorList{err.(*native.ParseError)}, errs...)
 		}
+		if p := r.tally.Record(r.line, len(errs) > 0); p != nil {
+			if c != nil {
+				c.Zero()
+			}
+			return r.stop(p)
+		}
 		if len(errs) > 0 {
 			return c, errs
 		}
 		return c, nil
 	}
+}
+
+// stop ends the file with a problem past a limit.
+func (r *Reader) stop(p *native.ParseError) (*Card, error) {
+	r.fatal = native.Fatal(p)
+	return nil, r.fatal
 }
 
 func (r *Reader) split(l string) []string {
@@ -469,28 +492,7 @@ func (r *Reader) secret(c *Card, col column, v string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	var err error
-	alg := ident.AuthAlg(c.Algorithm)
-	switch col.base {
-	case "KI":
-		if c.Algorithm == "" {
-			err = ident.CheckKeyLength(b, 16, 32)
-		} else {
-			err = ident.CheckKi(b, alg)
-		}
-	case "OPC":
-		if c.Algorithm == "" {
-			err = ident.CheckKeyLength(b, 16, 32)
-		} else {
-			err = ident.CheckOPc(b, alg)
-		}
-	default:
-		if r.opts.OTACipher != "" {
-			err = ident.CheckCipherKey(b, r.opts.OTACipher)
-		} else {
-			err = ident.CheckKeyLength(b, 8, 16, 24, 32)
-		}
-	}
+	err := ident.CheckSecret(strings.ToLower(col.base), b, ident.AuthAlg(c.Algorithm), r.opts.OTACipher)
 	if err != nil {
 		clear(b)
 		return nil, err

@@ -339,7 +339,10 @@ type OTASettings struct {
 type InputLimits struct {
 	MaxFileBytes int64 `yaml:"max_file_bytes"` // decompressed
 	MaxLineBytes int   `yaml:"max_line_bytes"`
-	MaxRecords   int64 `yaml:"max_records"`
+	// MaxRecords and MaxRecordErrors: a file with more records, or more
+	// malformed records (empty lines included), is refused as a whole.
+	MaxRecords      int64 `yaml:"max_records"`
+	MaxRecordErrors int64 `yaml:"max_record_errors"`
 }
 
 // HandoverOpts are the recipient's intake settings.

@@ -230,6 +230,9 @@ func (c *Config) applyDefaults() {
 	if c.Limits.MaxRecords == 0 {
 		c.Limits.MaxRecords = 20_000_000
 	}
+	if c.Limits.MaxRecordErrors == 0 {
+		c.Limits.MaxRecordErrors = DefaultMaxRecordErrors
+	}
 	for _, p := range c.Partners {
 		if p == nil {
 			continue

@@ -88,6 +88,7 @@ func (c *Config) validate(ps *problems) {
 		checkPLMN(ps, fmt.Sprintf("plmns[%d]", i), pl)
 	}
 	checkRanges(ps, "imsi_ranges", c.IMSIRanges, c.PLMNs)
+	c.validateLimits(ps)
 
 	codes := map[string]string{}
 	for _, name := range sortedKeys(c.Partners) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -255,8 +256,9 @@ func TestHostileInputs(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		maxFile, lineLen, bomb = 16<<20, 12<<20, 64<<20
 	}
+	const maxRecords = 1000
 	rt := openParty(t, st, "MNOA", func(cfg map[string]any) {
-		cfg["limits"] = map[string]any{"max_file_bytes": maxFile}
+		cfg["limits"] = map[string]any{"max_file_bytes": maxFile, "max_records": maxRecords}
 	})
 	now := time.Now().UTC()
 	seq := 1
@@ -290,6 +292,27 @@ func TestHostileInputs(t *testing.T) {
 		}
 		return nil
 	}
+	// A well-formed imsi-list of n records whose header says quantity
+	// q, followed by blank empty lines.
+	listFile := func(q, n, blank int) []byte {
+		f, err := fleet.New(fleet.Options{N: max(n, 1), ICCIDBody: "8999904", IMSIBase: "999990002000001", Seed: "hostile-list"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sealed(true, func(w io.Writer) error {
+			bw := bufio.NewWriter(w)
+			day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+			fmt.Fprintf(bw, "#format: imsi-list\n#version: 1\n#sender: MNOB\n#receiver: MNOA\n#business-date: %s\n#sequence: %d\n#created: %s\n#batch: B-HOSTILE-%d\n#quantity: %d\niccid|imsi|cutover-date\n",
+				day.Format(time.DateOnly), seq, now.Truncate(time.Second).Format(time.RFC3339), seq, q)
+			for _, c := range f.Cards[:n] {
+				fmt.Fprintf(bw, "%s|%s|%s\n", c.ICCID, c.IMSI, day.AddDate(0, 0, 1).Format(time.DateOnly))
+			}
+			if err := repeat(bw, '\n', blank); err != nil {
+				return err
+			}
+			return bw.Flush()
+		})
+	}
 	cases := []struct {
 		name string
 		data func() []byte
@@ -308,6 +331,15 @@ func TestHostileInputs(t *testing.T) {
 				return repeat(w, 'A', lineLen)
 			})
 		}, ""},
+		// Empty lines are not records, and more of them than
+		// limits.max_record_errors (default 10,000) refuse the file
+		// after that many: a 1 KB file is not a million answers.
+		{"a million blank lines", func() []byte { return listFile(0, 0, 1_000_000) }, "too many records with problems: more than 10000 (the last at line 10011) (limits.max_record_errors)"},
+		// One record more than limits.max_records: refused at the
+		// header when it says so, at the record past the limit when
+		// it lies.
+		{"too many records", func() []byte { return listFile(maxRecords+1, maxRecords+1, 0) }, "quantity: too many records: the header announces 1001, at most 1000 are taken (limits.max_records)"},
+		{"too many records, header lying", func() []byte { return listFile(maxRecords, maxRecords+1, 0) }, "too many records: more than 1000 (line 1011 is record 1001) (limits.max_records)"},
 	}
 	reasons := map[string]string{}
 	for _, c := range cases {
@@ -315,6 +347,10 @@ func TestHostileInputs(t *testing.T) {
 			name := nameOf()
 			data := c.data()
 			if err := os.WriteFile(filepath.Join(inbox, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var answers int
+			if err := rt.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM batch_records`).Scan(&answers); err != nil {
 				t.Fatal(err)
 			}
 			data = nil
@@ -337,8 +373,12 @@ func TestHostileInputs(t *testing.T) {
 			if err := rt.Ledger.QueryRow(ctx, `SELECT status, reason FROM files WHERE name = ?`, name).Scan(&status, &reason); err != nil {
 				t.Fatal(err)
 			}
-			if status != "quarantined" || reason == "" {
-				t.Errorf("ledger: %s %q", status, reason)
+			if status != "quarantined" || reason == "" || !strings.Contains(reason, c.want) {
+				t.Errorf("ledger: %s %q, want the reason to say %q", status, reason, c.want)
+			}
+			var after int
+			if err := rt.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM batch_records`).Scan(&after); err != nil || after != answers {
+				t.Errorf("records answered: %d, were %d (%v)", after, answers, err)
 			}
 			reasons[c.name] = reason
 			if _, err := os.Stat(st.Exchange("quarantine", "MNOA", "MNOB", name)); err != nil {

@@ -43,8 +43,9 @@ type StagedCard struct {
 	// the record carried none.
 	Sealed [][]byte
 	// Reason and Detail are a verdict reached while staging (a secret
-	// that did not unwrap); an empty Reason is none. It counts only when
-	// no rule of Take rejects the line first.
+	// that did not unwrap, or unwrapped to a wrong length); an empty
+	// Reason is none. It counts only when no rule of Take rejects the
+	// line first.
 	Reason, Detail string
 	// KeysOnly stages a line that another path handles: only its ICCID
 	// and IMSI count (for the repeats of later lines).
