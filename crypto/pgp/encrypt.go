@@ -101,7 +101,7 @@ func encrypt(w io.Writer, to []*Key, signer *Key, opts EncryptOptions, extraLaye
 	for i, k := range to {
 		ek, ok := k.e.EncryptionKey(now)
 		if !ok {
-			return nil, &Error{Reason: ErrBadKey, Detail: "no valid (unexpired, unrevoked) encryption key in " + k.Fingerprint()}
+			return nil, k.EncryptionProblem(now)
 		}
 		recipients[i] = ek.PublicKey
 	}
