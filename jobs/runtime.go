@@ -64,6 +64,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Runtime, error) 
 			return nil, err
 		}
 	}
+	if err := checkKeys(cfg, o.Now(), o.Log); err != nil {
+		return nil, err
+	}
 	db, err := OpenLedger(ctx, cfg, ledger.WithClock(o.Now))
 	if err != nil {
 		return nil, err
@@ -309,6 +312,9 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 	if o.Owner == "" {
 		host, _ := os.Hostname()
 		o.Owner = host + ":" + strconv.Itoa(os.Getpid())
+	}
+	if err := r.checkRecipients(j); err != nil {
+		return nil, err
 	}
 	if err := r.acquireLease(ctx, name, o.Owner); err != nil {
 		return nil, err

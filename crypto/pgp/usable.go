@@ -72,3 +72,19 @@ func (k *Key) EncryptionProblem(now time.Time) error {
 	}
 	return fail("has no encryption subkey")
 }
+
+// EncryptionKeys splits keys into those [Encrypt] can encrypt to at now
+// and, for the others, why not (each unwrapping to [ErrNoEncryptionKey]).
+// During a partner's key rotation one pinned key may have expired while
+// the next is valid: encrypting to the valid ones is what the partner
+// expects.
+func EncryptionKeys(keys []*Key, now time.Time) (usable []*Key, skipped []error) {
+	for _, k := range keys {
+		if err := k.EncryptionProblem(now); err != nil {
+			skipped = append(skipped, err)
+			continue
+		}
+		usable = append(usable, k)
+	}
+	return usable, skipped
+}

@@ -40,9 +40,25 @@ func (c *Config) CheckKeys(now time.Time) (warnings []Problem, err error) {
 		if p == nil || p.PGP.Disabled {
 			continue
 		}
-		_, w, pr := c.PinnedKeys(name, now)
+		path := "partners." + name + ".pgp.fingerprints"
+		keys, w, pr := c.PinnedKeys(name)
 		ws.list = append(ws.list, w...)
 		ps.list = append(ps.list, pr...)
+		if len(pr) > 0 || len(keys) == 0 {
+			continue
+		}
+		usable, skipped := pgp.EncryptionKeys(keys, now)
+		var why []string
+		for _, err := range skipped {
+			why = append(why, err.Error())
+		}
+		if len(usable) == 0 {
+			ps.add(path, "no pinned key can be encrypted to: %s", strings.Join(why, "; "))
+			continue
+		}
+		for _, w := range why {
+			ws.add(path, "left out when encrypting: %s", w)
+		}
 	}
 	if len(ps.list) > 0 {
 		return ws.list, &Error{File: c.path, Problems: ps.list}
@@ -52,10 +68,11 @@ func (c *Config) CheckKeys(now time.Time) (warnings []Problem, err error) {
 
 // PinnedKeys reads the partner's public_keys files and returns the keys
 // whose primary fingerprint is pinned in fingerprints, each once: the only
-// keys we encrypt to and accept signatures from. Problems are as
-// [Config.CheckKeys] reports them for the partner; with problems, keys is
-// nil.
-func (c *Config) PinnedKeys(partner string, now time.Time) (keys []*pgp.Key, warnings, refused []Problem) {
+// keys we encrypt to and accept signatures from. Whether they can be
+// encrypted to is judged when they are used ([pgp.EncryptionKeys]); the
+// problems refused here are as [Config.CheckKeys] reports them for the
+// partner, and with any of them keys is nil.
+func (c *Config) PinnedKeys(partner string) (keys []*pgp.Key, warnings, refused []Problem) {
 	p := c.Partners[partner]
 	if p == nil {
 		return nil, nil, []Problem{{Path: "partners." + partner, Msg: "no such partner"}}
@@ -120,26 +137,9 @@ func (c *Config) PinnedKeys(partner string, now time.Time) (keys []*pgp.Key, war
 			ps.add(path, "%s is the primary key of none of the keys in public_keys", f)
 		}
 	}
-	var unusable []string
 	for _, fp := range order {
-		if _, ok := pinned[fp]; !ok {
-			continue
-		}
-		k := primaries[fp].key
-		if err := k.EncryptionProblem(now); err != nil {
-			unusable = append(unusable, err.Error())
-			continue
-		}
-		keys = append(keys, k)
-	}
-	if len(ps.list) == 0 && len(pinned) > 0 {
-		switch {
-		case len(keys) == 0:
-			ps.add(base+".fingerprints", "no pinned key can be encrypted to: %s", strings.Join(unusable, "; "))
-		default:
-			for _, u := range unusable {
-				ws.add(base+".fingerprints", "left out when encrypting: %s", u)
-			}
+		if _, ok := pinned[fp]; ok {
+			keys = append(keys, primaries[fp].key)
 		}
 	}
 	if len(ps.list) > 0 {

@@ -120,7 +120,7 @@ func containsAll(list []string, subs ...string) bool {
 func TestPinnedKeysOnly(t *testing.T) {
 	k := testKeys(t)
 	cfg, _ := keyConfig(t, armoredKeys(t, k["old"], k["new"]), k["new"].Fingerprint())
-	keys, _, refused := cfg.PinnedKeys("mno-b", time.Now())
+	keys, _, refused := cfg.PinnedKeys("mno-b")
 	if len(refused) > 0 {
 		t.Fatalf("refused: %v", refused)
 	}
@@ -175,19 +175,21 @@ func TestPinnedFingerprintMustBeAPrimaryKey(t *testing.T) {
 func TestRotationWithAnExpiredKey(t *testing.T) {
 	k := testKeys(t)
 	cfg, _ := keyConfig(t, armoredKeys(t, k["expired"], k["new"]), k["expired"].Fingerprint(), k["new"].Fingerprint())
-	keys, warns, refused := cfg.PinnedKeys("mno-b", time.Now())
-	if len(refused) > 0 {
-		t.Fatalf("refused during a rotation: %v", refused)
-	}
-	if got := fingerprints(keys); !slices.Equal(got, []string{k["new"].Fingerprint()}) {
-		t.Fatalf("keys to encrypt to %v, want the valid one", got)
+	warns, err := cfg.CheckKeys(time.Now())
+	if err != nil {
+		t.Fatalf("refused during a rotation: %v", err)
 	}
 	var ws []string
 	for _, p := range warns {
 		ws = append(ws, p.String())
 	}
-	if !containsAll(ws, k["expired"].Fingerprint(), "left out", "expired") {
+	if !containsAll(ws, "partners.mno-b.pgp.fingerprints", k["expired"].Fingerprint(), "left out", "expired") {
 		t.Errorf("no warning about the expired key: %q", ws)
+	}
+	pinned, _, _ := cfg.PinnedKeys("mno-b")
+	keys, _ := pgp.EncryptionKeys(pinned, time.Now())
+	if got := fingerprints(keys); !slices.Equal(got, []string{k["new"].Fingerprint()}) {
+		t.Fatalf("keys to encrypt to %v, want the valid one", got)
 	}
 	// What Encrypt does with the keys PinnedKeys returns: it works.
 	signer, err := pgp.GenerateKey("Us", "us@example.org", pgp.Curve25519, pgp.GenerateOptions{})
@@ -298,7 +300,7 @@ func TestKeyFileOfSeveralBlocks(t *testing.T) {
 	}
 	file := append(gpg("--armor", "--export", fprs[0]), gpg("--armor", "--export", fprs[1])...)
 	cfg, _ := keyConfig(t, file, fprs...)
-	keys, _, refused := cfg.PinnedKeys("mno-b", time.Now())
+	keys, _, refused := cfg.PinnedKeys("mno-b")
 	want := slices.Clone(fprs)
 	slices.Sort(want)
 	if got := fingerprints(keys); len(refused) > 0 || !slices.Equal(got, want) {
