@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 type keyWorld struct {
 	dir, cfgPath             string
 	now                      time.Time
+	log                      *slog.Logger
 	current, expiring, stray *pgp.Key
 }
 
@@ -65,7 +67,7 @@ partners:
   mno-b:
     kind: operator
     code: MNOB
-    drop: {local: {dir: drop}}
+    drop: {local: {dir: drop}, stable: 1ms}
     pgp: {public_keys: [b.pub.asc], fingerprints: ["` + strings.Join(pinned(w), `", "`) + `"]}
 jobs:
   - {name: imsi-result, kind: b-imsi-result, partner: mno-b, schedule: "0 4 * * *"}
@@ -84,7 +86,7 @@ func (w *keyWorld) open(t *testing.T, at time.Time) (*Runtime, error) {
 		t.Fatal(err)
 	}
 	clock := at
-	rt, err := Open(context.Background(), cfg, Options{Now: func() time.Time { return clock }})
+	rt, err := Open(context.Background(), cfg, Options{Now: func() time.Time { return clock }, Log: w.log})
 	if rt != nil {
 		t.Cleanup(func() { rt.Close() })
 	}

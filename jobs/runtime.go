@@ -462,7 +462,7 @@ func (r *Runtime) run(ctx context.Context, j *config.Job, o RunOptions) (*Summar
 	if err != nil {
 		return sum, err
 	}
-	files, err := pk.Ready(ctx)
+	files, err := pk.Ready(r.withSkipLog(ctx, j))
 	if err != nil {
 		return sum, err
 	}
