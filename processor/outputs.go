@@ -243,7 +243,7 @@ func (p *Party) render(ctx context.Context, o *ledger.Output) error {
 			return err
 		}
 		sink, err = pgp.Encrypt(cw, to, p.Keys[0], pgp.EncryptOptions{
-			Armor: partner.Armor, Compression: partner.Compression, FileName: plaintextName(o.Name), Now: p.Now, Rand: p.Rand,
+			Armor: partner.Armor, Compression: partner.Compression, FileName: pgp.PlaintextName(o.Name), Now: p.Now, Rand: p.Rand,
 		})
 		if err != nil {
 			return err

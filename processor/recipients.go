@@ -43,16 +43,3 @@ func (p *Party) recipients(partner *Partner) ([]*pgp.Key, error) {
 	}
 	return usable, nil
 }
-
-// plaintextName is the name of an output's plaintext, which goes into the
-// literal data packet: the file name without the suffix the encryption
-// added (what `gpg --decrypt-files` or `--use-embedded-filename` would
-// write out).
-func plaintextName(name string) string {
-	for _, ext := range []string{".pgp", ".gpg", ".asc"} {
-		if n, ok := strings.CutSuffix(name, ext); ok && n != "" {
-			return n
-		}
-	}
-	return name
-}

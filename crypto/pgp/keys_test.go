@@ -158,3 +158,17 @@ func armoredSecret(t testing.TB, k *Key) []byte {
 	}
 	return b.Bytes()
 }
+
+func TestPlaintextName(t *testing.T) {
+	for in, want := range map[string]string{
+		"MNOA_MNOB_imsi-result_20261207_000001.txt.pgp": "MNOA_MNOB_imsi-result_20261207_000001.txt",
+		"VENDOR_B1.out.gpg":                             "VENDOR_B1.out",
+		"x.asc":                                         "x",
+		"plain.txt":                                     "plain.txt",
+		".pgp":                                          ".pgp",
+	} {
+		if got := PlaintextName(in); got != want {
+			t.Errorf("PlaintextName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
