@@ -18,7 +18,7 @@ import (
 func checkKeys(cfg *config.Config, now time.Time, log *slog.Logger) error {
 	warns, err := cfg.CheckKeys(now)
 	for _, w := range warns {
-		log.Warn("key configuration: "+w.Msg, "path", w.Path)
+		log.Warn("key configuration", "path", w.Path, "problem", w.Msg)
 	}
 	return err
 }
