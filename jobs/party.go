@@ -197,18 +197,12 @@ func buildPartner(cfg *config.Config, name string, pc *config.Partner) (*process
 	for k, d := range pc.Deadlines {
 		pt.Deadlines[k] = d.D()
 	}
-	for i, f := range pc.PGP.PublicKeys {
-		data, err := os.ReadFile(cfg.Abs(f))
+	if !pc.PGP.Disabled {
+		keys, err := pinnedKeys(cfg, name)
 		if err != nil {
-			return nil, cfgErr(fmt.Sprintf("%s.pgp.public_keys[%d]", path, i), err)
+			return nil, err
 		}
-		ks, err := pgp.ReadKeys(bytes.NewReader(data))
-		if err != nil {
-			return nil, cfgErr(fmt.Sprintf("%s.pgp.public_keys[%d]", path, i), err)
-		}
-		for _, k := range ks {
-			pt.PublicKeys = append(pt.PublicKeys, k.Public())
-		}
+		pt.PublicKeys = keys
 	}
 	var tks []*keywrap.TransportKey
 	for i, t := range pc.TransportKeys {

@@ -64,6 +64,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Runtime, error) 
 			return nil, err
 		}
 	}
+	if err := checkKeys(cfg, o.Now(), o.Log); err != nil {
+		return nil, err
+	}
 	db, err := OpenLedger(ctx, cfg, ledger.WithClock(o.Now))
 	if err != nil {
 		return nil, err
@@ -310,6 +313,9 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 		host, _ := os.Hostname()
 		o.Owner = host + ":" + strconv.Itoa(os.Getpid())
 	}
+	if err := r.checkRecipients(j); err != nil {
+		return nil, err
+	}
 	if err := r.acquireLease(ctx, name, o.Owner); err != nil {
 		return nil, err
 	}
@@ -456,7 +462,7 @@ func (r *Runtime) run(ctx context.Context, j *config.Job, o RunOptions) (*Summar
 	if err != nil {
 		return sum, err
 	}
-	files, err := pk.Ready(ctx)
+	files, err := pk.Ready(r.withSkipLog(ctx, j))
 	if err != nil {
 		return sum, err
 	}

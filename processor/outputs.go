@@ -238,8 +238,12 @@ func (p *Party) render(ctx context.Context, o *ledger.Output) error {
 	cw := &countWriter{w: io.MultiWriter(f, sum)}
 	var sink io.WriteCloser = nopCloser{cw}
 	if !partner.PGPOff {
-		sink, err = pgp.Encrypt(cw, partner.PublicKeys, p.Keys[0], pgp.EncryptOptions{
-			Armor: partner.Armor, Compression: partner.Compression, FileName: o.Name, Now: p.Now, Rand: p.Rand,
+		to, err := p.recipients(partner)
+		if err != nil {
+			return err
+		}
+		sink, err = pgp.Encrypt(cw, to, p.Keys[0], pgp.EncryptOptions{
+			Armor: partner.Armor, Compression: partner.Compression, FileName: pgp.PlaintextName(o.Name), Now: p.Now, Rand: p.Rand,
 		})
 		if err != nil {
 			return err

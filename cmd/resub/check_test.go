@@ -303,7 +303,7 @@ func TestCheckSequenceFromLedger(t *testing.T) {
 // TestSampleConfig: samples/config.yaml passes `config check` and builds
 // a party with throwaway secrets in the environment.
 func TestSampleConfig(t *testing.T) {
-	if code, out, errs := runCLI(t, "config", "check", "--config", sampleConfig); code != exitOK || !strings.Contains(out, "configuration valid (7 partners, 2 profiles, 14 jobs)") {
+	if code, out, errs := runCLI(t, "config", "check", "--config", installedSample(t)); code != exitOK || !strings.Contains(out, "configuration valid (7 partners, 2 profiles, 14 jobs)") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
 	for k, v := range map[string]string{

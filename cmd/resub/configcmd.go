@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"resub/jobs/config"
 )
@@ -32,6 +33,13 @@ func runConfig(e *env, args []string) error {
 		return usagef("config check: --config FILE is required")
 	}
 	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	warnings, err := cfg.CheckKeys(time.Now())
+	for _, w := range warnings {
+		fmt.Fprintf(e.io.out, "%s: warning: %s\n", *path, w)
+	}
 	if err != nil {
 		return err
 	}

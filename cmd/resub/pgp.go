@@ -298,7 +298,15 @@ func pgpEncrypt(e *env, args []string) error {
 		}()
 		dst = ao.f
 	}
-	w, err := pgp.Encrypt(dst, recipients, signers[0], pgp.EncryptOptions{Armor: *armor, Compression: pgp.Compression(*compress)})
+	// The literal data names the plaintext, as gpg names its input.
+	name := ""
+	switch {
+	case fs.NArg() == 1:
+		name = filepath.Base(fs.Arg(0))
+	case *out != "":
+		name = pgp.PlaintextName(filepath.Base(*out))
+	}
+	w, err := pgp.Encrypt(dst, recipients, signers[0], pgp.EncryptOptions{Armor: *armor, Compression: pgp.Compression(*compress), FileName: name})
 	if err != nil {
 		return err
 	}

@@ -257,6 +257,10 @@ func TestPGPCLIWithGnuPG(t *testing.T) {
 	if !bytes.Equal(got, plain) {
 		t.Fatal("gpg plaintext differs")
 	}
+	// The literal data names the plaintext, not the .pgp file.
+	if packets, _ := gpg(mustRead(t, ct), "--list-packets"); !strings.Contains(string(packets), `name="to-partner"`) {
+		t.Errorf("literal data name, want \"to-partner\":\n%s", packets)
+	}
 	var validsig, decinfo string
 	for _, l := range st {
 		if strings.HasPrefix(l, "VALIDSIG ") {

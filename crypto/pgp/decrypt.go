@@ -766,6 +766,11 @@ func checkSignerKey(k *openpgp.Key, sig *packet.Signature, now time.Time) error 
 	if e.PrimaryKey.KeyExpired(selfSig, now) || sub && k.PublicKey.KeyExpired(k.SelfSignature, now) {
 		return refuse(ErrKeyExpired, hex.EncodeToString(e.PrimaryKey.Fingerprint), nil)
 	}
+	if sig.CreationTime.After(now) {
+		// SigExpired says "expired" for this too; a clock running ahead
+		// (ours or the partner's) is another matter than an old file.
+		return refuse(ErrFutureSig, "signed "+sig.CreationTime.UTC().Format(time.RFC3339)+", now "+now.UTC().Format(time.RFC3339), nil)
+	}
 	if sig.SigExpired(now) {
 		return refuse(ErrKeyExpired, "signature expired", nil)
 	}

@@ -36,7 +36,7 @@
 // Every reason a file is refused has its own sentinel error, matched with
 // [errors.Is]: [ErrNotPGP], [ErrNotEncrypted], [ErrUnsigned],
 // [ErrUnknownSigner], [ErrBadSignature], [ErrTruncated], [ErrWrongRecipient],
-// [ErrKeyExpired], [ErrKeyRevoked], [ErrWeakHash], [ErrTooLarge],
+// [ErrKeyExpired], [ErrFutureSig], [ErrKeyRevoked], [ErrWeakHash], [ErrTooLarge],
 // [ErrTooDeep] and [ErrChanged]. Each implements Refused() bool returning
 // true, which the CLI maps to exit code 1. The library below masks several
 // of these causes as one "parsing error" to avoid oracles; this package
@@ -49,6 +49,9 @@
 // [Encrypt] always uses AES-256 in a SEIPD v1 packet with MDC (never AEAD,
 // never v6 keys, so GnuPG 2.2 reads it), a SHA-256 (or stronger) one-pass
 // signature, optional ASCII armor and optional ZIP or ZLIB compression.
+// [Encrypt] refuses a recipient key that is revoked or expired
+// ([ErrNoEncryptionKey]); [Key.EncryptionProblem] says so ahead of time, so
+// that a caller can leave such a key out or refuse at start-up.
 // [GenerateKey] makes v4 keys (Ed25519/Cv25519 legacy or RSA) that GnuPG 2.2
 // imports.
 package pgp

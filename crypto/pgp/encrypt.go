@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -29,7 +30,7 @@ type EncryptOptions struct {
 	Compression Compression      // default none
 	Level       int              // compression level 1..9; 0 = 6 (GnuPG's default)
 	Hash        crypto.Hash      // signature hash: SHA256 (default), SHA384 or SHA512
-	FileName    string           // literal data file name
+	FileName    string           // literal data file name: the plaintext's (see PlaintextName)
 	Now         func() time.Time // signature time and key validity; default time.Now
 	Rand        io.Reader        // default crypto/rand
 }
@@ -101,7 +102,7 @@ func encrypt(w io.Writer, to []*Key, signer *Key, opts EncryptOptions, extraLaye
 	for i, k := range to {
 		ek, ok := k.e.EncryptionKey(now)
 		if !ok {
-			return nil, &Error{Reason: ErrBadKey, Detail: "no valid (unexpired, unrevoked) encryption key in " + k.Fingerprint()}
+			return nil, k.EncryptionProblem(now)
 		}
 		recipients[i] = ek.PublicKey
 	}
@@ -237,3 +238,16 @@ func (e *encryptWriter) Close() error {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+// PlaintextName is the name of an encrypted file's plaintext, for
+// [EncryptOptions.FileName]: the file name without the suffix encryption
+// added (.pgp, .gpg or .asc), which is what `gpg --decrypt-files` and
+// `--use-embedded-filename` write the plaintext out as.
+func PlaintextName(encrypted string) string {
+	for _, ext := range []string{".pgp", ".gpg", ".asc"} {
+		if n, ok := strings.CutSuffix(encrypted, ext); ok && n != "" {
+			return n
+		}
+	}
+	return encrypted
+}

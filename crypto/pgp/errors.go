@@ -20,6 +20,7 @@ var (
 	ErrTruncated      error = refusal("pgp: message is truncated")
 	ErrWrongRecipient error = refusal("pgp: message is not encrypted to any of our keys")
 	ErrKeyExpired     error = refusal("pgp: signer key or signature expired")
+	ErrFutureSig      error = refusal("pgp: signature made in the future")
 	ErrKeyRevoked     error = refusal("pgp: signer key is revoked")
 	ErrWeakHash       error = refusal("pgp: signature uses a weak hash (SHA-1 or older)")
 	ErrTooLarge       error = refusal("pgp: decompressed message exceeds the size cap")
@@ -35,6 +36,9 @@ var (
 	ErrNoSecretKey   error = keyError("pgp: key has no secret part")
 	ErrNoKeys        error = keyError("pgp: no keys given")
 	ErrBadKey        error = keyError("pgp: unusable key")
+	// ErrNoEncryptionKey: a recipient's key is revoked or expired, or has
+	// no encryption subkey.
+	ErrNoEncryptionKey error = keyError("pgp: no valid encryption key")
 )
 
 // keyError is a sentinel for a key problem (exit code 2).

@@ -149,21 +149,46 @@ func writeKey(w io.Writer, armored bool, blockType string, ser func(io.Writer) e
 	return err
 }
 
+// MaxKeyFileBytes bounds a key file: a key with its user IDs and
+// certifications is a few kilobytes, a keyring of a few keys well under a
+// megabyte.
+const MaxKeyFileBytes = 4 << 20
+
 // ReadKeys reads one or more keys, public or secret, ASCII-armored or
 // binary (as `gpg --export` and `gpg --export-secret-keys` write them).
+// An armored file may hold several key blocks one after the other (as
+// people concatenate exports): every block is read. A block that is not a
+// key block, or one without its END line, refuses the whole file with
+// ErrBadKey naming the block, so that no key is lost without a word.
 func ReadKeys(r io.Reader) ([]*Key, error) {
-	br := bufio.NewReader(r)
-	var (
-		el  openpgp.EntityList
-		err error
-	)
-	if isArmored(br) {
-		el, err = openpgp.ReadArmoredKeyRing(br)
-	} else {
-		el, err = openpgp.ReadKeyRing(br)
-	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxKeyFileBytes+1))
 	if err != nil {
 		return nil, &Error{Reason: ErrBadKey, Detail: "read key", Err: err}
+	}
+	defer zero(data) // a secret key file may be unprotected
+	if len(data) > MaxKeyFileBytes {
+		return nil, &Error{Reason: ErrBadKey, Detail: fmt.Sprintf("key file larger than %d bytes", MaxKeyFileBytes)}
+	}
+	var el openpgp.EntityList
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0]&0x80 == 0 {
+		// Not a binary packet (whose first byte has its top bit set):
+		// armored text, perhaps with a comment before the first block.
+		blocks, err := armoredBlocks(data)
+		if err != nil {
+			return nil, err
+		}
+		for i, b := range blocks {
+			got, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(b))
+			if err != nil {
+				return nil, &Error{Reason: ErrBadKey, Detail: fmt.Sprintf("read key block %d of %d", i+1, len(blocks)), Err: err}
+			}
+			el = append(el, got...)
+		}
+	} else {
+		el, err = openpgp.ReadKeyRing(bytes.NewReader(data))
+		if err != nil {
+			return nil, &Error{Reason: ErrBadKey, Detail: "read key", Err: err}
+		}
 	}
 	if len(el) == 0 {
 		return nil, ErrNoKeys
@@ -173,6 +198,46 @@ func ReadKeys(r io.Reader) ([]*Key, error) {
 		keys[i] = &Key{e: e}
 	}
 	return keys, nil
+}
+
+// armoredBlocks splits armored text into its blocks, each from its BEGIN
+// line to its END line. Text between blocks is ignored, as GnuPG does.
+func armoredBlocks(data []byte) ([][]byte, error) {
+	var (
+		blocks [][]byte
+		start  = -1
+		kind   string
+	)
+	for off := 0; off < len(data); {
+		end := bytes.IndexByte(data[off:], '\n')
+		next := len(data)
+		if end >= 0 {
+			next = off + end + 1
+		}
+		line := string(bytes.TrimRight(data[off:next], " \t\r\n"))
+		switch {
+		case strings.HasPrefix(line, "-----BEGIN PGP ") && strings.HasSuffix(line, "-----"):
+			if start >= 0 {
+				return nil, &Error{Reason: ErrBadKey, Detail: fmt.Sprintf("armored block %d (%s) has no END line before the next BEGIN", len(blocks)+1, kind)}
+			}
+			kind = strings.TrimSuffix(strings.TrimPrefix(line, "-----BEGIN "), "-----")
+			if kind != openpgp.PublicKeyType && kind != openpgp.PrivateKeyType {
+				return nil, &Error{Reason: ErrBadKey, Detail: fmt.Sprintf("armored block %d is a %s, not a key block", len(blocks)+1, kind)}
+			}
+			start = off
+		case strings.HasPrefix(line, "-----END PGP ") && start >= 0:
+			if line != "-----END "+kind+"-----" {
+				return nil, &Error{Reason: ErrBadKey, Detail: fmt.Sprintf("armored block %d (%s) ends with %q", len(blocks)+1, kind, line)}
+			}
+			blocks = append(blocks, data[start:next])
+			start = -1
+		}
+		off = next
+	}
+	if start >= 0 {
+		return nil, &Error{Reason: ErrBadKey, Detail: fmt.Sprintf("armored block %d (%s) has no END line", len(blocks)+1, kind)}
+	}
+	return blocks, nil
 }
 
 // isArmored reports whether the buffered input starts (after white space)

@@ -316,6 +316,8 @@ func testRefusals(t *testing.T, algo Algo) {
 		{"wrong recipient", g.must(plain, "--encrypt", "--sign", "-r", mallory, "-u", x.partner).out, x.opts(), ErrWrongRecipient},
 		{"expired signer key", g.must(plain, "--encrypt", "--sign", "-r", us, "-u", expiring).out, later, ErrKeyExpired},
 		{"revoked signer key", byRevoked, withSigners(revokedPub), ErrKeyRevoked},
+		{"signature made in the future", g.must(plain, "--faked-system-time", time.Now().Add(48*time.Hour).UTC().Format("20060102T150405")+"!",
+			"--encrypt", "--sign", "-r", us, "-u", x.partner).out, x.opts(), ErrFutureSig},
 		{"compression bomb", bomb, small, ErrTooLarge},
 		{"uncompressed over the cap", signed, func() DecryptOptions { o := x.opts(); o.MaxSize = 1000; return o }(), ErrTooLarge},
 		{"nested compression", encryptNested(t, plain, x.us.Public(), ourKey(t, Curve25519, "Nester"), 3), DecryptOptions{Keys: []*Key{x.us}, Signers: []*Key{ourKey(t, Curve25519, "Nester").Public()}}, ErrTooDeep},

@@ -57,9 +57,38 @@ func (w *Writer) Write(r *native.Record) error {
 			w.err = fmt.Errorf("record %d: %s: %w", r.Line, f.Name, err)
 			return w.err
 		}
-		vals[i] = v
+		vals[i] = neutralise(v)
 	}
 	return w.line(vals)
+}
+
+// neutralise keeps a spreadsheet from reading a value as a formula: a
+// value that starts with '=', '+', '-', '@', a tab or a carriage return
+// (echoed from a partner's rejected record, say) gets a leading
+// apostrophe, which spreadsheets take as "text" and do not show. Plain
+// numbers ("+4917012345678", "-5") stay as they are.
+func neutralise(v string) string {
+	if v == "" || !strings.ContainsRune("=+-@\t\r", rune(v[0])) || plainNumber(v) {
+		return v
+	}
+	return "'" + v
+}
+
+// plainNumber reports whether v is an optionally signed decimal number.
+func plainNumber(v string) bool {
+	if v[0] == '+' || v[0] == '-' {
+		v = v[1:]
+	}
+	whole, frac, _ := strings.Cut(v, ".")
+	digits := func(s string) bool {
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	return whole != "" && digits(whole) && digits(frac)
 }
 
 func (w *Writer) line(vals []string) error {

@@ -89,7 +89,7 @@ func (l *Local) List(ctx context.Context) ([]FileInfo, error) {
 	}
 	var out []FileInfo
 	for _, e := range entries {
-		if !e.Type().IsRegular() || CheckName(e.Name()) != nil {
+		if !e.Type().IsRegular() || nameRefused(ctx, e.Name()) {
 			continue
 		}
 		info, err := e.Info()

@@ -405,7 +405,7 @@ func (s *SFTP) List(ctx context.Context) ([]FileInfo, error) {
 			return err
 		}
 		for _, fi := range infos {
-			if !fi.Mode().IsRegular() || CheckName(fi.Name()) != nil {
+			if !fi.Mode().IsRegular() || nameRefused(ctx, fi.Name()) {
 				continue
 			}
 			if s.keptLocally(fi.Name(), fi.Size()) {

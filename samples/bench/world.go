@@ -290,7 +290,7 @@ func (w *World) Generate(ctx context.Context) error {
 	name := "VENDOR_BENCH-1.out.pgp"
 	path := filepath.Join(w.dropDir(codeA, "vendor", "inbox"), name)
 	err := writeWith(path+".part", 0o600, func(f *os.File) error {
-		enc, err := pgp.Encrypt(f, []*pgp.Key{w.keys[codeA].Public()}, w.keys["VENDOR"], pgp.EncryptOptions{FileName: name, Now: w.now})
+		enc, err := pgp.Encrypt(f, []*pgp.Key{w.keys[codeA].Public()}, w.keys["VENDOR"], pgp.EncryptOptions{FileName: pgp.PlaintextName(name), Now: w.now})
 		if err != nil {
 			return err
 		}

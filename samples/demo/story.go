@@ -120,7 +120,7 @@ func (w *world) vendorFile(f *fleet.Fleet, cards []*fleet.Card, profile, batch s
 	if err != nil {
 		return err
 	}
-	enc, err := pgp.Encrypt(out, []*pgp.Key{w.keys["MNOA"].Public()}, w.keys["VENDOR"], pgp.EncryptOptions{FileName: name, Now: w.clock})
+	enc, err := pgp.Encrypt(out, []*pgp.Key{w.keys["MNOA"].Public()}, w.keys["VENDOR"], pgp.EncryptOptions{FileName: pgp.PlaintextName(name), Now: w.clock})
 	if err != nil {
 		out.Close()
 		return err

@@ -61,7 +61,7 @@ func WriteFile(dir string, schema *native.Schema, h Header, env Envelope, n int,
 	defer os.Remove(tmp)
 	var sink io.WriteCloser = nopCloser{f}
 	if len(env.To) > 0 {
-		sink, err = pgp.Encrypt(f, env.To, env.Signer, pgp.EncryptOptions{Armor: env.Armor, FileName: name, Now: env.Now})
+		sink, err = pgp.Encrypt(f, env.To, env.Signer, pgp.EncryptOptions{Armor: env.Armor, FileName: pgp.PlaintextName(name), Now: env.Now})
 		if err != nil {
 			f.Close()
 			return "", err
