@@ -103,7 +103,7 @@ func (r *retry) wait(ctx context.Context, op, name string, attempt int, err erro
 	}
 	d := r.backoff(attempt)
 	r.o.Meter.Count("retry")
-	r.o.Log.LogAttrs(ctx, slog.LevelWarn, "drop retry", slog.String("op", op), slog.String("file", SafeName(name)),
+	r.o.Log.LogAttrs(ctx, slog.LevelWarn, "drop retry", slog.String("op", op), slog.String("file", LogName(name)),
 		slog.Int("attempt", attempt), slog.Duration("backoff", d), slog.String("error", err.Error()))
 	return r.o.Sleep(ctx, d) == nil
 }
@@ -176,7 +176,7 @@ func (r *retry) move(ctx context.Context, name string, to Folder, move func(cont
 		err := move(ctx, name, to)
 		if n > 1 && errors.Is(err, fs.ErrNotExist) {
 			r.o.Log.LogAttrs(ctx, slog.LevelWarn, "drop move: source gone on retry, taking the earlier attempt as done",
-				slog.String("file", SafeName(name)), slog.String("to", to.String()))
+				slog.String("file", LogName(name)), slog.String("to", to.String()))
 			return nil
 		}
 		if err == nil || !r.wait(ctx, "move", name, n, err) {
