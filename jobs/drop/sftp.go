@@ -724,23 +724,40 @@ func (s *SFTP) Move(ctx context.Context, name string, to Folder) error {
 		return errNoFolder(Inbox)
 	}
 	read, wasRead := s.opened.get(name)
+	src := s.remote(s.opts.Inbox, name)
+	// What lies under the name now: a regular file, and the one read.
+	check := func(c *sftpConn) error {
+		if s.opts.ReadOnce {
+			return nil
+		}
+		st, err := c.sftp.Lstat(src)
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%w: %s (%s)", ErrNotRegular, SafeName(name), st.Mode().Type())
+		}
+		if now := sftpIdentity(st); wasRead && !read.same(now) {
+			return errReplaced(name, read, now)
+		}
+		return nil
+	}
 	if local != "" {
+		if err := s.do(ctx, "move", func(c *sftpConn, _ *watchdog) error { return check(c) }); err != nil {
+			if errors.Is(err, ErrReplaced) {
+				s.opened.forget(name)
+			}
+			return err
+		}
 		err := s.copyLocal(ctx, name, local, read)
 		if err == nil || errors.Is(err, ErrReplaced) {
 			s.opened.forget(name)
 		}
 		return err
 	}
-	src := s.remote(s.opts.Inbox, name)
 	err := s.do(ctx, "move", func(c *sftpConn, _ *watchdog) error {
-		if wasRead && read.known {
-			st, err := c.sftp.Lstat(src)
-			if err != nil {
-				return err
-			}
-			if now := sftpIdentity(st); !st.Mode().IsRegular() || !read.same(now) {
-				return errReplaced(name, read, now)
-			}
+		if err := check(c); err != nil {
+			return err
 		}
 		dst := s.remote(dir, name)
 		if _, err := c.sftp.Lstat(dst); err == nil {
