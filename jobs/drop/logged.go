@@ -38,6 +38,10 @@ type logged struct {
 }
 
 func (l *logged) fail(ctx context.Context, op, name string, err error) {
+	if errors.Is(err, ErrReplaced) || errors.Is(err, ErrNotRegular) {
+		// Not a failure of the drop: a file the caller skips, and says so.
+		return
+	}
 	l.m.Count("failure")
 	attrs := []slog.Attr{slog.String("op", op), slog.String("error", err.Error())}
 	if name != "" {

@@ -36,7 +36,7 @@ func openRegular(dir *os.File, name string) (*os.File, identity, error) {
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		syscall.Close(fd)
-		return nil, identity{}, fmt.Errorf("%w: %s (mode %#o)", ErrNotRegular, SafeName(name), st.Mode&syscall.S_IFMT)
+		return nil, identity{}, fmt.Errorf("%w: %s is %s", ErrNotRegular, SafeName(name), kindOf(st.Mode))
 	}
 	if err := syscall.SetNonblock(fd, false); err != nil {
 		syscall.Close(fd)
@@ -55,4 +55,20 @@ func fileIdentity(fi fs.FileInfo) identity {
 		return statIdentity(st)
 	}
 	return identity{size: fi.Size(), mtimeNS: fi.ModTime().UnixNano(), known: true}
+}
+
+func kindOf(mode uint32) string {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO:
+		return "a FIFO"
+	case syscall.S_IFCHR:
+		return "a character device"
+	case syscall.S_IFBLK:
+		return "a block device"
+	case syscall.S_IFDIR:
+		return "a directory"
+	case syscall.S_IFSOCK:
+		return "a socket"
+	}
+	return fmt.Sprintf("of type %#o", mode&syscall.S_IFMT)
 }
