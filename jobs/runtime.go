@@ -727,13 +727,21 @@ func (r *Runtime) refuseOversized(ctx context.Context, j *config.Job, pk *drop.P
 	if size >= 0 {
 		reason = fmt.Sprintf("%d bytes listed, larger than limits.max_ciphertext_bytes (%d bytes)", size, limit)
 	}
-	r.Log.Error("input refused without download: "+reason+"; moved to quarantine on the drop",
-		"job", j.Name, "partner", j.Partner, "file", name, "size", size, "limit", limit)
-	sum.Quarantined++
 	sum.Refused = append(sum.Refused, &processor.RefusedError{File: name, Reason: reason})
-	if err := pk.Done(ctx, name, drop.Quarantine); err != nil && !r.replaced(j, name, drop.Quarantine, err) {
-		return err
+	if err := pk.Done(ctx, name, drop.Quarantine); err != nil {
+		if !r.replaced(j, name, drop.Quarantine, err) {
+			return err
+		}
+		// It changed while we read it: the next run sees its new size.
+		r.Log.Error("input refused: "+reason+"; left in the inbox", "job", j.Name, "partner", j.Partner, "file", name, "limit", limit)
+		return nil
 	}
+	sum.Quarantined++
+	msg := "input refused without download: " + reason + "; moved to quarantine on the drop"
+	if size < 0 {
+		msg = "input refused: " + reason + ", the download stopped there; moved to quarantine on the drop"
+	}
+	r.Log.Error(msg, "job", j.Name, "partner", j.Partner, "file", name, "size", size, "limit", limit)
 	return nil
 }
 

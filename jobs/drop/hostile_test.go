@@ -376,3 +376,31 @@ func TestLocalDeliveryModes(t *testing.T) {
 		t.Error("a setuid mode was accepted")
 	}
 }
+
+// TestResumeRefusesReplacedFile: the connection breaks mid-download and
+// the partner replaces the file before Retry reconnects: the download is
+// not resumed in the other file (whose bytes would be spliced onto the
+// first's), it fails with ErrReplaced.
+func TestResumeRefusesReplacedFile(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range remoteBackends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			b.write("inbox", "in.pgp", randomBytes(t, 8<<20))
+			rd := fastRetry(b.open(t, nil))
+			rc, err := rd.Open(ctx, "in.pgp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			if _, err := io.CopyN(io.Discard, rc, 1<<20); err != nil {
+				t.Fatal(err)
+			}
+			replaceFile(t, b, "inbox", "in.pgp", randomBytes(t, 9<<20), time.Time{})
+			b.crash()
+			_, err = io.Copy(io.Discard, rc)
+			if !errors.Is(err, drop.ErrReplaced) {
+				t.Fatalf("resumed download of a replaced file: %v, want ErrReplaced", err)
+			}
+		})
+	}
+}

@@ -603,7 +603,7 @@ func (s *SFTP) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	s.opened.set(name, id)
-	return &sftpReader{s: s, ctx: ctx, c: conn, f: f, stop: context.AfterFunc(ctx, conn.close)}, nil
+	return &sftpReader{s: s, ctx: ctx, c: conn, f: f, id: id, stop: context.AfterFunc(ctx, conn.close)}, nil
 }
 
 // sftpIdentity: SFTP gives size and modification time (in seconds).
@@ -616,8 +616,13 @@ type sftpReader struct {
 	ctx  context.Context
 	c    *sftpConn
 	f    *sftp.File
+	id   identity
 	stop func() bool
 }
+
+// fileIdentity lets Retry check that a resumed download reads on in the
+// same file.
+func (r *sftpReader) fileIdentity() identity { return r.id }
 
 func (r *sftpReader) Read(p []byte) (int, error) {
 	w := startWatchdog(r.s.opts.RequestTimeout, r.c.close)

@@ -478,6 +478,64 @@ func TestOversizedCiphertext(t *testing.T) {
 	}
 }
 
+// TestCiphertextGrowingPastTheLimit: an input listed under
+// limits.max_ciphertext_bytes has grown past it when it is read: the
+// download stops at the limit (nothing left in scratch), and the input
+// is refused and quarantined on the drop.
+func TestCiphertextGrowingPastTheLimit(t *testing.T) {
+	ctx := context.Background()
+	st := imsiListStage(t)
+	inbox := st.Exchange("MNOB-to-MNOA")
+	names, err := demo.Files(inbox)
+	if err != nil || len(names) != 1 {
+		t.Fatalf("staged inbox: %v %v", names, err)
+	}
+	legit := names[0]
+	st0, err := os.Stat(filepath.Join(inbox, legit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := st0.Size() + 1024
+	grows := strings.Replace(legit, "_000001.", "_000002.", 1)
+	if err := os.WriteFile(filepath.Join(inbox, grows), []byte("small at first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	grown := false
+	rec := newRecorder(func(msg string, a map[string]string) {
+		if msg == "picked up" && a["file"] == legit && !grown {
+			grown = true
+			f, err := os.OpenFile(filepath.Join(inbox, grows), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.CopyN(f, zeroReader{}, 4<<20)
+			f.Close()
+		}
+	})
+	rt := openWithLog(t, st, "MNOA", func(cfg map[string]any) {
+		cfg["limits"] = map[string]any{"max_ciphertext_bytes": limit}
+	}, rec)
+	sum, err := rt.RunJob(ctx, "imsi-list", jobs.RunOptions{Manual: true})
+	var refused *jobs.RefusedError
+	if !grown || !errors.As(err, &refused) || !strings.Contains(err.Error(), "max_ciphertext_bytes") || sum.Quarantined != 1 {
+		t.Fatalf("run: %v (%v, grown: %v); want the grown input refused for its size", err, sum, grown)
+	}
+	if lines := rec.find("picked up"); len(lines) != 1 {
+		t.Errorf("picked up: %v; want only %s", lines, legit)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(rt.Cfg.DataDir, "scratch")); len(entries) != 0 {
+		t.Errorf("scratch holds %d files", len(entries))
+	}
+	if _, err := os.Stat(st.Exchange("quarantine", "MNOA", "MNOB", grows)); err != nil {
+		t.Errorf("not quarantined on the drop: %v", err)
+	}
+	if lines := rec.find("input refused: larger than limits.max_ciphertext_bytes (" + itoa(limit) +
+		" bytes), the download stopped there; moved to quarantine on the drop"); len(lines) != 1 {
+		t.Error("no log line for the refusal")
+	}
+}
+
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) {
