@@ -210,14 +210,43 @@ func NewSFTP(opts SFTPOptions) (*SFTP, error) {
 	return s, nil
 }
 
+// newSFTPClient starts the sftp subsystem on a session of client, noting
+// in last when the server last sent a byte.
+func newSFTPClient(client *ssh.Client, last *atomic.Int64, opts []sftp.ClientOption) (*sftp.Client, error) {
+	sess, err := client.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	pw, err := sess.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	pr, err := sess.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	perr, err := sess.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		return nil, err
+	}
+	// Unread stderr would use up the channel's window.
+	go io.Copy(io.Discard, perr)
+	last.Store(time.Now().UnixNano())
+	return sftp.NewClientPipe(recvReader{pr, last}, pw, opts...)
+}
+
 // sftpConn is one SSH connection with its SFTP session.
 type sftpConn struct {
-	ssh   *ssh.Client
-	sftp  *sftp.Client
-	posix bool // posix-rename@openssh.com offered
-	done  chan struct{}
-	once  sync.Once
-	rel   func()
+	ssh      *ssh.Client
+	sftp     *sftp.Client
+	lastRecv atomic.Int64 // unix nanoseconds of the server's last byte
+	posix    bool         // posix-rename@openssh.com offered
+	done     chan struct{}
+	once     sync.Once
+	rel      func()
 }
 
 func (c *sftpConn) close() {
@@ -322,12 +351,15 @@ func (s *SFTP) dial(ctx context.Context) (*sftpConn, error) {
 	if s.opts.ReadOnce {
 		copts = append(copts, sftp.UseConcurrentReads(false))
 	}
-	sc, err := sftp.NewClient(client, copts...)
+	// The session by hand rather than sftp.NewClient: what the server
+	// sends goes through recvReader, for the request deadline.
+	c := &sftpConn{ssh: client, done: make(chan struct{}), rel: release}
+	sc, err := newSFTPClient(client, &c.lastRecv, copts)
 	if err != nil {
 		client.Close()
 		return fail(&TemporaryError{Op: "dial", Err: fmt.Errorf("sftp subsystem: %w", err)})
 	}
-	c := &sftpConn{ssh: client, sftp: sc, done: make(chan struct{}), rel: release}
+	c.sftp = sc
 	_, c.posix = sc.HasExtension("posix-rename@openssh.com")
 	go func() {
 		client.Wait()
@@ -428,43 +460,73 @@ func (s *SFTP) do(ctx context.Context, op string, fn func(c *sftpConn, w *watchd
 		return err
 	}
 	stop := context.AfterFunc(ctx, c.close)
-	w := startWatchdog(s.opts.RequestTimeout, c.close)
+	w := c.watch(s.opts.RequestTimeout)
 	err = fn(c, w)
 	w.stop()
 	stop()
 	return s.classify(ctx, c, w, op, err)
 }
 
-// watchdog is a request deadline: unless touched, it closes the
-// connection once d passed. pkg/sftp has no per-request timeout; closing
-// the client is what ends its pending calls.
+// watchdog is a request deadline. pkg/sftp has no per-request timeout: a
+// server blocked on one file (a FIFO in its place, a hung disk) keeps
+// answering keepalives while the request waits for ever. The watchdog
+// closes the connection, which ends every call pending on it, once
+// neither a byte came from the SFTP server nor the operation moved a byte
+// (touch) for d.
 type watchdog struct {
-	d     time.Duration
-	t     *time.Timer
-	fired atomic.Bool
+	d       time.Duration
+	c       *sftpConn
+	last    atomic.Int64 // unix nanoseconds of the last touch
+	t       *time.Timer
+	fired   atomic.Bool
+	stopped atomic.Bool
 }
 
-func startWatchdog(d time.Duration, expire func()) *watchdog {
-	w := &watchdog{d: d}
-	w.t = time.AfterFunc(d, func() {
-		w.fired.Store(true)
-		expire()
-	})
+func (c *sftpConn) watch(d time.Duration) *watchdog {
+	w := &watchdog{d: d, c: c}
+	w.last.Store(time.Now().UnixNano())
+	w.t = time.AfterFunc(d, w.check)
 	return w
 }
 
-// touch pushes the deadline back: the transfer moved.
-func (w *watchdog) touch() {
-	if !w.fired.Load() {
-		w.t.Reset(w.d)
+func (w *watchdog) check() {
+	if w.stopped.Load() {
+		return
 	}
+	last := max(w.last.Load(), w.c.lastRecv.Load())
+	if idle := time.Duration(time.Now().UnixNano() - last); idle < w.d {
+		w.t.Reset(w.d - idle)
+		return
+	}
+	w.fired.Store(true)
+	w.c.close()
 }
 
-func (w *watchdog) stop() { w.t.Stop() }
+// touch pushes the deadline back: the transfer moved.
+func (w *watchdog) touch() { w.last.Store(time.Now().UnixNano()) }
+
+func (w *watchdog) stop() {
+	w.stopped.Store(true)
+	w.t.Stop()
+}
 
 // expired is the error of a request that hit the deadline.
 func (w *watchdog) expired() error {
 	return fmt.Errorf("no answer from the server within %s (request deadline)", w.d)
+}
+
+// recvReader notes when the SFTP server last sent a byte.
+type recvReader struct {
+	r    io.Reader
+	last *atomic.Int64
+}
+
+func (r recvReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // touchReader and touchWriter push a watchdog back at every byte moved.
@@ -625,7 +687,7 @@ type sftpReader struct {
 func (r *sftpReader) fileIdentity() identity { return r.id }
 
 func (r *sftpReader) Read(p []byte) (int, error) {
-	w := startWatchdog(r.s.opts.RequestTimeout, r.c.close)
+	w := r.c.watch(r.s.opts.RequestTimeout)
 	n, err := r.f.Read(p)
 	w.stop()
 	if err == io.EOF {
@@ -637,7 +699,7 @@ func (r *sftpReader) Read(p []byte) (int, error) {
 // WriteTo keeps pkg/sftp's concurrent download for io.Copy; the request
 // deadline runs from the last byte written.
 func (r *sftpReader) WriteTo(dst io.Writer) (int64, error) {
-	w := startWatchdog(r.s.opts.RequestTimeout, r.c.close)
+	w := r.c.watch(r.s.opts.RequestTimeout)
 	n, err := r.f.WriteTo(touchWriter{dst, w})
 	w.stop()
 	return n, r.s.classify(r.ctx, r.c, w, "read", err)
