@@ -637,6 +637,8 @@ func (s *SFTP) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 		conn = c
 		// A server that deletes what is stat'ed gets no stat: its file
 		// cannot be replaced under us once read anyway.
+		// The identity is what Lstat says, as Move will ask again: some
+		// servers fill in fewer attributes for an open handle.
 		if !s.opts.ReadOnce {
 			st, err := c.sftp.Lstat(p)
 			if err != nil {
@@ -645,20 +647,23 @@ func (s *SFTP) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 			if !st.Mode().IsRegular() {
 				return fmt.Errorf("%w: %s (%s)", ErrNotRegular, SafeName(name), st.Mode().Type())
 			}
+			id = sftpIdentity(st)
 		}
 		f, err = c.sftp.Open(p)
 		if err != nil || s.opts.ReadOnce {
 			return err
 		}
-		st, err := f.Stat()
-		if err == nil && !st.Mode().IsRegular() {
-			err = fmt.Errorf("%w: %s (%s)", ErrNotRegular, SafeName(name), st.Mode().Type())
+		// Swapped between the Lstat and the open: the handle says so.
+		if st, err := f.Stat(); err == nil {
+			switch {
+			case !st.Mode().IsRegular():
+				f.Close()
+				return fmt.Errorf("%w: %s (%s)", ErrNotRegular, SafeName(name), st.Mode().Type())
+			case st.Size() != id.size:
+				f.Close()
+				return &TemporaryError{Op: "open", Err: fmt.Errorf("%s changed while it was opened", SafeName(name))}
+			}
 		}
-		if err != nil {
-			f.Close()
-			return err
-		}
-		id = sftpIdentity(st)
 		return nil
 	})
 	if err != nil {
