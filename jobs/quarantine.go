@@ -8,7 +8,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"resub/jobs/config"
 )
+
+// maxCiphertext is limits.max_ciphertext_bytes, or its default where a
+// configuration was not loaded through config.Load.
+func (r *Runtime) maxCiphertext() int64 {
+	l := r.Cfg.Limits
+	switch {
+	case l.MaxCiphertextBytes > 0:
+		return l.MaxCiphertextBytes
+	case l.MaxFileBytes > 0:
+		return config.DefaultMaxCiphertext(l.MaxFileBytes)
+	}
+	return config.DefaultMaxCiphertext(4 << 30)
+}
 
 // quarantineCopy is one of our copies of a refused input: FILEID--NAME.
 type quarantineCopy struct {
@@ -37,6 +52,12 @@ func (r *Runtime) keepQuarantined(local string, fileID int64, name string) error
 		return err
 	}
 	maxFiles, maxBytes := r.Cfg.Limits.QuarantineMaxFiles, r.Cfg.Limits.QuarantineMaxBytes
+	if maxFiles <= 0 {
+		maxFiles = config.DefaultQuarantineMaxFiles
+	}
+	if maxBytes <= 0 {
+		maxBytes = 2 * r.maxCiphertext()
+	}
 	if st.Size() > maxBytes {
 		r.Log.Error("refused input not kept in the local quarantine: larger than limits.quarantine_max_bytes",
 			"file", name, "file_id", fileID, "size", st.Size(), "limit", maxBytes)

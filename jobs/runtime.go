@@ -631,7 +631,7 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 		return err
 	}
 	sum.Files++
-	if fi.Size > r.Cfg.Limits.MaxCiphertextBytes {
+	if fi.Size > r.maxCiphertext() {
 		return r.refuseOversized(ctx, j, pk, fi.Name, fi.Size, sum)
 	}
 	local := filepath.Join(r.Party.ScratchDir, j.Partner+"--"+fi.Name)
@@ -722,7 +722,7 @@ func (r *Runtime) skipNonRegular(j *config.Job, name string, err error) bool {
 // not downloaded (or no further), and goes to quarantine on the drop.
 // No ledger record and no answer: nothing of it was read.
 func (r *Runtime) refuseOversized(ctx context.Context, j *config.Job, pk *drop.Picker, name string, size int64, sum *Summary) error {
-	limit := r.Cfg.Limits.MaxCiphertextBytes
+	limit := r.maxCiphertext()
 	reason := fmt.Sprintf("larger than limits.max_ciphertext_bytes (%d bytes)", limit)
 	if size >= 0 {
 		reason = fmt.Sprintf("%d bytes listed, larger than limits.max_ciphertext_bytes (%d bytes)", size, limit)
@@ -752,9 +752,9 @@ func (r *Runtime) dryRunOne(ctx context.Context, j *config.Job, fs processor.Fil
 	if err != nil {
 		return err
 	}
-	if fi.Size > r.Cfg.Limits.MaxCiphertextBytes {
+	if fi.Size > r.maxCiphertext() {
 		r.Log.Warn("dry run: the file would be refused: larger than limits.max_ciphertext_bytes", "job", j.Name, "file", fi.Name,
-			"size", fi.Size, "limit", r.Cfg.Limits.MaxCiphertextBytes)
+			"size", fi.Size, "limit", r.maxCiphertext())
 		sum.Files++
 		sum.Quarantined++
 		return nil
@@ -794,7 +794,7 @@ func (r *Runtime) copyIn(ctx context.Context, d drop.Drop, name, local string) e
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(&limitWriter{w: f, left: r.Cfg.Limits.MaxCiphertextBytes}, rc); err != nil {
+	if _, err := io.Copy(&limitWriter{w: f, left: r.maxCiphertext()}, rc); err != nil {
 		f.Close()
 		return err
 	}
