@@ -390,7 +390,7 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 	if err != nil {
 		return nil, err
 	}
-	sum, err := r.runBounded(ctx, j, o)
+	sum, err := r.runBounded(ctx, j.Name, func() (*Summary, error) { return r.run(ctx, j, o) })
 	status := "ok"
 	if err != nil {
 		status = "failed"
@@ -413,20 +413,20 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 	return sum, err
 }
 
-// runBounded runs the job and waits for it; once ctx is cancelled (a
+// runBounded runs the job (run) and waits for it; once ctx is cancelled (a
 // SIGTERM, the daemon stopping) it waits stopGrace at most. A run still
 // blocked then (in a system call no context reaches) is given up: the
 // caller records it as failed and releases its lease, and the process,
 // which is shutting down, exits without it. Everything the run committed
 // is crash-safe, as after a kill.
-func (r *Runtime) runBounded(ctx context.Context, j *config.Job, o RunOptions) (*Summary, error) {
+func (r *Runtime) runBounded(ctx context.Context, job string, run func() (*Summary, error)) (*Summary, error) {
 	type result struct {
 		sum *Summary
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, err := r.run(ctx, j, o)
+		sum, err := run()
 		done <- result{sum, err}
 	}()
 	select {
@@ -440,8 +440,8 @@ func (r *Runtime) runBounded(ctx context.Context, j *config.Job, o RunOptions) (
 	case res := <-done:
 		return res.sum, res.err
 	case <-t.C:
-		r.Log.Error("run did not stop after cancellation; given up, its lease released", "job", j.Name, "grace", r.stopGrace.String())
-		return nil, &abandonedError{job: j.Name, grace: r.stopGrace}
+		r.Log.Error("run did not stop after cancellation; given up, its lease released", "job", job, "grace", r.stopGrace.String())
+		return nil, &abandonedError{job: job, grace: r.stopGrace}
 	}
 }
 
