@@ -48,9 +48,10 @@ func (r *Runtime) Reprocess(ctx context.Context, ref string) (*Summary, error) {
 	if err != nil || fs == nil {
 		return nil, cfgErr("reprocess", fmt.Errorf("job %s does not read files", j.Name))
 	}
-	local := filepath.Join(r.Cfg.DataDir, "quarantine", fmt.Sprintf("%d--%s", id, f.Name))
+	local := filepath.Join(r.Cfg.DataDir, "quarantine", quarantineName(id, f.Name))
 	if _, err := os.Stat(local); err != nil {
-		return nil, fmt.Errorf("reprocess file %d: our copy is missing: %w", id, err)
+		return nil, fmt.Errorf("reprocess file %d: our copy is missing (pruned when the local quarantine was full, or never kept): "+
+			"move %s from the drop's quarantine folder back to its inbox to have it read again: %w", id, f.Name, err)
 	}
 	host, _ := os.Hostname()
 	owner := host + ":" + strconv.Itoa(os.Getpid())

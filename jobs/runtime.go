@@ -39,9 +39,15 @@ type Runtime struct {
 	// jobs at the same time.
 	mu       sync.Mutex
 	active   int
-	drops    map[string]drop.Drop
+	drops    map[string]drop.Drop // per partner: the folder or connection
+	wrapped  map[string]drop.Drop // per partner and job: logged, retried
 	pickers  map[string]*drop.Picker
 	sessions map[string]*drop.Sessions
+	// stopGrace is how long a cancelled run may take to return before
+	// it is abandoned (its lease released, the run recorded as failed).
+	stopGrace time.Duration
+	// quarantineMu serialises the pruning of DATA_DIR/quarantine.
+	quarantineMu sync.Mutex
 }
 
 // Options tune a runtime.
@@ -49,6 +55,10 @@ type Options struct {
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
 	Now     func() time.Time
+	// StopGrace is how long a run may take to return once its context
+	// is cancelled (SIGTERM) before RunJob gives it up, releases its
+	// lease and returns; default 10s.
+	StopGrace time.Duration
 }
 
 // Open makes a runtime from a validated configuration.
@@ -58,6 +68,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Runtime, error) 
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = 10 * time.Second
 	}
 	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "scratch"), filepath.Join(cfg.DataDir, "quarantine"), filepath.Join(cfg.DataDir, "out")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -78,7 +91,8 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Runtime, error) 
 	}
 	p.Now, p.Log = o.Now, o.Log
 	return &Runtime{Cfg: cfg, Party: p, Ledger: db, Log: o.Log, Metrics: o.Metrics, now: o.Now,
-		drops: map[string]drop.Drop{}, pickers: map[string]*drop.Picker{}, sessions: map[string]*drop.Sessions{}}, nil
+		drops: map[string]drop.Drop{}, wrapped: map[string]drop.Drop{}, pickers: map[string]*drop.Picker{}, sessions: map[string]*drop.Sessions{},
+		stopGrace: o.StopGrace}, nil
 }
 
 // Close releases the drops and the ledger.
@@ -91,13 +105,36 @@ func (r *Runtime) Close() error {
 	return errors.Join(errs...)
 }
 
-// Drop returns the partner's drop, opened on first use.
+// Drop returns the partner's drop as the job uses it: its log lines and
+// metrics carry the job. The folder or connection underneath is opened on
+// first use and shared by the partner's jobs.
 func (r *Runtime) Drop(partner, job string) (drop.Drop, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if d, ok := r.drops[partner]; ok {
+	key := partner + "\x00" + job
+	if d, ok := r.wrapped[key]; ok {
 		return d, nil
 	}
+	d, ok := r.drops[partner]
+	if !ok {
+		var err error
+		if d, err = r.openDrop(partner); err != nil {
+			return nil, err
+		}
+		r.drops[partner] = d
+	}
+	log := r.Log.With("partner", partner, "job", job)
+	var meter drop.Meter
+	if r.Metrics != nil {
+		meter = r.Metrics.Drop(partner, job)
+	}
+	d = drop.Logged(drop.Retry(d, drop.RetryOptions{Log: log, Meter: meter, Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 4}), log, meter)
+	r.wrapped[key] = d
+	return d, nil
+}
+
+// openDrop opens the partner's folder or SFTP drop (r.mu held).
+func (r *Runtime) openDrop(partner string) (drop.Drop, error) {
 	pc := r.Cfg.Partners[partner]
 	if pc == nil {
 		return nil, cfgErr("partners", fmt.Errorf("no partner %q", partner))
@@ -116,11 +153,21 @@ func (r *Runtime) Drop(partner, job string) (drop.Drop, error) {
 			}
 			return filepath.Join(base, v)
 		}
+		lc := pc.Drop.Local
+		gid, err := lc.GroupID()
+		if err != nil {
+			return nil, cfgErr(path+".local.group", err)
+		}
+		dirMode, fileMode := lc.DirMode.Perm(), lc.FileMode.Perm()
+		if dirMode == 0 {
+			dirMode = config.DefaultDirMode.Perm()
+		}
 		o := drop.LocalOptions{Inbox: sub(pc.Drop.Inbox, "inbox"), Outbox: sub(pc.Drop.Outbox, "outbox"),
-			Archive: sub(pc.Drop.Archive, "archive"), Quarantine: sub(pc.Drop.Quarantine, "quarantine"), Now: r.now}
+			Archive: sub(pc.Drop.Archive, "archive"), Quarantine: sub(pc.Drop.Quarantine, "quarantine"), Now: r.now,
+			FileMode: fileMode, Group: gid}
 		for _, dir := range []string{o.Inbox, o.Outbox, o.Archive, o.Quarantine} {
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return nil, err
+			if err := makeDropDir(dir, dirMode, gid); err != nil {
+				return nil, cfgErr(path+".local", err)
 			}
 		}
 		l, err := drop.NewLocal(o)
@@ -132,7 +179,7 @@ func (r *Runtime) Drop(partner, job string) (drop.Drop, error) {
 		s := pc.Drop.SFTP
 		o := drop.SFTPOptions{Host: s.Host, Port: s.Port, User: s.User, KnownHosts: r.Cfg.Abs(s.KnownHosts),
 			Inbox: pc.Drop.Inbox, Outbox: pc.Drop.Outbox, Archive: pc.Drop.Archive, Quarantine: pc.Drop.Quarantine,
-			DialTimeout: s.Timeout.D(), IOTimeout: s.Timeout.D(), KeepAlive: s.Keepalive.D(), ReadOnce: s.ReadOnce, Now: r.now}
+			DialTimeout: s.Timeout.D(), IOTimeout: s.Timeout.D(), RequestTimeout: s.Timeout.D(), KeepAlive: s.Keepalive.D(), ReadOnce: s.ReadOnce, Now: r.now}
 		if pc.Drop.LocalArchive {
 			o.LocalArchive = filepath.Join(r.Cfg.DataDir, "archive", partner)
 			o.LocalQuarantine = filepath.Join(r.Cfg.DataDir, "quarantine", partner)
@@ -178,14 +225,28 @@ func (r *Runtime) Drop(partner, job string) (drop.Drop, error) {
 	default:
 		return nil, cfgErr(path, errors.New("no drop configured"))
 	}
-	log := r.Log.With("partner", partner, "job", job)
-	var meter drop.Meter
-	if r.Metrics != nil {
-		meter = r.Metrics.Drop(partner, job)
-	}
-	d = drop.Logged(drop.Retry(d, drop.RetryOptions{Log: log, Meter: meter, Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: 4}), log, meter)
-	r.drops[partner] = d
 	return d, nil
+}
+
+// makeDropDir creates a local drop's folder with its mode and group. A
+// folder that exists is left as it is: its owner may be another account.
+func makeDropDir(dir string, mode os.FileMode, gid int) error {
+	if _, err := os.Lstat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	// MkdirAll is subject to the umask: the mode asked for, exactly.
+	if err := os.Chmod(dir, mode); err != nil {
+		return err
+	}
+	if gid > 0 {
+		if err := os.Lchown(dir, -1, gid); err != nil {
+			return fmt.Errorf("group %d for %s: %w", gid, dir, err)
+		}
+	}
+	return nil
 }
 
 // picker returns the job's picker of the partner's inbox (one per job:
@@ -335,7 +396,7 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 	if err != nil {
 		return nil, err
 	}
-	sum, err := r.run(ctx, j, o)
+	sum, err := r.runBounded(ctx, j.Name, func() (*Summary, error) { return r.run(ctx, j, o) })
 	status := "ok"
 	if err != nil {
 		status = "failed"
@@ -357,6 +418,50 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 	}
 	return sum, err
 }
+
+// runBounded runs the job (run) and waits for it; once ctx is cancelled (a
+// SIGTERM, the daemon stopping) it waits stopGrace at most. A run still
+// blocked then (in a system call no context reaches) is given up: the
+// caller records it as failed and releases its lease, and the process,
+// which is shutting down, exits without it. Everything the run committed
+// is crash-safe, as after a kill.
+func (r *Runtime) runBounded(ctx context.Context, job string, run func() (*Summary, error)) (*Summary, error) {
+	type result struct {
+		sum *Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := run()
+		done <- result{sum, err}
+	}()
+	select {
+	case res := <-done:
+		return res.sum, res.err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(r.stopGrace)
+	defer t.Stop()
+	select {
+	case res := <-done:
+		return res.sum, res.err
+	case <-t.C:
+		r.Log.Error("run did not stop after cancellation; given up, its lease released", "job", job, "grace", r.stopGrace.String())
+		return nil, &abandonedError{job: job, grace: r.stopGrace}
+	}
+}
+
+// abandonedError is a run given up after cancellation: transient.
+type abandonedError struct {
+	job   string
+	grace time.Duration
+}
+
+func (e *abandonedError) Error() string {
+	return fmt.Sprintf("job %s did not stop within %s of being cancelled; given up", e.job, e.grace)
+}
+func (e *abandonedError) Temporary() bool { return true }
+func (e *abandonedError) Unwrap() error   { return context.Canceled }
 
 func (r *Runtime) partner(j *config.Job, role string) *processor.Partner {
 	name := j.To[role]
@@ -532,8 +637,19 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 		return err
 	}
 	sum.Files++
+	if fi.Size > r.maxCiphertext() {
+		return r.refuseOversized(ctx, j, pk, fi.Name, fi.Size, sum)
+	}
 	local := filepath.Join(r.Party.ScratchDir, j.Partner+"--"+fi.Name)
 	if err := r.copyIn(ctx, d, fi.Name, local); err != nil {
+		defer os.Remove(local)
+		if r.skipNonRegular(j, fi.Name, err) {
+			sum.Files--
+			return nil
+		}
+		if errors.Is(err, errTooLarge) {
+			return r.refuseOversized(ctx, j, pk, fi.Name, -1, sum)
+		}
 		return err
 	}
 	defer os.Remove(local)
@@ -553,13 +669,14 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 		sum.Quarantined++
 		sum.Refused = append(sum.Refused, perr)
 		// Keep our own copy: reprocessing needs the bytes.
-		keep := filepath.Join(r.Cfg.DataDir, "quarantine", fmt.Sprintf("%d--%s", res.FileID, fi.Name))
-		if err := copyFile(local, keep); err != nil {
+		if err := r.keepQuarantined(local, res.FileID, fi.Name); err != nil {
 			return err
 		}
 		failpoint.Hit(failpoint.BeforeQuarantine)
 		if err := pk.Done(ctx, fi.Name, drop.Quarantine); err != nil {
-			return err
+			if !r.replaced(j, fi.Name, drop.Quarantine, err) {
+				return err
+			}
 		}
 		return r.Party.Quarantined(ctx, res.FileID)
 	}
@@ -575,9 +692,62 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 	}
 	failpoint.Hit(failpoint.BeforeArchive)
 	if err := pk.Done(ctx, fi.Name, drop.Archive); err != nil {
-		return err
+		if !r.replaced(j, fi.Name, drop.Archive, err) {
+			return err
+		}
 	}
 	failpoint.Hit(failpoint.AfterArchive)
+	return nil
+}
+
+// replaced reports whether err says the input was replaced under its
+// name after it was read (drop.ErrReplaced), and logs it: the newcomer
+// stays in the inbox for the next run, which reads it as a new input.
+func (r *Runtime) replaced(j *config.Job, name string, to drop.Folder, err error) bool {
+	if !errors.Is(err, drop.ErrReplaced) {
+		return false
+	}
+	r.Log.Warn("input replaced on the drop after it was read; the new file stays in the inbox for the next run, nothing moved to "+to.String(),
+		"job", j.Name, "partner", j.Partner, "file", name, "error", err.Error())
+	return true
+}
+
+// skipNonRegular reports whether err from opening an input says it is not
+// a regular file, and logs it: a FIFO, device or link put in a file's place is
+// never read and stays where it is.
+func (r *Runtime) skipNonRegular(j *config.Job, name string, err error) bool {
+	if !errors.Is(err, drop.ErrNotRegular) {
+		return false
+	}
+	r.Log.Warn("input skipped: not a regular file", "job", j.Name, "partner", j.Partner, "file", name, "error", err.Error())
+	return true
+}
+
+// refuseOversized refuses an input larger than limits.max_ciphertext_bytes
+// (size as listed, or -1 when the download went past the limit): it is
+// not downloaded (or no further), and goes to quarantine on the drop.
+// No ledger record and no answer: nothing of it was read.
+func (r *Runtime) refuseOversized(ctx context.Context, j *config.Job, pk *drop.Picker, name string, size int64, sum *Summary) error {
+	limit := r.maxCiphertext()
+	reason := fmt.Sprintf("larger than limits.max_ciphertext_bytes (%d bytes)", limit)
+	if size >= 0 {
+		reason = fmt.Sprintf("%d bytes listed, larger than limits.max_ciphertext_bytes (%d bytes)", size, limit)
+	}
+	sum.Refused = append(sum.Refused, &processor.RefusedError{File: name, Reason: reason})
+	if err := pk.Done(ctx, name, drop.Quarantine); err != nil {
+		if !r.replaced(j, name, drop.Quarantine, err) {
+			return err
+		}
+		// It changed while we read it: the next run sees its new size.
+		r.Log.Error("input refused: "+reason+"; left in the inbox", "job", j.Name, "partner", j.Partner, "file", name, "limit", limit)
+		return nil
+	}
+	sum.Quarantined++
+	msg := "input refused without download: " + reason + "; moved to quarantine on the drop"
+	if size < 0 {
+		msg = "input refused: " + reason + ", the download stopped there; moved to quarantine on the drop"
+	}
+	r.Log.Error(msg, "job", j.Name, "partner", j.Partner, "file", name, "size", size, "limit", limit)
 	return nil
 }
 
@@ -588,9 +758,21 @@ func (r *Runtime) dryRunOne(ctx context.Context, j *config.Job, fs processor.Fil
 	if err != nil {
 		return err
 	}
+	if fi.Size > r.maxCiphertext() {
+		r.Log.Warn("dry run: the file would be refused: larger than limits.max_ciphertext_bytes", "job", j.Name, "file", fi.Name,
+			"size", fi.Size, "limit", r.maxCiphertext())
+		sum.Files++
+		sum.Quarantined++
+		return nil
+	}
 	sum.Files++
 	local := filepath.Join(r.Party.ScratchDir, j.Partner+"--dry--"+fi.Name)
 	if err := r.copyIn(ctx, d, fi.Name, local); err != nil {
+		os.Remove(local)
+		if r.skipNonRegular(j, fi.Name, err) {
+			sum.Files--
+			return nil
+		}
 		return err
 	}
 	defer os.Remove(local)
@@ -606,6 +788,8 @@ func (r *Runtime) dryRunOne(ctx context.Context, j *config.Job, fs processor.Fil
 	return nil
 }
 
+// copyIn downloads an input to local, stopping at
+// limits.max_ciphertext_bytes (errTooLarge).
 func (r *Runtime) copyIn(ctx context.Context, d drop.Drop, name, local string) error {
 	rc, err := d.Open(ctx, name)
 	if err != nil {
@@ -616,11 +800,34 @@ func (r *Runtime) copyIn(ctx context.Context, d drop.Drop, name, local string) e
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, rc); err != nil {
+	if _, err := io.Copy(&limitWriter{w: f, left: r.maxCiphertext()}, rc); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
+}
+
+var errTooLarge = errors.New("input larger than limits.max_ciphertext_bytes")
+
+// limitWriter fails once more than left bytes were written: the download
+// stops there (a writer keeps pkg/sftp's concurrent WriteTo).
+type limitWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		n, err := l.w.Write(p[:l.left])
+		l.left -= int64(n)
+		if err != nil {
+			return n, err
+		}
+		return n, errTooLarge
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 func copyFile(from, to string) error {

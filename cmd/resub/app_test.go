@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"resub/jobs/drop"
 )
 
 // runCLI runs the CLI in-process and returns its exit code and output.
@@ -69,6 +71,8 @@ func TestExitCodeMapping(t *testing.T) {
 		{"canceled", context.Canceled, exitTransient},
 		{"refused wrapped in usage", usageError{refErr{}}, exitUsage},
 		{"plain", errors.New("boom"), exitTransient},
+		// A host key of another type than the pinned one is a changed key.
+		{"host key", fmt.Errorf("job imsi-list: %w", &drop.HostKeyError{Host: "h:22", Want: nil}), exitUsage},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

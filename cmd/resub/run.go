@@ -108,13 +108,10 @@ func runRun(e *env, args []string) error {
 	if err := d.Start(e.ctx); err != nil {
 		return err
 	}
-	e.log.Info("daemon started", "jobs", len(specs), "metrics", d.MetricsAddr())
 	<-e.ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = d.Stop(stopCtx)
-	e.log.Info("daemon stopped")
-	return err
+	return d.Stop(stopCtx)
 }
 
 // runtimeJob is a configured job for the daemon.

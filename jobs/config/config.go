@@ -152,6 +152,13 @@ type SFTP struct {
 // Local is a local folder drop.
 type Local struct {
 	Dir string `yaml:"dir"`
+	// DirMode is the permission of the drop's folders resub creates
+	// (default 0700); FileMode that of the files it delivers (default
+	// 0640); Group, a group name or ID, owns both when set (e.g. the
+	// account of an SMSC connector that reads the outbox).
+	DirMode  FileMode `yaml:"dir_mode"`
+	FileMode FileMode `yaml:"file_mode"`
+	Group    string   `yaml:"group"`
 }
 
 // PGP is a partner's OpenPGP settings.
@@ -343,6 +350,13 @@ type InputLimits struct {
 	// malformed records (empty lines included), is refused as a whole.
 	MaxRecords      int64 `yaml:"max_records"`
 	MaxRecordErrors int64 `yaml:"max_record_errors"`
+	// MaxCiphertextBytes bounds an input as listed on the drop and as
+	// downloaded (default derived from MaxFileBytes, see bounds.go).
+	MaxCiphertextBytes int64 `yaml:"max_ciphertext_bytes"`
+	// QuarantineMaxFiles and QuarantineMaxBytes bound our copies of
+	// refused inputs in DATA_DIR/quarantine; the oldest are pruned.
+	QuarantineMaxFiles int   `yaml:"quarantine_max_files"`
+	QuarantineMaxBytes int64 `yaml:"quarantine_max_bytes"`
 }
 
 // HandoverOpts are the recipient's intake settings.

@@ -109,7 +109,9 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	cfg.path = path
 	cfg.applyDefaults()
+	cfg.applyBoundDefaults()
 	cfg.validate(ps)
+	cfg.validateBounds(ps)
 	if len(ps.list) > 0 {
 		return nil, &Error{File: path, Problems: ps.list}
 	}

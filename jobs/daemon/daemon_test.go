@@ -241,7 +241,7 @@ func TestDaemon(t *testing.T) {
 			} else {
 				sawDelivery = true
 			}
-			if rec["job"] != "transfer" || rec["partner"] == nil || rec["file"] != `"A_B_OTA-REPORT_20260101_000001.csv.pgp"` ||
+			if rec["job"] != "transfer" || rec["partner"] == nil || rec["file"] != "A_B_OTA-REPORT_20260101_000001.csv.pgp" ||
 				rec["size"] != float64(len(content)) || rec["sha256"] != hex.EncodeToString(sum[:]) {
 				t.Errorf("log line %s lacks partner, job, file, size or sha256", line)
 			}

@@ -13,6 +13,13 @@
 //   - names that come from the partner are data: List skips, and Open, Put
 //     and Move refuse, a name with a path separator, a dot-dot, a control
 //     character or invalid UTF-8 (see CheckName);
+//   - Open reads regular files only: a name that is, or has become, a
+//     FIFO, device, directory or symbolic link fails with ErrNotRegular
+//     without blocking; a local drop opens without following links and
+//     without waiting for a writer, then checks the opened file;
+//   - Move moves the file Open read, or nothing: a file replaced (or
+//     rewritten) under the same name since fails with ErrReplaced and
+//     stays in the inbox;
 //   - errors worth retrying (a lost connection, a peer that does not
 //     answer) implement Temporary() bool, configuration problems (an
 //     unknown host key, a refused login) implement ConfigError() bool.
@@ -78,7 +85,8 @@ type Drop interface {
 	Put(ctx context.Context, name string, r io.Reader, size int64) error
 	// Move moves a file of the inbox to the archive or the quarantine. A
 	// file of the same name already there is kept: the moved file then
-	// gets a time suffix.
+	// gets a time suffix. When the name was opened before, Move checks
+	// that it still names the file that was read (ErrReplaced if not).
 	Move(ctx context.Context, name string, to Folder) error
 	// Close releases the drop's resources. An SFTP drop may be used
 	// again after Close: it reconnects.
@@ -90,6 +98,16 @@ const MaxNameLen = 255
 
 // ErrBadName is the sentinel of names refused by CheckName.
 var ErrBadName = errors.New("drop: unsafe file name")
+
+// ErrNotRegular is the sentinel of a name that is not, or is no longer,
+// a regular file (a FIFO, a device, a directory or a symbolic link put
+// in its place). Open refuses such a name before reading a byte.
+var ErrNotRegular = errors.New("drop: not a regular file")
+
+// ErrReplaced is the sentinel of Move finding, under the name, a file
+// other than the one Open read (replaced or rewritten in between): the
+// new file stays in the inbox for the next run, and nothing is moved.
+var ErrReplaced = errors.New("drop: file replaced since it was read")
 
 // CheckName reports whether name is a plain file name that is safe to use
 // as a local path component and to print: not empty, not "." or "..", at
@@ -127,6 +145,17 @@ func SafeName(name string) string {
 		name = name[:2*MaxNameLen]
 	}
 	return strconv.QuoteToGraphic(name)
+}
+
+// LogName returns name for a structured log attribute: as it is when it
+// passes CheckName, otherwise escaped as SafeName does, but without the
+// quotes (the log handler quotes values itself).
+func LogName(name string) string {
+	if CheckName(name) == nil {
+		return name
+	}
+	q := SafeName(name)
+	return q[1 : len(q)-1]
 }
 
 // TemporaryError is a failure worth retrying later: the peer was

@@ -42,9 +42,22 @@ func (e *HostKeyError) Error() string {
 			}
 			fmt.Fprintf(&b, " %s %s (line %d)", w.Key.Type(), ssh.FingerprintSHA256(w.Key), w.Line)
 		}
+		if e.otherType() {
+			fmt.Fprintf(&b, "; the server offers no key of the pinned type")
+		}
 		b.WriteString(". This may be an attack. Do not connect until the partner confirms the new key out of band; then replace the pinned line.")
 	}
 	return b.String()
+}
+
+// otherType reports whether no pinned key has the offered key's type.
+func (e *HostKeyError) otherType() bool {
+	for _, w := range e.Want {
+		if w.Key.Type() == e.Offered.Type() {
+			return false
+		}
+	}
+	return len(e.Want) > 0
 }
 
 // ConfigError reports true: a person must act.

@@ -21,6 +21,11 @@ type LocalOptions struct {
 	// TempPrefix and TempSuffix make the temporary name of a delivery:
 	// TempPrefix + name + TempSuffix. Both empty means suffix ".part".
 	TempPrefix, TempSuffix string
+	// FileMode is the permission of a delivered file (default 0640).
+	// Group, when above 0, is the group ID it is given; 0 keeps the
+	// group the system gives (the folder's when it is setgid, else ours).
+	FileMode fs.FileMode
+	Group    int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -28,8 +33,10 @@ type LocalOptions struct {
 // Local is a drop in local folders. Every access goes through an os.Root,
 // so that a symbolic link in a folder cannot lead outside it.
 type Local struct {
-	opts  LocalOptions
-	roots [4]*os.Root
+	opts   LocalOptions
+	roots  [4]*os.Root
+	inbox  *os.File // the inbox folder, for opening without following links
+	opened openedFiles
 }
 
 var _ Drop = (*Local)(nil)
@@ -41,6 +48,12 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 	}
 	if opts.TempPrefix == "" && opts.TempSuffix == "" {
 		opts.TempSuffix = ".part"
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o640
+	}
+	if opts.FileMode&^fs.ModePerm != 0 {
+		return nil, &ConfigError{fmt.Errorf("local drop: file mode %v is not a permission", opts.FileMode)}
 	}
 	l := &Local{opts: opts}
 	switch {
@@ -59,6 +72,14 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 			return nil, &ConfigError{fmt.Errorf("local drop: %s: %w", Folder(i), err)}
 		}
 		l.roots[i] = r
+	}
+	if l.roots[Inbox] != nil {
+		d, err := l.roots[Inbox].Open(".")
+		if err != nil {
+			l.Close()
+			return nil, &ConfigError{fmt.Errorf("local drop: inbox: %w", err)}
+		}
+		l.inbox = d
 	}
 	return l, nil
 }
@@ -102,23 +123,22 @@ func (l *Local) List(ctx context.Context) ([]FileInfo, error) {
 	return out, nil
 }
 
-// Open implements Drop.
+// Open implements Drop: no link followed, no wait for a writer, the opened
+// file checked to be regular before it is read (see openRegular). The
+// opened file's identity (device, inode, size, modification time) is
+// what Move checks.
 func (l *Local) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	in, err := l.root(Inbox)
+	if _, err := l.root(Inbox); err != nil {
+		return nil, err
+	}
+	f, id, err := openRegular(l.inbox, name)
 	if err != nil {
 		return nil, err
 	}
-	f, err := in.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("drop: open %s: not a regular file", SafeName(name))
-	}
+	l.opened.set(name, id)
 	return f, nil
 }
 
@@ -132,7 +152,13 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader, size int64) (
 		return err
 	}
 	tmp := l.tempName(name)
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	// Whatever lies under the temporary name (a delivery cut short, or a
+	// FIFO someone put there, which would block the open) goes; the
+	// file is created afresh.
+	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, l.opts.FileMode)
 	if err != nil {
 		return err
 	}
@@ -142,6 +168,15 @@ func (l *Local) Put(ctx context.Context, name string, r io.Reader, size int64) (
 			root.Remove(tmp)
 		}
 	}()
+	// The mode asked for, whatever the umask; the group if one is set.
+	if err = f.Chmod(l.opts.FileMode); err != nil {
+		return err
+	}
+	if l.opts.Group > 0 {
+		if err = f.Chown(-1, l.opts.Group); err != nil {
+			return &ConfigError{fmt.Errorf("local drop: group %d for %s: %w", l.opts.Group, SafeName(name), err)}
+		}
+	}
 	n, err := io.Copy(f, ctxReader{ctx, r})
 	if err != nil {
 		return fmt.Errorf("drop: put %s: %w", SafeName(name), err)
@@ -180,10 +215,17 @@ func (l *Local) Move(ctx context.Context, name string, to Folder) error {
 	if err != nil {
 		return err
 	}
-	if st, err := in.Lstat(name); err != nil {
+	st, err := in.Lstat(name)
+	if err != nil {
 		return err
-	} else if !st.Mode().IsRegular() {
-		return fmt.Errorf("drop: move %s: not a regular file", SafeName(name))
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("drop: move %w: %s", ErrNotRegular, SafeName(name))
+	}
+	read, wasRead := l.opened.get(name)
+	if now := fileIdentity(st); wasRead && !read.same(now) {
+		l.opened.forget(name)
+		return errReplaced(name, read, now)
 	}
 	target := name
 	if _, err := l.roots[to].Lstat(target); err == nil {
@@ -198,12 +240,28 @@ func (l *Local) Move(ctx context.Context, name string, to Folder) error {
 	if err := os.Rename(filepath.Join(l.opts.Inbox, name), filepath.Join(dst, target)); err != nil {
 		return err
 	}
+	l.opened.forget(name)
+	if wasRead {
+		// The file may have been replaced between the check and the
+		// rename: then the newcomer goes back to the inbox.
+		if st, err := l.roots[to].Lstat(target); err == nil && !read.same(fileIdentity(st)) {
+			if _, err := in.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+				if err := os.Rename(filepath.Join(dst, target), filepath.Join(l.opts.Inbox, name)); err == nil {
+					return errReplaced(name, read, fileIdentity(st))
+				}
+			}
+		}
+	}
 	return syncDir(dst)
 }
 
 // Close implements Drop.
 func (l *Local) Close() error {
 	var errs []error
+	if l.inbox != nil {
+		errs = append(errs, l.inbox.Close())
+		l.inbox = nil
+	}
 	for i, r := range l.roots {
 		if r != nil {
 			errs = append(errs, r.Close())

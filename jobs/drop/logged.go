@@ -38,10 +38,14 @@ type logged struct {
 }
 
 func (l *logged) fail(ctx context.Context, op, name string, err error) {
+	if errors.Is(err, ErrReplaced) || errors.Is(err, ErrNotRegular) {
+		// Not a failure of the drop: a file the caller skips, and says so.
+		return
+	}
 	l.m.Count("failure")
 	attrs := []slog.Attr{slog.String("op", op), slog.String("error", err.Error())}
 	if name != "" {
-		attrs = append(attrs, slog.String("file", SafeName(name)))
+		attrs = append(attrs, slog.String("file", LogName(name)))
 	}
 	l.log.LogAttrs(ctx, slog.LevelError, "drop failure", attrs...)
 }
@@ -82,7 +86,7 @@ func (r *loggedReader) account(n int64, err error) {
 		r.l.seen[r.name] = digest{r.n, sum}
 		r.l.mu.Unlock()
 		r.l.m.Count("picked_up")
-		r.l.log.LogAttrs(r.ctx, slog.LevelInfo, "picked up", slog.String("file", SafeName(r.name)),
+		r.l.log.LogAttrs(r.ctx, slog.LevelInfo, "picked up", slog.String("file", LogName(r.name)),
 			slog.Int64("size", r.n), slog.String("sha256", sum))
 	case err != nil:
 		r.l.fail(r.ctx, "read", r.name, err)
@@ -120,7 +124,7 @@ func (l *logged) Put(ctx context.Context, name string, rd io.Reader, size int64)
 		return err
 	}
 	l.m.Count("delivered")
-	l.log.LogAttrs(ctx, slog.LevelInfo, "delivered", slog.String("file", SafeName(name)),
+	l.log.LogAttrs(ctx, slog.LevelInfo, "delivered", slog.String("file", LogName(name)),
 		slog.Int64("size", hr.n), slog.String("sha256", hex.EncodeToString(hr.h.Sum(nil))))
 	return nil
 }
@@ -168,7 +172,7 @@ func (l *logged) Move(ctx context.Context, name string, to Folder) error {
 		event = "quarantined"
 	}
 	l.m.Count(event)
-	attrs := []slog.Attr{slog.String("file", SafeName(name)), slog.String("to", to.String())}
+	attrs := []slog.Attr{slog.String("file", LogName(name)), slog.String("to", to.String())}
 	if ok {
 		attrs = append(attrs, slog.Int64("size", dg.size), slog.String("sha256", dg.sum))
 	}
@@ -184,6 +188,6 @@ func (l *logged) moveMarker(ctx context.Context, name string, to Folder) error {
 		l.fail(ctx, "move", name, err)
 		return err
 	}
-	l.log.LogAttrs(ctx, slog.LevelDebug, "marker moved", slog.String("file", SafeName(name)), slog.String("to", to.String()))
+	l.log.LogAttrs(ctx, slog.LevelDebug, "marker moved", slog.String("file", LogName(name)), slog.String("to", to.String()))
 	return nil
 }

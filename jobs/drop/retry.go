@@ -103,7 +103,7 @@ func (r *retry) wait(ctx context.Context, op, name string, attempt int, err erro
 	}
 	d := r.backoff(attempt)
 	r.o.Meter.Count("retry")
-	r.o.Log.LogAttrs(ctx, slog.LevelWarn, "drop retry", slog.String("op", op), slog.String("file", SafeName(name)),
+	r.o.Log.LogAttrs(ctx, slog.LevelWarn, "drop retry", slog.String("op", op), slog.String("file", LogName(name)),
 		slog.Int("attempt", attempt), slog.Duration("backoff", d), slog.String("error", err.Error()))
 	return r.o.Sleep(ctx, d) == nil
 }
@@ -117,18 +117,31 @@ func (r *retry) List(ctx context.Context) ([]FileInfo, error) {
 	}
 }
 
+// identified is a stream that knows the identity of the file it reads.
+type identified interface{ fileIdentity() identity }
+
 func (r *retry) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	rc, err := r.open(ctx, name, 0)
+	rc, err := r.open(ctx, name, 0, identity{})
 	if err != nil {
 		return nil, err
 	}
-	return &retryReader{r: r, ctx: ctx, name: name, rc: rc}, nil
+	rr := &retryReader{r: r, ctx: ctx, name: name, rc: rc}
+	if f, ok := rc.(identified); ok {
+		rr.id = f.fileIdentity()
+	}
+	return rr, nil
 }
 
-func (r *retry) open(ctx context.Context, name string, off int64) (io.ReadCloser, error) {
+// open opens name, at offset off to resume a download of the file whose
+// identity is id: a file replaced meanwhile is not resumed (ErrReplaced).
+func (r *retry) open(ctx context.Context, name string, off int64, id identity) (io.ReadCloser, error) {
 	for n := 1; ; n++ {
 		rc, err := r.d.Open(ctx, name)
 		if err == nil && off > 0 {
+			if f, ok := rc.(identified); ok && !id.same(f.fileIdentity()) {
+				rc.Close()
+				return nil, errReplaced(name, id, f.fileIdentity())
+			}
 			s, ok := rc.(io.Seeker)
 			if !ok {
 				rc.Close()
@@ -176,7 +189,7 @@ func (r *retry) move(ctx context.Context, name string, to Folder, move func(cont
 		err := move(ctx, name, to)
 		if n > 1 && errors.Is(err, fs.ErrNotExist) {
 			r.o.Log.LogAttrs(ctx, slog.LevelWarn, "drop move: source gone on retry, taking the earlier attempt as done",
-				slog.String("file", SafeName(name)), slog.String("to", to.String()))
+				slog.String("file", LogName(name)), slog.String("to", to.String()))
 			return nil
 		}
 		if err == nil || !r.wait(ctx, "move", name, n, err) {
@@ -193,6 +206,7 @@ type retryReader struct {
 	ctx  context.Context
 	name string
 	rc   io.ReadCloser
+	id   identity // of the file read, when the stream tells
 	off  int64
 	n    int // retries so far
 }
@@ -203,7 +217,7 @@ func (rr *retryReader) reopen(err error) error {
 		return err
 	}
 	rr.rc.Close()
-	rc, oerr := rr.r.open(rr.ctx, rr.name, rr.off)
+	rc, oerr := rr.r.open(rr.ctx, rr.name, rr.off, rr.id)
 	if oerr != nil {
 		rr.rc = io.NopCloser(errReader{oerr})
 		return oerr

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -54,6 +55,15 @@ type SFTPOptions struct {
 	// IOTimeout is how long a keepalive may go unanswered before the
 	// connection is closed; default 30s.
 	IOTimeout time.Duration
+	// RequestTimeout bounds every SFTP request (list, stat, open,
+	// rename, ...) and every pause of a transfer: when the server has
+	// not answered, or a transfer has not moved a byte, for this long,
+	// the connection is closed (which ends every call pending on it)
+	// and the operation fails as temporary. pkg/sftp has no deadline of
+	// its own: a server blocked on one file (a FIFO in its place, a hung
+	// disk) keeps answering keepalives while the request waits for
+	// ever. Default 30s.
+	RequestTimeout time.Duration
 	// KeepAlive is the interval of keepalive@openssh.com requests;
 	// default 15s, negative disables them.
 	KeepAlive time.Duration
@@ -105,6 +115,8 @@ type SFTP struct {
 
 	mu  sync.Mutex
 	cur *sftpConn
+
+	opened openedFiles
 }
 
 var _ Drop = (*SFTP)(nil)
@@ -120,6 +132,9 @@ func NewSFTP(opts SFTPOptions) (*SFTP, error) {
 	}
 	if opts.IOTimeout <= 0 {
 		opts.IOTimeout = 30 * time.Second
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 30 * time.Second
 	}
 	if opts.KeepAlive == 0 {
 		opts.KeepAlive = 15 * time.Second
@@ -195,14 +210,43 @@ func NewSFTP(opts SFTPOptions) (*SFTP, error) {
 	return s, nil
 }
 
+// newSFTPClient starts the sftp subsystem on a session of client, noting
+// in last when the server last sent a byte.
+func newSFTPClient(client *ssh.Client, last *atomic.Int64, opts []sftp.ClientOption) (*sftp.Client, error) {
+	sess, err := client.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	pw, err := sess.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	pr, err := sess.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	perr, err := sess.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		return nil, err
+	}
+	// Unread stderr would use up the channel's window.
+	go io.Copy(io.Discard, perr)
+	last.Store(time.Now().UnixNano())
+	return sftp.NewClientPipe(recvReader{pr, last}, pw, opts...)
+}
+
 // sftpConn is one SSH connection with its SFTP session.
 type sftpConn struct {
-	ssh   *ssh.Client
-	sftp  *sftp.Client
-	posix bool // posix-rename@openssh.com offered
-	done  chan struct{}
-	once  sync.Once
-	rel   func()
+	ssh      *ssh.Client
+	sftp     *sftp.Client
+	lastRecv atomic.Int64 // unix nanoseconds of the server's last byte
+	posix    bool         // posix-rename@openssh.com offered
+	done     chan struct{}
+	once     sync.Once
+	rel      func()
 }
 
 func (c *sftpConn) close() {
@@ -277,9 +321,17 @@ func (s *SFTP) dial(ctx context.Context) (*sftpConn, error) {
 		raw.Close()
 		var hke *HostKeyError
 		var ne net.Error
+		var ane *ssh.AlgorithmNegotiationError
 		switch {
 		case errors.As(err, &hke):
 			return fail(hke)
+		case errors.As(err, &ane) && ane.What == "host key":
+			// The server offers no key of a pinned type: find out which
+			// key it does offer, and report it as a changed key.
+			if perr := s.offeredKey(ctx); perr != nil {
+				return fail(perr)
+			}
+			return fail(&ConfigError{fmt.Errorf("ssh handshake with %s: %w", s.addr, err)})
 		case !stopped || ctx.Err() != nil:
 			return fail(&TemporaryError{Op: "dial", Err: fmt.Errorf("ssh handshake with %s: %w", s.addr, dctx.Err())})
 		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne):
@@ -299,12 +351,15 @@ func (s *SFTP) dial(ctx context.Context) (*sftpConn, error) {
 	if s.opts.ReadOnce {
 		copts = append(copts, sftp.UseConcurrentReads(false))
 	}
-	sc, err := sftp.NewClient(client, copts...)
+	// The session by hand rather than sftp.NewClient: what the server
+	// sends goes through recvReader, for the request deadline.
+	c := &sftpConn{ssh: client, done: make(chan struct{}), rel: release}
+	sc, err := newSFTPClient(client, &c.lastRecv, copts)
 	if err != nil {
 		client.Close()
 		return fail(&TemporaryError{Op: "dial", Err: fmt.Errorf("sftp subsystem: %w", err)})
 	}
-	c := &sftpConn{ssh: client, sftp: sc, done: make(chan struct{}), rel: release}
+	c.sftp = sc
 	_, c.posix = sc.HasExtension("posix-rename@openssh.com")
 	go func() {
 		client.Wait()
@@ -314,6 +369,39 @@ func (s *SFTP) dial(ctx context.Context) (*sftpConn, error) {
 		go c.keepalive(s.opts.KeepAlive, s.opts.IOTimeout)
 	}
 	return c, nil
+}
+
+// offeredKey connects once more, accepting any host key algorithm, only
+// to learn the key the server offers; the handshake ends at the key. It
+// returns the *HostKeyError of that key (nil if the key is pinned after
+// all), or a TemporaryError when the server cannot be reached.
+func (s *SFTP) offeredKey(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, s.opts.DialTimeout)
+	defer cancel()
+	raw, err := s.opts.Dial(dctx, "tcp", s.addr)
+	if err != nil {
+		return &TemporaryError{Op: "dial", Err: err}
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(s.opts.DialTimeout)) // the real clock: a network deadline
+	stop := context.AfterFunc(dctx, func() { raw.Close() })
+	defer stop()
+	var checked, keyErr error
+	cfg := *s.config
+	cfg.HostKeyAlgorithms = nil
+	cfg.HostKeyCallback = func(h string, r net.Addr, k ssh.PublicKey) error {
+		checked = errors.New("host key seen")
+		keyErr = s.hostKey.check(h, r, k)
+		if keyErr == nil {
+			return checked // never log in on this connection
+		}
+		return keyErr
+	}
+	_, _, _, err = ssh.NewClientConn(raw, s.addr, &cfg)
+	if checked == nil {
+		return &TemporaryError{Op: "dial", Err: fmt.Errorf("ssh handshake with %s: %w", s.addr, err)}
+	}
+	return keyErr
 }
 
 // keepalive sends keepalive@openssh.com every interval and closes the
@@ -357,29 +445,124 @@ func permanent(err error) bool {
 	var se *sftp.StatusError
 	var ce interface{ ConfigError() bool }
 	return errors.As(err, &se) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
-		errors.Is(err, fs.ErrExist) || errors.Is(err, ErrBadName) || errors.As(err, &ce)
+		errors.Is(err, fs.ErrExist) || errors.Is(err, ErrBadName) || errors.Is(err, ErrNotRegular) ||
+		errors.Is(err, ErrReplaced) || errors.As(err, &ce)
 }
 
 // do runs fn on a live connection. ctx ending closes the connection, which
-// unblocks fn. An error that is not an answer from the server closes the
-// connection and comes back as a TemporaryError.
-func (s *SFTP) do(ctx context.Context, op string, fn func(c *sftpConn) error) error {
+// unblocks fn; so does the request deadline (see watchdog), which fn
+// pushes back with w.touch while a transfer moves. An error that is not
+// an answer from the server closes the connection and comes back as a
+// TemporaryError.
+func (s *SFTP) do(ctx context.Context, op string, fn func(c *sftpConn, w *watchdog) error) error {
 	c, err := s.conn(ctx)
 	if err != nil {
 		return err
 	}
 	stop := context.AfterFunc(ctx, c.close)
-	err = fn(c)
+	w := c.watch(s.opts.RequestTimeout)
+	err = fn(c, w)
+	w.stop()
 	stop()
-	return s.classify(ctx, c, op, err)
+	return s.classify(ctx, c, w, op, err)
 }
 
-func (s *SFTP) classify(ctx context.Context, c *sftpConn, op string, err error) error {
+// watchdog is a request deadline. pkg/sftp has no per-request timeout: a
+// server blocked on one file (a FIFO in its place, a hung disk) keeps
+// answering keepalives while the request waits for ever. The watchdog
+// closes the connection, which ends every call pending on it, once
+// neither a byte came from the SFTP server nor the operation moved a byte
+// (touch) for d.
+type watchdog struct {
+	d       time.Duration
+	c       *sftpConn
+	last    atomic.Int64 // unix nanoseconds of the last touch
+	t       *time.Timer
+	fired   atomic.Bool
+	stopped atomic.Bool
+}
+
+func (c *sftpConn) watch(d time.Duration) *watchdog {
+	w := &watchdog{d: d, c: c}
+	w.last.Store(time.Now().UnixNano())
+	w.t = time.AfterFunc(d, w.check)
+	return w
+}
+
+func (w *watchdog) check() {
+	if w.stopped.Load() {
+		return
+	}
+	last := max(w.last.Load(), w.c.lastRecv.Load())
+	if idle := time.Duration(time.Now().UnixNano() - last); idle < w.d {
+		w.t.Reset(w.d - idle)
+		return
+	}
+	w.fired.Store(true)
+	w.c.close()
+}
+
+// touch pushes the deadline back: the transfer moved.
+func (w *watchdog) touch() { w.last.Store(time.Now().UnixNano()) }
+
+func (w *watchdog) stop() {
+	w.stopped.Store(true)
+	w.t.Stop()
+}
+
+// expired is the error of a request that hit the deadline.
+func (w *watchdog) expired() error {
+	return fmt.Errorf("no answer from the server within %s (request deadline)", w.d)
+}
+
+// recvReader notes when the SFTP server last sent a byte.
+type recvReader struct {
+	r    io.Reader
+	last *atomic.Int64
+}
+
+func (r recvReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// touchReader and touchWriter push a watchdog back at every byte moved.
+type touchReader struct {
+	r io.Reader
+	w *watchdog
+}
+
+func (t touchReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.w.touch()
+	}
+	return n, err
+}
+
+type touchWriter struct {
+	wr io.Writer
+	w  *watchdog
+}
+
+func (t touchWriter) Write(p []byte) (int, error) {
+	n, err := t.wr.Write(p)
+	t.w.touch()
+	return n, err
+}
+
+func (s *SFTP) classify(ctx context.Context, c *sftpConn, w *watchdog, op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case ctx.Err() != nil:
 		return &TemporaryError{Op: op, Err: ctx.Err()}
+	case w != nil && w.fired.Load():
+		c.close()
+		return &TemporaryError{Op: op, Err: w.expired()}
 	case IsTemporary(err):
 		c.close()
 		return err
@@ -399,7 +582,7 @@ func (s *SFTP) List(ctx context.Context) ([]FileInfo, error) {
 		return nil, errNoFolder(Inbox)
 	}
 	var out []FileInfo
-	err := s.do(ctx, "list", func(c *sftpConn) error {
+	err := s.do(ctx, "list", func(c *sftpConn, _ *watchdog) error {
 		infos, err := c.sftp.ReadDirContext(ctx, s.opts.Inbox)
 		if err != nil {
 			return err
@@ -447,16 +630,52 @@ func (s *SFTP) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	}
 	var f *sftp.File
 	var conn *sftpConn
-	err := s.do(ctx, "open", func(c *sftpConn) error {
+	var id identity
+	p := s.remote(s.opts.Inbox, name)
+	err := s.do(ctx, "open", func(c *sftpConn, _ *watchdog) error {
 		var err error
 		conn = c
-		f, err = c.sftp.Open(s.remote(s.opts.Inbox, name))
-		return err
+		// A server that deletes what is stat'ed gets no stat: its file
+		// cannot be replaced under us once read anyway.
+		// The identity is what Lstat says, as Move will ask again: some
+		// servers fill in fewer attributes for an open handle.
+		if !s.opts.ReadOnce {
+			st, err := c.sftp.Lstat(p)
+			if err != nil {
+				return err
+			}
+			if !st.Mode().IsRegular() {
+				return fmt.Errorf("%w: %s (%s)", ErrNotRegular, SafeName(name), st.Mode().Type())
+			}
+			id = sftpIdentity(st)
+		}
+		f, err = c.sftp.Open(p)
+		if err != nil || s.opts.ReadOnce {
+			return err
+		}
+		// Swapped between the Lstat and the open: the handle says so.
+		if st, err := f.Stat(); err == nil {
+			switch {
+			case !st.Mode().IsRegular():
+				f.Close()
+				return fmt.Errorf("%w: %s (%s)", ErrNotRegular, SafeName(name), st.Mode().Type())
+			case st.Size() != id.size:
+				f.Close()
+				return &TemporaryError{Op: "open", Err: fmt.Errorf("%s changed while it was opened", SafeName(name))}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &sftpReader{s: s, ctx: ctx, c: conn, f: f, stop: context.AfterFunc(ctx, conn.close)}, nil
+	s.opened.set(name, id)
+	return &sftpReader{s: s, ctx: ctx, c: conn, f: f, id: id, stop: context.AfterFunc(ctx, conn.close)}, nil
+}
+
+// sftpIdentity: SFTP gives size and modification time (in seconds).
+func sftpIdentity(fi fs.FileInfo) identity {
+	return identity{size: fi.Size(), mtimeNS: fi.ModTime().UnixNano(), known: true}
 }
 
 type sftpReader struct {
@@ -464,21 +683,31 @@ type sftpReader struct {
 	ctx  context.Context
 	c    *sftpConn
 	f    *sftp.File
+	id   identity
 	stop func() bool
 }
 
+// fileIdentity lets Retry check that a resumed download reads on in the
+// same file.
+func (r *sftpReader) fileIdentity() identity { return r.id }
+
 func (r *sftpReader) Read(p []byte) (int, error) {
+	w := r.c.watch(r.s.opts.RequestTimeout)
 	n, err := r.f.Read(p)
+	w.stop()
 	if err == io.EOF {
 		return n, err
 	}
-	return n, r.s.classify(r.ctx, r.c, "read", err)
+	return n, r.s.classify(r.ctx, r.c, w, "read", err)
 }
 
-// WriteTo keeps pkg/sftp's concurrent download for io.Copy.
-func (r *sftpReader) WriteTo(w io.Writer) (int64, error) {
-	n, err := r.f.WriteTo(w)
-	return n, r.s.classify(r.ctx, r.c, "read", err)
+// WriteTo keeps pkg/sftp's concurrent download for io.Copy; the request
+// deadline runs from the last byte written.
+func (r *sftpReader) WriteTo(dst io.Writer) (int64, error) {
+	w := r.c.watch(r.s.opts.RequestTimeout)
+	n, err := r.f.WriteTo(touchWriter{dst, w})
+	w.stop()
+	return n, r.s.classify(r.ctx, r.c, w, "read", err)
 }
 
 // Seek lets the Retry wrapper resume after a reconnect.
@@ -508,7 +737,7 @@ func (s *SFTP) Put(ctx context.Context, name string, r io.Reader, size int64) er
 	}
 	tmp := s.remote(s.opts.Outbox, s.opts.TempPrefix+name+s.opts.TempSuffix)
 	final := s.remote(s.opts.Outbox, name)
-	return s.do(ctx, "put", func(c *sftpConn) (err error) {
+	return s.do(ctx, "put", func(c *sftpConn, w *watchdog) (err error) {
 		defer func() {
 			if err != nil && !c.closed() {
 				c.sftp.Remove(tmp)
@@ -518,7 +747,7 @@ func (s *SFTP) Put(ctx context.Context, name string, r io.Reader, size int64) er
 		if err != nil {
 			return err
 		}
-		n, err := f.ReadFromWithConcurrency(ctxReader{ctx, r}, s.opts.Concurrency)
+		n, err := f.ReadFromWithConcurrency(touchReader{ctxReader{ctx, r}, w}, s.opts.Concurrency)
 		// With concurrent writes a failed write may surface only at Close.
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -566,11 +795,42 @@ func (s *SFTP) Move(ctx context.Context, name string, to Folder) error {
 	if s.opts.Inbox == "" {
 		return errNoFolder(Inbox)
 	}
-	if local != "" {
-		return s.copyLocal(ctx, name, local)
-	}
+	read, wasRead := s.opened.get(name)
 	src := s.remote(s.opts.Inbox, name)
-	return s.do(ctx, "move", func(c *sftpConn) error {
+	// What lies under the name now: a regular file, and the one read.
+	check := func(c *sftpConn) error {
+		if s.opts.ReadOnce {
+			return nil
+		}
+		st, err := c.sftp.Lstat(src)
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%w: %s (%s)", ErrNotRegular, SafeName(name), st.Mode().Type())
+		}
+		if now := sftpIdentity(st); wasRead && !read.same(now) {
+			return errReplaced(name, read, now)
+		}
+		return nil
+	}
+	if local != "" {
+		if err := s.do(ctx, "move", func(c *sftpConn, _ *watchdog) error { return check(c) }); err != nil {
+			if errors.Is(err, ErrReplaced) {
+				s.opened.forget(name)
+			}
+			return err
+		}
+		err := s.copyLocal(ctx, name, local, read)
+		if err == nil || errors.Is(err, ErrReplaced) {
+			s.opened.forget(name)
+		}
+		return err
+	}
+	err := s.do(ctx, "move", func(c *sftpConn, _ *watchdog) error {
+		if err := check(c); err != nil {
+			return err
+		}
 		dst := s.remote(dir, name)
 		if _, err := c.sftp.Lstat(dst); err == nil {
 			dst = s.remote(dir, archiveName(name, s.opts.Now()))
@@ -578,13 +838,29 @@ func (s *SFTP) Move(ctx context.Context, name string, to Folder) error {
 			return err
 		}
 		// A plain rename never replaces an existing file on OpenSSH.
-		return c.sftp.Rename(src, dst)
+		if err := c.sftp.Rename(src, dst); err != nil {
+			return err
+		}
+		if wasRead && read.known {
+			// Replaced between the check and the rename: the newcomer
+			// goes back to the inbox.
+			if st, err := c.sftp.Lstat(dst); err == nil && !read.same(sftpIdentity(st)) {
+				if err := c.sftp.Rename(dst, src); err == nil {
+					return errReplaced(name, read, sftpIdentity(st))
+				}
+			}
+		}
+		return nil
 	})
+	if err == nil || errors.Is(err, ErrReplaced) {
+		s.opened.forget(name)
+	}
+	return err
 }
 
 // copyLocal downloads an input into a local folder, atomically and
 // without replacing an earlier copy.
-func (s *SFTP) copyLocal(ctx context.Context, name, dir string) error {
+func (s *SFTP) copyLocal(ctx context.Context, name, dir string, read identity) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return &ConfigError{err}
@@ -595,12 +871,21 @@ func (s *SFTP) copyLocal(ctx context.Context, name, dir string) error {
 		target = archiveName(name, s.opts.Now())
 	}
 	tmp := "." + target + ".part"
-	return s.do(ctx, "move", func(c *sftpConn) (err error) {
+	return s.do(ctx, "move", func(c *sftpConn, w *watchdog) (err error) {
 		src, err := c.sftp.Open(s.remote(s.opts.Inbox, name))
 		if err != nil {
 			return err
 		}
 		defer src.Close()
+		if read.known && !s.opts.ReadOnce {
+			st, err := src.Stat()
+			if err != nil {
+				return err
+			}
+			if now := sftpIdentity(st); !read.same(now) {
+				return errReplaced(name, read, now)
+			}
+		}
 		f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 		if err != nil {
 			return &ConfigError{err}
@@ -611,7 +896,7 @@ func (s *SFTP) copyLocal(ctx context.Context, name, dir string) error {
 				root.Remove(tmp)
 			}
 		}()
-		n, err := src.WriteTo(f)
+		n, err := src.WriteTo(touchWriter{f, w})
 		if err != nil {
 			return err
 		}
