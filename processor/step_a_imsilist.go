@@ -163,11 +163,7 @@ func (p *Party) script(m *ledger.Message, c *ledger.Card, prof *Profile) ([]ota.
 	var ef [ota.EFIMSILen]byte
 	switch m.Kind {
 	case msgUpdate:
-		change := ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)}
-		if prof.OTA.KeyIndex != nil && prof.OTA.KeyIndex.WithUpdate {
-			change.KeyIndex = c.KeyIndex + 1
-		}
-		return prof.OTA.UpdateScript(change)
+		return prof.OTA.UpdateScript(p.change(c, prof))
 	case msgProbe:
 		// Select and read EF_IMSI: the PoR shows which IMSI the card
 		// holds now (an RFM session starts with no EF selected).
@@ -184,6 +180,15 @@ func (p *Party) script(m *ledger.Message, c *ledger.Card, prof *Profile) ([]ota.
 		return a, ef, err
 	}
 	return nil, ef, fmt.Errorf("unknown message kind %q", m.Kind)
+}
+
+// change is the IMSI change an update message makes on the card.
+func (p *Party) change(c *ledger.Card, prof *Profile) ota.Change {
+	change := ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)}
+	if prof.OTA.KeyIndex != nil && prof.OTA.KeyIndex.WithUpdate {
+		change.KeyIndex = c.KeyIndex + 1
+	}
+	return change
 }
 
 // newMNCLen is the MNC length of the card's new IMSI: from the

@@ -365,6 +365,14 @@ func (p *Party) judgeVerified(ctx context.Context, w *Work, m *ledger.Message, r
 	var v ota.Verdict
 	switch m.Kind {
 	case msgUpdate:
+		sc, err := prof.OTA.Update(p.change(c, prof))
+		if err != nil {
+			return PoRJudgement{}, err
+		}
+		exp.IMSIWrite = sc.IMSIWrite
+		if old, err := ota.EncodeIMSI(c.IMSI); err == nil && c.IMSI != c.NewIMSI {
+			exp.OldEFIMSI = &old
+		}
 		v = ota.CheckUpdate(exp, resp, nil)
 	default:
 		v = checkSimple(exp, resp, nil)
@@ -451,8 +459,14 @@ func (p *Party) applyVerdict(ctx context.Context, w *Work, m *ledger.Message, li
 		if verdict.Outcome == ota.OutcomeCounterLow || verdict.Outcome == ota.OutcomeCounterHigh {
 			step = p.OTA.CounterJump
 		}
+		what := "IMSI change failed"
+		if verdict.Outcome == ota.OutcomeIncomplete {
+			what = "EF_IMSI written, script incomplete"
+		}
 		if c.Attempts < maxAttempts {
-			log.Warn("IMSI change failed; retrying with a new counter", "reason", verdict.Reason, "attempt", c.Attempts+1)
+			// The script is idempotent: a card that took part of it
+			// takes the whole again under the new counter.
+			log.Warn(what+"; retrying with a new counter", "reason", verdict.Reason, "attempt", c.Attempts+1)
 			if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardMoving, "retry: "+verdict.Reason, ref, &ledger.CardUpdate{Attempts: ledger.Int(c.Attempts + 1)}); err != nil {
 				return nil, err
 			}
@@ -463,16 +477,39 @@ func (p *Party) applyVerdict(ctx context.Context, w *Work, m *ledger.Message, li
 			w.Counts.Messages++
 			return nil, nil
 		}
-		log.Warn("IMSI change failed; retries exhausted: manual action", "reason", verdict.Reason)
+		written, err := p.imsiWritten(ctx, tx, c, verdict)
+		if err != nil {
+			return nil, err
+		}
+		log.Warn(what+"; retries exhausted: manual action", "reason", verdict.Reason, "imsi_written", written)
 		if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardManual, "retries exhausted: "+verdict.Reason, ref, nil); err != nil {
 			return nil, err
 		}
-		out.Status, out.Reason, out.Detail = resultFailed, ReasonOTAFailed, verdict.Reason
+		if written {
+			// The card may hold the new IMSI: the recipient keeps it
+			// out of reuse; an engineer decides.
+			out.Status, out.Reason, out.Detail = resultUnknown, ReasonOTAIncomplete, "EF_IMSI written by an attempt, script incomplete: "+verdict.Reason
+		} else {
+			out.Status, out.Reason, out.Detail = resultFailed, ReasonOTAFailed, verdict.Reason
+		}
 	}
 	if err := tx.PutBatchRecord(ctx, out); err != nil {
 		return nil, err
 	}
 	return recipient, nil
+}
+
+// imsiWritten reports whether this verdict or an earlier attempt of the
+// card's current move proved (or could not exclude) the EF_IMSI write.
+func (p *Party) imsiWritten(ctx context.Context, tx *ledger.Tx, c *ledger.Card, v ota.Verdict) (bool, error) {
+	if v.Outcome == ota.OutcomeIncomplete {
+		return true, nil
+	}
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM ota_messages WHERE iccid = ? AND kind = ? AND por_status = ?
+		AND id >= (SELECT COALESCE(MAX(id), 0) FROM ota_messages WHERE iccid = ? AND kind = ? AND attempt = 1)`,
+		c.ICCID, msgUpdate, ota.OutcomeIncomplete.String(), c.ICCID, msgUpdate).Scan(&n)
+	return n > 0, err
 }
 
 // judgeProbe handles the answer to a 3b probe (a read-back under the old
@@ -513,14 +550,20 @@ func securityError(s ota.Status) bool {
 	return false
 }
 
-// checkSimple judges a message that is not an IMSI update: PoR OK with
-// every command executed.
+// checkSimple judges a message that is not an IMSI update (reset,
+// key-index, rotation) by the same rules: a PoR error status means the
+// card did not run it (08, 0B, 0C: the answer follows); PoR OK confirms
+// when every command executed and the last completed (ota.SWCompleted).
 func checkSimple(exp ota.Expectation, r ota.Response, derr error) ota.Verdict {
 	if derr != nil {
 		return ota.Verdict{Outcome: ota.OutcomeUnknown, Reason: derr.Error()}
 	}
-	if r.Status != ota.StatusOK {
-		return ota.Verdict{Outcome: ota.OutcomeFailed, Reason: "status " + r.Status.String()}
+	switch r.Status {
+	case ota.StatusOK:
+	case ota.StatusMoreTime, ota.StatusViaSubmit, ota.StatusViaUSSD:
+		return ota.Verdict{Outcome: ota.OutcomePending, Reason: "status " + r.Status.String()}
+	default:
+		return ota.Verdict{Outcome: ota.OutcomeFailed, Reason: "status " + r.Status.String() + ": not executed"}
 	}
 	res, err := ota.ParseCompactResponse(r.Data)
 	if exp.Format == ota.FormatExpanded {
@@ -529,7 +572,7 @@ func checkSimple(exp ota.Expectation, r ota.Response, derr error) ota.Verdict {
 	if err != nil {
 		return ota.Verdict{Outcome: ota.OutcomeUnknown, Reason: err.Error()}
 	}
-	if res.Executed != exp.Commands || (res.LastSW != 0x9000 && res.LastSW>>8 != 0x61 && res.LastSW>>8 != 0x91) {
+	if res.Executed != exp.Commands || !ota.SWCompleted(res.LastSW) {
 		return ota.Verdict{Outcome: ota.OutcomeFailed, Reason: fmt.Sprintf("%d of %d commands, last SW %04x", res.Executed, exp.Commands, res.LastSW), Result: res}
 	}
 	return ota.Verdict{Outcome: ota.OutcomeConfirmed, Reason: "PoR OK", Result: res}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +223,82 @@ func TestUnmatchedPoR(t *testing.T) {
 	}
 	if st := cardState(t, a, f.Cards[0].ICCID); st != ledger.CardConfirmed {
 		t.Errorf("card is %s", st)
+	}
+}
+
+// cardPoR builds the PoR a card would send for message m: secured with
+// the card's own keys, or unsecured for an error it could not secure.
+func (s *switching) cardPoR(t *testing.T, card int, m *ledger.Message, st ota.Status, data []byte, unsecured bool) string {
+	t.Helper()
+	tar, _ := ota.ParseTAR(m.TAR)
+	if unsecured {
+		return hex.EncodeToString(ota.AppendUnsecuredResponse(nil, tar, 0, st))
+	}
+	ks := s.f.Cards[card].Keys(1)
+	pr := s.w.prof.OTA.Params(tar)
+	pr.KIc = ota.KIc(byte(pr.KIc)&0x0f | byte(m.KVN)<<4)
+	pr.KID = ota.KID(byte(pr.KID)&0x0f | byte(m.KVN)<<4)
+	codec, err := ota.NewCodec(pr, ota.Keys{KIc: ks.KIc, KID: ks.KID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	por, err := codec.EncodeResponse(nil, uint64(m.Counter), st, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(por)
+}
+
+// TestPartialThenRefused: the first attempt's PoR proves the EF_IMSI
+// write and a later failure; the retries are refused before running
+// (unsecured 01, then a verified counter-high). Although the last answer
+// says "not executed", the card changed on the first attempt: it waits
+// for an engineer and B is told unknown / OTA_INCOMPLETE, never failed.
+func TestPartialThenRefused(t *testing.T) {
+	ctx := context.Background()
+	s := startSwitch(t, 1, nil)
+	w, f, a := s.w, s.f, s.a
+	iccid := f.Cards[0].ICCID
+	answers := []func(m *ledger.Message) string{
+		func(m *ledger.Message) string {
+			return s.cardPoR(t, 0, m, ota.StatusOK, ota.AppendCompactResponse(nil, 4, 0x6a82, nil), false)
+		},
+		func(m *ledger.Message) string { return s.cardPoR(t, 0, m, ota.StatusChecksumFailed, nil, true) },
+		func(m *ledger.Message) string { return s.cardPoR(t, 0, m, ota.StatusCounterHigh, nil, false) },
+	}
+	for i, answer := range answers {
+		msgs := messages(t, a, iccid)
+		m := msgs[len(msgs)-1]
+		if m.State != ledger.MsgSent {
+			t.Fatalf("round %d: message %d is %s", i, m.ID, m.State)
+		}
+		line := reportLine{id: "MNOA-" + strconv.FormatInt(m.ID, 10), msisdn: m.MSISDN, status: native.StatusDelivered, por: answer(m)}
+		res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{line}))
+		s.collect(res)
+		s.batch = nil
+		for _, o := range res.Outputs {
+			if o.Type == native.OTABatch.Name {
+				s.batch = o
+			}
+		}
+		if res.Counts.PoRsIgnored != 0 {
+			t.Errorf("round %d: a PoR was ignored", i)
+		}
+	}
+	if st := cardState(t, a, iccid); st != ledger.CardManual {
+		t.Errorf("card is %s, want manual", st)
+	}
+	msgs := messages(t, a, iccid)
+	if len(msgs) != 3 || msgs[0].PoRStatus != "incomplete" {
+		t.Errorf("messages %+v", msgs)
+	}
+	r := s.outcomes(t)[iccid]
+	if r == nil || r.Get(native.FieldStatus) != native.StatusUnknown || !strings.EqualFold(r.Get(native.FieldReason), processor.ReasonOTAIncomplete) {
+		t.Fatalf("B was told %v", r)
+	}
+	s.deliverResults(t)
+	bc, _ := s.b.Ledger.Card(ctx, iccid)
+	if got := imsiState(t, s.b, bc.IMSI); got != ledger.IMSIUnknown {
+		t.Errorf("B's IMSI is %s, want unknown (never retired)", got)
 	}
 }

@@ -88,6 +88,7 @@ var ReasonCodes = []string{
 	"CANCELLED",           // the move was withdrawn (handover cancel)
 	"OTA_FAILED",          // the IMSI update failed on the card (PoR error) after the retries
 	"NO_POR",              // no proof of receipt by the deadline: outcome unknown
+	"OTA_INCOMPLETE",      // the PoR proves the EF_IMSI write, a later command failed after the retries: outcome unknown
 	"PROVISIONING_FAILED", // the recipient's HLR/AuC refused the subscriber
 	"KEY_INDEX",           // 3b: the key index is not the next one of the list
 	"INTERNAL",            // the sender's own failure; retry later

@@ -304,28 +304,47 @@ func invalid5GSLOCI(plmn [3]byte) []byte {
 	return append(append(b, plmn[:]...), 0xff, 0xff, 0xfe, 0x01)
 }
 
-// UpdateScript builds the IMSI-change script: EF_IMSI (and the DF GSM
+// Script is an IMSI-change script with what judging its PoR needs.
+type Script struct {
+	APDUs []APDU
+	// EFIMSI is what the final READ BINARY must return.
+	EFIMSI [EFIMSILen]byte
+	// IMSIWrite is the position (1-based) of the UPDATE BINARY of
+	// EF_IMSI: a PoR showing it executed means the card has changed.
+	IMSIWrite int
+}
+
+// UpdateScript builds the IMSI-change script (see Update) and returns its
+// APDUs and the EF_IMSI the read-back must show.
+func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
+	sc, err := p.Update(c)
+	return sc.APDUs, sc.EFIMSI, err
+}
+
+// Update builds the IMSI-change script: EF_IMSI (and the DF GSM
 // copy), EF_AD's MNC-length octet when the length changes, the location
 // files, the profile's extra updates, the key-index command when the
 // profile appends it, and a final READ BINARY of EF_IMSI so that the PoR
-// carries the new contents. It returns the script and the EF_IMSI the
-// read-back must show.
-func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
+// carries the new contents.
+func (p *Profile) Update(c Change) (Script, error) {
+	var sc Script
 	ef, err := EncodeIMSI(c.NewIMSI)
+	sc.EFIMSI = ef
 	if err != nil {
-		return nil, ef, err
+		return sc, err
 	}
 	plmn, err := PLMNFromIMSI(c.NewIMSI, c.NewMNCLen)
 	if err != nil {
-		return nil, ef, err
+		return sc, err
 	}
 	pb, err := plmn.Encode()
 	if err != nil {
-		return nil, ef, err
+		return sc, err
 	}
 	b := &scriptBuilder{cla: p.CLA, adf: orPath(p.ADFPath, Path{FIDMF, FIDCurrentADF}), anchored: true}
 	imsiPath := orPath(p.IMSIPath, Path{FIDIMSI})
 	b.update(imsiPath, 0, ef[:])
+	sc.IMSIWrite = len(b.apdus)
 	if c.OldMNCLen != c.NewMNCLen {
 		off := p.ADMNCOffset
 		if off == 0 {
@@ -354,13 +373,14 @@ func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
 	if k := p.KeyIndex; k != nil && k.WithUpdate && c.KeyIndex > 0 {
 		a, err := k.Command(c.KeyIndex)
 		if err != nil {
-			return nil, ef, err
+			return sc, err
 		}
 		b.apdus = append(b.apdus, a)
 		b.cur = "" // the command may change the current EF
 	}
 	b.read(imsiPath, EFIMSILen)
-	return b.apdus, ef, nil
+	sc.APDUs = b.apdus
+	return sc, nil
 }
 
 // ReadIMSIScript selects EF_IMSI and reads it: a probe of the IMSI a card
