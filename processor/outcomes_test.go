@@ -28,7 +28,13 @@ type switching struct {
 // startSwitch runs a 3a change of n cards up to A's first ota-batch;
 // prep may set cards apart and rebuild their simulated UICCs.
 func startSwitch(t *testing.T, n int, prep func(f *fleet.Fleet)) *switching {
-	w, f, a, b := setup3a(t, n)
+	return startSwitchFrom(t, n, prep, false)
+}
+
+// startSwitchFrom is startSwitch with A's inventory from the SIM vendor's
+// output file (viaVendor) or a native inventory.
+func startSwitchFrom(t *testing.T, n int, prep func(f *fleet.Fleet), viaVendor bool) *switching {
+	w, f, a, b := setup3aFrom(t, n, viaVendor)
 	if prep != nil {
 		prep(f)
 		for _, c := range f.Cards {

@@ -52,6 +52,13 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 		defer wipe(secrets)
 		kvn, _ := rec.Int(native.FieldKVN)
 		counter, _ := rec.Int(native.FieldCounter)
+		otaAlg := rec.Get(native.FieldOTAAlg)
+		if otaAlg == "" && kvn > 0 {
+			// The file names none: the profile implies it.
+			if otaAlg, err = profileOTAAlg(pr, len(secrets[SecKIc])); err != nil {
+				return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "ota-alg: "+err.Error())
+			}
+		}
 		fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
 		card := &ledger.Card{
 			ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), State: ledger.CardActive, Profile: prof,
@@ -72,7 +79,7 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 				}
 			}
 			if kvn > 0 {
-				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: rec.Get(native.FieldOTAAlg), KIDAlg: rec.Get(native.FieldOTAAlg), Counter: counter}); err != nil {
+				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: otaAlg, KIDAlg: otaAlg, Counter: counter}); err != nil {
 					return err
 				}
 			}

@@ -132,6 +132,17 @@ func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vend
 			return reject(ReasonInvalid, "3b card without a key list length")
 		}
 	}
+	// The vendor's file names no OTA cipher: the importing job's
+	// profile implies it, recorded with the key set (the handover needs
+	// it: a 16-octet key is AES-128 or 3DES with two keys).
+	otaAlg := ""
+	if kvn > 0 {
+		a, err := profileOTAAlg(pr, len(secrets[SecKIc]))
+		if err != nil {
+			return reject(ReasonInvalid, "ota-alg: "+err.Error())
+		}
+		otaAlg = a
+	}
 	alg := c.Algorithm
 	if alg == "" {
 		alg = h.Algorithm
@@ -161,7 +172,7 @@ func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vend
 			if counter < 0 {
 				counter = 0
 			}
-			if err := w.Tx.PutKeySet(ctx, c.ICCID, ledger.KeySet{KeyIndex: idx, KVN: kvn, Counter: counter}); err != nil {
+			if err := w.Tx.PutKeySet(ctx, c.ICCID, ledger.KeySet{KeyIndex: idx, KVN: kvn, KIcAlg: otaAlg, KIDAlg: otaAlg, Counter: counter}); err != nil {
 				return err
 			}
 		}
