@@ -305,6 +305,11 @@ func buildProfile(name string, c *config.Profile) (*processor.Profile, error) {
 		return nil, fmt.Errorf("reset.apdu: %w", err)
 	}
 	prof := &processor.Profile{Name: name, OTA: p, Algorithm: c.Algorithm, ListLength: c.ListLength, Rate: c.Rate, Window: c.Window, Validity: c.Validity.D()}
+	if c.Zone != "" {
+		if prof.Zone, err = time.LoadLocation(c.Zone); err != nil {
+			return nil, fmt.Errorf("zone: %w", err)
+		}
+	}
 	if k := c.KeyIndex; k != nil {
 		t, err := tar(k.TAR)
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"resub/formats/native"
 	"resub/formats/ota"
@@ -259,7 +258,7 @@ func TestUnknownOutcome(t *testing.T) {
 	if err != nil || res.Counts.Records != 0 || len(res.Outputs) != 0 {
 		t.Fatalf("sweep before the deadline: %+v %v", res, err)
 	}
-	w.now = w.now.Add(w.prof.Validity + a.OTA.PoRMargin + time.Minute)
+	w.now = pastDeadlines(t, a)
 	res, err = a.RunSweep(ctx, "ota-deadline", &processor.OTADeadline{SMSC: a.Partners["smsc"]}, false)
 	if err != nil {
 		t.Fatal(err)

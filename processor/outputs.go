@@ -164,7 +164,11 @@ func (p *Party) Delivered(ctx context.Context, o *ledger.Output) error {
 		// The messages are out: their PoR deadline starts now.
 		deadline := p.now().Add(p.maxValidity() + p.OTA.PoRMargin)
 		return p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
-			return tx.MarkBatchSent(ctx, o.BatchID, o.ID, deadline)
+			if err := tx.MarkBatchSent(ctx, o.BatchID, o.ID, deadline); err != nil {
+				return err
+			}
+			// Messages held for a later cut-over: from their not-before.
+			return p.holdDeadlines(ctx, tx, o.BatchID, p.now())
 		})
 	}
 	return nil

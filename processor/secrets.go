@@ -22,9 +22,12 @@ type Profile struct {
 	OTA        *ota.Profile
 	Algorithm  string
 	ListLength int
-	Rate       int           // messages per second at the SMSC
-	Window     string        // submission window HH:MM-HH:MM (UTC)
-	Validity   time.Duration // SMS validity period
+	Rate       int    // messages per second at the SMSC
+	Window     string // submission window HH:MM-HH:MM, local to Zone
+	// Zone is the time zone of Window and of cut-over dates (UTC when
+	// nil).
+	Zone     *time.Location
+	Validity time.Duration // SMS validity period
 	// KeyIndexAtReset: the 3b key index takes effect at the next reset
 	// (otherwise at once).
 	KeyIndexAtReset bool

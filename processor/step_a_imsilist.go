@@ -224,7 +224,13 @@ var renderOTABatch = &renderer{
 					h.MaxRate = prof.Rate
 				}
 				if h.Window == "" {
-					h.Window = prof.Window
+					// The header's window is in UTC: the profile's,
+					// converted for the night the batch is made.
+					w, err := prof.utcWindow(o.Created)
+					if err != nil {
+						return err
+					}
+					h.Window = w
 				}
 			}
 			return nil
@@ -269,12 +275,24 @@ var renderOTABatch = &renderer{
 				rec.Set(native.FieldRegDelivery, "1")
 				rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
 				rec.Set(native.FieldPriority, "1")
-				nb := ""
+				var nb time.Time
 				if capN > 0 && i >= capN {
 					// Beyond the per-night cap: a later night's window.
-					nb = day(o.Created).AddDate(0, 0, i/capN).Format(time.RFC3339)
+					nb = day(o.Created).AddDate(0, 0, i/capN)
 				}
-				rec.Set(native.FieldNotBefore, nb)
+				// Never before the card's cut-over date opens in the
+				// profile's window: the device must not attach with
+				// the new IMSI before the recipient is ready.
+				if start, ok, err := prof.cutoverStart(c.Cutover); err != nil {
+					return fmt.Errorf("card %s: %w", c.ICCID, err)
+				} else if ok && start.After(o.Created) && start.After(nb) {
+					nb = start
+				}
+				if nb.IsZero() {
+					rec.Set(native.FieldNotBefore, "")
+				} else {
+					rec.Set(native.FieldNotBefore, nb.UTC().Format(time.RFC3339))
+				}
 				rec.Set(native.FieldSegments, segs[j])
 				segs[j] = ""
 				i++

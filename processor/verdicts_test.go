@@ -181,7 +181,7 @@ func TestUnverifiedPoR(t *testing.T) {
 	if res, err := a.RunSweep(ctx, "ota-deadline", sweep, false); err != nil || res.Counts.Records != 0 {
 		t.Fatalf("sweep before the deadline: %+v %v", res, err)
 	}
-	w.now = w.now.Add(w.prof.Validity + a.OTA.PoRMargin + time.Minute)
+	w.now = pastDeadlines(t, a)
 	res2, err := a.RunSweep(ctx, "ota-deadline", sweep, false)
 	if err != nil {
 		t.Fatal(err)

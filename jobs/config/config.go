@@ -281,8 +281,11 @@ type Profile struct {
 	ListLength int          `yaml:"list_length"`
 	// Rate and Window shape the OTA batch: messages per second and the
 	// submission window (HH:MM-HH:MM, local to Zone).
-	Rate     int      `yaml:"rate"`
-	Window   string   `yaml:"window"`
+	Rate   int    `yaml:"rate"`
+	Window string `yaml:"window"`
+	// Zone is the time zone of Window and of the cards' cut-over dates
+	// (IANA name; UTC when empty).
+	Zone     string   `yaml:"zone"`
 	Validity Duration `yaml:"validity"`
 	// TestOnly allows an SPI without checksum, counter check or PoR.
 	TestOnly bool `yaml:"test_only"`

@@ -415,6 +415,11 @@ func (c *Config) validateProfile(ps *problems, path string, p *Profile) {
 			ps.add(path+".window", "%v", err)
 		}
 	}
+	if p.Zone != "" {
+		if _, err := time.LoadLocation(p.Zone); err != nil {
+			ps.add(path+".zone", "%q is not a time zone", p.Zone)
+		}
+	}
 }
 
 // ParseWindow reads a submission window "HH:MM-HH:MM" (it may wrap past
