@@ -78,6 +78,10 @@ type Config struct {
 	CounterLowStatus ota.Status
 	// SelectResponses overrides the SELECT response of files by FID.
 	SelectResponses map[uint16][]byte
+	// Absent lists EFs of ADF.USIM this card does not have (an older
+	// card without EF_EPSLOCI, say): selecting one answers 6A82, so an
+	// RFM script stops there after the commands before it ran.
+	Absent []uint16
 }
 
 // Card is a simulated UICC. Its methods are safe for concurrent use.
@@ -149,6 +153,12 @@ func New(cfg Config) (*Card, error) {
 		newEF(gsm, ota.FIDIMSI, bytes.Clone(ef[:]))
 	}
 	newEF(gsm, ota.FIDAD, []byte{0x00, 0x00, 0x00, byte(cfg.MNCLen)})
+	for _, fid := range cfg.Absent {
+		if fid == ota.FIDIMSI {
+			return nil, fmt.Errorf("simcard: a USIM without EF_IMSI")
+		}
+		delete(adf.children, fid)
+	}
 	c.fs = fileSystem{mf: mf, adf: adf}
 	for fid, r := range cfg.SelectResponses {
 		for _, n := range []*node{mf, adf, gsm, df5gs} {
