@@ -86,7 +86,7 @@ var ReasonCodes = []string{
 	"DUPLICATE",           // the record repeats another of the same file or an earlier one
 	"INVALID_RECORD",      // the record failed validation
 	"CANCELLED",           // the move was withdrawn (handover cancel)
-	"OTA_FAILED",          // the IMSI update failed on the card (PoR error) after the retries
+	"OTA_FAILED",          // the PoR proves the card did not run the IMSI update, after the retries
 	"NO_POR",              // no proof of receipt by the deadline: outcome unknown
 	"OTA_INCOMPLETE",      // the PoR proves the EF_IMSI write, a later command failed after the retries: outcome unknown
 	"PROVISIONING_FAILED", // the recipient's HLR/AuC refused the subscriber
@@ -106,7 +106,7 @@ var (
 	kic      = secret(FieldKIc, "OTA ciphering key")
 	kid      = secret(FieldKID, "OTA integrity key")
 	kik      = secret(FieldKIK, "OTA key-encryption key")
-	ctr      = Field{Name: FieldCounter, Kind: Int, Min: 0, Max: 1<<40 - 1, Doc: "OTA replay counter (5 bytes): the last one used"}
+	ctr      = Field{Name: FieldCounter, Kind: Int, Min: 0, Max: 1<<40 - 1, Doc: "OTA replay counter (5 bytes): the highest value the receiver must treat as used (start above it)"}
 	prof     = Field{Name: FieldProfile, Kind: ID, Doc: "card profile (commands, file IDs, reset method)"}
 	date     = Field{Name: FieldCutoverDate, Kind: Date, Required: true, Doc: "the day the card moves"}
 	reason   = Field{Name: FieldReason, Kind: Enum, Values: lowerAll(ReasonCodes), Doc: "reason code (upper case)"}
