@@ -275,6 +275,14 @@ func buildProfile(name string, c *config.Profile) (*processor.Profile, error) {
 	if c.GSMCopy {
 		p.GSMIMSIPath, _ = ota.ParsePath("3F00/7F20/6F07")
 	}
+	if p.Addressing, err = ota.ParseAddressing(c.Addressing); err != nil {
+		return nil, err
+	}
+	if c.USIMAID != "" {
+		if p.USIMAID, err = unhex(c.USIMAID); err != nil {
+			return nil, fmt.Errorf("usim_aid: %w", err)
+		}
+	}
 	for _, v := range c.Invalidate {
 		switch v {
 		case "loci":

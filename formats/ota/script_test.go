@@ -281,3 +281,82 @@ func TestCheckUpdatePartial(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressing: the profile's addressing decides how the script reaches
+// EF_IMSI (and the other files of ADF.USIM); the default is unchanged; an
+// addressing that cannot reach a file the profile writes is refused.
+func TestAddressing(t *testing.T) {
+	aid := unhex(t, "a0000000871002")
+	base := func(a Addressing) Profile {
+		p := testProfile()
+		p.InvalidateLOCI, p.InvalidatePSLOCI, p.InvalidateEPSLOCI = true, false, false
+		p.GSMIMSIPath = Path{FIDMF, FIDDFGSM, FIDIMSI}
+		p.Addressing = a
+		if a == AddressAID {
+			p.USIMAID = aid
+		}
+		return p
+	}
+	const (
+		write  = "00d6000009082926241032547698"
+		loci   = "00d600000bffffffff62f224fffeff01"
+		gsm    = "00a4000c023f00 00a4000c027f20 00a4000c026f07 " + write
+		readEF = "00b0000009"
+	)
+	for _, c := range []struct {
+		a    Addressing
+		want string
+	}{
+		{AddressADF, "00a4000c026f07 " + write + " 00a4000c026f7e " + loci + " " + gsm + " 00a4000c023f00 00a4000c027fff 00a4000c026f07 " + readEF},
+		{Address7FFF, "00a4000c027fff 00a4000c026f07 " + write + " 00a4000c026f7e " + loci + " " + gsm + " 00a4000c027fff 00a4000c026f07 " + readEF},
+		{AddressAID, "00a4040c07a0000000871002 00a4000c026f07 " + write + " 00a4000c026f7e " + loci + " " + gsm + " 00a4040c07a0000000871002 00a4000c026f07 " + readEF},
+		{AddressPath, "00a4000c023f00 00a4000c027fff 00a4000c026f07 " + write + " 00a4000c023f00 00a4000c027fff 00a4000c026f7e " + loci + " " + gsm + " 00a4000c023f00 00a4000c027fff 00a4000c026f07 " + readEF},
+	} {
+		p := base(c.a)
+		if err := p.Validate(); err != nil {
+			t.Errorf("%s: %v", c.a, err)
+		}
+		sc, err := p.Update(Change{NewIMSI: "262420123456789", NewMNCLen: 2, OldMNCLen: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hexAPDUs(sc.APDUs); got != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.a, got, c.want)
+		}
+		if hex.EncodeToString(sc.APDUs[sc.IMSIWrite-1]) != write {
+			t.Errorf("%s: EF_IMSI write at %d is %x", c.a, sc.IMSIWrite, sc.APDUs[sc.IMSIWrite-1])
+		}
+	}
+	for _, c := range []struct {
+		p    func() Profile
+		want string
+	}{
+		{func() Profile { return base(AddressADFOnly) }, "no route to DF GSM's EF_IMSI (gsm_copy) at 3f00/7f20/6f07"},
+		{func() Profile {
+			p := base(AddressADFOnly)
+			p.GSMIMSIPath, p.Extra = nil, []FileUpdate{{Path: Path{FIDMF, 0x2f05}, Data: []byte{1}}}
+			return p
+		}, "no route to extra update 1 at 3f00/2f05"},
+		{func() Profile { p := base(AddressAID); p.USIMAID = nil; return p }, "needs the USIM's AID"},
+		{func() Profile { p := base(Address7FFF); p.ADFPath = Path{FIDMF, FIDCurrentADF}; return p }, "ADF path 3f00/7fff is for addressing adf"},
+	} {
+		p := c.p()
+		if err := p.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want %q, got %v", c.want, err)
+		}
+	}
+	p := base(AddressADFOnly)
+	p.GSMIMSIPath = nil
+	if err := p.Validate(); err != nil {
+		t.Errorf("adf-only without absolute paths: %v", err)
+	}
+	for _, n := range []string{"", "adf", "adf-only", "7fff", "aid", "path"} {
+		a, err := ParseAddressing(n)
+		if err != nil || (n != "" && a.String() != n) {
+			t.Errorf("ParseAddressing(%q) = %s %v", n, a, err)
+		}
+	}
+	if _, err := ParseAddressing("by-fid"); err == nil {
+		t.Error("unknown addressing accepted")
+	}
+}

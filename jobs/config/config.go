@@ -265,15 +265,20 @@ type Profiles map[string]*Profile
 
 // Profile describes how one kind of card is changed over the air.
 type Profile struct {
-	TAR        string       `yaml:"tar"` // USIM RFM TAR, 3 bytes hex
-	SPI        string       `yaml:"spi"` // 2 bytes hex
-	KIc        string       `yaml:"kic"` // 1 byte hex: algorithm + key version
-	KID        string       `yaml:"kid"`
-	CLA        string       `yaml:"cla"`            // 00 (UICC) or A0 (SIM)
-	Format     string       `yaml:"command_format"` // compact (default) or expanded
-	GSMCopy    bool         `yaml:"gsm_copy"`       // DF GSM 7F20 keeps its own EF_IMSI
-	ADOffset   int          `yaml:"ad_mnc_offset"`  // offset of EF_AD's MNC-length byte (default 3)
-	Invalidate []string     `yaml:"invalidate"`     // loci, psloci, epsloci, 5gsloci
+	TAR     string `yaml:"tar"` // USIM RFM TAR, 3 bytes hex
+	SPI     string `yaml:"spi"` // 2 bytes hex
+	KIc     string `yaml:"kic"` // 1 byte hex: algorithm + key version
+	KID     string `yaml:"kid"`
+	CLA     string `yaml:"cla"`            // 00 (UICC) or A0 (SIM)
+	Format  string `yaml:"command_format"` // compact (default) or expanded
+	GSMCopy bool   `yaml:"gsm_copy"`       // DF GSM 7F20 keeps its own EF_IMSI
+	// Addressing is how the script reaches ADF.USIM's files: adf (the
+	// default: the TAR starts in ADF.USIM), adf-only (an ADF RFM that
+	// reaches nothing else), 7fff, aid (by USIMAID) or path (3F00/7FFF/…).
+	Addressing string       `yaml:"addressing"`
+	USIMAID    string       `yaml:"usim_aid"`      // hex, for addressing aid
+	ADOffset   int          `yaml:"ad_mnc_offset"` // offset of EF_AD's MNC-length byte (default 3)
+	Invalidate []string     `yaml:"invalidate"`    // loci, psloci, epsloci, 5gsloci
 	Extra      []FileUpdate `yaml:"extra_updates"`
 	Reset      ResetStep    `yaml:"reset"`
 	KeyIndex   *KeyIndexCmd `yaml:"key_index"` // 3b only

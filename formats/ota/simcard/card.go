@@ -78,6 +78,10 @@ type Config struct {
 	CounterLowStatus ota.Status
 	// SelectResponses overrides the SELECT response of files by FID.
 	SelectResponses map[uint16][]byte
+	// USIMAID is the AID of ADF.USIM for SELECT by DF name (default
+	// A0000000871002FFFFFFFF8907090000); a partial AID of 5 octets or
+	// more selects it too.
+	USIMAID []byte
 	// Absent lists EFs of ADF.USIM this card does not have (an older
 	// card without EF_EPSLOCI, say): selecting one answers 6A82, so an
 	// RFM script stops there after the commands before it ran.
@@ -99,6 +103,12 @@ type Card struct {
 	auth     *KeySet // the key set that secured the message being run
 }
 
+// DefaultUSIMAID is the simulated USIM's AID: RID A000000087 (3GPP),
+// application code 1002 (USIM).
+func DefaultUSIMAID() []byte {
+	return []byte{0xa0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x89, 0x07, 0x09, 0x00, 0x00}
+}
+
 // USIMRFMTAR is the default USIM RFM TAR (that of the sysmocom cards).
 func USIMRFMTAR() ota.TAR { return ota.TAR{0xb0, 0x00, 0x11} }
 
@@ -116,6 +126,9 @@ func New(cfg Config) (*Card, error) {
 	}
 	if cfg.CounterLowStatus == 0 {
 		cfg.CounterLowStatus = ota.StatusCounterLow
+	}
+	if len(cfg.USIMAID) == 0 {
+		cfg.USIMAID = DefaultUSIMAID()
 	}
 	c := &Card{cfg: cfg, keySets: map[int]*KeySet{}}
 	for _, k := range cfg.KeySets {
