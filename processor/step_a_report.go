@@ -272,9 +272,9 @@ func (p *Party) unmatched(ctx context.Context, tx *ledger.Tx, msisdn string) (Po
 // message ID: delivered (or unknown) waits for the PoR or the deadline;
 // not delivered means the card never ran the command.
 func (p *Party) judgeDelivery(ctx context.Context, w *Work, r PoRReport) (PoRJudgement, error) {
-	m, err := w.matchDelivery(ctx, r)
+	m, why, err := w.matchDelivery(ctx, r)
 	if err != nil || m == nil {
-		return PoRJudgement{Reason: ReasonUnknownICCID, Detail: "no outstanding message matches " + r.MessageID}, err
+		return PoRJudgement{Reason: why, Detail: "no outstanding message matches " + r.MessageID}, err
 	}
 	switch r.Status {
 	case native.StatusDelivered, native.StatusUnknown:
@@ -287,21 +287,27 @@ func (p *Party) judgeDelivery(ctx context.Context, w *Work, r PoRReport) (PoRJud
 }
 
 // matchDelivery finds the outstanding message of a delivery report by our
-// message ID.
-func (w *Work) matchDelivery(ctx context.Context, r PoRReport) (*ledger.Message, error) {
+// message ID; without one, the reason code of the report's line: one of
+// our messages already judged is DUPLICATE, anything else UNKNOWN_ICCID.
+func (w *Work) matchDelivery(ctx context.Context, r PoRReport) (*ledger.Message, string, error) {
 	id, ok := strings.CutPrefix(r.MessageID, w.P.Name+"-")
 	if !ok {
-		return nil, nil
+		return nil, ReasonUnknownICCID, nil
 	}
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
-		return nil, nil
+		return nil, ReasonUnknownICCID, nil
 	}
 	m, err := w.Tx.Message(ctx, n)
-	if errors.Is(err, ledger.ErrNotFound) || (err == nil && (m.MSISDN != r.MSISDN || m.State != ledger.MsgSent)) {
-		return nil, nil
+	switch {
+	case errors.Is(err, ledger.ErrNotFound) || (err == nil && m.MSISDN != r.MSISDN):
+		return nil, ReasonUnknownICCID, nil
+	case err != nil:
+		return nil, "", err
+	case m.State != ledger.MsgSent:
+		return nil, ReasonDuplicate, nil
 	}
-	return m, err
+	return m, "", nil
 }
 
 func scanIDs(rows *sql.Rows) ([]int64, error) {
@@ -454,6 +460,9 @@ func (p *Party) applyVerdict(ctx context.Context, w *Work, m *ledger.Message, li
 			return nil, err
 		}
 		out.Status, out.Reason, out.Detail = resultUnknown, ReasonNoPoR, verdict.Reason
+		if withPoR {
+			out.Reason = ReasonOTAIncomplete // a PoR came; it proves too little
+		}
 	default:
 		step := int64(1)
 		if verdict.Outcome == ota.OutcomeCounterLow || verdict.Outcome == ota.OutcomeCounterHigh {

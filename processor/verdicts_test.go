@@ -191,8 +191,36 @@ func TestUnverifiedPoR(t *testing.T) {
 	if st := cardState(t, a, f.Cards[3].ICCID); st != ledger.CardUnknown {
 		t.Errorf("the forged card is %s after the deadline", st)
 	}
-	if r := s.outcomes(t)[f.Cards[3].ICCID]; r == nil || r.Get(native.FieldStatus) != native.StatusUnknown || !strings.EqualFold(r.Get(native.FieldReason), processor.ReasonNoPoR) {
+	if r := s.outcomes(t)[f.Cards[3].ICCID]; r == nil || r.Get(native.FieldStatus) != native.StatusUnknown || !strings.EqualFold(r.Get(native.FieldReason), processor.ReasonNoPoR) ||
+		!strings.Contains(r.Get(native.FieldDetail), "no verified PoR by the deadline") {
 		t.Errorf("after the deadline B was told %v", r)
+	}
+}
+
+// TestDeliveryReportReasons: a delivery report for one of our messages
+// already judged is DUPLICATE; for a message ID we never used,
+// UNKNOWN_ICCID; neither changes anything.
+func TestDeliveryReportReasons(t *testing.T) {
+	s := startSwitch(t, 1, nil)
+	w, f, a := s.w, s.f, s.a
+	genuine := readReport(t, w.runSMSC(s.batch, "MNOA"))
+	late := genuine[0]
+	late.status, late.por, late.detail = native.StatusExpired, "", "validity period expired"
+	stranger := late
+	stranger.id = "MNOA-999999"
+	res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{genuine[0], late, stranger}))
+	var got []string
+	if err := a.Ledger.BatchRecords(context.Background(), res.BatchID, "", recordRejected, func(r ledger.BatchRecord) error {
+		got = append(got, r.Reason)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != processor.ReasonDuplicate || got[1] != processor.ReasonUnknownICCID {
+		t.Errorf("reasons %v", got)
+	}
+	if st := cardState(t, a, f.Cards[0].ICCID); st != ledger.CardConfirmed {
+		t.Errorf("card is %s", st)
 	}
 }
 
