@@ -161,14 +161,10 @@ func (p *Party) Delivered(ctx context.Context, o *ledger.Output) error {
 	}
 	o.State = ledger.OutDelivered
 	if o.Renderer == "ota-batch" {
-		// The messages are out: their PoR deadline starts now.
-		deadline := p.now().Add(p.maxValidity() + p.OTA.PoRMargin)
+		// The messages are out: their PoR deadline starts now, or at
+		// their not-before when the card's cut-over is later.
 		return p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
-			if err := tx.MarkBatchSent(ctx, o.BatchID, o.ID, deadline); err != nil {
-				return err
-			}
-			// Messages held for a later cut-over: from their not-before.
-			return p.holdDeadlines(ctx, tx, o.BatchID, p.now())
+			return p.markSent(ctx, tx, o.BatchID, o.ID, p.now())
 		})
 	}
 	return nil

@@ -92,12 +92,14 @@ func (prof *Profile) cutoverStart(cutover string) (t time.Time, ok bool, err err
 	return start, err == nil, err
 }
 
-// holdDeadlines moves the PoR deadline of a delivered batch's messages
-// whose cards' cut-over is later: their validity runs from their
-// not-before, not from the delivery.
-func (p *Party) holdDeadlines(ctx context.Context, tx *ledger.Tx, batchID int64, delivered time.Time) error {
+// markSent records a delivered ota-batch: its messages are sent, each
+// with its PoR deadline: validity and margin from the delivery, or from
+// the message's not-before when the card's cut-over opens later (one
+// statement per such cut-over date and profile, then one for the rest:
+// each message is written once).
+func (p *Party) markSent(ctx context.Context, tx *ledger.Tx, batchID, fileID int64, delivered time.Time) error {
 	rows, err := tx.Query(ctx, `SELECT DISTINCT c.profile, c.cutover FROM ota_messages m JOIN cards c ON c.iccid = m.iccid
-		WHERE m.batch_id = ? AND c.cutover <> ''`, batchID)
+		WHERE m.batch_id = ? AND m.state = 'reserved' AND c.cutover <> ''`, batchID)
 	if err != nil {
 		return err
 	}
@@ -124,12 +126,10 @@ func (p *Party) holdDeadlines(ctx context.Context, tx *ledger.Tx, batchID int64,
 		if err != nil || !ok || !start.After(delivered) {
 			continue
 		}
-		deadline := start.Add(prof.Validity + p.OTA.PoRMargin)
-		if _, err := tx.Exec(ctx, `UPDATE ota_messages SET deadline = ? WHERE batch_id = ? AND state = 'sent'
-			AND iccid IN (SELECT iccid FROM cards WHERE profile = ? AND cutover = ?)`,
-			ledger.Stamp(deadline), batchID, g.profile, g.cutover); err != nil {
+		if err := tx.MarkBatchSentWhere(ctx, batchID, fileID, start.Add(prof.Validity+p.OTA.PoRMargin),
+			`iccid IN (SELECT iccid FROM cards WHERE profile = ? AND cutover = ?)`, g.profile, g.cutover); err != nil {
 			return err
 		}
 	}
-	return nil
+	return tx.MarkBatchSent(ctx, batchID, fileID, delivered.Add(p.maxValidity()+p.OTA.PoRMargin))
 }
