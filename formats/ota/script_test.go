@@ -360,3 +360,34 @@ func TestAddressing(t *testing.T) {
 		t.Error("unknown addressing accepted")
 	}
 }
+
+// TestCheckUpdateRealPoRs judges the PoRs a real sysmoISIM-SJA5 gave to
+// pySim's tests (one SELECT with FCP, answered 6132: completed, response
+// data available) as a one-command script: TS 102 221 counts 61xx as
+// completed, so the script is complete; the read-back is what decides.
+func TestCheckUpdateRealPoRs(t *testing.T) {
+	v := loadVectors(t)
+	for _, c := range v.PySim.Cases {
+		ks := pysimKeysets[c.Keyset]
+		p := Params{SPI: spiOf(t, c.SPI), KIc: ks.kic, KID: KID(ks.kid), TAR: tarOf(t, c.TAR)}
+		r, err := mustCodec(t, p, ks.kicK, ks.kidK).DecodeResponse(unhex(t, c.EncodedResp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ef [EFIMSILen]byte
+		// The read-back (no data: GET RESPONSE would fetch the FCP) is
+		// not the new EF_IMSI; the write at command 1 completed (61xx).
+		exp := Expectation{TAR: p.TAR, Counter: c.Cntr, Commands: 1, EFIMSI: ef, IMSIWrite: 1}
+		if v := CheckUpdate(exp, r, nil); v.Outcome != OutcomeIncomplete {
+			t.Errorf("%s: %s (%s), want incomplete", c.Name, v.Outcome, v.Reason)
+		}
+		// Before the write: the card stopped earlier, nothing changed.
+		exp.Commands, exp.IMSIWrite = 3, 2
+		if v := CheckUpdate(exp, r, nil); v.Outcome != OutcomeFailed {
+			t.Errorf("%s: %s (%s), want failed", c.Name, v.Outcome, v.Reason)
+		}
+		if !SWCompleted(0x6132) {
+			t.Error("6132 is not completed")
+		}
+	}
+}
