@@ -158,7 +158,18 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 	if err != nil {
 		return PoRJudgement{}, err
 	}
+	late := func() (PoRJudgement, bool, error) {
+		if terr != nil {
+			return PoRJudgement{}, false, nil
+		}
+		// Not for an outstanding message: perhaps the genuine answer to
+		// an earlier attempt, retried on an unsecured error PoR.
+		return p.latePoR(ctx, w, r, tar)
+	}
 	if len(ids) == 0 {
+		if j, ok, err := late(); ok || err != nil {
+			return j, err
+		}
 		return p.unmatched(ctx, tx, r.MSISDN)
 	}
 	var target *ledger.Message // the message an unverified PoR is recorded on
@@ -192,7 +203,65 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 			target, reason = m, why
 		}
 	}
+	if j, ok, err := late(); ok || err != nil {
+		return j, err
+	}
 	return p.ignorePoR(ctx, w, target, reason)
+}
+
+// latePoR takes a verified PoR for one of the MSISDN's update messages
+// already judged failed, the newest first: the genuine answer to an
+// attempt that an unsecured error PoR (unauthenticated: maybe forged) had
+// made us retry. What it proves counts: a card still moving whose update
+// it confirms is confirmed; an EF_IMSI write it proves is recorded on that
+// message, so the card is never reported failed. ok is false when no such
+// message verifies it.
+func (p *Party) latePoR(ctx context.Context, w *Work, r PoRReport, tar ota.TAR) (PoRJudgement, bool, error) {
+	tx := w.Tx
+	rows, err := tx.Query(ctx, `SELECT id FROM ota_messages WHERE msisdn = ? AND tar = ? AND kind = ? AND state = ? ORDER BY id DESC LIMIT 5`,
+		r.MSISDN, tar.String(), msgUpdate, ledger.MsgFailed)
+	if err != nil {
+		return PoRJudgement{}, false, err
+	}
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return PoRJudgement{}, false, err
+	}
+	for _, id := range ids {
+		m, err := tx.Message(ctx, id)
+		if err != nil {
+			return PoRJudgement{}, false, err
+		}
+		resp, _, derr := p.decodePoR(ctx, tx, m, r.PoR)
+		if derr != nil || resp.Unsecured || resp.Counter != uint64(m.Counter) {
+			continue
+		}
+		c, err := tx.Card(ctx, m.ICCID)
+		if err != nil {
+			return PoRJudgement{}, false, err
+		}
+		v, err := p.verdictFor(ctx, m, c, resp)
+		if err != nil {
+			return PoRJudgement{}, false, err
+		}
+		j := PoRJudgement{Message: m, Verdict: v}
+		ref := fmt.Sprintf("message %d", m.ID)
+		p.log().Warn("late PoR for an attempt already judged", "iccid", c.ICCID, "message", m.ID, "outcome", v.Outcome.String(), "reason", v.Reason)
+		switch {
+		case v.Outcome == ota.OutcomeConfirmed && c.State == ledger.CardMoving:
+			// The card took that attempt: confirmed (a retry still
+			// outstanding finds a card no longer moving).
+			j.Recipient, err = p.applyVerdict(ctx, w, m, r.Line, v, resp, true)
+			return j, true, err
+		case v.Outcome == ota.OutcomeConfirmed || v.Outcome == ota.OutcomeIncomplete:
+			if err := tx.SetMessageState(ctx, m.ID, m.State, ota.OutcomeIncomplete.String(), "late PoR: "+v.Reason); err != nil {
+				return j, true, err
+			}
+			return j, true, tx.Transition(ctx, c.ICCID, []string{c.State}, c.State, "late PoR proves the EF_IMSI write: "+v.Reason, ref, nil)
+		}
+		return j, true, tx.Transition(ctx, c.ICCID, []string{c.State}, c.State, "late PoR: "+v.Reason, ref, nil)
+	}
+	return PoRJudgement{}, false, nil
 }
 
 // unverified says why a decoded PoR cannot be taken as the card's answer
@@ -358,33 +427,39 @@ func (p *Party) judgeVerified(ctx context.Context, w *Work, m *ledger.Message, r
 	if err != nil {
 		return PoRJudgement{}, err
 	}
-	prof := p.Profiles[c.Profile]
-	if prof == nil {
-		return PoRJudgement{}, fmt.Errorf("card %s: profile %s not configured", c.ICCID, c.Profile)
-	}
-	apdus, ef, err := p.script(m, c, prof)
+	v, err := p.verdictFor(ctx, m, c, resp)
 	if err != nil {
 		return PoRJudgement{}, err
 	}
-	tar, _ := ota.ParseTAR(m.TAR)
-	exp := ota.Expectation{TAR: tar, Counter: uint64(m.Counter), Commands: len(apdus), EFIMSI: ef, Format: prof.OTA.Format}
-	var v ota.Verdict
-	switch m.Kind {
-	case msgUpdate:
-		sc, err := prof.OTA.Update(p.change(c, prof))
-		if err != nil {
-			return PoRJudgement{}, err
-		}
-		exp.IMSIWrite = sc.IMSIWrite
-		if old, err := ota.EncodeIMSI(c.IMSI); err == nil && c.IMSI != c.NewIMSI {
-			exp.OldEFIMSI = &old
-		}
-		v = ota.CheckUpdate(exp, resp, nil)
-	default:
-		v = checkSimple(exp, resp, nil)
-	}
 	rcpt, err := p.applyVerdict(ctx, w, m, r.Line, v, resp, true)
 	return PoRJudgement{Message: m, Verdict: v, Recipient: rcpt}, err
+}
+
+// verdictFor judges a PoR taken as the card's answer to m: an update by
+// what it proves executed (ota.CheckUpdate), anything else by checkSimple.
+func (p *Party) verdictFor(ctx context.Context, m *ledger.Message, c *ledger.Card, resp ota.Response) (ota.Verdict, error) {
+	prof := p.Profiles[c.Profile]
+	if prof == nil {
+		return ota.Verdict{}, fmt.Errorf("card %s: profile %s not configured", c.ICCID, c.Profile)
+	}
+	apdus, ef, err := p.script(m, c, prof)
+	if err != nil {
+		return ota.Verdict{}, err
+	}
+	tar, _ := ota.ParseTAR(m.TAR)
+	exp := ota.Expectation{TAR: tar, Counter: uint64(m.Counter), Commands: len(apdus), EFIMSI: ef, Format: prof.OTA.Format}
+	if m.Kind != msgUpdate {
+		return checkSimple(exp, resp, nil), nil
+	}
+	sc, err := prof.OTA.Update(p.change(c, prof))
+	if err != nil {
+		return ota.Verdict{}, err
+	}
+	exp.IMSIWrite = sc.IMSIWrite
+	if old, err := ota.EncodeIMSI(c.IMSI); err == nil && c.IMSI != c.NewIMSI {
+		exp.OldEFIMSI = &old
+	}
+	return ota.CheckUpdate(exp, resp, nil), nil
 }
 
 // applyVerdict records the verdict on the message and moves the card; it

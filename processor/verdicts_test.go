@@ -330,3 +330,35 @@ func TestPartialThenRefused(t *testing.T) {
 		t.Errorf("B's IMSI is %s, want unknown (never retired)", got)
 	}
 }
+
+// TestLatePoR: an unsecured error PoR (unauthenticated: here forged)
+// makes A retry; the card's genuine PoR for the first attempt, arriving
+// after, still counts: the card is confirmed and B told completed; the
+// retry's own PoR finds the card confirmed and changes nothing.
+func TestLatePoR(t *testing.T) {
+	s := startSwitch(t, 1, nil)
+	w, f, a := s.w, s.f, s.a
+	iccid := f.Cards[0].ICCID
+	genuine := readReport(t, w.runSMSC(s.batch, "MNOA"))
+	m := messages(t, a, iccid)[0]
+	forged := genuine[0]
+	forged.por = s.cardPoR(t, 0, m, ota.StatusChecksumFailed, nil, true)
+	res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{forged}))
+	retry := output(t, res.Outputs, "ota-batch")
+	if st := cardState(t, a, iccid); st != ledger.CardMoving || len(messages(t, a, iccid)) != 2 {
+		t.Fatalf("after the forged error PoR: %s, %d messages", st, len(messages(t, a, iccid)))
+	}
+	res = w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{genuine[0]}))
+	s.collect(res)
+	if st := cardState(t, a, iccid); st != ledger.CardConfirmed {
+		t.Fatalf("after the late genuine PoR the card is %s", st)
+	}
+	if r := s.outcomes(t)[iccid]; r == nil || r.Get(native.FieldStatus) != native.StatusCompleted {
+		t.Errorf("B was told %v", r)
+	}
+	res = w.process(a, "smsc", &processor.OTAReport{}, w.runSMSC(retry, "MNOA"))
+	if res.Counts.Messages != 0 || cardState(t, a, iccid) != ledger.CardConfirmed {
+		t.Errorf("the retry's PoR: %+v, card %s", res.Counts, cardState(t, a, iccid))
+	}
+	noCounterReuse(t, a)
+}
