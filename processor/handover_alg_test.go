@@ -7,6 +7,7 @@ import (
 	"resub/formats/native"
 	"resub/processor"
 	"resub/processor/ledger"
+	"resub/samples/fleet"
 )
 
 // TestHandoverOTAAlgorithm: cards imported from the SIM vendor's output
@@ -82,5 +83,46 @@ func TestHandoverOTAAlgorithm(t *testing.T) {
 	}
 	if got := count(t, b, `SELECT COUNT(*) FROM key_sets WHERE kic_alg = 'aes-128'`); got != 1 {
 		t.Errorf("B holds %d aes-128 key sets, want 1", got)
+	}
+}
+
+// TestManufacturerImportOTAAlgorithm: a factory record without ota-alg
+// takes the card profile's cipher when the manufacturer knows the profile
+// and is refused (INVALID_RECORD) when it does not: no key set is stored
+// without its algorithm.
+func TestManufacturerImportOTAAlgorithm(t *testing.T) {
+	x := setup3b(t, 2, true)
+	w, m := x.world, x.m
+	blank := func(recs func(func(*native.Record) error) error) func(func(*native.Record) error) error {
+		return func(emit func(*native.Record) error) error {
+			return recs(func(r *native.Record) error {
+				r.Set(native.FieldOTAAlg, "")
+				return emit(r)
+			})
+		}
+	}
+	// A card set of its own: the world's cards are imported already.
+	f, err := fleet.New(fleet.Options{N: 2, ICCIDBody: "8999908", IMSIBase: "001010000300001", Seed: "no-alg", Profile: x.prof.OTA, ListLength: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory := processor.NewTransport(w.tks["tk-factory"])
+	delete(m.Profiles, x.prof.Name)
+	res := w.process(m, "factory", &processor.ManufacturerImport{Holder: m.Partners["mno-a"]},
+		w.send("FACTORY", "MFR", native.Inventory, 1, true, "tk-factory", blank(f.FactoryRecords(factory, x.prof.Name, f.Cards[:1], 1))))
+	if res.Counts.Accepted != 0 || res.Counts.Rejected != 1 {
+		t.Errorf("without a profile: %+v", res.Counts)
+	}
+	m.Profiles[x.prof.Name] = x.prof
+	res = w.process(m, "factory", &processor.ManufacturerImport{Holder: m.Partners["mno-a"]},
+		w.send("FACTORY", "MFR", native.Inventory, 1, true, "tk-factory", blank(f.FactoryRecords(factory, x.prof.Name, f.Cards[1:], 1))))
+	if res.Counts.Accepted != 1 {
+		t.Errorf("with the profile: %+v", res.Counts)
+	}
+	if n := count(t, m, `SELECT COUNT(*) FROM key_sets WHERE kic_alg = ''`); n != 0 {
+		t.Errorf("%d key sets without algorithm at the manufacturer", n)
+	}
+	if n := count(t, m, `SELECT COUNT(*) FROM key_sets WHERE iccid = ? AND kic_alg <> ''`, f.Cards[1].ICCID); n != 1 {
+		t.Errorf("the card's key set: %d with an algorithm", n)
 	}
 }

@@ -210,6 +210,14 @@ func (s *ManufacturerImport) Apply(ctx context.Context, w *Work) error {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
 		}
 		defer wipe(secrets)
+		kvn, _ := rec.Int(native.FieldKVN)
+		otaAlg := rec.Get(native.FieldOTAAlg)
+		if otaAlg == "" && kvn > 0 {
+			// The record names none: the card's profile implies it.
+			if otaAlg, err = profileOTAAlg(p.Profiles[rec.Get(native.FieldProfile)], len(secrets[SecKIc])); err != nil {
+				return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "ota-alg: "+err.Error())
+			}
+		}
 		now := p.now().Format("2006-01-02T15:04:05Z")
 		_, err = w.Tx.Exec(ctx, `INSERT INTO mf_cards (iccid, list_length, holder_index, holder, algorithm, profile, batch, created_at, updated_at)
 			VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?) ON CONFLICT (iccid) DO NOTHING`,
@@ -227,9 +235,8 @@ func (s *ManufacturerImport) Apply(ctx context.Context, w *Work) error {
 					return err
 				}
 			}
-			kvn, _ := rec.Int(native.FieldKVN)
 			if kvn > 0 {
-				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: rec.Get(native.FieldOTAAlg), KIDAlg: rec.Get(native.FieldOTAAlg)}); err != nil {
+				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: otaAlg, KIDAlg: otaAlg}); err != nil {
 					return err
 				}
 			}
