@@ -40,7 +40,7 @@ func TestDemoEndsWhereItShould(t *testing.T) {
 		t.Errorf("MNOA quarantined files: %v", res.Files["MNOA"])
 	}
 	table := out.String()
-	for _, s := range []string{"every card ended where it should", "LIST_EXHAUSTED", "security error", "reprocess file:"} {
+	for _, s := range []string{"every card ended where it should", "LIST_EXHAUSTED", "security error", "reprocess file:", "PoR(s) did not verify"} {
 		if !strings.Contains(table, s) {
 			t.Errorf("output lacks %q", s)
 		}
