@@ -277,7 +277,7 @@ var (
 		Name: "ota-batch", Version: 1, From: "A", To: "SMSC",
 		Header: []HeaderField{
 			{Name: "max-rate", Required: true, Doc: "maximum messages per second"},
-			{Name: "window", Required: true, Doc: "submission window HH:MM-HH:MM (UTC)"},
+			{Name: "window", Required: true, Doc: "submission window HH:MM-HH:MM (UTC), the sender's local window converted for the night the batch is made"},
 		},
 		Fields: []Field{
 			req(Field{Name: FieldMessageID, Kind: ID, Doc: "unique per sender"}),
@@ -292,7 +292,7 @@ var (
 			req(Field{Name: FieldRegDelivery, Kind: Bool, Doc: "status report requested"}),
 			{Name: FieldValidity, Kind: Int, Min: 60, Max: 63 * 7 * 86400, Doc: "validity period in seconds"},
 			{Name: FieldPriority, Kind: Int, Min: 0, Max: 3, Doc: "priority 0 (lowest) to 3"},
-			{Name: FieldNotBefore, Kind: Time, Doc: "do not submit before"},
+			{Name: FieldNotBefore, Kind: Time, Doc: "do not submit before (the card's cut-over date, or a later night beyond the per-night cap)"},
 			req(Field{Name: FieldSegments, Kind: Segments, MaxLen: 140, Doc: "TP-UD of each SMS, in order, hex, separated by one space"}),
 		},
 	})
