@@ -143,7 +143,8 @@ type PoRJudgement struct {
 // status that a card sends when it could not verify or run the command
 // (01–07, 09, 0A) proves the command was not executed and is judged as
 // such. A verified PoR is judged by what it proves executed (ota.
-// CheckUpdate for an IMSI update).
+// CheckUpdate for an IMSI update); one for an earlier attempt already
+// judged failed still counts (latePoR).
 func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgement, error) {
 	if len(r.PoR) == 0 {
 		return p.judgeDelivery(ctx, w, r)
