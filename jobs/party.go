@@ -271,6 +271,14 @@ func buildProfile(name string, c *config.Profile) (*processor.Profile, error) {
 	if c.GSMCopy {
 		p.GSMIMSIPath, _ = ota.ParsePath("3F00/7F20/6F07")
 	}
+	if p.Addressing, err = ota.ParseAddressing(c.Addressing); err != nil {
+		return nil, err
+	}
+	if c.USIMAID != "" {
+		if p.USIMAID, err = unhex(c.USIMAID); err != nil {
+			return nil, fmt.Errorf("usim_aid: %w", err)
+		}
+	}
 	for _, v := range c.Invalidate {
 		switch v {
 		case "loci":
@@ -301,6 +309,11 @@ func buildProfile(name string, c *config.Profile) (*processor.Profile, error) {
 		return nil, fmt.Errorf("reset.apdu: %w", err)
 	}
 	prof := &processor.Profile{Name: name, OTA: p, Algorithm: c.Algorithm, ListLength: c.ListLength, Rate: c.Rate, Window: c.Window, Validity: c.Validity.D()}
+	if c.Zone != "" {
+		if prof.Zone, err = time.LoadLocation(c.Zone); err != nil {
+			return nil, fmt.Errorf("zone: %w", err)
+		}
+	}
 	if k := c.KeyIndex; k != nil {
 		t, err := tar(k.TAR)
 		if err != nil {

@@ -75,6 +75,9 @@ func (r *Runtime) Reprocess(ctx context.Context, ref string) (*Summary, error) {
 	}
 	if res != nil {
 		sum.add(res)
+		if r.Metrics != nil {
+			r.Metrics.PoRsIgnored(j.Name, res.Counts.PoRsIgnored)
+		}
 		if err := r.deliver(ctx, j, res.Outputs, sum); err != nil {
 			return sum, err
 		}

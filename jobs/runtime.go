@@ -309,6 +309,7 @@ type Summary struct {
 	Accepted    int
 	Rejected    int
 	Messages    int
+	PoRsIgnored int // proofs of receipt that did not verify
 	Delivered   int
 	Refused     []error // inputs refused (quarantined and answered)
 }
@@ -318,12 +319,17 @@ func (s *Summary) add(res *processor.Result) {
 	s.Accepted += res.Counts.Accepted
 	s.Rejected += res.Counts.Rejected
 	s.Messages += res.Counts.Messages
+	s.PoRsIgnored += res.Counts.PoRsIgnored
 }
 
 // String is the one-line summary printed at the end of a run.
 func (s *Summary) String() string {
-	return fmt.Sprintf("job %s: %d files (%d quarantined, %d already done), %d records (%d accepted, %d rejected), %d OTA messages, %d files delivered",
+	line := fmt.Sprintf("job %s: %d files (%d quarantined, %d already done), %d records (%d accepted, %d rejected), %d OTA messages, %d files delivered",
 		s.Job, s.Files, s.Quarantined, s.Skipped, s.Records, s.Accepted, s.Rejected, s.Messages, s.Delivered)
+	if s.PoRsIgnored > 0 {
+		line += fmt.Sprintf(", %d PoRs ignored (not verified)", s.PoRsIgnored)
+	}
+	return line
 }
 
 // RefusedError says a run quarantined at least one input (exit code 1).
@@ -661,6 +667,9 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 	}
 	if res != nil {
 		sum.add(res)
+		if r.Metrics != nil {
+			r.Metrics.PoRsIgnored(j.Name, res.Counts.PoRsIgnored)
+		}
 		if err := r.deliver(ctx, j, res.Outputs, sum); err != nil {
 			return err
 		}

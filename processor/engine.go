@@ -47,6 +47,9 @@ type Result struct {
 // Counts are a unit of work's record counts.
 type Counts struct {
 	Records, Accepted, Rejected, Messages int
+	// PoRsIgnored counts proofs of receipt that did not verify and
+	// changed nothing (resub_por_ignored_total).
+	PoRsIgnored int
 }
 
 // RefusedError is an input refused as a whole: it is quarantined and the
@@ -225,7 +228,7 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 	res.Status = ledger.FileDone
 	res.BatchID = w.BatchID
 	res.Counts = w.Counts
-	log.Info("input applied", "batch", w.BatchID, "records", w.Counts.Records, "accepted", w.Counts.Accepted, "rejected", w.Counts.Rejected, "messages", w.Counts.Messages)
+	log.Info("input applied", "batch", w.BatchID, "records", w.Counts.Records, "accepted", w.Counts.Accepted, "rejected", w.Counts.Rejected, "messages", w.Counts.Messages, "pors_ignored", w.Counts.PoRsIgnored)
 	res.Outputs, err = p.renderPending(ctx, w.Source)
 	return res, err
 }

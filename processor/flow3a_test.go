@@ -1,6 +1,7 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -13,6 +14,12 @@ import (
 // setup3a builds A (donor), B (recipient), a fleet of n cards at A and
 // the files that precede the change.
 func setup3a(t *testing.T, n int) (*world, *fleet.Fleet, *processor.Party, *processor.Party) {
+	return setup3aFrom(t, n, false)
+}
+
+// setup3aFrom is setup3a with A's inventory from the SIM vendor's output
+// file (viaVendor) or a native inventory.
+func setup3aFrom(t *testing.T, n int, viaVendor bool) (*world, *fleet.Fleet, *processor.Party, *processor.Party) {
 	w := newWorld(t)
 	ours := mustRanges(t, "001-01")
 	bRanges := mustRanges(t, "999-99:0000000000-0000099999")
@@ -37,9 +44,17 @@ func setup3a(t *testing.T, n int) (*world, *fleet.Fleet, *processor.Party, *proc
 	for _, c := range f.Cards {
 		w.smsc.Register(c.MSISDN, c.SIM)
 	}
-	vendorWrap := processor.NewTransport(w.tks["tk-va"])
-	inv := w.send("VENDOR", "MNOA", native.Inventory, n, false, "tk-va", f.InventoryRecords(vendorWrap, "usim-aes", f.Cards))
-	w.process(a, "vendor", &processor.InventoryImport{}, inv)
+	if viaVendor {
+		var vendor bytes.Buffer
+		if err := f.WriteVendor(&vendor, f.Cards, "MNOA", "usim-aes", "VB-3A-1"); err != nil {
+			t.Fatal(err)
+		}
+		w.process(a, "vendor", &processor.InventoryImport{Profile: "usim-aes"}, w.sendRaw("VENDOR", "MNOA", "VENDOR_VB-3A-1.out.pgp", vendor.String()))
+	} else {
+		vendorWrap := processor.NewTransport(w.tks["tk-va"])
+		inv := w.send("VENDOR", "MNOA", native.Inventory, n, false, "tk-va", f.InventoryRecords(vendorWrap, "usim-aes", f.Cards))
+		w.process(a, "vendor", &processor.InventoryImport{}, inv)
+	}
 	w.process(a, "bss", processor.MSISDNImport{}, w.send("BSS", "MNOA", native.MSISDNMap, n, true, "", fleet.MSISDNRecords(f.Cards)))
 	return w, f, a, b
 }

@@ -218,3 +218,18 @@ func (w *world) runSMSCTo(batch *ledger.Output, receiver string) string {
 	w.smscSeq = saved
 	return path
 }
+
+// pastDeadlines is a minute after the last PoR deadline of p's sent
+// messages: the time at which the deadline sweep takes them all.
+func pastDeadlines(t testing.TB, p *processor.Party) time.Time {
+	t.Helper()
+	var last string
+	if err := p.Ledger.QueryRow(context.Background(), `SELECT COALESCE(MAX(deadline), '') FROM ota_messages WHERE state = 'sent'`).Scan(&last); err != nil || last == "" {
+		t.Fatalf("no deadline: %q %v", last, err)
+	}
+	d, err := ledger.ParseTime(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Add(time.Minute)
+}

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"resub/formats/native"
 	"resub/formats/ota"
@@ -28,7 +27,13 @@ type switching struct {
 // startSwitch runs a 3a change of n cards up to A's first ota-batch;
 // prep may set cards apart and rebuild their simulated UICCs.
 func startSwitch(t *testing.T, n int, prep func(f *fleet.Fleet)) *switching {
-	w, f, a, b := setup3a(t, n)
+	return startSwitchFrom(t, n, prep, false)
+}
+
+// startSwitchFrom is startSwitch with A's inventory from the SIM vendor's
+// output file (viaVendor) or a native inventory.
+func startSwitchFrom(t *testing.T, n int, prep func(f *fleet.Fleet), viaVendor bool) *switching {
+	w, f, a, b := setup3aFrom(t, n, viaVendor)
 	if prep != nil {
 		prep(f)
 		for _, c := range f.Cards {
@@ -100,7 +105,10 @@ func counters(msgs []*ledger.Message) []int64 {
 // configured step, then confirmed; a card that never reaches the SMSC's
 // delivery is retried with the next counter; a card far ahead fails every
 // attempt and goes to manual action, reported failed / OTA_FAILED to B,
-// whose IMSI for it is retired. No counter value is used twice.
+// whose IMSI for it is retired; a card whose script fails after the
+// EF_IMSI write (DF GSM's copy missing) is retried whole, then waits for
+// an engineer, reported unknown / OTA_INCOMPLETE: B keeps the IMSI out of
+// reuse. No counter value is used twice.
 func TestRetries(t *testing.T) {
 	ctx := context.Background()
 	const inv = 5 // the counter the inventory gives
@@ -150,7 +158,7 @@ func TestRetries(t *testing.T) {
 		{"counter low on every attempt: manual", 1, ledger.CardManual, []int64{first, first + jump, first + 2*jump}, native.StatusFailed, processor.ReasonOTAFailed, "status"},
 		{"first attempt confirmed", 2, ledger.CardConfirmed, []int64{first}, native.StatusCompleted, "", ""},
 		{"undelivered, retried with the next counter", 3, ledger.CardConfirmed, []int64{first, first + 1}, native.StatusCompleted, "", ""},
-		{"a command fails on every attempt: manual", 4, ledger.CardManual, []int64{first, first + 1, first + 2}, native.StatusFailed, processor.ReasonOTAFailed, "commands executed"},
+		{"a command after the EF_IMSI write fails on every attempt: manual, never failed", 4, ledger.CardManual, []int64{first, first + 1, first + 2}, native.StatusUnknown, processor.ReasonOTAIncomplete, "EF_IMSI written"},
 	}
 	outcomes := s.outcomes(t)
 	for _, tc := range tests {
@@ -185,10 +193,13 @@ func TestRetries(t *testing.T) {
 			if tc.state != ledger.CardConfirmed && card.IMSI != c.IMSI {
 				t.Errorf("A's ledger holds IMSI %s for a card not confirmed", card.IMSI)
 			}
-			// A script that failed part way (card 4) may have written
-			// ADF.USIM's EF_IMSI before the failing command: an
-			// engineer decides; the IMSI is not reused either way.
-			if c.SIM.IMSI() != want && !(tc.card == 4 && c.SIM.IMSI() == card.NewIMSI) {
+			// The script that failed part way (card 4) wrote ADF.USIM's
+			// EF_IMSI before the failing command: the card changed; an
+			// engineer decides and the IMSI is never reused.
+			if tc.card == 4 {
+				want = card.NewIMSI
+			}
+			if c.SIM.IMSI() != want {
 				t.Errorf("the card holds %s, want %s", c.SIM.IMSI(), want)
 			}
 			r := outcomes[c.ICCID]
@@ -205,7 +216,8 @@ func TestRetries(t *testing.T) {
 	}
 	noCounterReuse(t, a)
 
-	// B: the failed card's IMSI is retired, the others confirmed.
+	// B: the failed card's IMSI is retired, the changed-but-incomplete
+	// card's kept out of reuse (unknown), the others confirmed.
 	s.deliverResults(t)
 	for i, c := range f.Cards {
 		bc, err := b.Ledger.Card(ctx, c.ICCID)
@@ -213,8 +225,11 @@ func TestRetries(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := ledger.IMSIConfirmed
-		if i == 1 || i == 4 {
+		switch i {
+		case 1:
 			want = ledger.IMSIRetired
+		case 4:
+			want = ledger.IMSIUnknown
 		}
 		if got := imsiState(t, b, bc.IMSI); got != want {
 			t.Errorf("card %d: B's IMSI %s is %s, want %s", i, bc.IMSI, got, want)
@@ -243,7 +258,7 @@ func TestUnknownOutcome(t *testing.T) {
 	if err != nil || res.Counts.Records != 0 || len(res.Outputs) != 0 {
 		t.Fatalf("sweep before the deadline: %+v %v", res, err)
 	}
-	w.now = w.now.Add(w.prof.Validity + a.OTA.PoRMargin + time.Minute)
+	w.now = pastDeadlines(t, a)
 	res, err = a.RunSweep(ctx, "ota-deadline", &processor.OTADeadline{SMSC: a.Partners["smsc"]}, false)
 	if err != nil {
 		t.Fatal(err)

@@ -161,10 +161,10 @@ func (p *Party) Delivered(ctx context.Context, o *ledger.Output) error {
 	}
 	o.State = ledger.OutDelivered
 	if o.Renderer == "ota-batch" {
-		// The messages are out: their PoR deadline starts now.
-		deadline := p.now().Add(p.maxValidity() + p.OTA.PoRMargin)
+		// The messages are out: their PoR deadline starts now, or at
+		// their not-before when the card's cut-over is later.
 		return p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
-			return tx.MarkBatchSent(ctx, o.BatchID, o.ID, deadline)
+			return p.markSent(ctx, tx, o.BatchID, o.ID, p.now())
 		})
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"resub/crypto/scp80"
 	"resub/formats/ident"
 	"resub/formats/native"
 	"resub/formats/ota"
@@ -21,9 +22,12 @@ type Profile struct {
 	OTA        *ota.Profile
 	Algorithm  string
 	ListLength int
-	Rate       int           // messages per second at the SMSC
-	Window     string        // submission window HH:MM-HH:MM (UTC)
-	Validity   time.Duration // SMS validity period
+	Rate       int    // messages per second at the SMSC
+	Window     string // submission window HH:MM-HH:MM, local to Zone
+	// Zone is the time zone of Window and of cut-over dates (UTC when
+	// nil).
+	Zone     *time.Location
+	Validity time.Duration // SMS validity period
 	// KeyIndexAtReset: the 3b key index takes effect at the next reset
 	// (otherwise at once).
 	KeyIndexAtReset bool
@@ -163,4 +167,37 @@ func wrapInto(rec *native.Record, t Transport, secrets map[string][]byte, names 
 		rec.Set(name, f)
 	}
 	return nil
+}
+
+// profileOTAAlg is the OTA cipher of a key set as a profile implies it:
+// the KIc's algorithm (TS 102 225 §5.1.2), with AES's length from the
+// key (keyLen octets of KIc). It is the algorithm recorded for a key set
+// whose import file does not name one.
+func profileOTAAlg(prof *Profile, keyLen int) (string, error) {
+	if prof == nil || prof.OTA == nil {
+		return "", fmt.Errorf("no card profile")
+	}
+	alg, err := prof.OTA.KIc.Algorithm()
+	if err != nil {
+		return "", fmt.Errorf("profile %s: %w", prof.Name, err)
+	}
+	switch alg {
+	case scp80.CipherDESCBC, scp80.CipherDESECB:
+		return string(ident.DES), nil
+	case scp80.Cipher3DES2:
+		return string(ident.TDES2), nil
+	case scp80.Cipher3DES3:
+		return string(ident.TDES3), nil
+	case scp80.CipherAES:
+		switch keyLen {
+		case 16:
+			return string(ident.AES128), nil
+		case 24:
+			return string(ident.AES192), nil
+		case 32:
+			return string(ident.AES256), nil
+		}
+		return "", fmt.Errorf("profile %s: AES with a KIc of %d octets", prof.Name, keyLen)
+	}
+	return "", fmt.Errorf("profile %s: KIc %s names no OTA cipher", prof.Name, prof.OTA.KIc)
 }

@@ -327,7 +327,14 @@ func (s *KeyResponseIntake) Apply(ctx context.Context, w *Work) error {
 		if prof == nil {
 			return fmt.Errorf("card %s: profile %s not configured", iccid, c.Profile)
 		}
-		if err := p.takeCard(ctx, w, c, prof, rec.Get(native.FieldAlgorithm), int(idx), secrets, int(kvn), rec.Get(native.FieldOTAAlg), 0, nil); err != nil {
+		otaAlg := rec.Get(native.FieldOTAAlg)
+		if otaAlg == "" && kvn > 0 {
+			// The manufacturer names none: the card's profile implies it.
+			if otaAlg, err = profileOTAAlg(prof, len(secrets[SecKIc])); err != nil {
+				return w.Refuse("key set of "+iccid+": ota-alg: "+err.Error(), err)
+			}
+		}
+		if err := p.takeCard(ctx, w, c, prof, rec.Get(native.FieldAlgorithm), int(idx), secrets, int(kvn), otaAlg, 0, nil); err != nil {
 			return err
 		}
 		provisioned++

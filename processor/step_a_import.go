@@ -50,11 +50,18 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
 		}
 		defer wipe(secrets)
-		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), rec.Get(native.FieldOTAAlg)); err != nil {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
-		}
 		kvn, _ := rec.Int(native.FieldKVN)
 		counter, _ := rec.Int(native.FieldCounter)
+		otaAlg := rec.Get(native.FieldOTAAlg)
+		if otaAlg == "" && kvn > 0 {
+			// The file names none: the profile implies it.
+			if otaAlg, err = profileOTAAlg(pr, len(secrets[SecKIc])); err != nil {
+				return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "ota-alg: "+err.Error())
+			}
+		}
+		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), otaAlg); err != nil {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
+		}
 		fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
 		card := &ledger.Card{
 			ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), State: ledger.CardActive, Profile: prof,
@@ -75,7 +82,7 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 				}
 			}
 			if kvn > 0 {
-				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: rec.Get(native.FieldOTAAlg), KIDAlg: rec.Get(native.FieldOTAAlg), Counter: counter}); err != nil {
+				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: otaAlg, KIDAlg: otaAlg, Counter: counter}); err != nil {
 					return err
 				}
 			}

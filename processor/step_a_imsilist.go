@@ -163,11 +163,7 @@ func (p *Party) script(m *ledger.Message, c *ledger.Card, prof *Profile) ([]ota.
 	var ef [ota.EFIMSILen]byte
 	switch m.Kind {
 	case msgUpdate:
-		change := ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)}
-		if prof.OTA.KeyIndex != nil && prof.OTA.KeyIndex.WithUpdate {
-			change.KeyIndex = c.KeyIndex + 1
-		}
-		return prof.OTA.UpdateScript(change)
+		return prof.OTA.UpdateScript(p.change(c, prof))
 	case msgProbe:
 		// Select and read EF_IMSI: the PoR shows which IMSI the card
 		// holds now (an RFM session starts with no EF selected).
@@ -184,6 +180,15 @@ func (p *Party) script(m *ledger.Message, c *ledger.Card, prof *Profile) ([]ota.
 		return a, ef, err
 	}
 	return nil, ef, fmt.Errorf("unknown message kind %q", m.Kind)
+}
+
+// change is the IMSI change an update message makes on the card.
+func (p *Party) change(c *ledger.Card, prof *Profile) ota.Change {
+	change := ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)}
+	if prof.OTA.KeyIndex != nil && prof.OTA.KeyIndex.WithUpdate {
+		change.KeyIndex = c.KeyIndex + 1
+	}
+	return change
 }
 
 // newMNCLen is the MNC length of the card's new IMSI: from the
@@ -219,7 +224,13 @@ var renderOTABatch = &renderer{
 					h.MaxRate = prof.Rate
 				}
 				if h.Window == "" {
-					h.Window = prof.Window
+					// The header's window is in UTC: the profile's,
+					// converted for the night the batch is made.
+					w, err := prof.utcWindow(o.Created)
+					if err != nil {
+						return err
+					}
+					h.Window = w
 				}
 			}
 			return nil
@@ -264,12 +275,24 @@ var renderOTABatch = &renderer{
 				rec.Set(native.FieldRegDelivery, "1")
 				rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
 				rec.Set(native.FieldPriority, "1")
-				nb := ""
+				var nb time.Time
 				if capN > 0 && i >= capN {
 					// Beyond the per-night cap: a later night's window.
-					nb = day(o.Created).AddDate(0, 0, i/capN).Format(time.RFC3339)
+					nb = day(o.Created).AddDate(0, 0, i/capN)
 				}
-				rec.Set(native.FieldNotBefore, nb)
+				// Never before the card's cut-over date opens in the
+				// profile's window: the device must not attach with
+				// the new IMSI before the recipient is ready.
+				if start, ok, err := prof.cutoverStart(c.Cutover); err != nil {
+					return fmt.Errorf("card %s: %w", c.ICCID, err)
+				} else if ok && start.After(o.Created) && start.After(nb) {
+					nb = start
+				}
+				if nb.IsZero() {
+					rec.Set(native.FieldNotBefore, "")
+				} else {
+					rec.Set(native.FieldNotBefore, nb.UTC().Format(time.RFC3339))
+				}
 				rec.Set(native.FieldSegments, segs[j])
 				segs[j] = ""
 				i++

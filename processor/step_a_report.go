@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -32,7 +33,8 @@ type OTAReport struct {
 // InputType implements FileStep.
 func (s *OTAReport) InputType() string { return native.OTAReport.Name }
 
-// Apply implements FileStep.
+// Apply implements FileStep. Every line goes through JudgePoR, the one
+// way a report reaches a card.
 func (s *OTAReport) Apply(ctx context.Context, w *Work) error {
 	smsc := s.SMSC
 	if smsc == nil {
@@ -40,21 +42,28 @@ func (s *OTAReport) Apply(ctx context.Context, w *Work) error {
 	}
 	recipients := map[string]*Partner{}
 	err := w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		m, err := w.matchReport(ctx, rec)
+		por, _ := rec.Hex(native.FieldPoR)
+		j, err := w.P.JudgePoR(ctx, w, PoRReport{
+			MSISDN: rec.Get(native.FieldMSISDN), MessageID: rec.Get(native.FieldMessageID), PoR: por,
+			Status: rec.Get(native.FieldStatus), Detail: rec.Get(native.FieldDetail), Line: rec.Line,
+		})
 		if err != nil {
 			return err
 		}
-		if m == nil {
+		switch {
+		case j.Message == nil:
 			w.Counts.Rejected++
-			return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, Status: recordRejected, Reason: ReasonUnknownICCID,
-				Detail: "no outstanding message matches " + rec.Get(native.FieldMessageID), Partner: ""})
+			return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, Status: recordRejected, Reason: j.Reason, Detail: j.Detail})
+		case j.Ignored != "":
+			w.Counts.Rejected++
+			return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: j.Message.ICCID, Status: recordRejected, Reason: ReasonPoRUnverified,
+				Detail: fmt.Sprintf("message %d stays outstanding: %s", j.Message.ID, j.Ignored)})
 		}
 		w.Counts.Accepted++
-		r, err := w.P.judge(ctx, w, m, rec)
-		if r != nil {
-			recipients[r.Name] = r
+		if j.Recipient != nil {
+			recipients[j.Recipient.Name] = j.Recipient
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return err
@@ -72,63 +81,316 @@ func (s *OTAReport) Apply(ctx context.Context, w *Work) error {
 	return nil
 }
 
-// matchReport finds the message a report record is about: by the PoR's
-// TAR and counter among the MSISDN's outstanding messages, or, for a
-// delivery failure without PoR, by our message ID.
-func (w *Work) matchReport(ctx context.Context, rec *native.Record) (*ledger.Message, error) {
-	msisdn := rec.Get(native.FieldMSISDN)
-	por, _ := rec.Hex(native.FieldPoR)
-	if len(por) == 0 {
-		id, ok := strings.CutPrefix(rec.Get(native.FieldMessageID), w.P.Name+"-")
-		if !ok {
-			return nil, nil
+// ReasonPoRUnverified marks a report line whose PoR did not verify against
+// the card's outstanding message (checksum, deciphering, counter, TAR, or
+// an OK status without the security the SPI asks for). It changed nothing;
+// it stays in the report batch's records, never goes to a partner.
+const ReasonPoRUnverified = "POR_UNVERIFIED"
+
+// PoRReport is one report about an OTA message as it reaches the donor,
+// whichever way it came in: a line of the SMSC's ota-report, or a PoR or
+// delivery receipt taken straight from the SMSC (SMPP deliver_sm).
+type PoRReport struct {
+	// MSISDN is the card's number: the PoR's originator.
+	MSISDN string
+	// MessageID is our message ID (PARTY-N) where the way in carries it;
+	// a delivery report without PoR is matched by it alone.
+	MessageID string
+	// PoR is the TP-UD of the card's response packet, UDH 027100
+	// included; empty for a delivery report.
+	PoR []byte
+	// Status and Detail are the SMSC's delivery outcome (native.Status*:
+	// delivered, failed, expired, rejected, unknown) and its text, for a
+	// report without PoR.
+	Status, Detail string
+	// Line is the report's line in its input (0 when none): the line of
+	// the outcome records written for the recipient.
+	Line int
+}
+
+// PoRJudgement is what JudgePoR made of one report.
+type PoRJudgement struct {
+	// Message is the outstanding message the report is about; nil when
+	// it matches none (Reason and Detail say why: UNKNOWN_ICCID for an
+	// MSISDN we never sent to, DUPLICATE when nothing to it is
+	// outstanding).
+	Message        *ledger.Message
+	Reason, Detail string
+	// Ignored is set when the PoR did not verify against Message: it was
+	// recorded on the message and the card's history, counted in
+	// Counts.PoRsIgnored, and changed nothing; the message stays
+	// outstanding until a verified PoR or its deadline.
+	Ignored string
+	// Verdict is the verdict applied to Message (when not Ignored).
+	Verdict ota.Verdict
+	// Recipient is the partner to tell in an imsi-result of the work's
+	// batch (nil when nobody is told).
+	Recipient *Partner
+}
+
+// JudgePoR is the one entry point by which a proof of receipt or a
+// delivery report changes anything, whatever way it came in; the
+// ota-report step and the SMSC's direct connection both call it inside
+// their unit of work w (w.Tx, w.BatchID; retries are queued in w's batch
+// and counted in w.Counts.Messages, the caller plans the ota-batch and
+// the imsi-result for the returned Recipient).
+//
+// A PoR is matched among the MSISDN's outstanding messages by its TAR (in
+// clear) and verified with the card's keys: checksum, deciphering, the
+// message's counter, the security the SPI asks for. A PoR that does not
+// verify changes no card and no message: it is recorded with its reason
+// and the message stays outstanding. An unsecured PoR with an error
+// status that a card sends when it could not verify or run the command
+// (01–07, 09, 0A) proves the command was not executed and is judged as
+// such. A verified PoR is judged by what it proves executed (ota.
+// CheckUpdate for an IMSI update); one for an earlier attempt already
+// judged failed still counts (latePoR).
+func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgement, error) {
+	if len(r.PoR) == 0 {
+		return p.judgeDelivery(ctx, w, r)
+	}
+	tx := w.Tx
+	tar, terr := ota.ResponseTAR(r.PoR)
+	rows, err := tx.Query(ctx, `SELECT id FROM ota_messages WHERE msisdn = ? AND state = 'sent' ORDER BY id DESC`, r.MSISDN)
+	if err != nil {
+		return PoRJudgement{}, err
+	}
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return PoRJudgement{}, err
+	}
+	late := func() (PoRJudgement, bool, error) {
+		if terr != nil {
+			return PoRJudgement{}, false, nil
 		}
-		n, err := strconv.ParseInt(id, 10, 64)
+		// Not for an outstanding message: perhaps the genuine answer to
+		// an earlier attempt, retried on an unsecured error PoR.
+		return p.latePoR(ctx, w, r, tar)
+	}
+	if len(ids) == 0 {
+		if j, ok, err := late(); ok || err != nil {
+			return j, err
+		}
+		return p.unmatched(ctx, tx, r.MSISDN)
+	}
+	var target *ledger.Message // the message an unverified PoR is recorded on
+	reason := "not a PoR"
+	if terr != nil {
+		reason = "not a PoR: " + terr.Error()
+	}
+	for _, id := range ids {
+		m, err := tx.Message(ctx, id)
 		if err != nil {
-			return nil, nil
+			return PoRJudgement{}, err
 		}
-		m, err := w.Tx.Message(ctx, n)
-		if errors.Is(err, ledger.ErrNotFound) || (err == nil && (m.MSISDN != msisdn || m.State != ledger.MsgSent)) {
-			return nil, nil
+		if target == nil {
+			target = m
 		}
-		return m, err
+		if terr != nil {
+			break
+		}
+		if m.TAR != tar.String() {
+			if target == m {
+				reason = fmt.Sprintf("PoR for TAR %s, message sent to %s", tar, m.TAR)
+			}
+			continue
+		}
+		resp, _, derr := p.decodePoR(ctx, tx, m, r.PoR)
+		why := unverified(m, resp, derr)
+		if why == "" {
+			return p.judgeVerified(ctx, w, m, r, resp)
+		}
+		if target.TAR != m.TAR || target == m {
+			target, reason = m, why
+		}
 	}
-	// The TAR is always in clear (offset 6 of the response packet); the
-	// counter may be ciphered, so try the MSISDN's outstanding messages
-	// of that TAR.
-	t, err := ota.ResponseTAR(por)
+	if j, ok, err := late(); ok || err != nil {
+		return j, err
+	}
+	return p.ignorePoR(ctx, w, target, reason)
+}
+
+// latePoR takes a verified PoR for one of the MSISDN's update messages
+// already judged failed, the newest first: the genuine answer to an
+// attempt that an unsecured error PoR (unauthenticated: maybe forged) had
+// made us retry. What it proves counts: a card still moving whose update
+// it confirms is confirmed; an EF_IMSI write it proves is recorded on that
+// message, so the card is never reported failed. ok is false when no such
+// message verifies it.
+func (p *Party) latePoR(ctx context.Context, w *Work, r PoRReport, tar ota.TAR) (PoRJudgement, bool, error) {
+	tx := w.Tx
+	rows, err := tx.Query(ctx, `SELECT id FROM ota_messages WHERE msisdn = ? AND tar = ? AND kind = ? AND state = ? ORDER BY id DESC LIMIT 5`,
+		r.MSISDN, tar.String(), msgUpdate, ledger.MsgFailed)
 	if err != nil {
-		return nil, nil
+		return PoRJudgement{}, false, err
 	}
-	tar := t.String()
-	rows, err := w.Tx.Query(ctx, `SELECT id FROM ota_messages WHERE msisdn = ? AND tar = ? AND state = 'sent' ORDER BY id DESC`, msisdn, tar)
+	ids, err := scanIDs(rows)
 	if err != nil {
-		return nil, err
+		return PoRJudgement{}, false, err
 	}
+	for _, id := range ids {
+		m, err := tx.Message(ctx, id)
+		if err != nil {
+			return PoRJudgement{}, false, err
+		}
+		resp, _, derr := p.decodePoR(ctx, tx, m, r.PoR)
+		if derr != nil || resp.Unsecured || resp.Counter != uint64(m.Counter) {
+			continue
+		}
+		c, err := tx.Card(ctx, m.ICCID)
+		if err != nil {
+			return PoRJudgement{}, false, err
+		}
+		v, err := p.verdictFor(ctx, m, c, resp)
+		if err != nil {
+			return PoRJudgement{}, false, err
+		}
+		j := PoRJudgement{Message: m, Verdict: v}
+		ref := fmt.Sprintf("message %d", m.ID)
+		p.log().Warn("late PoR for an attempt already judged", "iccid", c.ICCID, "message", m.ID, "outcome", v.Outcome.String(), "reason", v.Reason)
+		switch {
+		case v.Outcome == ota.OutcomeConfirmed && c.State == ledger.CardMoving:
+			// The card took that attempt: confirmed (a retry still
+			// outstanding finds a card no longer moving).
+			j.Recipient, err = p.applyVerdict(ctx, w, m, r.Line, v, resp, true)
+			return j, true, err
+		case v.Outcome == ota.OutcomeConfirmed || v.Outcome == ota.OutcomeIncomplete:
+			if err := tx.SetMessageState(ctx, m.ID, m.State, ota.OutcomeIncomplete.String(), "late PoR: "+v.Reason); err != nil {
+				return j, true, err
+			}
+			return j, true, tx.Transition(ctx, c.ICCID, []string{c.State}, c.State, "late PoR proves the EF_IMSI write: "+v.Reason, ref, nil)
+		}
+		return j, true, tx.Transition(ctx, c.ICCID, []string{c.State}, c.State, "late PoR: "+v.Reason, ref, nil)
+	}
+	return PoRJudgement{}, false, nil
+}
+
+// unverified says why a decoded PoR cannot be taken as the card's answer
+// to m, or "" when it can: secured and verified with m's counter, or an
+// unsecured error PoR (the card could not verify the command, so it did
+// not run it).
+func unverified(m *ledger.Message, resp ota.Response, derr error) string {
+	switch {
+	case errors.Is(derr, ota.ErrChecksum):
+		return "PoR checksum does not verify"
+	case errors.Is(derr, ota.ErrCipher):
+		return "PoR does not decipher: " + derr.Error()
+	case derr != nil:
+		return "PoR unreadable: " + derr.Error()
+	case resp.Unsecured && !notExecutedStatus(resp.Status):
+		return fmt.Sprintf("unsecured PoR with status %s where the SPI asks for security", resp.Status)
+	case resp.Unsecured && resp.Counter != 0 && resp.Counter != uint64(m.Counter):
+		return fmt.Sprintf("unsecured PoR for counter %d, message sent with %d", resp.Counter, m.Counter)
+	case !resp.Unsecured && resp.Counter != uint64(m.Counter):
+		return fmt.Sprintf("PoR for counter %d, message sent with %d", resp.Counter, m.Counter)
+	}
+	return ""
+}
+
+// notExecutedStatus reports the PoR statuses by which a card says it did
+// not run the command: it could not verify it (01, 05, 06, 0A), its
+// counter was out of step (02, 03, 04), it had no room (07) or no such
+// application (09). Such a PoR may come unsecured: the card could not
+// secure it.
+func notExecutedStatus(s ota.Status) bool {
+	switch s {
+	case ota.StatusChecksumFailed, ota.StatusCounterLow, ota.StatusCounterHigh, ota.StatusCounterBlocked, ota.StatusCipheringError,
+		ota.StatusUnidentifiedSecurity, ota.StatusInsufficientMemory, ota.StatusTARUnknown, ota.StatusInsufficientSecurity:
+		return true
+	}
+	return false
+}
+
+// ignorePoR records a PoR that did not verify on m and on the card's
+// history; nothing else changes.
+func (p *Party) ignorePoR(ctx context.Context, w *Work, m *ledger.Message, reason string) (PoRJudgement, error) {
+	c, err := w.Tx.Card(ctx, m.ICCID)
+	if err != nil {
+		return PoRJudgement{}, err
+	}
+	ref := fmt.Sprintf("message %d", m.ID)
+	if err := w.Tx.SetMessageState(ctx, m.ID, m.State, porIgnored, reason); err != nil {
+		return PoRJudgement{}, err
+	}
+	if err := w.Tx.Transition(ctx, c.ICCID, []string{c.State}, c.State, "PoR ignored: "+reason, ref, nil); err != nil {
+		return PoRJudgement{}, err
+	}
+	w.Counts.PoRsIgnored++
+	p.log().Warn("PoR ignored: the message stays outstanding", "iccid", c.ICCID, "message", m.ID, "reason", reason)
+	return PoRJudgement{Message: m, Ignored: reason}, nil
+}
+
+// porIgnored is the por_status of an outstanding message whose last PoR
+// did not verify.
+const porIgnored = "ignored"
+
+// unmatched answers a PoR for an MSISDN without an outstanding message.
+func (p *Party) unmatched(ctx context.Context, tx *ledger.Tx, msisdn string) (PoRJudgement, error) {
+	var id int64
+	var state string
+	err := tx.QueryRow(ctx, `SELECT id, state FROM ota_messages WHERE msisdn = ? ORDER BY id DESC LIMIT 1`, msisdn).Scan(&id, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return PoRJudgement{Reason: ReasonUnknownICCID, Detail: "no card of MSISDN " + msisdn + " was sent a message"}, nil
+	}
+	if err != nil {
+		return PoRJudgement{}, err
+	}
+	return PoRJudgement{Reason: ReasonDuplicate, Detail: fmt.Sprintf("no message to MSISDN %s is outstanding (the last, message %d, is %s)", msisdn, id, state)}, nil
+}
+
+// judgeDelivery takes an SMSC delivery report without PoR, matched by our
+// message ID: delivered (or unknown) waits for the PoR or the deadline;
+// not delivered means the card never ran the command.
+func (p *Party) judgeDelivery(ctx context.Context, w *Work, r PoRReport) (PoRJudgement, error) {
+	m, why, err := w.matchDelivery(ctx, r)
+	if err != nil || m == nil {
+		return PoRJudgement{Reason: why, Detail: "no outstanding message matches " + r.MessageID}, err
+	}
+	switch r.Status {
+	case native.StatusDelivered, native.StatusUnknown:
+		// Delivered but no PoR yet: the deadline decides.
+		return PoRJudgement{Message: m, Verdict: ota.Verdict{Outcome: ota.OutcomePending, Reason: "SMSC: " + r.Status}}, nil
+	}
+	v := ota.Verdict{Outcome: ota.OutcomeFailed, Reason: "SMSC: " + r.Status + " " + r.Detail}
+	rcpt, err := p.applyVerdict(ctx, w, m, r.Line, v, ota.Response{}, false)
+	return PoRJudgement{Message: m, Verdict: v, Recipient: rcpt}, err
+}
+
+// matchDelivery finds the outstanding message of a delivery report by our
+// message ID; without one, the reason code of the report's line: one of
+// our messages already judged is DUPLICATE, anything else UNKNOWN_ICCID.
+func (w *Work) matchDelivery(ctx context.Context, r PoRReport) (*ledger.Message, string, error) {
+	id, ok := strings.CutPrefix(r.MessageID, w.P.Name+"-")
+	if !ok {
+		return nil, ReasonUnknownICCID, nil
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return nil, ReasonUnknownICCID, nil
+	}
+	m, err := w.Tx.Message(ctx, n)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound) || (err == nil && m.MSISDN != r.MSISDN):
+		return nil, ReasonUnknownICCID, nil
+	case err != nil:
+		return nil, "", err
+	case m.State != ledger.MsgSent:
+		return nil, ReasonDuplicate, nil
+	}
+	return m, "", nil
+}
+
+func scanIDs(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
 	var ids []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			rows.Close()
 			return nil, err
 		}
 		ids = append(ids, id)
 	}
-	rows.Close()
-	for _, id := range ids {
-		m, err := w.Tx.Message(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		resp, _, err := w.P.decodePoR(ctx, w.Tx, m, por)
-		if err == nil && (resp.Unsecured || resp.Counter == uint64(m.Counter)) {
-			return m, nil
-		}
-		if errors.Is(err, ota.ErrChecksum) && len(ids) == 1 {
-			return m, nil // judged below as unknown
-		}
-	}
-	return nil, nil
+	return ids, rows.Err()
 }
 
 // decodePoR decodes a PoR with the keys of the message's card.
@@ -159,50 +421,64 @@ func (p *Party) decodePoR(ctx context.Context, tx *ledger.Tx, m *ledger.Message,
 	return resp, c, err
 }
 
-// judge applies the confirmation rule to one report record and moves the
-// card; it returns the recipient to tell, if any.
-func (p *Party) judge(ctx context.Context, w *Work, m *ledger.Message, rec *native.Record) (*Partner, error) {
+// judgeVerified judges a PoR that verified against m (or an unsecured
+// error PoR for it) and applies the verdict.
+func (p *Party) judgeVerified(ctx context.Context, w *Work, m *ledger.Message, r PoRReport, resp ota.Response) (PoRJudgement, error) {
+	c, err := w.Tx.Card(ctx, m.ICCID)
+	if err != nil {
+		return PoRJudgement{}, err
+	}
+	v, err := p.verdictFor(ctx, m, c, resp)
+	if err != nil {
+		return PoRJudgement{}, err
+	}
+	rcpt, err := p.applyVerdict(ctx, w, m, r.Line, v, resp, true)
+	return PoRJudgement{Message: m, Verdict: v, Recipient: rcpt}, err
+}
+
+// verdictFor judges a PoR taken as the card's answer to m: an update by
+// what it proves executed (ota.CheckUpdate), anything else by checkSimple.
+func (p *Party) verdictFor(ctx context.Context, m *ledger.Message, c *ledger.Card, resp ota.Response) (ota.Verdict, error) {
+	prof := p.Profiles[c.Profile]
+	if prof == nil {
+		return ota.Verdict{}, fmt.Errorf("card %s: profile %s not configured", c.ICCID, c.Profile)
+	}
+	apdus, ef, err := p.script(m, c, prof)
+	if err != nil {
+		return ota.Verdict{}, err
+	}
+	tar, _ := ota.ParseTAR(m.TAR)
+	exp := ota.Expectation{TAR: tar, Counter: uint64(m.Counter), Commands: len(apdus), EFIMSI: ef, Format: prof.OTA.Format}
+	if m.Kind != msgUpdate {
+		return checkSimple(exp, resp, nil), nil
+	}
+	sc, err := prof.OTA.Update(p.change(c, prof))
+	if err != nil {
+		return ota.Verdict{}, err
+	}
+	exp.IMSIWrite = sc.IMSIWrite
+	if old, err := ota.EncodeIMSI(c.IMSI); err == nil && c.IMSI != c.NewIMSI {
+		exp.OldEFIMSI = &old
+	}
+	return ota.CheckUpdate(exp, resp, nil), nil
+}
+
+// applyVerdict records the verdict on the message and moves the card; it
+// returns the recipient to tell, if any. withPoR says the verdict comes
+// from a PoR (resp) rather than from the SMSC's delivery report.
+func (p *Party) applyVerdict(ctx context.Context, w *Work, m *ledger.Message, line int, verdict ota.Verdict, resp ota.Response, withPoR bool) (*Partner, error) {
 	tx := w.Tx
 	c, err := tx.Card(ctx, m.ICCID)
 	if err != nil {
 		return nil, err
 	}
 	recipient := p.PartnerByCode(c.Recipient)
-	por, _ := rec.Hex(native.FieldPoR)
 	prof := p.Profiles[c.Profile]
-	var verdict ota.Verdict
-	var resp ota.Response
-	var derr error
-	if len(por) == 0 {
-		switch rec.Get(native.FieldStatus) {
-		case native.StatusDelivered, native.StatusUnknown:
-			// Delivered but no PoR yet: the deadline decides.
-			return nil, nil
-		default:
-			// Never reached the card: it did not change.
-			verdict = ota.Verdict{Outcome: ota.OutcomeFailed, Reason: "SMSC: " + rec.Get(native.FieldStatus) + " " + rec.Get(native.FieldDetail)}
-		}
-	} else {
-		resp, _, derr = p.decodePoR(ctx, tx, m, por)
-		_, ef, serr := p.script(m, c, prof)
-		if serr != nil {
-			return nil, serr
-		}
-		apdus, _, _ := p.script(m, c, prof)
-		tar, _ := ota.ParseTAR(m.TAR)
-		exp := ota.Expectation{TAR: tar, Counter: uint64(m.Counter), Commands: len(apdus), EFIMSI: ef, Format: prof.OTA.Format}
-		switch m.Kind {
-		case msgUpdate:
-			verdict = ota.CheckUpdate(exp, resp, derr)
-		default:
-			verdict = checkSimple(exp, resp, derr)
-		}
-	}
 	ref := fmt.Sprintf("message %d", m.ID)
 	log := p.log().With("iccid", c.ICCID, "message", m.ID, "outcome", verdict.Outcome.String())
 	switch m.Kind {
 	case msgReset:
-		if err := tx.SetMessageState(ctx, m.ID, msgState(verdict.Outcome), "", verdict.Reason); err != nil {
+		if err := tx.SetMessageState(ctx, m.ID, msgState(verdict.Outcome), verdict.Outcome.String(), verdict.Reason); err != nil {
 			return nil, err
 		}
 		if verdict.Outcome == ota.OutcomeFailed {
@@ -214,22 +490,28 @@ func (p *Party) judge(ctx context.Context, w *Work, m *ledger.Message, rec *nati
 		}
 		return nil, nil
 	case msgProbe:
-		if len(por) > 0 && derr == nil && securityError(resp.Status) {
+		if withPoR && securityError(resp.Status) {
 			// The card refuses the old key: it uses the next pair.
 			verdict.Outcome = ota.OutcomeUnknown
 		}
 		return recipient, p.judgeProbe(ctx, w, m, c, verdict)
 	case msgRotate:
-		return nil, p.judgeRotation(ctx, w, m, c, verdict, len(por) > 0 && derr == nil && resp.Status == ota.StatusMoreTime)
+		return nil, p.judgeRotation(ctx, w, m, c, verdict, withPoR && resp.Status == ota.StatusMoreTime)
+	}
+	if verdict.Outcome == ota.OutcomePending {
+		// The answer follows (status 0B/0C, or 08 "more time"): the
+		// message stays outstanding; the deadline decides.
+		log.Info("PoR: answer pending", "reason", verdict.Reason)
+		return nil, tx.SetMessageState(ctx, m.ID, m.State, verdict.Outcome.String(), verdict.Reason)
+	}
+	if err := tx.SetMessageState(ctx, m.ID, msgState(verdict.Outcome), verdict.Outcome.String(), verdict.Reason); err != nil {
+		return nil, err
 	}
 	if c.State != ledger.CardMoving {
 		log.Info("report for a card no longer moving", "state", c.State)
-		return nil, tx.SetMessageState(ctx, m.ID, msgState(verdict.Outcome), "", verdict.Reason)
+		return nil, nil
 	}
-	if err := tx.SetMessageState(ctx, m.ID, msgState(verdict.Outcome), "", verdict.Reason); err != nil {
-		return nil, err
-	}
-	out := ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: c.ICCID, IMSI: c.NewIMSI}
+	out := ledger.BatchRecord{BatchID: w.BatchID, Line: line, ICCID: c.ICCID, IMSI: c.NewIMSI}
 	if recipient != nil {
 		out.Partner = recipient.Name
 	}
@@ -248,21 +530,28 @@ func (p *Party) judge(ctx context.Context, w *Work, m *ledger.Message, rec *nati
 			return nil, err
 		}
 		out.Status = resultCompleted
-	case ota.OutcomePending:
-		return nil, nil
 	case ota.OutcomeUnknown:
 		log.Warn("IMSI change outcome unknown", "reason", verdict.Reason)
 		if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardUnknown, verdict.Reason, ref, nil); err != nil {
 			return nil, err
 		}
 		out.Status, out.Reason, out.Detail = resultUnknown, ReasonNoPoR, verdict.Reason
+		if withPoR {
+			out.Reason = ReasonOTAIncomplete // a PoR came; it proves too little
+		}
 	default:
 		step := int64(1)
 		if verdict.Outcome == ota.OutcomeCounterLow || verdict.Outcome == ota.OutcomeCounterHigh {
 			step = p.OTA.CounterJump
 		}
+		what := "IMSI change failed"
+		if verdict.Outcome == ota.OutcomeIncomplete {
+			what = "EF_IMSI written, script incomplete"
+		}
 		if c.Attempts < maxAttempts {
-			log.Warn("IMSI change failed; retrying with a new counter", "reason", verdict.Reason, "attempt", c.Attempts+1)
+			// The script is idempotent: a card that took part of it
+			// takes the whole again under the new counter.
+			log.Warn(what+"; retrying with a new counter", "reason", verdict.Reason, "attempt", c.Attempts+1)
 			if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardMoving, "retry: "+verdict.Reason, ref, &ledger.CardUpdate{Attempts: ledger.Int(c.Attempts + 1)}); err != nil {
 				return nil, err
 			}
@@ -273,16 +562,39 @@ func (p *Party) judge(ctx context.Context, w *Work, m *ledger.Message, rec *nati
 			w.Counts.Messages++
 			return nil, nil
 		}
-		log.Warn("IMSI change failed; retries exhausted: manual action", "reason", verdict.Reason)
+		written, err := p.imsiWritten(ctx, tx, c, verdict)
+		if err != nil {
+			return nil, err
+		}
+		log.Warn(what+"; retries exhausted: manual action", "reason", verdict.Reason, "imsi_written", written)
 		if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardManual, "retries exhausted: "+verdict.Reason, ref, nil); err != nil {
 			return nil, err
 		}
-		out.Status, out.Reason, out.Detail = resultFailed, ReasonOTAFailed, verdict.Reason
+		if written {
+			// The card may hold the new IMSI: the recipient keeps it
+			// out of reuse; an engineer decides.
+			out.Status, out.Reason, out.Detail = resultUnknown, ReasonOTAIncomplete, "EF_IMSI written by an attempt, script incomplete: "+verdict.Reason
+		} else {
+			out.Status, out.Reason, out.Detail = resultFailed, ReasonOTAFailed, verdict.Reason
+		}
 	}
 	if err := tx.PutBatchRecord(ctx, out); err != nil {
 		return nil, err
 	}
 	return recipient, nil
+}
+
+// imsiWritten reports whether this verdict or an earlier attempt of the
+// card's current move proved (or could not exclude) the EF_IMSI write.
+func (p *Party) imsiWritten(ctx context.Context, tx *ledger.Tx, c *ledger.Card, v ota.Verdict) (bool, error) {
+	if v.Outcome == ota.OutcomeIncomplete {
+		return true, nil
+	}
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM ota_messages WHERE iccid = ? AND kind = ? AND por_status = ?
+		AND id >= (SELECT COALESCE(MAX(id), 0) FROM ota_messages WHERE iccid = ? AND kind = ? AND attempt = 1)`,
+		c.ICCID, msgUpdate, ota.OutcomeIncomplete.String(), c.ICCID, msgUpdate).Scan(&n)
+	return n > 0, err
 }
 
 // judgeProbe handles the answer to a 3b probe (a read-back under the old
@@ -323,14 +635,20 @@ func securityError(s ota.Status) bool {
 	return false
 }
 
-// checkSimple judges a message that is not an IMSI update: PoR OK with
-// every command executed.
+// checkSimple judges a message that is not an IMSI update (reset,
+// key-index, rotation) by the same rules: a PoR error status means the
+// card did not run it (08, 0B, 0C: the answer follows); PoR OK confirms
+// when every command executed and the last completed (ota.SWCompleted).
 func checkSimple(exp ota.Expectation, r ota.Response, derr error) ota.Verdict {
 	if derr != nil {
 		return ota.Verdict{Outcome: ota.OutcomeUnknown, Reason: derr.Error()}
 	}
-	if r.Status != ota.StatusOK {
-		return ota.Verdict{Outcome: ota.OutcomeFailed, Reason: "status " + r.Status.String()}
+	switch r.Status {
+	case ota.StatusOK:
+	case ota.StatusMoreTime, ota.StatusViaSubmit, ota.StatusViaUSSD:
+		return ota.Verdict{Outcome: ota.OutcomePending, Reason: "status " + r.Status.String()}
+	default:
+		return ota.Verdict{Outcome: ota.OutcomeFailed, Reason: "status " + r.Status.String() + ": not executed"}
 	}
 	res, err := ota.ParseCompactResponse(r.Data)
 	if exp.Format == ota.FormatExpanded {
@@ -339,7 +657,7 @@ func checkSimple(exp ota.Expectation, r ota.Response, derr error) ota.Verdict {
 	if err != nil {
 		return ota.Verdict{Outcome: ota.OutcomeUnknown, Reason: err.Error()}
 	}
-	if res.Executed != exp.Commands || (res.LastSW != 0x9000 && res.LastSW>>8 != 0x61 && res.LastSW>>8 != 0x91) {
+	if res.Executed != exp.Commands || !ota.SWCompleted(res.LastSW) {
 		return ota.Verdict{Outcome: ota.OutcomeFailed, Reason: fmt.Sprintf("%d of %d commands, last SW %04x", res.Executed, exp.Commands, res.LastSW), Result: res}
 	}
 	return ota.Verdict{Outcome: ota.OutcomeConfirmed, Reason: "PoR OK", Result: res}

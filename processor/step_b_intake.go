@@ -228,6 +228,10 @@ func (sp *sealPipe) add(rec *native.Record) error {
 	kvn, _ := rec.Int(native.FieldKVN)
 	sc.KVN = int(kvn)
 	sc.Counter, _ = rec.Int(native.FieldCounter)
+	if sc.OTAAlg == "" && (sc.KVN > 0 || rec.Get(native.FieldKIc) != "") {
+		// A 16-octet key is AES-128 or 3DES with two keys: never guess.
+		sc.Reason, sc.Detail = ReasonInvalid, "ota-alg: the OTA key set has no algorithm"
+	}
 	wrapped := make([]string, len(handoverSecrets))
 	for i, name := range handoverSecrets {
 		wrapped[i] = rec.Get(name)

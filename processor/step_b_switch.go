@@ -27,6 +27,7 @@ const (
 	ReasonCancelled     = "CANCELLED"
 	ReasonOTAFailed     = "OTA_FAILED"
 	ReasonNoPoR         = "NO_POR"
+	ReasonOTAIncomplete = "OTA_INCOMPLETE"
 	ReasonProvisioning  = "PROVISIONING_FAILED"
 	ReasonKeyIndex      = "KEY_INDEX"
 	ReasonInternal      = "INTERNAL"

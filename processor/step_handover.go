@@ -27,9 +27,20 @@ func (s *Handover) Apply(ctx context.Context, w *Work) error {
 	// Streamed: CardsInState reads committed state a page at a time, so
 	// the cards this transaction hands over stay in its pages and memory
 	// stays flat in the number of cards.
+	noAlg, err := s.withoutOTAAlg(ctx, w)
+	if err != nil {
+		return err
+	}
 	threeB, i := 0, 0
-	err := w.P.Ledger.CardsInState(ctx, ledger.CardConfirmed, func(c *ledger.Card) error {
+	err = w.P.Ledger.CardsInState(ctx, ledger.CardConfirmed, func(c *ledger.Card) error {
 		if c.Recipient != s.Recipient.Code {
+			return nil
+		}
+		prof := w.P.Profiles[c.Profile]
+		if noAlg[c.ICCID] && (prof == nil || prof.OTA.KeyIndex == nil) {
+			// Never a key set the recipient cannot use: the card
+			// waits, confirmed, until its algorithm is recorded.
+			w.P.log().Error("card not handed over: its OTA key set has no algorithm", "iccid", c.ICCID, "recipient", s.Recipient.Name)
 			return nil
 		}
 		i++
@@ -41,7 +52,7 @@ func (s *Handover) Apply(ctx context.Context, w *Work) error {
 			return err
 		}
 		kind := native.Kind3a
-		if prof := w.P.Profiles[c.Profile]; prof != nil && prof.OTA.KeyIndex != nil {
+		if prof != nil && prof.OTA.KeyIndex != nil {
 			kind = native.Kind3b
 			threeB++
 		}
@@ -63,6 +74,26 @@ func (s *Handover) Apply(ctx context.Context, w *Work) error {
 	}
 	_, err = w.Plan(ctx, "handover", native.Handover.Name, s.Recipient, false)
 	return err
+}
+
+// withoutOTAAlg lists the recipient's confirmed cards whose key set in use
+// has no algorithm recorded (none, normally: every import records one).
+func (s *Handover) withoutOTAAlg(ctx context.Context, w *Work) (map[string]bool, error) {
+	rows, err := w.Tx.Query(ctx, `SELECT c.iccid FROM cards c JOIN key_sets k ON k.iccid = c.iccid AND k.key_index = c.key_index
+		WHERE c.state = ? AND c.recipient = ? AND k.kic_alg = ''`, ledger.CardConfirmed, s.Recipient.Code)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var iccid string
+		if err := rows.Scan(&iccid); err != nil {
+			return nil, err
+		}
+		out[iccid] = true
+	}
+	return out, rows.Err()
 }
 
 // renderHandover writes the handover of a batch: 3a records carry the
@@ -131,6 +162,11 @@ func (p *Party) handoverRecord(rec *native.Record, to *Partner, bc ledger.BatchC
 	rec.Set(native.FieldAlgorithm, c.Algorithm)
 	for _, k := range bc.KeySets {
 		if k.KeyIndex == c.KeyIndex {
+			if k.KIcAlg == "" {
+				// With 16-octet keys the recipient could not tell
+				// AES-128 from 3DES with two keys.
+				return fmt.Errorf("handover of card %s: key set %d has no OTA algorithm (ota-alg)", c.ICCID, k.KVN)
+			}
 			rec.Set(native.FieldKVN, strconv.Itoa(k.KVN))
 			rec.Set(native.FieldOTAAlg, k.KIcAlg)
 			// The recipient starts above this: our last reserved

@@ -34,7 +34,13 @@ func (s *OTADeadline) Apply(ctx context.Context, w *Work) error {
 			return err
 		}
 		ref := fmt.Sprintf("message %d", m.ID)
-		if err := w.Tx.SetMessageState(ctx, m.ID, ledger.MsgUnknown, "", "no PoR by the deadline"); err != nil {
+		why, told := "no PoR by the deadline", "no proof of receipt by the deadline"
+		if m.PoRStatus == porIgnored {
+			// Something came, but nothing that verified.
+			why = "no verified PoR by the deadline (the last PoR did not verify: " + m.Detail + ")"
+			told = why
+		}
+		if err := w.Tx.SetMessageState(ctx, m.ID, ledger.MsgUnknown, "", why); err != nil {
 			return err
 		}
 		w.Counts.Records++
@@ -45,7 +51,7 @@ func (s *OTADeadline) Apply(ctx context.Context, w *Work) error {
 				return err
 			}
 		case m.Kind == msgUpdate && c.State == ledger.CardMoving:
-			if err := w.Tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardUnknown, "no PoR by the deadline", ref, nil); err != nil {
+			if err := w.Tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardUnknown, why, ref, nil); err != nil {
 				return err
 			}
 			prof := p.Profiles[c.Profile]
@@ -58,7 +64,7 @@ func (s *OTADeadline) Apply(ctx context.Context, w *Work) error {
 				w.Counts.Messages++
 			}
 			r := p.PartnerByCode(c.Recipient)
-			out := ledger.BatchRecord{BatchID: w.BatchID, Line: i + 1, ICCID: c.ICCID, IMSI: c.NewIMSI, Status: resultUnknown, Reason: ReasonNoPoR, Detail: "no proof of receipt by the deadline"}
+			out := ledger.BatchRecord{BatchID: w.BatchID, Line: i + 1, ICCID: c.ICCID, IMSI: c.NewIMSI, Status: resultUnknown, Reason: ReasonNoPoR, Detail: told}
 			if r != nil {
 				out.Partner = r.Name
 				recipients[r.Name] = r

@@ -132,6 +132,17 @@ func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vend
 			return reject(ReasonInvalid, "3b card without a key list length")
 		}
 	}
+	// The vendor's file names no OTA cipher: the importing job's
+	// profile implies it, recorded with the key set (the handover needs
+	// it: a 16-octet key is AES-128 or 3DES with two keys).
+	otaAlg := ""
+	if kvn > 0 {
+		a, err := profileOTAAlg(pr, len(secrets[SecKIc]))
+		if err != nil {
+			return reject(ReasonInvalid, "ota-alg: "+err.Error())
+		}
+		otaAlg = a
+	}
 	alg := c.Algorithm
 	if alg == "" {
 		alg = h.Algorithm
@@ -139,7 +150,7 @@ func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vend
 	if alg == "" {
 		alg = pr.Algorithm
 	}
-	if err := checkSecrets(secrets, alg, ""); err != nil {
+	if err := checkSecrets(secrets, alg, otaAlg); err != nil {
 		return reject(ReasonInvalid, err.Error())
 	}
 	fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
@@ -164,7 +175,7 @@ func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vend
 			if counter < 0 {
 				counter = 0
 			}
-			if err := w.Tx.PutKeySet(ctx, c.ICCID, ledger.KeySet{KeyIndex: idx, KVN: kvn, Counter: counter}); err != nil {
+			if err := w.Tx.PutKeySet(ctx, c.ICCID, ledger.KeySet{KeyIndex: idx, KVN: kvn, KIcAlg: otaAlg, KIDAlg: otaAlg, Counter: counter}); err != nil {
 				return err
 			}
 		}
@@ -202,7 +213,15 @@ func (s *ManufacturerImport) Apply(ctx context.Context, w *Work) error {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
 		}
 		defer wipe(secrets)
-		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), rec.Get(native.FieldOTAAlg)); err != nil {
+		kvn, _ := rec.Int(native.FieldKVN)
+		otaAlg := rec.Get(native.FieldOTAAlg)
+		if otaAlg == "" && kvn > 0 {
+			// The record names none: the card's profile implies it.
+			if otaAlg, err = profileOTAAlg(p.Profiles[rec.Get(native.FieldProfile)], len(secrets[SecKIc])); err != nil {
+				return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "ota-alg: "+err.Error())
+			}
+		}
+		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), otaAlg); err != nil {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
 		}
 		now := p.now().Format("2006-01-02T15:04:05Z")
@@ -222,9 +241,8 @@ func (s *ManufacturerImport) Apply(ctx context.Context, w *Work) error {
 					return err
 				}
 			}
-			kvn, _ := rec.Int(native.FieldKVN)
 			if kvn > 0 {
-				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: rec.Get(native.FieldOTAAlg), KIDAlg: rec.Get(native.FieldOTAAlg)}); err != nil {
+				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: otaAlg, KIDAlg: otaAlg}); err != nil {
 					return err
 				}
 			}

@@ -14,7 +14,7 @@ func init() {
 func runDemo(e *env, args []string) error {
 	fs := e.newFlags("demo", "demo [--dir DIR] [--cards N] [--cards-3b N]")
 	dir := fs.String("dir", "", "folder for every file of the demo (default: a new temporary folder)")
-	n3a := fs.Int("cards", 8, "cards of the 3a fleet (at least 8)")
+	n3a := fs.Int("cards", 10, "cards of the 3a fleet (at least 10)")
 	n3b := fs.Int("cards-3b", 4, "cards of the 3b fleet")
 	if err := parseFlags(fs, args); err != nil {
 		return err

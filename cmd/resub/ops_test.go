@@ -32,7 +32,7 @@ func TestOperatorCommandsOnTheDemo(t *testing.T) {
 		t.Fatalf("config check: %d %s %s", code, o, e)
 	}
 	code, o, _ := runCLI(t, "cards", "--config", a)
-	if code != exitOK || !regexp.MustCompile(`released\s+9`).MatchString(o) || !regexp.MustCompile(`unknown\s+1`).MatchString(o) {
+	if code != exitOK || !regexp.MustCompile(`released\s+10`).MatchString(o) || !regexp.MustCompile(`unknown\s+1`).MatchString(o) {
 		t.Fatalf("cards: %d\n%s", code, o)
 	}
 	code, o, _ = runCLI(t, "cards", "--config", a, "8999901000000000047")

@@ -86,8 +86,9 @@ var ReasonCodes = []string{
 	"DUPLICATE",           // the record repeats another of the same file or an earlier one
 	"INVALID_RECORD",      // the record failed validation
 	"CANCELLED",           // the move was withdrawn (handover cancel)
-	"OTA_FAILED",          // the IMSI update failed on the card (PoR error) after the retries
+	"OTA_FAILED",          // the PoR proves the card did not run the IMSI update, after the retries
 	"NO_POR",              // no proof of receipt by the deadline: outcome unknown
+	"OTA_INCOMPLETE",      // the PoR proves the EF_IMSI write, a later command failed after the retries: outcome unknown
 	"PROVISIONING_FAILED", // the recipient's HLR/AuC refused the subscriber
 	"KEY_INDEX",           // 3b: the key index is not the next one of the list
 	"INTERNAL",            // the sender's own failure; retry later
@@ -105,7 +106,7 @@ var (
 	kic      = secret(FieldKIc, "OTA ciphering key")
 	kid      = secret(FieldKID, "OTA integrity key")
 	kik      = secret(FieldKIK, "OTA key-encryption key")
-	ctr      = Field{Name: FieldCounter, Kind: Int, Min: 0, Max: 1<<40 - 1, Doc: "OTA replay counter (5 bytes): the last one used"}
+	ctr      = Field{Name: FieldCounter, Kind: Int, Min: 0, Max: 1<<40 - 1, Doc: "OTA replay counter (5 bytes): the highest value the receiver must treat as used (start above it)"}
 	prof     = Field{Name: FieldProfile, Kind: ID, Doc: "card profile (commands, file IDs, reset method)"}
 	date     = Field{Name: FieldCutoverDate, Kind: Date, Required: true, Doc: "the day the card moves"}
 	reason   = Field{Name: FieldReason, Kind: Enum, Values: lowerAll(ReasonCodes), Doc: "reason code (upper case)"}
@@ -276,7 +277,7 @@ var (
 		Name: "ota-batch", Version: 1, From: "A", To: "SMSC",
 		Header: []HeaderField{
 			{Name: "max-rate", Required: true, Doc: "maximum messages per second"},
-			{Name: "window", Required: true, Doc: "submission window HH:MM-HH:MM (UTC)"},
+			{Name: "window", Required: true, Doc: "submission window HH:MM-HH:MM (UTC), the sender's local window converted for the night the batch is made"},
 		},
 		Fields: []Field{
 			req(Field{Name: FieldMessageID, Kind: ID, Doc: "unique per sender"}),
@@ -291,7 +292,7 @@ var (
 			req(Field{Name: FieldRegDelivery, Kind: Bool, Doc: "status report requested"}),
 			{Name: FieldValidity, Kind: Int, Min: 60, Max: 63 * 7 * 86400, Doc: "validity period in seconds"},
 			{Name: FieldPriority, Kind: Int, Min: 0, Max: 3, Doc: "priority 0 (lowest) to 3"},
-			{Name: FieldNotBefore, Kind: Time, Doc: "do not submit before"},
+			{Name: FieldNotBefore, Kind: Time, Doc: "do not submit before (the card's cut-over date, or a later night beyond the per-night cap)"},
 			req(Field{Name: FieldSegments, Kind: Segments, MaxLen: 140, Doc: "TP-UD of each SMS, in order, hex, separated by one space"}),
 		},
 	})

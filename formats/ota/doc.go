@@ -29,4 +29,15 @@
 // command answers unsecured (RHL 0A, nothing ciphered); DecodeResponse
 // recognises that and says so, and CheckUpdate never confirms on such an
 // answer.
+//
+// # Verdicts
+//
+// CheckUpdate judges an IMSI update's PoR by what it proves the card
+// executed (Script.IMSIWrite is the position of the UPDATE BINARY of
+// EF_IMSI): confirmed when every command completed (SWCompleted: 9000,
+// 91xx, 920x, 61xx, 9Fxx, 63Cx) and the read-back is the new EF_IMSI;
+// failed when the card did not run the script or stopped before the write
+// (or at it with an error or a 62xx warning, memory unchanged); incomplete
+// when the write executed and something after it did not: the card has
+// changed, and the whole script is sent again.
 package ota

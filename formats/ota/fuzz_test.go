@@ -62,6 +62,16 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		r, err := c.DecodeResponse(bytes.Clone(tpud))
 		_ = CheckUpdate(Expectation{}, r, err)
+		// Judged by what it proves executed, in both formats, with the
+		// EF_IMSI write anywhere in a script of up to 12 commands.
+		for k := 0; k <= 12; k += 4 {
+			for _, f := range []CommandFormat{FormatCompact, FormatExpanded} {
+				v := CheckUpdate(Expectation{TAR: r.TAR, Counter: r.Counter, Commands: 12, IMSIWrite: k, Format: f}, r, err)
+				if v.Outcome == OutcomeConfirmed && (r.Status != StatusOK || r.Unsecured) {
+					t.Fatalf("confirmed on status %s (unsecured %v)", r.Status, r.Unsecured)
+				}
+			}
+		}
 		if err != nil {
 			return
 		}

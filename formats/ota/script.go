@@ -118,8 +118,13 @@ type Profile struct {
 	// 3F00/7F20/6F07) that is updated too.
 	GSMIMSIPath Path
 	// ADFPath re-selects the USIM application after an absolute path;
-	// default 3F00/7FFF.
+	// default 3F00/7FFF (Addressing ADF and ADFOnly).
 	ADFPath Path
+	// Addressing is how the script reaches ADF.USIM's files.
+	Addressing Addressing
+	// USIMAID is the USIM's AID (or its first 5 or more octets) for
+	// AddressAID.
+	USIMAID []byte
 	// ADPath is EF_AD (default 6FAD) and ADMNCOffset the offset of its
 	// MNC-length octet (default 3). The octet is written only when the
 	// MNC length changes.
@@ -137,6 +142,65 @@ type Profile struct {
 	KeyIndex *KeyIndexCommand
 	// TestOnly admits insecure SPIs (demo and tests only).
 	TestOnly bool
+}
+
+// Addressing says how an RFM script reaches the files of ADF.USIM; card
+// families differ in where the RFM TAR starts and what it may select.
+type Addressing uint8
+
+// The addressings.
+const (
+	// AddressADF (the default): the TAR starts in ADF.USIM; its files by
+	// FID, the shared file system (DF GSM) by absolute path, and back to
+	// the ADF by ADFPath.
+	AddressADF Addressing = iota
+	// AddressADFOnly: an ADF RFM application that reaches ADF.USIM and
+	// nothing else: no absolute path.
+	AddressADFOnly
+	// Address7FFF: the TAR starts at the MF; ADF.USIM is entered by 7FFF,
+	// the current application.
+	Address7FFF
+	// AddressAID: ADF.USIM is selected by its AID (SELECT by DF name).
+	AddressAID
+	// AddressPath: every file by absolute path from the MF, ADF.USIM as
+	// 3F00/7FFF.
+	AddressPath
+)
+
+var addressingNames = [...]string{"adf", "adf-only", "7fff", "aid", "path"}
+
+func (a Addressing) String() string {
+	if int(a) < len(addressingNames) {
+		return addressingNames[a]
+	}
+	return fmt.Sprintf("addressing-%d", uint8(a))
+}
+
+// ParseAddressing reads an addressing's name (empty is AddressADF).
+func ParseAddressing(s string) (Addressing, error) {
+	if s == "" {
+		return AddressADF, nil
+	}
+	for i, n := range addressingNames {
+		if n == s {
+			return Addressing(i), nil
+		}
+	}
+	return 0, fmt.Errorf("addressing %q: one of %s", s, strings.Join(addressingNames[:], ", "))
+}
+
+// builder starts a script builder for the profile's addressing.
+func (p *Profile) builder() *scriptBuilder {
+	b := &scriptBuilder{cla: p.CLA, adf: orPath(p.ADFPath, Path{FIDMF, FIDCurrentADF}), anchored: true}
+	switch p.Addressing {
+	case Address7FFF:
+		b.adf, b.anchored = Path{FIDCurrentADF}, false
+	case AddressPath:
+		b.adf, b.anchored, b.full = Path{FIDMF, FIDCurrentADF}, false, true
+	case AddressAID:
+		b.aid, b.anchored = p.USIMAID, false
+	}
+	return b
 }
 
 // ErrProfile is wrapped by every problem Validate reports.
@@ -204,6 +268,36 @@ func (p *Profile) Validate() error {
 			bad("key-index template of %d octets with the index at %d", len(k.Template), k.IndexOffset)
 		}
 	}
+	switch p.Addressing {
+	case AddressADF, Address7FFF, AddressPath:
+	case AddressADFOnly:
+		// Only ADF.USIM's files: every path must be relative to it.
+		for _, f := range []struct {
+			what string
+			path Path
+		}{{"EF_IMSI", p.IMSIPath}, {"DF GSM's EF_IMSI (gsm_copy)", p.GSMIMSIPath}, {"EF_AD", p.ADPath}} {
+			if f.path.absolute() {
+				bad("addressing %s has no route to %s at %s", p.Addressing, f.what, f.path)
+			}
+		}
+		for i, u := range p.Extra {
+			if u.Path.absolute() {
+				bad("addressing %s has no route to extra update %d at %s", p.Addressing, i+1, u.Path)
+			}
+		}
+	case AddressAID:
+		if len(p.USIMAID) < 5 || len(p.USIMAID) > 16 {
+			bad("addressing aid needs the USIM's AID (5 to 16 octets), have %d", len(p.USIMAID))
+		}
+		if p.CLA == 0xa0 {
+			bad("addressing aid: a 2G SIM (CLA a0) has no applications")
+		}
+	default:
+		bad("unknown addressing %d", p.Addressing)
+	}
+	if p.Addressing != AddressADF && p.Addressing != AddressADFOnly && len(p.ADFPath) > 0 {
+		bad("ADF path %s is for addressing adf; %s reaches the ADF its own way", p.ADFPath, p.Addressing)
+	}
 	return errors.Join(errs...)
 }
 
@@ -241,7 +335,9 @@ type scriptBuilder struct {
 	apdus    []APDU
 	cur      string // the path last selected
 	adf      Path
+	aid      []byte // when set, ADF.USIM is selected by this AID
 	anchored bool
+	full     bool // every path from the MF: never stay anchored
 }
 
 func (b *scriptBuilder) selectPath(p Path) {
@@ -253,15 +349,21 @@ func (b *scriptBuilder) selectPath(p Path) {
 		return
 	}
 	if !p.absolute() && !b.anchored {
-		for _, f := range b.adf {
-			b.selectFID(f)
+		if len(b.aid) > 0 {
+			// SELECT by DF name, first or only occurrence, no data back.
+			a := append(APDU{b.cla, 0xa4, 0x04, 0x0c, byte(len(b.aid))}, b.aid...)
+			b.apdus = append(b.apdus, a)
+		} else {
+			for _, f := range b.adf {
+				b.selectFID(f)
+			}
 		}
 	}
 	for _, f := range p {
 		b.selectFID(f)
 	}
 	b.cur = full
-	b.anchored = !p.absolute() && len(p) == 1
+	b.anchored = !p.absolute() && len(p) == 1 && !b.full
 }
 
 func (b *scriptBuilder) selectFID(f uint16) {
@@ -304,28 +406,47 @@ func invalid5GSLOCI(plmn [3]byte) []byte {
 	return append(append(b, plmn[:]...), 0xff, 0xff, 0xfe, 0x01)
 }
 
-// UpdateScript builds the IMSI-change script: EF_IMSI (and the DF GSM
+// Script is an IMSI-change script with what judging its PoR needs.
+type Script struct {
+	APDUs []APDU
+	// EFIMSI is what the final READ BINARY must return.
+	EFIMSI [EFIMSILen]byte
+	// IMSIWrite is the position (1-based) of the UPDATE BINARY of
+	// EF_IMSI: a PoR showing it executed means the card has changed.
+	IMSIWrite int
+}
+
+// UpdateScript builds the IMSI-change script (see Update) and returns its
+// APDUs and the EF_IMSI the read-back must show.
+func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
+	sc, err := p.Update(c)
+	return sc.APDUs, sc.EFIMSI, err
+}
+
+// Update builds the IMSI-change script: EF_IMSI (and the DF GSM
 // copy), EF_AD's MNC-length octet when the length changes, the location
 // files, the profile's extra updates, the key-index command when the
 // profile appends it, and a final READ BINARY of EF_IMSI so that the PoR
-// carries the new contents. It returns the script and the EF_IMSI the
-// read-back must show.
-func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
+// carries the new contents.
+func (p *Profile) Update(c Change) (Script, error) {
+	var sc Script
 	ef, err := EncodeIMSI(c.NewIMSI)
+	sc.EFIMSI = ef
 	if err != nil {
-		return nil, ef, err
+		return sc, err
 	}
 	plmn, err := PLMNFromIMSI(c.NewIMSI, c.NewMNCLen)
 	if err != nil {
-		return nil, ef, err
+		return sc, err
 	}
 	pb, err := plmn.Encode()
 	if err != nil {
-		return nil, ef, err
+		return sc, err
 	}
-	b := &scriptBuilder{cla: p.CLA, adf: orPath(p.ADFPath, Path{FIDMF, FIDCurrentADF}), anchored: true}
+	b := p.builder()
 	imsiPath := orPath(p.IMSIPath, Path{FIDIMSI})
 	b.update(imsiPath, 0, ef[:])
+	sc.IMSIWrite = len(b.apdus)
 	if c.OldMNCLen != c.NewMNCLen {
 		off := p.ADMNCOffset
 		if off == 0 {
@@ -354,13 +475,14 @@ func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
 	if k := p.KeyIndex; k != nil && k.WithUpdate && c.KeyIndex > 0 {
 		a, err := k.Command(c.KeyIndex)
 		if err != nil {
-			return nil, ef, err
+			return sc, err
 		}
 		b.apdus = append(b.apdus, a)
 		b.cur = "" // the command may change the current EF
 	}
 	b.read(imsiPath, EFIMSILen)
-	return b.apdus, ef, nil
+	sc.APDUs = b.apdus
+	return sc, nil
 }
 
 // ReadIMSIScript selects EF_IMSI and reads it: a probe of the IMSI a card
@@ -368,7 +490,7 @@ func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
 // more, EFIMSI = the contents expected). The READ BINARY alone would fail:
 // an RFM session starts with no EF selected.
 func (p *Profile) ReadIMSIScript() []APDU {
-	b := &scriptBuilder{cla: p.CLA, adf: orPath(p.ADFPath, Path{FIDMF, FIDCurrentADF}), anchored: true}
+	b := p.builder()
 	b.read(orPath(p.IMSIPath, Path{FIDIMSI}), EFIMSILen)
 	return b.apdus
 }

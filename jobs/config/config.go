@@ -272,15 +272,20 @@ type Profiles map[string]*Profile
 
 // Profile describes how one kind of card is changed over the air.
 type Profile struct {
-	TAR        string       `yaml:"tar"` // USIM RFM TAR, 3 bytes hex
-	SPI        string       `yaml:"spi"` // 2 bytes hex
-	KIc        string       `yaml:"kic"` // 1 byte hex: algorithm + key version
-	KID        string       `yaml:"kid"`
-	CLA        string       `yaml:"cla"`            // 00 (UICC) or A0 (SIM)
-	Format     string       `yaml:"command_format"` // compact (default) or expanded
-	GSMCopy    bool         `yaml:"gsm_copy"`       // DF GSM 7F20 keeps its own EF_IMSI
-	ADOffset   int          `yaml:"ad_mnc_offset"`  // offset of EF_AD's MNC-length byte (default 3)
-	Invalidate []string     `yaml:"invalidate"`     // loci, psloci, epsloci, 5gsloci
+	TAR     string `yaml:"tar"` // USIM RFM TAR, 3 bytes hex
+	SPI     string `yaml:"spi"` // 2 bytes hex
+	KIc     string `yaml:"kic"` // 1 byte hex: algorithm + key version
+	KID     string `yaml:"kid"`
+	CLA     string `yaml:"cla"`            // 00 (UICC) or A0 (SIM)
+	Format  string `yaml:"command_format"` // compact (default) or expanded
+	GSMCopy bool   `yaml:"gsm_copy"`       // DF GSM 7F20 keeps its own EF_IMSI
+	// Addressing is how the script reaches ADF.USIM's files: adf (the
+	// default: the TAR starts in ADF.USIM), adf-only (an ADF RFM that
+	// reaches nothing else), 7fff, aid (by USIMAID) or path (3F00/7FFF/…).
+	Addressing string       `yaml:"addressing"`
+	USIMAID    string       `yaml:"usim_aid"`      // hex, for addressing aid
+	ADOffset   int          `yaml:"ad_mnc_offset"` // offset of EF_AD's MNC-length byte (default 3)
+	Invalidate []string     `yaml:"invalidate"`    // loci, psloci, epsloci, 5gsloci
 	Extra      []FileUpdate `yaml:"extra_updates"`
 	Reset      ResetStep    `yaml:"reset"`
 	KeyIndex   *KeyIndexCmd `yaml:"key_index"` // 3b only
@@ -288,8 +293,11 @@ type Profile struct {
 	ListLength int          `yaml:"list_length"`
 	// Rate and Window shape the OTA batch: messages per second and the
 	// submission window (HH:MM-HH:MM, local to Zone).
-	Rate     int      `yaml:"rate"`
-	Window   string   `yaml:"window"`
+	Rate   int    `yaml:"rate"`
+	Window string `yaml:"window"`
+	// Zone is the time zone of Window and of the cards' cut-over dates
+	// (IANA name; UTC when empty).
+	Zone     string   `yaml:"zone"`
 	Validity Duration `yaml:"validity"`
 	// TestOnly allows an SPI without checksum, counter check or PoR.
 	TestOnly bool `yaml:"test_only"`

@@ -356,6 +356,31 @@ func (c *Config) validateProfile(ps *problems, path string, p *Profile) {
 	if !oneOf(p.Format, []string{"compact", "expanded"}) {
 		ps.add(path+".command_format", "%q is not compact or expanded", p.Format)
 	}
+	switch p.Addressing {
+	case "", "adf", "7fff", "path":
+		if p.USIMAID != "" {
+			ps.add(path+".usim_aid", "only for addressing aid")
+		}
+	case "adf-only":
+		// An ADF RFM reaches ADF.USIM alone: nothing by absolute path.
+		if p.GSMCopy {
+			ps.add(path+".gsm_copy", "addressing adf-only has no route to DF GSM (3F00/7F20)")
+		}
+		for i, u := range p.Extra {
+			if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(u.Path)), "3F00") {
+				ps.add(fmt.Sprintf("%s.extra_updates[%d].path", path, i), "addressing adf-only has no route to %s", u.Path)
+			}
+		}
+	case "aid":
+		if b := hexLen(ps, path+".usim_aid", p.USIMAID, 0); b != nil && (len(b) < 5 || len(b) > 16) {
+			ps.add(path+".usim_aid", "an AID of 5 to 16 bytes is required for addressing aid")
+		}
+		if strings.EqualFold(p.CLA, "a0") {
+			ps.add(path+".addressing", "a 2G SIM (cla A0) has no applications to select by AID")
+		}
+	default:
+		ps.add(path+".addressing", "%q is not adf, adf-only, 7fff, aid or path", p.Addressing)
+	}
 	for i, v := range p.Invalidate {
 		if !oneOf(v, []string{"loci", "psloci", "epsloci", "5gsloci"}) {
 			ps.add(fmt.Sprintf("%s.invalidate[%d]", path, i), "%q is not loci, psloci, epsloci or 5gsloci", v)
@@ -414,6 +439,11 @@ func (c *Config) validateProfile(ps *problems, path string, p *Profile) {
 	if p.Window != "" {
 		if _, _, err := ParseWindow(p.Window); err != nil {
 			ps.add(path+".window", "%v", err)
+		}
+	}
+	if p.Zone != "" {
+		if _, err := time.LoadLocation(p.Zone); err != nil {
+			ps.add(path+".zone", "%q is not a time zone", p.Zone)
 		}
 	}
 }

@@ -6,6 +6,7 @@
 //	resub_job_run_duration_seconds{job}                histogram
 //	resub_job_last_success_timestamp_seconds{job}      Unix time of the last successful run
 //	resub_job_overdue{job}                             1 when the job has not succeeded within its deadline
+//	resub_por_ignored_total{job}                       proofs of receipt that did not verify and changed nothing
 package metrics
 
 import (
@@ -25,6 +26,7 @@ type Metrics struct {
 	runs        *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	lastSuccess *prometheus.GaugeVec
+	porIgnored  *prometheus.CounterVec
 	overdueDesc *prometheus.Desc
 
 	mu        sync.Mutex
@@ -53,11 +55,14 @@ func New(reg prometheus.Registerer, now func() time.Time) (*Metrics, error) {
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resub_job_last_success_timestamp_seconds", Help: "Unix time of the last successful run of the job.",
 		}, []string{"job"}),
+		porIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resub_por_ignored_total", Help: "Proofs of receipt that did not verify (checksum, deciphering, counter, TAR, missing security) and changed nothing.",
+		}, []string{"job"}),
 		overdueDesc: prometheus.NewDesc("resub_job_overdue", "1 when the job has not succeeded within its deadline.", []string{"job"}, nil),
 		deadlines:   map[string]time.Duration{},
 		successes:   map[string]time.Time{},
 	}
-	for _, c := range []prometheus.Collector{m.events, m.runs, m.duration, m.lastSuccess, overdue{m}} {
+	for _, c := range []prometheus.Collector{m.events, m.runs, m.duration, m.lastSuccess, m.porIgnored, overdue{m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -92,6 +97,14 @@ func (m *Metrics) Watch(job string, deadline time.Duration, lastSuccess time.Tim
 	if !lastSuccess.IsZero() {
 		m.successes[job] = lastSuccess
 		m.lastSuccess.WithLabelValues(job).Set(float64(lastSuccess.Unix()))
+	}
+}
+
+// PoRsIgnored counts n proofs of receipt of a job's run that did not
+// verify and changed nothing.
+func (m *Metrics) PoRsIgnored(job string, n int) {
+	if n > 0 {
+		m.porIgnored.WithLabelValues(job).Add(float64(n))
 	}
 }
 

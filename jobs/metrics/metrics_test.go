@@ -84,3 +84,18 @@ func TestDropMeter(t *testing.T) {
 		t.Error("registering twice on one registry succeeded")
 	}
 }
+
+func TestPoRsIgnored(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.PoRsIgnored("ota-report", 2)
+	m.PoRsIgnored("ota-report", 0)
+	m.PoRsIgnored("ota-report", 1)
+	want := map[string]float64{"job=ota-report": 3}
+	if got := values(t, reg, "resub_por_ignored_total"); !reflect.DeepEqual(got, want) {
+		t.Errorf("ignored PoRs = %v, want %v", got, want)
+	}
+}

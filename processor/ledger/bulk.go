@@ -43,7 +43,7 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, nam
 	}
 	cols, joins, nameArgs := secretJoins(names, "m.iccid", "m.key_index")
 	query := `SELECT m.id, m.iccid, m.kind, m.key_index, m.kvn, m.counter, m.tar, m.msisdn, m.concat_ref,
-			c.imsi, c.new_imsi, c.recipient, c.key_index, c.profile` + cols + `
+			c.imsi, c.new_imsi, c.recipient, c.key_index, c.profile, c.cutover` + cols + `
 		FROM ota_messages m JOIN cards c ON c.iccid = m.iccid` + joins + `
 		WHERE m.batch_id = ? AND m.id > ? ORDER BY m.id LIMIT ?`
 	blobs := make([][]byte, len(names))
@@ -58,7 +58,7 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, nam
 		for rows.Next() {
 			m, c := &Message{BatchID: batchID}, &Card{}
 			dest := []any{&m.ID, &m.ICCID, &m.Kind, &m.KeyIndex, &m.KVN, &m.Counter, &m.TAR, &m.MSISDN, &m.ConcatRef,
-				&c.IMSI, &c.NewIMSI, &c.Recipient, &c.KeyIndex, &c.Profile}
+				&c.IMSI, &c.NewIMSI, &c.Recipient, &c.KeyIndex, &c.Profile, &c.Cutover}
 			for i := range blobs {
 				blobs[i] = nil
 				dest = append(dest, &blobs[i])

@@ -187,6 +187,14 @@ func (t *Tx) MarkBatchSent(ctx context.Context, batchID, fileID int64, deadline 
 	return err
 }
 
+// MarkBatchSentWhere is MarkBatchSent for the batch's reserved messages
+// that also meet cond (an SQL condition on ota_messages with its args).
+func (t *Tx) MarkBatchSentWhere(ctx context.Context, batchID, fileID int64, deadline time.Time, cond string, args ...any) error {
+	_, err := t.Exec(ctx, `UPDATE ota_messages SET state = 'sent', file_id = ?, deadline = ?, updated_at = ? WHERE batch_id = ? AND state = 'reserved' AND `+cond,
+		append([]any{fileID, ts(deadline), ts(t.Now()), batchID}, args...)...)
+	return err
+}
+
 // MessagesOfBatch calls fn for each message of a batch in id order.
 func (d *DB) MessagesOfBatch(ctx context.Context, batchID int64, fn func(*Message) error) error {
 	return eachPage(ctx, d, func(last **Message) (string, []any) {

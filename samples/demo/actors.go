@@ -68,6 +68,9 @@ func (w *world) runJob(ctx context.Context, code, name string) (*jobs.Summary, e
 	if sum != nil && (sum.Files > 0 || sum.Records > 0 || sum.Delivered > 0) {
 		w.say("    %s %-14s %d file(s), %d record(s): %d accepted, %d rejected; %d OTA message(s); %d file(s) delivered",
 			code, name, sum.Files, sum.Records, sum.Accepted, sum.Rejected, sum.Messages, sum.Delivered)
+		if sum.PoRsIgnored > 0 {
+			w.say("    %s %-14s %d PoR(s) did not verify: ignored, nothing changed", code, name, sum.PoRsIgnored)
+		}
 	}
 	return sum, nil
 }

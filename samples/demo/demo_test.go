@@ -23,9 +23,9 @@ func TestDemoEndsWhereItShould(t *testing.T) {
 		t.Fatalf("demo ended wrong: %v\n%s", res.Problems, out.String())
 	}
 	want := map[string]map[string]int{
-		"MNOA": {"active": 2, "unknown": 1, "released": 9},
-		"MNOB": {"released": 5, "rejected": 6, "requested": 1},
-		"MNOC": {"active": 9},
+		"MNOA": {"active": 2, "unknown": 1, "manual": 1, "released": 10},
+		"MNOB": {"released": 6, "rejected": 6, "requested": 2},
+		"MNOC": {"active": 10},
 	}
 	for party, states := range want {
 		for st, n := range states {
@@ -40,7 +40,7 @@ func TestDemoEndsWhereItShould(t *testing.T) {
 		t.Errorf("MNOA quarantined files: %v", res.Files["MNOA"])
 	}
 	table := out.String()
-	for _, s := range []string{"every card ended where it should", "LIST_EXHAUSTED", "security error", "reprocess file:"} {
+	for _, s := range []string{"every card ended where it should", "LIST_EXHAUSTED", "security error", "reprocess file:", "PoR(s) did not verify"} {
 		if !strings.Contains(table, s) {
 			t.Errorf("output lacks %q", s)
 		}

@@ -10,15 +10,16 @@ import (
 // expected card states per party at the end of the story.
 func expected(o Options) map[string]map[string]int {
 	n3a, n3b := o.Cards3a, o.Cards3b
-	moved := n3a - 3
+	moved := n3a - 4
 	return map[string]map[string]int{
-		// 3a: #0 refused (IMSI prefix), #1 unknown, #2 not authorised; the
-		// rest released. 3b: all released.
-		"MNOA": {"active": 2, "unknown": 1, "released": moved + n3b},
-		// 3a: received and handed on to C; #0 and #2 refused at A; #1 still
-		// requested (outcome unknown). 3b: handed on to C, then refused by
-		// C (list exhausted).
-		"MNOB": {"released": moved, "rejected": 2 + n3b, "requested": 1},
+		// 3a: #0 refused (IMSI prefix), #1 unknown, #2 not authorised, #9
+		// manual (EF_IMSI written, script incomplete); the rest (#8 after
+		// a forged PoR too) released. 3b: all released.
+		"MNOA": {"active": 2, "unknown": 1, "manual": 1, "released": moved + n3b},
+		// 3a: received and handed on to C; #0 and #2 refused at A; #1 and
+		// #9 still requested (outcome unknown). 3b: handed on to C, then
+		// refused by C (list exhausted).
+		"MNOB": {"released": moved, "rejected": 2 + n3b, "requested": 2},
 		"MNOC": {"active": moved + n3b},
 	}
 }

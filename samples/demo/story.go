@@ -11,6 +11,7 @@ import (
 
 	"resub/crypto/pgp"
 	"resub/formats/native"
+	"resub/formats/ota"
 	"resub/processor/ledger"
 	"resub/samples/fleet"
 	"resub/samples/smsc"
@@ -39,13 +40,13 @@ type Result struct {
 // Run plays the demo.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Cards3a == 0 {
-		o.Cards3a = 8
+		o.Cards3a = 10
 	}
 	if o.Cards3b == 0 {
 		o.Cards3b = 4
 	}
-	if o.Cards3a < 8 {
-		return nil, fmt.Errorf("the 3a story needs at least 8 cards")
+	if o.Cards3a < 10 {
+		return nil, fmt.Errorf("the 3a story needs at least 10 cards")
 	}
 	w, err := newWorld(o)
 	if err != nil {
@@ -149,12 +150,17 @@ func (w *world) story3a(ctx context.Context, sm *smsc.SMSC) error {
 	w.cards = append(w.cards, f.Cards...)
 	// Card 3 has seen more messages than the vendor's file says.
 	f.Cards[3].Pairs[0].KeySet.Counter = 12
+	// Card 9 is an older USIM without EF_EPSLOCI: its script stops after
+	// the EF_IMSI write, on every attempt.
+	f.Cards[9].Absent = []uint16{ota.FIDEPSLOCI}
 	if err := f.BuildSIMs(); err != nil {
 		return err
 	}
 	for _, c := range f.Cards {
 		sm.Register(c.MSISDN, c.SIM)
 	}
+	// Someone sends a forged PoR for card 8 to MNOA's OTA short code.
+	sm.SetSpoofed(f.Cards[8].MSISDN, true)
 	// Card 1's device answers nothing.
 	f.Cards[1].SIM.SetOff(true)
 	cut := w.clock().AddDate(0, 0, 1)
@@ -249,15 +255,25 @@ func (w *world) story3a(ctx context.Context, sm *smsc.SMSC) error {
 	if err := w.smscFor(ctx, "MNOA", sm); err != nil {
 		return err
 	}
+	if err := w.spoofIgnored(ctx, f.Cards[8]); err != nil {
+		return err
+	}
+	w.say("  a forged PoR for card #8 did not verify: recorded, counted, nothing changed; its own PoR confirmed it")
+	sm.SetSpoofed(f.Cards[8].MSISDN, false)
 	w.say("  card #3 answered 'counter low': MNOA retried it with a new counter")
+	w.say("  card #9 has no EF_EPSLOCI: its PoR proves the EF_IMSI write, then 6A82; MNOA retries the whole script")
 	if err := w.smscFor(ctx, "MNOA", sm); err != nil {
 		return err
 	}
+	if err := w.smscFor(ctx, "MNOA", sm); err != nil {
+		return err
+	}
+	w.say("  card #9 stopped after the EF_IMSI write on every attempt: it waits for an engineer (manual); MNOB hears 'unknown', never 'failed'")
 	if err := w.jobs(ctx, [2]string{"MNOB", "imsi-result"}); err != nil {
 		return err
 	}
-	w.say("  a day passes: card #1 never answered, its outcome is unknown (never 'failed': it may have changed)")
-	w.skip(26 * time.Hour)
+	w.say("  the cut-over day comes and a day passes: card #1 never answered, its outcome is unknown (never 'failed': it may have changed)")
+	w.skip(50 * time.Hour)
 	if err := w.jobs(ctx, [2]string{"MNOA", "ota-deadline"}, [2]string{"MNOB", "imsi-result"}); err != nil {
 		return err
 	}
@@ -274,7 +290,8 @@ func (w *world) story3a(ctx context.Context, sm *smsc.SMSC) error {
 		}
 	}
 
-	moved := f.Cards[3:]
+	// Card 9 is not MNOB's: it waits for an engineer at MNOA.
+	moved := append(append([]*fleet.Card{}, f.Cards[3:9]...), f.Cards[10:]...)
 	w.say("\n== 3a again: MNOB, now the donor, hands the %d cards over to MNOC ==", len(moved))
 	cut2 := w.clock().AddDate(0, 0, 1)
 	if _, err := w.send(w.dropDir("MNOB", "m2m", "inbox"), "M2M", "MNOB", native.SwitchAuthorisation, len(moved), false, nil, fleet.AuthorisationRecords(moved, "MNOC", cut2)); err != nil {
@@ -303,4 +320,29 @@ func writeKey(w *world, code string) {
 	}
 	defer f.Close()
 	_ = w.keys[code].WritePublic(f, true)
+}
+
+// spoofIgnored checks that the forged PoR for card c changed nothing at
+// MNOA: it is in the card's history as ignored, and the card's own PoR
+// confirmed it.
+func (w *world) spoofIgnored(ctx context.Context, c *fleet.Card) error {
+	db := w.parties["MNOA"].rt.Ledger
+	hist, err := db.History(ctx, c.ICCID)
+	if err != nil {
+		return err
+	}
+	ignored := false
+	for _, e := range hist {
+		if strings.HasPrefix(e.Reason, "PoR ignored: ") {
+			ignored = true
+		}
+	}
+	card, err := db.Card(ctx, c.ICCID)
+	if err != nil {
+		return err
+	}
+	if !ignored || card.State != ledger.CardConfirmed {
+		return fmt.Errorf("card %s after a forged PoR: %s, ignored event %v", c.ICCID, card.State, ignored)
+	}
+	return nil
 }

@@ -41,7 +41,7 @@ type Options struct {
 	Out io.Writer
 	// Log receives the parties' structured logs (discarded when nil).
 	Log *slog.Logger
-	// Cards3a and Cards3b size the two fleets (defaults 8 and 4).
+	// Cards3a and Cards3b size the two fleets (defaults 10 and 4).
 	Cards3a, Cards3b int
 }
 

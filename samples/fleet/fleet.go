@@ -56,6 +56,8 @@ type Card struct {
 	OPc   []byte
 	KVN   int
 	SIM   *simcard.Card
+	// Absent are EFs of ADF.USIM this card's SIM lacks (BuildSIMs).
+	Absent []uint16
 }
 
 // Ki is the subscription key of index i (1-based).
@@ -182,7 +184,7 @@ func (f *Fleet) BuildSIMs() error {
 func (f *Fleet) buildSIM(c *Card) error {
 	o := f.Opts
 	cfg := simcard.Config{ICCID: c.ICCID, IMSI: c.IMSI, MNCLen: o.MNCLen,
-		MinSecurity: simcard.MSL{CC: true, Ciphered: true, Counter: true}}
+		MinSecurity: simcard.MSL{CC: true, Ciphered: true, Counter: true}, Absent: c.Absent}
 	if p := o.Profile; p != nil {
 		cfg.USIMTAR = p.TAR
 		if p.ResetAPDU != nil {

@@ -23,12 +23,24 @@ type SMSC struct {
 	cards map[string]*simcard.Card
 	// Unreachable MSISDNs get "expired" (the handset never attached).
 	unreachable map[string]bool
-	Now         func() time.Time
+	// Spoofed MSISDNs: the report carries, before the card's own PoR, a
+	// forged one (the card's with its last octet changed), as an SMS from
+	// anyone to the OTA short code would.
+	spoofed map[string]bool
+	Now     func() time.Time
 }
 
 // New makes an SMSC without cards.
 func New() *SMSC {
-	return &SMSC{cards: map[string]*simcard.Card{}, unreachable: map[string]bool{}, Now: time.Now}
+	return &SMSC{cards: map[string]*simcard.Card{}, unreachable: map[string]bool{}, spoofed: map[string]bool{}, Now: time.Now}
+}
+
+// SetSpoofed makes the next reports about an MSISDN carry a forged PoR
+// before the card's own.
+func (s *SMSC) SetSpoofed(msisdn string, v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.spoofed[msisdn] = v
 }
 
 // Register puts a card behind an MSISDN.
@@ -48,6 +60,7 @@ func (s *SMSC) SetUnreachable(msisdn string, v bool) {
 // Stats count what a run did.
 type Stats struct {
 	Messages, Delivered, PoRs, Expired, Unknown int
+	Spoofed                                     int // forged PoRs put in the report
 }
 
 // Report identifies the report file the SMSC writes.
@@ -83,7 +96,7 @@ func (s *SMSC) Process(r io.Reader, w io.Writer, rep Report) (Stats, error) {
 			return st, err
 		}
 		s.mu.Lock()
-		card, unreachable := s.cards[l.msisdn], s.unreachable[l.msisdn]
+		card, unreachable, spoofed := s.cards[l.msisdn], s.unreachable[l.msisdn], s.spoofed[l.msisdn]
 		s.mu.Unlock()
 		switch {
 		case card == nil:
@@ -104,6 +117,12 @@ func (s *SMSC) Process(r io.Reader, w io.Writer, rep Report) (Stats, error) {
 				l.status, l.por = native.StatusDelivered, fmt.Sprintf("%x", por)
 				st.Delivered++
 				st.PoRs++
+				if spoofed && len(por) > 0 {
+					forged := append([]byte(nil), por...)
+					forged[len(forged)-1] ^= 0xa5
+					lines = append(lines, line{id: l.id, msisdn: l.msisdn, status: native.StatusDelivered, por: fmt.Sprintf("%x", forged), detail: "mobile-originated to the OTA short code"})
+					st.Spoofed++
+				}
 			}
 		}
 		lines = append(lines, l)

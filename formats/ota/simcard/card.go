@@ -78,6 +78,14 @@ type Config struct {
 	CounterLowStatus ota.Status
 	// SelectResponses overrides the SELECT response of files by FID.
 	SelectResponses map[uint16][]byte
+	// USIMAID is the AID of ADF.USIM for SELECT by DF name (default
+	// A0000000871002FFFFFFFF8907090000); a partial AID of 5 octets or
+	// more selects it too.
+	USIMAID []byte
+	// Absent lists EFs of ADF.USIM this card does not have (an older
+	// card without EF_EPSLOCI, say): selecting one answers 6A82, so an
+	// RFM script stops there after the commands before it ran.
+	Absent []uint16
 }
 
 // Card is a simulated UICC. Its methods are safe for concurrent use.
@@ -93,6 +101,12 @@ type Card struct {
 	off      bool
 	received int
 	auth     *KeySet // the key set that secured the message being run
+}
+
+// DefaultUSIMAID is the simulated USIM's AID: RID A000000087 (3GPP),
+// application code 1002 (USIM).
+func DefaultUSIMAID() []byte {
+	return []byte{0xa0, 0x00, 0x00, 0x00, 0x87, 0x10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x89, 0x07, 0x09, 0x00, 0x00}
 }
 
 // USIMRFMTAR is the default USIM RFM TAR (that of the sysmocom cards).
@@ -112,6 +126,9 @@ func New(cfg Config) (*Card, error) {
 	}
 	if cfg.CounterLowStatus == 0 {
 		cfg.CounterLowStatus = ota.StatusCounterLow
+	}
+	if len(cfg.USIMAID) == 0 {
+		cfg.USIMAID = DefaultUSIMAID()
 	}
 	c := &Card{cfg: cfg, keySets: map[int]*KeySet{}}
 	for _, k := range cfg.KeySets {
@@ -149,6 +166,12 @@ func New(cfg Config) (*Card, error) {
 		newEF(gsm, ota.FIDIMSI, bytes.Clone(ef[:]))
 	}
 	newEF(gsm, ota.FIDAD, []byte{0x00, 0x00, 0x00, byte(cfg.MNCLen)})
+	for _, fid := range cfg.Absent {
+		if fid == ota.FIDIMSI {
+			return nil, fmt.Errorf("simcard: a USIM without EF_IMSI")
+		}
+		delete(adf.children, fid)
+	}
 	c.fs = fileSystem{mf: mf, adf: adf}
 	for fid, r := range cfg.SelectResponses {
 		for _, n := range []*node{mf, adf, gsm, df5gs} {

@@ -411,3 +411,87 @@ func TestConcatenationBoundary(t *testing.T) {
 		}
 	}
 }
+
+// TestAbsentEF: a card without EF_EPSLOCI runs an update script up to the
+// SELECT of that file, which answers 6A82: the PoR says 7 of 10 commands
+// executed and the card holds the new IMSI (the write came first).
+func TestAbsentEF(t *testing.T) {
+	ks := KeySet{KVN: 1, KIc: bytes.Repeat([]byte{0x11}, 16), KID: bytes.Repeat([]byte{0x22}, 16)}
+	card, err := New(Config{IMSI: "001010000000001", MNCLen: 2, KeySets: []KeySet{ks}, Absent: []uint16{ota.FIDEPSLOCI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof := ota.Profile{Name: "p", TAR: USIMRFMTAR(), SPI: 0x1639, KIc: 0x12, KID: 0x12, InvalidateLOCI: true, InvalidatePSLOCI: true, InvalidateEPSLOCI: true}
+	sc, err := prof.Update(ota.Change{NewIMSI: "999990000000001", NewMNCLen: 2, OldMNCLen: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := ota.Keys{KIc: ks.KIc, KID: ks.KID}
+	msg, err := ota.BuildMessage(prof.Params(prof.TAR), keys, ota.FormatCompact, 1, sc.APDUs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	por, err := card.Receive(msg.Segments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, _ := ota.NewCodec(prof.Params(prof.TAR), keys)
+	r, err := codec.DecodeResponse(por)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ota.ParseCompactResponse(r.Data)
+	if err != nil || res.Executed != 7 || res.LastSW != 0x6a82 || len(sc.APDUs) != 10 {
+		t.Fatalf("result %+v %v of %d commands", res, err, len(sc.APDUs))
+	}
+	if card.IMSI() != "999990000000001" {
+		t.Errorf("the card holds %s", card.IMSI())
+	}
+	v := ota.CheckUpdate(ota.Expectation{TAR: prof.TAR, Counter: 1, Commands: len(sc.APDUs), EFIMSI: sc.EFIMSI, IMSIWrite: sc.IMSIWrite}, r, nil)
+	if v.Outcome != ota.OutcomeIncomplete {
+		t.Errorf("verdict %s (%s)", v.Outcome, v.Reason)
+	}
+	if _, err := New(Config{IMSI: "001010000000001", MNCLen: 2, Absent: []uint16{ota.FIDIMSI}}); err == nil {
+		t.Error("a USIM without EF_IMSI was built")
+	}
+}
+
+// TestAddressings: the simulated card takes the IMSI change by every
+// addressing a profile can choose (ADF.USIM by FID, by 7FFF, by its AID,
+// by absolute path), DF GSM's copy included, and confirms it.
+func TestAddressings(t *testing.T) {
+	for _, a := range []ota.Addressing{ota.AddressADF, ota.Address7FFF, ota.AddressAID, ota.AddressPath} {
+		ks := KeySet{KVN: 1, KIc: bytes.Repeat([]byte{0x11}, 16), KID: bytes.Repeat([]byte{0x22}, 16)}
+		card, err := New(Config{IMSI: "001010000000001", MNCLen: 2, KeySets: []KeySet{ks}, GSMCopy: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prof := ota.Profile{Name: "p", TAR: USIMRFMTAR(), SPI: 0x1639, KIc: 0x12, KID: 0x12, InvalidateLOCI: true,
+			GSMIMSIPath: ota.Path{ota.FIDMF, ota.FIDDFGSM, ota.FIDIMSI}, Addressing: a}
+		if a == ota.AddressAID {
+			prof.USIMAID = DefaultUSIMAID()[:7]
+		}
+		sc, err := prof.Update(ota.Change{NewIMSI: "999990000000001", NewMNCLen: 2, OldMNCLen: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := ota.Keys{KIc: ks.KIc, KID: ks.KID}
+		msg, err := ota.BuildMessage(prof.Params(prof.TAR), keys, ota.FormatCompact, 1, sc.APDUs, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		por, err := card.Receive(msg.Segments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		codec, _ := ota.NewCodec(prof.Params(prof.TAR), keys)
+		r, err := codec.DecodeResponse(por)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := ota.CheckUpdate(ota.Expectation{TAR: prof.TAR, Counter: 1, Commands: len(sc.APDUs), EFIMSI: sc.EFIMSI, IMSIWrite: sc.IMSIWrite}, r, nil)
+		if v.Outcome != ota.OutcomeConfirmed || card.IMSI() != "999990000000001" || !bytes.Equal(card.File(prof.GSMIMSIPath), sc.EFIMSI[:]) {
+			t.Errorf("%s: %s (%s), card holds %s", a, v.Outcome, v.Reason, card.IMSI())
+		}
+	}
+}

@@ -186,11 +186,19 @@ func (c *Card) exec(app appKind, s *session, a ota.APDU) ([]byte, uint16) {
 		body = a[5:]
 	}
 	switch ins {
-	case 0xa4: // SELECT by FID
-		if len(body) != 2 || p1 != 0x00 {
+	case 0xa4: // SELECT by FID, or by DF name (an application's AID)
+		var n *node
+		switch {
+		case p1 == 0x04 && s.cla != 0xa0:
+			if len(body) < 5 || len(body) > len(c.cfg.USIMAID) || !bytes.Equal(body, c.cfg.USIMAID[:len(body)]) {
+				return nil, swNotFound
+			}
+			n = s.fs.adf
+		case len(body) != 2 || p1 != 0x00:
 			return nil, swWrongParamsP1
+		default:
+			n = s.find(uint16(body[0])<<8 | uint16(body[1]))
 		}
-		n := s.find(uint16(body[0])<<8 | uint16(body[1]))
 		if n == nil {
 			return nil, swNotFound
 		}

@@ -1,0 +1,364 @@
+package processor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"resub/formats/native"
+	"resub/formats/ota"
+	"resub/processor"
+	"resub/processor/ledger"
+)
+
+// reportLine is one line of an ota-report written by hand.
+type reportLine struct {
+	id, msisdn, status, por, detail string
+}
+
+// readReport reads the lines of an ota-report the simulated SMSC wrote.
+func readReport(t *testing.T, path string) []reportLine {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd := native.NewReader(f, native.Options{Type: native.OTAReport.Name})
+	if _, err := rd.Header(); err != nil {
+		t.Fatal(err)
+	}
+	var out []reportLine
+	for {
+		rec, err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, reportLine{rec.Get(native.FieldMessageID), rec.Get(native.FieldMSISDN), rec.Get(native.FieldStatus), rec.Get(native.FieldPoR), rec.Get(native.FieldDetail)})
+	}
+}
+
+// writeReport writes an ota-report of lines as the SMSC sends it to A.
+func (s *switching) writeReport(t *testing.T, lines []reportLine) string {
+	t.Helper()
+	w := s.w
+	w.smscSeq++
+	h := &native.Header{Format: native.OTAReport.Name, Version: native.OTAReport.Version, Sender: "SMSC", Receiver: "MNOA", BusinessDate: w.now,
+		Sequence: w.smscSeq, Created: w.now.Truncate(time.Second), Batch: "SMSC-forged", Quantity: len(lines)}
+	var buf bytes.Buffer
+	nw := native.NewWriter(&buf, native.OTAReport)
+	cols := make([]string, len(native.OTAReport.Fields))
+	for i, f := range native.OTAReport.Fields {
+		cols[i] = f.Name
+	}
+	if err := nw.WriteHeader(h, cols); err != nil {
+		t.Fatal(err)
+	}
+	rec := native.NewRecord(native.OTAReport)
+	for _, l := range lines {
+		rec.Set(native.FieldMessageID, l.id)
+		rec.Set(native.FieldMSISDN, l.msisdn)
+		rec.Set(native.FieldStatus, l.status)
+		rec.Set(native.FieldTime, w.now.Format(time.RFC3339))
+		rec.Set(native.FieldPoR, l.por)
+		rec.Set(native.FieldDetail, l.detail)
+		if err := nw.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(w.dir, "wire", native.NameOf(h, "txt", false).String())
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// garble flips the last octet of a PoR (its checksum or padding).
+func garble(t *testing.T, por string) string {
+	b, err := hex.DecodeString(por)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("PoR %q", por)
+	}
+	b[len(b)-1] ^= 0x5a
+	return hex.EncodeToString(b)
+}
+
+// TestUnverifiedPoR: a PoR that does not verify (a garbled line, a
+// stranger's SMS to the OTA short code, an OK status without the
+// security the SPI asks for, another TAR) changes no card and no
+// message: it is recorded on the message and the card's history and
+// counted; the genuine PoR that follows confirms the card. A card that
+// only ever gets a forgery stays moving until the deadline, and only
+// then becomes unknown (NO_POR).
+func TestUnverifiedPoR(t *testing.T) {
+	ctx := context.Background()
+	s := startSwitch(t, 4, nil)
+	w, f, a := s.w, s.f, s.a
+	genuine := readReport(t, w.runSMSC(s.batch, "MNOA"))
+	if len(genuine) != 4 {
+		t.Fatalf("%d report lines", len(genuine))
+	}
+	for _, l := range genuine {
+		if l.por == "" {
+			t.Fatalf("no PoR for %s", l.msisdn)
+		}
+	}
+	unsecuredOK := func(l reportLine) string {
+		b, _ := hex.DecodeString(l.por)
+		tar, _ := ota.ResponseTAR(b)
+		return hex.EncodeToString(ota.AppendUnsecuredResponse(nil, tar, 0, ota.StatusOK))
+	}
+	otherTAR := func(l reportLine) string {
+		b, _ := hex.DecodeString(l.por)
+		b[6] ^= 0xff
+		return hex.EncodeToString(b)
+	}
+	forged := func(l reportLine, por string) reportLine { l.por = por; return l }
+	lines := []reportLine{
+		forged(genuine[0], garble(t, genuine[0].por)), genuine[0], // garbled, then genuine
+		forged(genuine[1], unsecuredOK(genuine[1])), genuine[1], // OK without security, then genuine
+		forged(genuine[2], otherTAR(genuine[2])), genuine[2], // another TAR, then genuine
+		forged(genuine[3], garble(t, genuine[3].por)), // a forgery only
+	}
+	res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, lines))
+	s.collect(res)
+	if res.Counts.PoRsIgnored != 4 || res.Counts.Accepted != 3 || res.Counts.Rejected != 4 || res.Counts.Messages != 0 {
+		t.Errorf("counts %+v, want 4 ignored, 3 accepted, 4 rejected, no message", res.Counts)
+	}
+	reasons := []string{"checksum does not verify", "unsecured PoR with status 00", "PoR for TAR", "checksum does not verify"}
+	for i, c := range f.Cards {
+		hist, err := a.Ledger.History(ctx, c.ICCID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, e := range hist {
+			if strings.HasPrefix(e.Reason, "PoR ignored: ") && strings.Contains(e.Reason, reasons[i]) && e.From == ledger.CardMoving && e.To == ledger.CardMoving {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("card %d: no event of the ignored PoR (%q) in %+v", i, reasons[i], hist)
+		}
+		want := ledger.CardConfirmed
+		if i == 3 {
+			want = ledger.CardMoving
+		}
+		if st := cardState(t, a, c.ICCID); st != want {
+			t.Errorf("card %d is %s, want %s", i, st, want)
+		}
+	}
+	msgs := messages(t, a, f.Cards[3].ICCID)
+	if len(msgs) != 1 || msgs[0].State != ledger.MsgSent || !strings.Contains(msgs[0].Detail, "checksum does not verify") {
+		t.Errorf("the forged card's message: %+v", msgs[0])
+	}
+	out := s.outcomes(t)
+	if r := out[f.Cards[3].ICCID]; r != nil {
+		t.Errorf("B was told %s %s about a card that only got a forgery", r.Get(native.FieldStatus), r.Get(native.FieldReason))
+	}
+	for _, c := range f.Cards[:3] {
+		if r := out[c.ICCID]; r == nil || r.Get(native.FieldStatus) != native.StatusCompleted {
+			t.Errorf("card %s: B was told %v", c.ICCID, r)
+		}
+	}
+
+	// Only the deadline makes the forged card unknown.
+	sweep := &processor.OTADeadline{SMSC: a.Partners["smsc"]}
+	if res, err := a.RunSweep(ctx, "ota-deadline", sweep, false); err != nil || res.Counts.Records != 0 {
+		t.Fatalf("sweep before the deadline: %+v %v", res, err)
+	}
+	w.now = pastDeadlines(t, a)
+	res2, err := a.RunSweep(ctx, "ota-deadline", sweep, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.deliverAll(a, res2.Outputs)
+	s.collect(res2)
+	if st := cardState(t, a, f.Cards[3].ICCID); st != ledger.CardUnknown {
+		t.Errorf("the forged card is %s after the deadline", st)
+	}
+	if r := s.outcomes(t)[f.Cards[3].ICCID]; r == nil || r.Get(native.FieldStatus) != native.StatusUnknown || !strings.EqualFold(r.Get(native.FieldReason), processor.ReasonNoPoR) ||
+		!strings.Contains(r.Get(native.FieldDetail), "no verified PoR by the deadline") {
+		t.Errorf("after the deadline B was told %v", r)
+	}
+}
+
+// TestDeliveryReportReasons: a delivery report for one of our messages
+// already judged is DUPLICATE; for a message ID we never used,
+// UNKNOWN_ICCID; neither changes anything.
+func TestDeliveryReportReasons(t *testing.T) {
+	s := startSwitch(t, 1, nil)
+	w, f, a := s.w, s.f, s.a
+	genuine := readReport(t, w.runSMSC(s.batch, "MNOA"))
+	late := genuine[0]
+	late.status, late.por, late.detail = native.StatusExpired, "", "validity period expired"
+	stranger := late
+	stranger.id = "MNOA-999999"
+	res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{genuine[0], late, stranger}))
+	var got []string
+	if err := a.Ledger.BatchRecords(context.Background(), res.BatchID, "", recordRejected, func(r ledger.BatchRecord) error {
+		got = append(got, r.Reason)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != processor.ReasonDuplicate || got[1] != processor.ReasonUnknownICCID {
+		t.Errorf("reasons %v", got)
+	}
+	if st := cardState(t, a, f.Cards[0].ICCID); st != ledger.CardConfirmed {
+		t.Errorf("card is %s", st)
+	}
+}
+
+const recordRejected = "rejected"
+
+// TestUnmatchedPoR: a PoR for an MSISDN we never sent to is UNKNOWN_ICCID;
+// one for a card whose message was already judged is DUPLICATE, never
+// UNKNOWN_ICCID, and changes nothing.
+func TestUnmatchedPoR(t *testing.T) {
+	s := startSwitch(t, 1, nil)
+	w, f, a := s.w, s.f, s.a
+	genuine := readReport(t, w.runSMSC(s.batch, "MNOA"))
+	stranger := genuine[0]
+	stranger.msisdn = "999199999999"
+	res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{genuine[0], genuine[0], stranger}))
+	if res.Counts.Accepted != 1 || res.Counts.Rejected != 2 {
+		t.Errorf("counts %+v", res.Counts)
+	}
+	var got []string // the rejections, in line order
+	if err := a.Ledger.BatchRecords(context.Background(), res.BatchID, "", recordRejected, func(r ledger.BatchRecord) error {
+		got = append(got, r.Reason)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != processor.ReasonDuplicate || got[1] != processor.ReasonUnknownICCID {
+		t.Errorf("reasons %v", got)
+	}
+	if st := cardState(t, a, f.Cards[0].ICCID); st != ledger.CardConfirmed {
+		t.Errorf("card is %s", st)
+	}
+}
+
+// cardPoR builds the PoR a card would send for message m: secured with
+// the card's own keys, or unsecured for an error it could not secure.
+func (s *switching) cardPoR(t *testing.T, card int, m *ledger.Message, st ota.Status, data []byte, unsecured bool) string {
+	t.Helper()
+	tar, _ := ota.ParseTAR(m.TAR)
+	if unsecured {
+		return hex.EncodeToString(ota.AppendUnsecuredResponse(nil, tar, 0, st))
+	}
+	ks := s.f.Cards[card].Keys(1)
+	pr := s.w.prof.OTA.Params(tar)
+	pr.KIc = ota.KIc(byte(pr.KIc)&0x0f | byte(m.KVN)<<4)
+	pr.KID = ota.KID(byte(pr.KID)&0x0f | byte(m.KVN)<<4)
+	codec, err := ota.NewCodec(pr, ota.Keys{KIc: ks.KIc, KID: ks.KID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	por, err := codec.EncodeResponse(nil, uint64(m.Counter), st, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(por)
+}
+
+// TestPartialThenRefused: the first attempt's PoR proves the EF_IMSI
+// write and a later failure; the retries are refused before running
+// (unsecured 01, then a verified counter-high). Although the last answer
+// says "not executed", the card changed on the first attempt: it waits
+// for an engineer and B is told unknown / OTA_INCOMPLETE, never failed.
+func TestPartialThenRefused(t *testing.T) {
+	ctx := context.Background()
+	s := startSwitch(t, 1, nil)
+	w, f, a := s.w, s.f, s.a
+	iccid := f.Cards[0].ICCID
+	answers := []func(m *ledger.Message) string{
+		func(m *ledger.Message) string {
+			return s.cardPoR(t, 0, m, ota.StatusOK, ota.AppendCompactResponse(nil, 4, 0x6a82, nil), false)
+		},
+		func(m *ledger.Message) string { return s.cardPoR(t, 0, m, ota.StatusChecksumFailed, nil, true) },
+		func(m *ledger.Message) string { return s.cardPoR(t, 0, m, ota.StatusCounterHigh, nil, false) },
+	}
+	for i, answer := range answers {
+		msgs := messages(t, a, iccid)
+		m := msgs[len(msgs)-1]
+		if m.State != ledger.MsgSent {
+			t.Fatalf("round %d: message %d is %s", i, m.ID, m.State)
+		}
+		line := reportLine{id: "MNOA-" + strconv.FormatInt(m.ID, 10), msisdn: m.MSISDN, status: native.StatusDelivered, por: answer(m)}
+		res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{line}))
+		s.collect(res)
+		s.batch = nil
+		for _, o := range res.Outputs {
+			if o.Type == native.OTABatch.Name {
+				s.batch = o
+			}
+		}
+		if res.Counts.PoRsIgnored != 0 {
+			t.Errorf("round %d: a PoR was ignored", i)
+		}
+	}
+	if st := cardState(t, a, iccid); st != ledger.CardManual {
+		t.Errorf("card is %s, want manual", st)
+	}
+	msgs := messages(t, a, iccid)
+	if len(msgs) != 3 || msgs[0].PoRStatus != "incomplete" {
+		t.Errorf("messages %+v", msgs)
+	}
+	r := s.outcomes(t)[iccid]
+	if r == nil || r.Get(native.FieldStatus) != native.StatusUnknown || !strings.EqualFold(r.Get(native.FieldReason), processor.ReasonOTAIncomplete) {
+		t.Fatalf("B was told %v", r)
+	}
+	s.deliverResults(t)
+	bc, _ := s.b.Ledger.Card(ctx, iccid)
+	if got := imsiState(t, s.b, bc.IMSI); got != ledger.IMSIUnknown {
+		t.Errorf("B's IMSI is %s, want unknown (never retired)", got)
+	}
+}
+
+// TestLatePoR: an unsecured error PoR (unauthenticated: here forged)
+// makes A retry; the card's genuine PoR for the first attempt, arriving
+// after, still counts: the card is confirmed and B told completed; the
+// retry's own PoR finds the card confirmed and changes nothing.
+func TestLatePoR(t *testing.T) {
+	s := startSwitch(t, 1, nil)
+	w, f, a := s.w, s.f, s.a
+	iccid := f.Cards[0].ICCID
+	genuine := readReport(t, w.runSMSC(s.batch, "MNOA"))
+	m := messages(t, a, iccid)[0]
+	forged := genuine[0]
+	forged.por = s.cardPoR(t, 0, m, ota.StatusChecksumFailed, nil, true)
+	res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{forged}))
+	retry := output(t, res.Outputs, "ota-batch")
+	if st := cardState(t, a, iccid); st != ledger.CardMoving || len(messages(t, a, iccid)) != 2 {
+		t.Fatalf("after the forged error PoR: %s, %d messages", st, len(messages(t, a, iccid)))
+	}
+	res = w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{genuine[0]}))
+	s.collect(res)
+	if st := cardState(t, a, iccid); st != ledger.CardConfirmed {
+		t.Fatalf("after the late genuine PoR the card is %s", st)
+	}
+	if r := s.outcomes(t)[iccid]; r == nil || r.Get(native.FieldStatus) != native.StatusCompleted {
+		t.Errorf("B was told %v", r)
+	}
+	res = w.process(a, "smsc", &processor.OTAReport{}, w.runSMSC(retry, "MNOA"))
+	if res.Counts.Messages != 0 || cardState(t, a, iccid) != ledger.CardConfirmed {
+		t.Errorf("the retry's PoR: %+v, card %s", res.Counts, cardState(t, a, iccid))
+	}
+	noCounterReuse(t, a)
+}
