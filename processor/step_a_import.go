@@ -53,14 +53,16 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 		kvn, _ := rec.Int(native.FieldKVN)
 		counter, _ := rec.Int(native.FieldCounter)
 		otaAlg := rec.Get(native.FieldOTAAlg)
+		var algErr error
 		if otaAlg == "" && kvn > 0 {
 			// The file names none: the profile implies it.
-			if otaAlg, err = profileOTAAlg(pr, len(secrets[SecKIc])); err != nil {
-				return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "ota-alg: "+err.Error())
-			}
+			otaAlg, algErr = profileOTAAlg(pr, len(secrets[SecKIc]))
 		}
 		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), otaAlg); err != nil {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
+		}
+		if algErr != nil {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "ota-alg: "+algErr.Error())
 		}
 		fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
 		card := &ledger.Card{

@@ -136,12 +136,9 @@ func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vend
 	// profile implies it, recorded with the key set (the handover needs
 	// it: a 16-octet key is AES-128 or 3DES with two keys).
 	otaAlg := ""
+	var algErr error
 	if kvn > 0 {
-		a, err := profileOTAAlg(pr, len(secrets[SecKIc]))
-		if err != nil {
-			return reject(ReasonInvalid, "ota-alg: "+err.Error())
-		}
-		otaAlg = a
+		otaAlg, algErr = profileOTAAlg(pr, len(secrets[SecKIc]))
 	}
 	alg := c.Algorithm
 	if alg == "" {
@@ -150,8 +147,13 @@ func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vend
 	if alg == "" {
 		alg = pr.Algorithm
 	}
+	// A secret of a wrong length is named as such before the cipher it
+	// leaves undetermined.
 	if err := checkSecrets(secrets, alg, otaAlg); err != nil {
 		return reject(ReasonInvalid, err.Error())
+	}
+	if algErr != nil {
+		return reject(ReasonInvalid, "ota-alg: "+algErr.Error())
 	}
 	fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
 	card := &ledger.Card{ICCID: c.ICCID, IMSI: c.IMSI, State: ledger.CardActive, Profile: pr.Name, Algorithm: alg, Source: w.File.Name,
@@ -215,14 +217,16 @@ func (s *ManufacturerImport) Apply(ctx context.Context, w *Work) error {
 		defer wipe(secrets)
 		kvn, _ := rec.Int(native.FieldKVN)
 		otaAlg := rec.Get(native.FieldOTAAlg)
+		var algErr error
 		if otaAlg == "" && kvn > 0 {
 			// The record names none: the card's profile implies it.
-			if otaAlg, err = profileOTAAlg(p.Profiles[rec.Get(native.FieldProfile)], len(secrets[SecKIc])); err != nil {
-				return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "ota-alg: "+err.Error())
-			}
+			otaAlg, algErr = profileOTAAlg(p.Profiles[rec.Get(native.FieldProfile)], len(secrets[SecKIc]))
 		}
 		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), otaAlg); err != nil {
 			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
+		}
+		if algErr != nil {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "ota-alg: "+algErr.Error())
 		}
 		now := p.now().Format("2006-01-02T15:04:05Z")
 		_, err = w.Tx.Exec(ctx, `INSERT INTO mf_cards (iccid, list_length, holder_index, holder, algorithm, profile, batch, created_at, updated_at)
