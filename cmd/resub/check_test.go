@@ -270,7 +270,7 @@ func TestCheckSequenceFromLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := strings.ReplaceAll(string(b), "keys/", abs+"/keys/")
-	body = strings.ReplaceAll(body, "{dir: drops}", "{dir: "+abs+"/drops}")
+	body = strings.ReplaceAll(body, "{dir: drops", "{dir: "+abs+"/drops")
 	path := filepath.Join(dir, "resub.yaml")
 	os.WriteFile(path, []byte(body), 0o600)
 	args := []string{"check", "--config", path, "--partner", "mno-b", "--type", "imsi-list", sampleIMSIList}
@@ -348,7 +348,7 @@ func TestCheckTransportKeyKCV(t *testing.T) {
 	// MNO B's view: we are MNOB, the partner mno-b plays MNOA; the key
 	// comes from the environment with no kcv in the file.
 	body := strings.ReplaceAll(string(b), "keys/", abs+"/keys/")
-	body = strings.ReplaceAll(body, "{dir: drops}", "{dir: "+abs+"/drops}")
+	body = strings.ReplaceAll(body, "{dir: drops", "{dir: "+abs+"/drops")
 	body = strings.Replace(body, "  name: MNOA\n", "  name: MNOB\n", 1)
 	body = strings.Replace(body, "    code: MNOB\n", "    code: MNOA\n", 1)
 	body = strings.Replace(body, "        kcv: c6a13b\n", "", 1)
