@@ -77,7 +77,6 @@ func unreadSize(ctx context.Context, p *Party, o *ledger.Output) int64 {
 	return f.Size
 }
 
-
 // closeUnread closes the record of an input of the same name refused
 // unread and quarantined, now that the input was read in full (moved back
 // to the inbox after the bound was raised, or sent again): it no longer

@@ -65,5 +65,3 @@ func TestRefusedUnread(t *testing.T) {
 		t.Error("writer: a size without refused was written")
 	}
 }
-
-
