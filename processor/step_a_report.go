@@ -292,6 +292,10 @@ func (p *Party) correctOutcome(ctx context.Context, w *Work, m *ledger.Message, 
 	out := ledger.BatchRecord{BatchID: w.BatchID, Line: line, ICCID: c.ICCID, IMSI: c.NewIMSI, Partner: recipient.Name}
 	log := p.log().With("iccid", c.ICCID, "message", m.ID, "told", told)
 	switch {
+	case told != resultFailed && told != resultUnknown:
+		// Manual for another cause (B refused the handover): the
+		// change was reported completed already.
+		return nil, tx.Transition(ctx, c.ICCID, []string{ledger.CardManual}, ledger.CardManual, "late PoR: "+v.Reason, ref, nil)
 	case v.Outcome == ota.OutcomeConfirmed:
 		log.Warn("late PoR confirms the IMSI change of a card waiting for an engineer: confirmed, the recipient corrected", "reason", v.Reason)
 		if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardManual}, ledger.CardConfirmed, "late PoR confirmed: "+v.Reason, ref,

@@ -452,3 +452,53 @@ func TestLatePoRCorrectsFailed(t *testing.T) {
 		})
 	}
 }
+
+// TestLatePoRConfirmsUnknown: the first attempt's PoR proves the EF_IMSI
+// write and a later failure; the card takes the second attempt, but
+// forged unsecured error PoRs for the second and third exhaust its
+// attempts: manual, B told unknown. The second attempt's genuine PoR then
+// arrives: the card is confirmed and B told completed.
+func TestLatePoRConfirmsUnknown(t *testing.T) {
+	ctx := context.Background()
+	s := startSwitch(t, 1, nil)
+	w, f, a, b := s.w, s.f, s.a, s.b
+	iccid := f.Cards[0].ICCID
+	newest := func() *ledger.Message {
+		msgs := messages(t, a, iccid)
+		return msgs[len(msgs)-1]
+	}
+	report := func(m *ledger.Message, por string) *processor.Result {
+		line := reportLine{id: "MNOA-" + strconv.FormatInt(m.ID, 10), msisdn: m.MSISDN, status: native.StatusDelivered, por: por}
+		res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{line}))
+		s.collect(res)
+		return res
+	}
+	m1 := newest()
+	res := report(m1, s.cardPoR(t, 0, m1, ota.StatusOK, ota.AppendCompactResponse(nil, 4, 0x6a82, nil), false))
+	genuine := readReport(t, w.runSMSC(output(t, res.Outputs, "ota-batch"), "MNOA"))[0] // the card takes the second attempt
+	w.smscSeq-- // that report is held back: its line comes in a later one
+	for i := 0; i < 2; i++ {
+		m := newest()
+		report(m, s.cardPoR(t, 0, m, ota.StatusChecksumFailed, nil, true))
+	}
+	if st := cardState(t, a, iccid); st != ledger.CardManual {
+		t.Fatalf("card is %s, want manual", st)
+	}
+	if r := s.outcomes(t)[iccid]; r == nil || r.Get(native.FieldStatus) != native.StatusUnknown {
+		t.Fatalf("B was told %v, want unknown", r)
+	}
+	res = w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{genuine}))
+	s.collect(res)
+	if st := cardState(t, a, iccid); st != ledger.CardConfirmed {
+		t.Errorf("after the late PoR the card is %s, want confirmed", st)
+	}
+	if r := s.outcomes(t)[iccid]; r == nil || r.Get(native.FieldStatus) != native.StatusCompleted {
+		t.Fatalf("B was told %v, want completed", r)
+	}
+	s.deliverResults(t)
+	bc, _ := b.Ledger.Card(ctx, iccid)
+	if bc.State != "requested" || imsiState(t, b, bc.IMSI) != ledger.IMSIConfirmed {
+		t.Errorf("B: card %s, IMSI %s; want requested, confirmed", bc.State, imsiState(t, b, bc.IMSI))
+	}
+	noCounterReuse(t, a)
+}
