@@ -476,7 +476,8 @@ func TestLatePoRConfirmsUnknown(t *testing.T) {
 	m1 := newest()
 	res := report(m1, s.cardPoR(t, 0, m1, ota.StatusOK, ota.AppendCompactResponse(nil, 4, 0x6a82, nil), false))
 	genuine := readReport(t, w.runSMSC(output(t, res.Outputs, "ota-batch"), "MNOA"))[0] // the card takes the second attempt
-	w.smscSeq-- // that report is held back: its line comes in a later one
+	// That report is held back: its line comes in a later one.
+	w.smscSeq--
 	for i := 0; i < 2; i++ {
 		m := newest()
 		report(m, s.cardPoR(t, 0, m, ota.StatusChecksumFailed, nil, true))
