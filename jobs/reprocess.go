@@ -48,6 +48,12 @@ func (r *Runtime) Reprocess(ctx context.Context, ref string) (*Summary, error) {
 	if err != nil || fs == nil {
 		return nil, cfgErr("reprocess", fmt.Errorf("job %s does not read files", j.Name))
 	}
+	if f.SHA256 == "" {
+		// Refused unread for its size: nothing of it was downloaded.
+		return nil, cfgErr("reprocess", fmt.Errorf("file %d (%s) was refused unread (%s): there is no copy to run again. "+
+			"Raise limits.max_ciphertext_bytes above %d bytes if such a file is expected, then move %s from the quarantine folder of partner %s's drop back to its inbox: "+
+			"the next run of job %s reads it as a new input (and closes this record)", id, f.Name, f.Reason, f.Size, f.Name, f.Partner, j.Name))
+	}
 	local := filepath.Join(r.Cfg.DataDir, "quarantine", quarantineName(id, f.Name))
 	if _, err := os.Stat(local); err != nil {
 		return nil, fmt.Errorf("reprocess file %d: our copy is missing (pruned when the local quarantine was full, or never kept): "+

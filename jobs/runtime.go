@@ -644,7 +644,7 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 	}
 	sum.Files++
 	if fi.Size > r.maxCiphertext() {
-		return r.refuseOversized(ctx, j, pk, fi.Name, fi.Size, sum)
+		return r.refuseOversized(ctx, j, fs, pk, fi.Name, fi.Size, false, sum)
 	}
 	local := filepath.Join(r.Party.ScratchDir, j.Partner+"--"+fi.Name)
 	if err := r.copyIn(ctx, d, fi.Name, local); err != nil {
@@ -654,7 +654,7 @@ func (r *Runtime) processOne(ctx context.Context, j *config.Job, fs processor.Fi
 			return nil
 		}
 		if errors.Is(err, errTooLarge) {
-			return r.refuseOversized(ctx, j, pk, fi.Name, -1, sum)
+			return r.refuseOversized(ctx, j, fs, pk, fi.Name, fi.Size, true, sum)
 		}
 		return err
 	}
@@ -733,31 +733,44 @@ func (r *Runtime) skipNonRegular(j *config.Job, name string, err error) bool {
 }
 
 // refuseOversized refuses an input larger than limits.max_ciphertext_bytes
-// (size as listed, or -1 when the download went past the limit): it is
-// not downloaded (or no further), and goes to quarantine on the drop.
-// No ledger record and no answer: nothing of it was read.
-func (r *Runtime) refuseOversized(ctx context.Context, j *config.Job, pk *drop.Picker, name string, size int64, sum *Summary) error {
+// (size as listed; grew when the download went past the limit): it is
+// not downloaded (or no further). As any refused input it is recorded in
+// the ledger (quarantined, by name and listed size: nothing of it was
+// read), answered with a refusal result, and moved to quarantine on the
+// drop; an interrupted run resumes the refusal, which goes out once.
+func (r *Runtime) refuseOversized(ctx context.Context, j *config.Job, fs processor.FileStep, pk *drop.Picker, name string, size int64, grew bool, sum *Summary) error {
 	limit := r.maxCiphertext()
-	reason := fmt.Sprintf("larger than limits.max_ciphertext_bytes (%d bytes)", limit)
-	if size >= 0 {
-		reason = fmt.Sprintf("%d bytes listed, larger than limits.max_ciphertext_bytes (%d bytes)", size, limit)
+	reason := fmt.Sprintf("%d bytes listed, larger than limits.max_ciphertext_bytes (%d bytes)", size, limit)
+	if grew {
+		reason = fmt.Sprintf("%d bytes listed, grew past limits.max_ciphertext_bytes (%d bytes) while read", size, limit)
 	}
-	sum.Refused = append(sum.Refused, &processor.RefusedError{File: name, Reason: reason})
+	in := processor.Input{Partner: r.Party.Partners[j.Partner], Name: name, Job: j.Name}
+	res, perr := r.Party.RefuseUnread(ctx, fs, in, size, reason)
+	var refused *processor.RefusedError
+	if !errors.As(perr, &refused) {
+		return perr
+	}
+	sum.Refused = append(sum.Refused, perr)
+	if err := r.deliver(ctx, j, res.Outputs, sum); err != nil {
+		return err
+	}
+	failpoint.Hit(failpoint.BeforeQuarantine)
 	if err := pk.Done(ctx, name, drop.Quarantine); err != nil {
 		if !r.replaced(j, name, drop.Quarantine, err) {
 			return err
 		}
-		// It changed while we read it: the next run sees its new size.
+		// It changed while we read it: the next run reads the newcomer;
+		// the refusal of what we saw stands.
 		r.Log.Error("input refused: "+reason+"; left in the inbox", "job", j.Name, "partner", j.Partner, "file", name, "limit", limit)
-		return nil
+		return r.Party.Quarantined(ctx, res.FileID)
 	}
 	sum.Quarantined++
 	msg := "input refused without download: " + reason + "; moved to quarantine on the drop"
-	if size < 0 {
+	if grew {
 		msg = "input refused: " + reason + ", the download stopped there; moved to quarantine on the drop"
 	}
-	r.Log.Error(msg, "job", j.Name, "partner", j.Partner, "file", name, "size", size, "limit", limit)
-	return nil
+	r.Log.Error(msg, "job", j.Name, "partner", j.Partner, "file", name, "file_id", res.FileID, "size", size, "limit", limit)
+	return r.Party.Quarantined(ctx, res.FileID)
 }
 
 // dryRunOne checks a file and applies it in a rolled-back transaction: it

@@ -133,7 +133,10 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 	var seen bool
 	err = p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
 		row, seen, err = tx.ReceiveFile(ctx, &ledger.File{Partner: in.Partner.Name, Name: in.Name, SHA256: sum, Size: size, Job: in.Job, Type: step.InputType()})
-		return err
+		if err != nil || seen {
+			return err
+		}
+		return closeUnread(ctx, tx, row)
 	})
 	if err != nil {
 		return nil, err
@@ -299,6 +302,18 @@ func (p *Party) readerOptions(ctx context.Context, in Input, typ string) native.
 				return true
 			}
 			return false
+		},
+		SentFileOfSize: func(name string, size int64) bool {
+			// The partner refused our file unread, naming its size.
+			f, err := p.Ledger.FileByName(ctx, "out", name)
+			if err != nil {
+				return false
+			}
+			if f.Size != size {
+				p.log().Warn("partner refused our file unread at another size than we sent", "partner", in.Partner.Name,
+					"file", in.Name, "answers", name, "our_size", f.Size, "their_size", size)
+			}
+			return true
 		},
 	}
 	if in.Partner.Transport != nil {

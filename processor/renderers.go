@@ -41,8 +41,10 @@ func (p *Party) rendererFor(name string) (*renderer, error) {
 var renderRefusal = &renderer{
 	schema: nil, // chosen from the output's type
 	count:  func(context.Context, *Party, *ledger.Output) (int, error) { return 0, nil },
-	header: func(_ context.Context, _ *Party, o *ledger.Output, h *native.Header) error {
+	header: func(ctx context.Context, p *Party, o *ledger.Output, h *native.Header) error {
 		h.Refused = o.Note
+		// An input refused unread has no SHA-256: it is named by size.
+		h.InReplyToSize = unreadSize(ctx, p, o)
 		return nil
 	},
 	records: func(context.Context, *Party, *ledger.Output, func(*native.Record) error) error { return nil },

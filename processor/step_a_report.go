@@ -258,11 +258,63 @@ func (p *Party) latePoR(ctx context.Context, w *Work, r PoRReport, tar ota.TAR) 
 			if err := tx.SetMessageState(ctx, m.ID, m.State, ota.OutcomeIncomplete.String(), "late PoR: "+v.Reason); err != nil {
 				return j, true, err
 			}
+			if c.State == ledger.CardManual {
+				// Retries exhausted and B told: the outcome is corrected.
+				j.Recipient, err = p.correctOutcome(ctx, w, m, c, r.Line, v)
+				return j, true, err
+			}
 			return j, true, tx.Transition(ctx, c.ICCID, []string{c.State}, c.State, "late PoR proves the EF_IMSI write: "+v.Reason, ref, nil)
 		}
 		return j, true, tx.Transition(ctx, c.ICCID, []string{c.State}, c.State, "late PoR: "+v.Reason, ref, nil)
 	}
 	return PoRJudgement{}, false, nil
+}
+
+// correctOutcome follows a late verified PoR proving the EF_IMSI write
+// for card c, waiting for an engineer after its retries: confirmed, the
+// card is confirmed and B told completed; incomplete, it stays manual and
+// B, if it was told failed (and retired the IMSI), is told unknown /
+// OTA_INCOMPLETE instead. The corrected outcome goes to B in an
+// imsi-result line of the work's batch; it returns the recipient to tell.
+func (p *Party) correctOutcome(ctx context.Context, w *Work, m *ledger.Message, c *ledger.Card, line int, v ota.Verdict) (*Partner, error) {
+	tx := w.Tx
+	recipient := p.PartnerByCode(c.Recipient)
+	if recipient == nil {
+		return nil, nil
+	}
+	var told string
+	err := tx.QueryRow(ctx, `SELECT status FROM batch_records WHERE iccid = ? AND partner = ? AND imsi = ? ORDER BY batch_id DESC, line DESC LIMIT 1`,
+		c.ICCID, recipient.Name, c.NewIMSI).Scan(&told)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	ref := fmt.Sprintf("message %d", m.ID)
+	out := ledger.BatchRecord{BatchID: w.BatchID, Line: line, ICCID: c.ICCID, IMSI: c.NewIMSI, Partner: recipient.Name}
+	log := p.log().With("iccid", c.ICCID, "message", m.ID, "told", told)
+	switch {
+	case told != resultFailed && told != resultUnknown:
+		// Manual for another cause (B refused the handover): the
+		// change was reported completed already.
+		return nil, tx.Transition(ctx, c.ICCID, []string{ledger.CardManual}, ledger.CardManual, "late PoR: "+v.Reason, ref, nil)
+	case v.Outcome == ota.OutcomeConfirmed:
+		log.Warn("late PoR confirms the IMSI change of a card waiting for an engineer: confirmed, the recipient corrected", "reason", v.Reason)
+		if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardManual}, ledger.CardConfirmed, "late PoR confirmed: "+v.Reason, ref,
+			&ledger.CardUpdate{IMSI: &c.NewIMSI}); err != nil {
+			return nil, err
+		}
+		out.Status, out.Detail = resultCompleted, "late PoR for message "+strconv.FormatInt(m.ID, 10)+": corrects "+told
+	case told == resultFailed:
+		log.Warn("late PoR proves the EF_IMSI write of a card reported failed: the recipient corrected to unknown", "reason", v.Reason)
+		if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardManual}, ledger.CardManual, "late PoR proves the EF_IMSI write: "+v.Reason, ref, nil); err != nil {
+			return nil, err
+		}
+		out.Status, out.Reason = resultUnknown, ReasonOTAIncomplete
+		out.Detail = "late PoR for message " + strconv.FormatInt(m.ID, 10) + " proves the EF_IMSI write, script incomplete (corrects failed): " + v.Reason
+	default:
+		// B already keeps the IMSI out of reuse: nothing to correct.
+		return nil, tx.Transition(ctx, c.ICCID, []string{ledger.CardManual}, ledger.CardManual, "late PoR proves the EF_IMSI write: "+v.Reason, ref, nil)
+	}
+	return recipient, tx.PutBatchRecord(ctx, out)
 }
 
 // unverified says why a decoded PoR cannot be taken as the card's answer

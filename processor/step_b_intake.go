@@ -499,7 +499,9 @@ func (p *Party) provisioningRecord(rec *native.Record, hlr *Partner, cs ledger.C
 
 // IMSIResultIntake is the recipient's step over the donor's imsi-result:
 // rejected and failed changes retire their IMSI (never handed out again);
-// unknown outcomes keep theirs reserved; completed ones confirm it.
+// unknown outcomes keep theirs reserved; completed ones confirm it. A
+// completed or unknown outcome correcting a failed one (the donor's late
+// verified PoR) reinstates the retired IMSI and the card's request.
 type IMSIResultIntake struct{}
 
 // InputType implements FileStep.
@@ -523,10 +525,26 @@ func (IMSIResultIntake) Apply(ctx context.Context, w *Work) error {
 		switch st {
 		case native.StatusAccepted:
 			return w.Tx.Audit(ctx, w.Partner.Code, "imsi-accepted", iccid, "")
-		case native.StatusCompleted:
-			return w.Tx.SetIMSIState(ctx, c.IMSI, ledger.IMSIConfirmed)
-		case native.StatusUnknown:
-			return w.Tx.SetIMSIState(ctx, c.IMSI, ledger.IMSIUnknown)
+		case native.StatusCompleted, native.StatusUnknown:
+			state := ledger.IMSIConfirmed
+			if st == native.StatusUnknown {
+				state = ledger.IMSIUnknown
+			}
+			imsi := c.IMSI
+			if v := rec.Get(native.FieldIMSI); v != "" {
+				imsi = v // a correction may name an IMSI the card no longer has here
+			}
+			if c.State == cardRejectedAtDonor && imsi == c.IMSI {
+				// The donor corrects a failed outcome (a late verified
+				// PoR): the card may carry the IMSI we retired, which was
+				// never handed out again. It is reinstated and the card
+				// awaits its handover again.
+				w.P.log().Warn("donor corrects a failed outcome: IMSI reinstated", "iccid", iccid, "imsi", c.IMSI, "status", st)
+				if err := w.Tx.Transition(ctx, iccid, []string{cardRejectedAtDonor}, cardRequested, "donor corrected: "+st+" "+reason, w.Source, nil); err != nil {
+					return err
+				}
+			}
+			return w.Tx.SetIMSIState(ctx, imsi, state)
 		case native.StatusRejected, native.StatusFailed:
 			if err := w.Tx.SetIMSIState(ctx, c.IMSI, ledger.IMSIRetired); err != nil {
 				return err

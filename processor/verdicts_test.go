@@ -362,3 +362,144 @@ func TestLatePoR(t *testing.T) {
 	}
 	noCounterReuse(t, a)
 }
+
+// TestLatePoRCorrectsFailed: forged unsecured error PoRs exhaust a card's
+// attempts; it waits for an engineer and B is told failed and retires the
+// IMSI (never handed out again: the range holding only it is exhausted).
+// The card's genuine PoR for the first attempt then arrives. It corrects
+// the outcome: proving the whole script, the card is confirmed and B told
+// completed; proving the EF_IMSI write and a later failure, the card stays
+// manual and B is told unknown / OTA_INCOMPLETE. Either way B reinstates
+// the IMSI and awaits the card's handover again.
+func TestLatePoRCorrectsFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		confirmed          bool
+		card, told, reason string
+		imsi               string
+	}{
+		{"whole script", true, ledger.CardConfirmed, native.StatusCompleted, "", ledger.IMSIConfirmed},
+		{"EF_IMSI written, then a failure", false, ledger.CardManual, native.StatusUnknown, processor.ReasonOTAIncomplete, ledger.IMSIUnknown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := startSwitch(t, 1, nil)
+			w, f, a, b := s.w, s.f, s.a, s.b
+			iccid := f.Cards[0].ICCID
+			first := messages(t, a, iccid)[0]
+			late := reportLine{id: "MNOA-" + strconv.FormatInt(first.ID, 10), msisdn: first.MSISDN, status: native.StatusDelivered,
+				por: s.cardPoR(t, 0, first, ota.StatusOK, ota.AppendCompactResponse(nil, 4, 0x6a82, nil), false)}
+			if tc.confirmed {
+				late = readReport(t, w.runSMSC(s.batch, "MNOA"))[0] // the card takes the first attempt
+			}
+			for i := 0; i < 3; i++ {
+				msgs := messages(t, a, iccid)
+				m := msgs[len(msgs)-1]
+				forged := reportLine{id: "MNOA-" + strconv.FormatInt(m.ID, 10), msisdn: m.MSISDN, status: native.StatusDelivered,
+					por: s.cardPoR(t, 0, m, ota.StatusChecksumFailed, nil, true)}
+				s.collect(w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{forged})))
+			}
+			if st := cardState(t, a, iccid); st != ledger.CardManual {
+				t.Fatalf("after the forged PoRs the card is %s, want manual", st)
+			}
+			if r := s.outcomes(t)[iccid]; r == nil || r.Get(native.FieldStatus) != native.StatusFailed {
+				t.Fatalf("B was told %v, want failed", r)
+			}
+			s.deliverResults(t)
+			bc, err := b.Ledger.Card(ctx, iccid)
+			if err != nil || bc.State != "rejected" || imsiState(t, b, bc.IMSI) != ledger.IMSIRetired {
+				t.Fatalf("B: card %+v %v, IMSI %s", bc, err, imsiState(t, b, bc.IMSI))
+			}
+			err = b.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+				_, err := tx.AllocateIMSI(ctx, "only-the-retired", bc.IMSI, bc.IMSI, "8999901999999999999", "test")
+				return err
+			})
+			if !errors.Is(err, ledger.ErrRangeExhausted) {
+				t.Fatalf("allocating the retired IMSI %s: %v; want it never handed out again", bc.IMSI, err)
+			}
+
+			res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{late}))
+			if st := cardState(t, a, iccid); st != tc.card {
+				t.Errorf("after the late PoR the card is %s, want %s", st, tc.card)
+			}
+			if res.Counts.Messages != 0 {
+				t.Errorf("the late PoR queued %d messages", res.Counts.Messages)
+			}
+			result := output(t, res.Outputs, "imsi-result")
+			s.collect(res)
+			r := s.outcomes(t)[iccid]
+			if r == nil || r.Get(native.FieldStatus) != tc.told || !strings.EqualFold(r.Get(native.FieldReason), tc.reason) || r.Get(native.FieldIMSI) != bc.IMSI {
+				t.Fatalf("B was told %v, want %s %s", r, tc.told, tc.reason)
+			}
+			w.process(b, "mno-a", processor.IMSIResultIntake{}, result.Path)
+			bc, _ = b.Ledger.Card(ctx, iccid)
+			if bc.State != "requested" || imsiState(t, b, bc.IMSI) != tc.imsi {
+				t.Errorf("B after the correction: card %s, IMSI %s; want requested, %s", bc.State, imsiState(t, b, bc.IMSI), tc.imsi)
+			}
+			if tc.confirmed {
+				// The confirmed card is handed over, and B provisions it.
+				hres, err := a.RunSweep(ctx, "handover", &processor.Handover{Recipient: a.Partners["mno-b"]}, false)
+				if err != nil || hres.Counts.Records != 1 {
+					t.Fatalf("handover: %+v %v", hres, err)
+				}
+				w.deliverAll(a, hres.Outputs)
+				res = w.process(b, "mno-a", &processor.HandoverIntake{HLR: b.Partners["hlr"]}, output(t, hres.Outputs, "handover").Path)
+				if res.Counts.Accepted != 1 {
+					t.Errorf("handover at B: %+v", res.Counts)
+				}
+			}
+			noCounterReuse(t, a)
+		})
+	}
+}
+
+// TestLatePoRConfirmsUnknown: the first attempt's PoR proves the EF_IMSI
+// write and a later failure; the card takes the second attempt, but
+// forged unsecured error PoRs for the second and third exhaust its
+// attempts: manual, B told unknown. The second attempt's genuine PoR then
+// arrives: the card is confirmed and B told completed.
+func TestLatePoRConfirmsUnknown(t *testing.T) {
+	ctx := context.Background()
+	s := startSwitch(t, 1, nil)
+	w, f, a, b := s.w, s.f, s.a, s.b
+	iccid := f.Cards[0].ICCID
+	newest := func() *ledger.Message {
+		msgs := messages(t, a, iccid)
+		return msgs[len(msgs)-1]
+	}
+	report := func(m *ledger.Message, por string) *processor.Result {
+		line := reportLine{id: "MNOA-" + strconv.FormatInt(m.ID, 10), msisdn: m.MSISDN, status: native.StatusDelivered, por: por}
+		res := w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{line}))
+		s.collect(res)
+		return res
+	}
+	m1 := newest()
+	res := report(m1, s.cardPoR(t, 0, m1, ota.StatusOK, ota.AppendCompactResponse(nil, 4, 0x6a82, nil), false))
+	genuine := readReport(t, w.runSMSC(output(t, res.Outputs, "ota-batch"), "MNOA"))[0] // the card takes the second attempt
+	// That report is held back: its line comes in a later one.
+	w.smscSeq--
+	for i := 0; i < 2; i++ {
+		m := newest()
+		report(m, s.cardPoR(t, 0, m, ota.StatusChecksumFailed, nil, true))
+	}
+	if st := cardState(t, a, iccid); st != ledger.CardManual {
+		t.Fatalf("card is %s, want manual", st)
+	}
+	if r := s.outcomes(t)[iccid]; r == nil || r.Get(native.FieldStatus) != native.StatusUnknown {
+		t.Fatalf("B was told %v, want unknown", r)
+	}
+	res = w.process(a, "smsc", &processor.OTAReport{}, s.writeReport(t, []reportLine{genuine}))
+	s.collect(res)
+	if st := cardState(t, a, iccid); st != ledger.CardConfirmed {
+		t.Errorf("after the late PoR the card is %s, want confirmed", st)
+	}
+	if r := s.outcomes(t)[iccid]; r == nil || r.Get(native.FieldStatus) != native.StatusCompleted {
+		t.Fatalf("B was told %v, want completed", r)
+	}
+	s.deliverResults(t)
+	bc, _ := b.Ledger.Card(ctx, iccid)
+	if bc.State != "requested" || imsiState(t, b, bc.IMSI) != ledger.IMSIConfirmed {
+		t.Errorf("B: card %s, IMSI %s; want requested, confirmed", bc.State, imsiState(t, b, bc.IMSI))
+	}
+	noCounterReuse(t, a)
+}

@@ -22,6 +22,10 @@ type Header struct {
 
 	InReplyTo       string   // name of the file this one answers ("" = none)
 	InReplyToSHA256 [32]byte // and the SHA-256 of that file as sent
+	// InReplyToSize, in place of InReplyToSHA256, is the size of the
+	// file a refusal answers when it was refused unread (larger than the
+	// receiver's bound): nothing of it was read, so it has no SHA-256.
+	InReplyToSize int64
 
 	TransportKey string // ID of the transport key wrapping the secret fields ("" = none)
 	KCV          []byte // its check value: first 3 bytes of the key's encryption of a zero block
@@ -51,6 +55,7 @@ const (
 	HBatch        = "batch"
 	HInReplyTo    = "in-reply-to"
 	HInReplySHA   = "in-reply-to-sha256"
+	HInReplySize  = "in-reply-to-size"
 	HTransportKey = "transport-key"
 	HTransportKCV = "transport-kcv"
 	HMaxRate      = "max-rate"
@@ -65,7 +70,7 @@ var commonHeader = []struct {
 }{
 	{HFormat, true}, {HVersion, true}, {HSender, true}, {HReceiver, true},
 	{HBusinessDate, true}, {HSequence, true}, {HCreated, true}, {HBatch, true},
-	{HInReplyTo, false}, {HInReplySHA, false}, {HTransportKey, false}, {HTransportKCV, false},
+	{HInReplyTo, false}, {HInReplySHA, false}, {HInReplySize, false}, {HTransportKey, false}, {HTransportKCV, false},
 	{HRefused, false}, {HQuantity, true},
 }
 
@@ -135,6 +140,12 @@ func (h *Header) setKey(key, v string) error {
 			return invalidf("in-reply-to-sha256 must be 64 hex digits")
 		}
 		copy(h.InReplyToSHA256[:], b)
+	case HInReplySize:
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || n < 1 {
+			return invalidf("in-reply-to-size %q is not a number of bytes >= 1", v)
+		}
+		h.InReplyToSize = n
 	case HTransportKey:
 		if !isID(v) {
 			return invalidf("transport key ID %q is not a token", v)
@@ -210,7 +221,11 @@ func (h *Header) write(w *bufio.Writer, s *Schema) error {
 	if _, err := partnerID(h.Receiver); err != nil {
 		return fmt.Errorf("receiver: %w", err)
 	}
-	if h.InReplyTo != "" && h.InReplyToSHA256 == [32]byte{} {
+	unread := h.InReplyToSHA256 == [32]byte{} && h.InReplyToSize > 0
+	switch {
+	case h.InReplyTo != "" && unread && h.Refused == "":
+		return invalidf("header: in-reply-to-size only goes with refused")
+	case h.InReplyTo != "" && h.InReplyToSHA256 == [32]byte{} && !unread:
 		return invalidf("header: in-reply-to needs the SHA-256 of that file")
 	}
 	if h.Sequence < 1 || h.Sequence > 999999 || h.Quantity < 0 || !isID(h.Batch) {
@@ -230,7 +245,11 @@ func (h *Header) write(w *bufio.Writer, s *Schema) error {
 	kv(HBatch, h.Batch)
 	if h.InReplyTo != "" {
 		kv(HInReplyTo, h.InReplyTo)
-		kv(HInReplySHA, hex.EncodeToString(h.InReplyToSHA256[:]))
+		if unread {
+			kv(HInReplySize, strconv.FormatInt(h.InReplyToSize, 10))
+		} else {
+			kv(HInReplySHA, hex.EncodeToString(h.InReplyToSHA256[:]))
+		}
 	}
 	if h.TransportKey != "" {
 		kv(HTransportKey, h.TransportKey)

@@ -321,12 +321,19 @@ func (r *Reader) checkHeader(h *Header) ErrorList {
 	}
 	_, hasReply := h.Lines[HInReplyTo]
 	_, hasSHA := h.Lines[HInReplySHA]
+	_, hasSize := h.Lines[HInReplySize]
+	_, refused := h.Lines[HRefused]
 	switch {
-	case hasReply && !hasSHA:
+	case hasSize && (hasSHA || !refused):
+		// A size names a file refused unread, and only there.
+		add(HInReplySize, fmt.Errorf("%w: in-reply-to-size goes with refused, in place of in-reply-to-sha256", ErrInvalid))
+	case hasReply && !hasSHA && !hasSize:
 		add(HInReplySHA, ErrMissingHeader)
-	case hasSHA && !hasReply:
+	case (hasSHA || hasSize) && !hasReply:
 		add(HInReplyTo, ErrMissingHeader)
-	case hasReply && h.InReplyTo != "" && o.SentFile != nil && !o.SentFile(h.InReplyTo, h.InReplyToSHA256):
+	case hasReply && hasSize && h.InReplyTo != "" && o.SentFileOfSize != nil && !o.SentFileOfSize(h.InReplyTo, h.InReplyToSize):
+		add(HInReplyTo, fmt.Errorf("%w: %s", ErrInReplyTo, h.InReplyTo))
+	case hasReply && hasSHA && h.InReplyTo != "" && o.SentFile != nil && !o.SentFile(h.InReplyTo, h.InReplyToSHA256):
 		add(HInReplyTo, fmt.Errorf("%w: %s", ErrInReplyTo, h.InReplyTo))
 	}
 	if h.Sequence > 0 && o.LastSequence != nil && h.Sender != "" && h.Receiver != "" {

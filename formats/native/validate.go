@@ -32,6 +32,10 @@ type Options struct {
 	// SentFile reports whether we sent a file of that name with that
 	// SHA-256 (the in-reply-to check).
 	SentFile func(name string, sha256 [32]byte) bool
+	// SentFileOfSize reports whether we sent a file of that name and size
+	// (the in-reply-to check of a refusal by in-reply-to-size: the
+	// receiver refused the file unread).
+	SentFileOfSize func(name string, size int64) bool
 	// TransportKey returns the check value of a transport key ID (ok
 	// false: unknown). A wrong KCV refuses the file before any record.
 	TransportKey func(keyID string) (kcv []byte, ok bool)

@@ -21,6 +21,7 @@ import (
 	"resub/jobs"
 	"resub/jobs/config"
 	"resub/jobs/drop/sshdtest"
+	"resub/processor/failpoint"
 	"resub/samples/demo"
 )
 
@@ -476,6 +477,139 @@ func TestOversizedCiphertext(t *testing.T) {
 		itoa(limit) + " bytes); moved to quarantine on the drop"); len(lines) != 1 {
 		t.Errorf("no log line for the refusal")
 	}
+	// Recorded as a quarantined input, by name and listed size.
+	id := checkRefusedUnread(t, rt, st, big, 4194304, "4194304 bytes listed, larger than limits.max_ciphertext_bytes ("+itoa(limit)+" bytes)")
+	// Reprocessing says how: nothing of it was downloaded.
+	_, err = rt.Reprocess(ctx, "file:"+itoa(id))
+	if err == nil || !strings.Contains(err.Error(), "Raise limits.max_ciphertext_bytes above 4194304 bytes") ||
+		!strings.Contains(err.Error(), "move "+big+" from the quarantine folder of partner mno-b's drop back to its inbox") {
+		t.Errorf("reprocess: %v", err)
+	}
+	// Done so, after the limit is raised: the input is read in full
+	// (here refused: zeros are no signed file), and the record of the
+	// unread refusal is closed.
+	if err := os.Rename(st.Exchange("quarantine", "MNOA", "MNOB", big), filepath.Join(inbox, big)); err != nil {
+		t.Fatal(err)
+	}
+	rt.Close()
+	rt = openWithLog(t, st, "MNOA", func(cfg map[string]any) {
+		cfg["limits"] = map[string]any{"max_ciphertext_bytes": 8 << 20}
+	}, newRecorder(nil))
+	if _, err := rt.RunJob(ctx, "imsi-list", jobs.RunOptions{Manual: true}); !errors.As(err, &refused) || strings.Contains(err.Error(), "max_ciphertext_bytes") {
+		t.Fatalf("run after raising the limit: %v; want the input read and refused for its content", err)
+	}
+	row, err := rt.Ledger.FileByID(ctx, id)
+	if err != nil || row.Status != "done" || !strings.Contains(row.Reason, "then read in full as file ") {
+		t.Errorf("the unread refusal's record: %+v %v; want closed", row, err)
+	}
+}
+
+// checkRefusedUnread checks that MNOA recorded the input name, refused
+// unread, as quarantined with its listed size and reason, and answered
+// MNOB once with a refusal naming it by name and size. It returns the
+// input's file ID.
+func checkRefusedUnread(t *testing.T, rt *jobs.Runtime, st *demo.Stage, name string, size int64, reason string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	fs, err := rt.Ledger.Files(ctx, "quarantined", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	for _, f := range fs {
+		if f.Direction == "in" && f.Name == name {
+			id = f.ID
+			if f.SHA256 != "" || f.Size != size || f.Reason != reason {
+				t.Errorf("ledger: %+v; want size %d, no SHA-256, reason %q", f, size, reason)
+			}
+		}
+	}
+	if id == 0 {
+		t.Fatalf("%s not in the ledger's quarantined files: %+v", name, fs)
+	}
+	answers := 0
+	out := st.Exchange("MNOA-to-MNOB")
+	names, _ := demo.Files(out)
+	for _, n := range names {
+		if !strings.Contains(n, "_imsi-result_") {
+			continue
+		}
+		rc, err := st.Open(filepath.Join(out, n), "MNOA", "MNOB")
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(data)
+		if !strings.Contains(text, "#in-reply-to: "+name+"\n") {
+			continue
+		}
+		answers++
+		if !strings.Contains(text, "#in-reply-to-size: "+itoa(size)+"\n") || !strings.Contains(text, "#refused: "+reason+"\n") ||
+			strings.Contains(text, "in-reply-to-sha256") || !strings.Contains(text, "#quantity: 0\n") {
+			t.Errorf("answer %s:\n%s", n, text)
+		}
+	}
+	if answers != 1 {
+		t.Errorf("%d refusals of %s sent to MNOB; want 1", answers, name)
+	}
+	return id
+}
+
+// TestOversizedRefusalAnsweredOnce: the run that refuses an input for its
+// size is killed after the refusal was answered, before the input was
+// moved to quarantine. The rerun finds it still listed, resumes the
+// refusal without answering again, and moves it.
+func TestOversizedRefusalAnsweredOnce(t *testing.T) {
+	ctx := context.Background()
+	st := imsiListStage(t)
+	resub := resubBinary(t)
+	inbox := st.Exchange("MNOB-to-MNOA")
+	names, err := demo.Files(inbox)
+	if err != nil || len(names) != 1 {
+		t.Fatalf("staged inbox: %v %v", names, err)
+	}
+	legit := names[0]
+	st0, err := os.Stat(filepath.Join(inbox, legit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := st0.Size() + 1024
+	big := strings.Replace(legit, "_000001.", "_000002.", 1)
+	f, err := os.Create(filepath.Join(inbox, big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, zeroReader{}, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	edit := func(cfg map[string]any) { cfg["limits"] = map[string]any{"max_ciphertext_bytes": limit} }
+	openParty(t, st, "MNOA", edit).Close()
+	cfgPath := filepath.Join(filepath.Dir(st.Config("MNOA")), "resub-edited.yaml")
+	cmd := exec.Command(resub, "run", "--once", "--job", "imsi-list", "--config", cfgPath)
+	cmd.Env = append(append(os.Environ(), st.Env()...), failpoint.Env+"="+failpoint.BeforeQuarantine)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("run: %v; want killed at %s\n%s", err, failpoint.BeforeQuarantine, out)
+	}
+	if _, err := os.Stat(filepath.Join(inbox, big)); err != nil {
+		t.Fatalf("killed before the move, yet the input left the inbox: %v", err)
+	}
+	rt := openWithLog(t, st, "MNOA", edit, newRecorder(nil))
+	sum, err := rt.RunJob(ctx, "imsi-list", jobs.RunOptions{Manual: true})
+	var refused *jobs.RefusedError
+	if !errors.As(err, &refused) || sum.Quarantined != 1 {
+		t.Fatalf("rerun: %v (%v); want the refusal resumed", err, sum)
+	}
+	if _, err := os.Stat(st.Exchange("quarantine", "MNOA", "MNOB", big)); err != nil {
+		t.Errorf("not quarantined on the drop: %v", err)
+	}
+	checkRefusedUnread(t, rt, st, big, 1<<20, "1048576 bytes listed, larger than limits.max_ciphertext_bytes ("+itoa(limit)+" bytes)")
 }
 
 // TestCiphertextGrowingPastTheLimit: an input listed under
@@ -530,10 +664,11 @@ func TestCiphertextGrowingPastTheLimit(t *testing.T) {
 	if _, err := os.Stat(st.Exchange("quarantine", "MNOA", "MNOB", grows)); err != nil {
 		t.Errorf("not quarantined on the drop: %v", err)
 	}
-	if lines := rec.find("input refused: larger than limits.max_ciphertext_bytes (" + itoa(limit) +
-		" bytes), the download stopped there; moved to quarantine on the drop"); len(lines) != 1 {
+	reason := "14 bytes listed, grew past limits.max_ciphertext_bytes (" + itoa(limit) + " bytes) while read"
+	if lines := rec.find("input refused: " + reason + ", the download stopped there; moved to quarantine on the drop"); len(lines) != 1 {
 		t.Error("no log line for the refusal")
 	}
+	checkRefusedUnread(t, rt, st, grows, 14, reason)
 }
 
 type zeroReader struct{}
