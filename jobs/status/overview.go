@@ -73,6 +73,8 @@ type Overview struct {
 	Party       string    `json:"party"`
 	Role        string    `json:"role"`
 	GeneratedAt time.Time `json:"generated_at"`
+	// TookMillis is how long the figures took to read.
+	TookMillis int64 `json:"took_ms"`
 	// CardStates are the states present, in cut-over order.
 	CardStates []string `json:"card_states"`
 	// Cards are the cards per partner and direction by state; Total all
@@ -399,7 +401,7 @@ type overviewView struct {
 }
 
 func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) error {
-	ov, err := s.overview(r.Context())
+	ov, err := s.overviewSnapshot(r.Context())
 	if err != nil {
 		return err
 	}
@@ -417,5 +419,5 @@ func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) overviewAPI(r *http.Request) (any, error) {
-	return s.overview(r.Context())
+	return s.overviewSnapshot(r.Context())
 }

@@ -64,9 +64,14 @@ type Options struct {
 
 // Server is the status page.
 type Server struct {
-	o        Options
-	tmpl     map[string]*template.Template
-	chart    chartCache
+	o     Options
+	tmpl  map[string]*template.Template
+	chart chartCache
+	snap  snapshotCache
+	// life ends at Stop: background computations stop with it.
+	life     context.Context
+	endLife  context.CancelFunc
+	bg       sync.WaitGroup
 	password []byte // sha256 of the password; nil: no auth
 	handler  http.Handler
 
@@ -97,6 +102,7 @@ func New(o Options) (*Server, error) {
 		o.Refresh = 10 * time.Second
 	}
 	s := &Server{o: o}
+	s.life, s.endLife = context.WithCancel(context.Background())
 	if o.Config.HTTP.Password.IsSet() {
 		pw, err := o.Config.Resolve(o.Config.HTTP.Password)
 		if err != nil {
@@ -190,6 +196,18 @@ func (s *Server) Start(ctx context.Context) error {
 	s.done = make(chan error, 1)
 	srv := s.srv
 	go func() { s.done <- srv.Serve(ln) }()
+	// Warm the aggregates and the chart, so that the first visitor of a
+	// big ledger does not wait for them.
+	s.snap.mu.Lock()
+	s.refreshLocked()
+	s.snap.mu.Unlock()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		if _, err := s.chart.series(s.life, s.o.Ledger); err != nil && s.life.Err() == nil {
+			s.o.Log.Error("status page: chart", "error", err)
+		}
+	}()
 	s.o.Log.Info("serving the status page", "url", scheme+"://"+ln.Addr().String()+"/", "auth", s.password != nil)
 	return nil
 }
@@ -221,12 +239,17 @@ func (s *Server) Addr() string {
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	srv, done := s.srv, s.done
-	if srv == nil || s.stopped {
+	if s.stopped {
 		s.mu.Unlock()
 		return nil
 	}
 	s.stopped = true
 	s.mu.Unlock()
+	s.endLife()
+	defer s.bg.Wait()
+	if srv == nil {
+		return nil
+	}
 	err := srv.Shutdown(ctx)
 	if err != nil {
 		err = errors.Join(err, srv.Close())

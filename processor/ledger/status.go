@@ -305,3 +305,16 @@ func (d *DB) FilesPage(ctx context.Context, status string, before int64, limit i
 	}
 	return out, rows.Err()
 }
+
+// OverdueMessageCount counts the sent messages whose PoR deadline passed
+// before now, and the earliest of those deadlines.
+func (d *DB) OverdueMessageCount(ctx context.Context, now time.Time) (int, time.Time, error) {
+	var n int
+	var oldest string
+	err := d.QueryRow(ctx, `SELECT COUNT(*), COALESCE(MIN(deadline), '') FROM ota_messages WHERE state = 'sent' AND deadline <> '' AND deadline < ?`, ts(now)).Scan(&n, &oldest)
+	if err != nil || n == 0 {
+		return 0, time.Time{}, err
+	}
+	t, _ := ParseTime(oldest)
+	return n, t, nil
+}
