@@ -157,6 +157,14 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Skip("runs the whole demo and a browser")
 	}
 	dir := t.TempDir()
+	if *updateScreenshot {
+		// The README shows the commands with this folder.
+		dir = filepath.Join(os.TempDir(), "cutover")
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
 	var story bytes.Buffer
 	res, err := demo.Run(context.Background(), demo.Options{Dir: dir, Out: &story})
 	if err != nil || !res.OK {
@@ -167,6 +175,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	for _, party := range []string{"mnoa", "mnob"} {
 		cfg := filepath.Join(dir, party, "resub.yaml")
 		base := serveCLI(t, "serve", "--config", cfg, "--http", "127.0.0.1:0")
+		secrets := append(secrets, wrappedBlobs(t, cfg)...)
 		t.Run(party, func(t *testing.T) {
 			var visited []string
 			visit := func(path string) page {
@@ -573,6 +582,39 @@ func cliMessages(t *testing.T, cfg, iccid string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// wrappedBlobs are the party's secrets as its ledger keeps them, sealed
+// under the master key: no page shows those either.
+func wrappedBlobs(t *testing.T, cfg string) []pageSecret {
+	t.Helper()
+	e := &env{ctx: context.Background(), io: stdio{out: io.Discard, err: io.Discard}}
+	_, db, err := openLedger(e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(context.Background(), `SELECT iccid, name, key_index, blob FROM card_secrets`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []pageSecret
+	for rows.Next() {
+		var iccid, name string
+		var idx int
+		var b []byte
+		if err := rows.Scan(&iccid, &name, &idx, &b); err != nil {
+			t.Fatal(err)
+		}
+		h := hex.EncodeToString(b)
+		out = append(out, pageSecret{fmt.Sprintf("card %s %s(%d) wrapped", iccid, name, idx), [][]byte{b, []byte(h), []byte(strings.ToUpper(h)),
+			[]byte(base64.StdEncoding.EncodeToString(b)), []byte(base64.RawURLEncoding.EncodeToString(b))}})
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 type pageSecret struct {
