@@ -111,7 +111,9 @@ type MessageRow struct {
 	// past the deadline.
 	AwaitingPoR int `json:"awaiting_por"`
 	Overdue     int `json:"overdue"`
-	N           int `json:"n"`
+	// Settled have their verdict: confirmed, failed or unknown.
+	Settled int `json:"settled"`
+	N       int `json:"n"`
 }
 
 // Verdict is how many messages of a kind ended failed or unknown for one
@@ -249,8 +251,11 @@ func (s *Server) overview(ctx context.Context) (*Overview, error) {
 		r.ByState[t.State] += t.N
 		r.N += t.N
 		r.Overdue += t.Overdue
-		if t.State == ledger.MsgSent {
+		switch t.State {
+		case ledger.MsgSent:
 			r.AwaitingPoR += t.N
+		case ledger.MsgConfirmed, ledger.MsgFailed, ledger.MsgUnknown:
+			r.Settled += t.N
 		}
 		mstates[t.State] = true
 	}

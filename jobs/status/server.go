@@ -318,7 +318,14 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/cards", s.api(s.cardsAPI))
 	mux.HandleFunc("GET /api/cards/{iccid}", s.api(s.cardAPI))
 	static, _ := fs.Sub(staticFS, "static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	mux.HandleFunc("GET /static/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no folder listings
+			s.notFound(w, r, "no page at "+r.URL.Path)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 	for path, h := range s.o.Extra {
 		mux.Handle("GET "+path, h)
 	}

@@ -79,7 +79,7 @@ func TestRequestsThatMustFail(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"/nowhere", "/cards/8999909999999999999", "/cards/not-an-iccid", "/batches/99999", "/batches/x",
-		"/api/nowhere", "/api/cards/8999909999999999999", "/api/batches/0", "/static/nothing.css", "/../etc/passwd"} {
+		"/api/nowhere", "/api/cards/8999909999999999999", "/api/batches/0", "/static/nothing.css", "/static/", "/../etc/passwd"} {
 		resp, body := do(t, http.MethodGet, ts.URL+p, nil)
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404\n%s", p, resp.StatusCode, body)
@@ -225,7 +225,7 @@ func TestOverviewAgreesWithTheLedger(t *testing.T) {
 	}
 	// Messages of moving cards are sent with a deadline in 2026-11; now
 	// is three days after the start: every one of them is overdue.
-	if upd == nil || upd.AwaitingPoR != 500 || upd.Overdue != 500 || upd.ByState["unknown"] != 400 || upd.ByState["failed"] != 100 {
+	if upd == nil || upd.AwaitingPoR != 500 || upd.Overdue != 500 || upd.ByState["unknown"] != 400 || upd.ByState["failed"] != 100 || upd.Settled != 7500 {
 		t.Fatalf("messages: %+v", ov.Messages)
 	}
 	if len(ov.Quarantined) != 1 || !strings.HasPrefix(ov.Quarantined[0].Command, "resub reprocess --config ") || !strings.HasSuffix(ov.Quarantined[0].Command, " file:"+itoa(ov.Quarantined[0].ID)) {
