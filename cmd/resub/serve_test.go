@@ -291,9 +291,16 @@ func TestStatusPageInBrowser(t *testing.T) {
 						t.Errorf("card %s history %d: page %q, resub cards %q", iccid, i, g, want)
 					}
 				}
-				msgs, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#messages tbody tr').length`))
-				if want := cliMessages(t, cfg, iccid); msgs != want {
-					t.Errorf("card %s: %d messages on the page, %d in the ledger", iccid, msgs, want)
+				msgs := cp.Tables["messages"]
+				if want := cliMessages(t, cfg, iccid); len(msgs) != want {
+					t.Errorf("card %s: %d messages on the page, %d in the ledger", iccid, len(msgs), want)
+				}
+				// A message went out in an OTA batch, listed with the
+				// card's files.
+				for _, m := range msgs {
+					if sent := m[9]; sent != "-" && (!strings.Contains(sent, "_ota-batch_") || !tableHas(cp.Tables["files"], 5, sent)) {
+						t.Errorf("card %s: message %s sent in %q", iccid, m[0], sent)
+					}
 				}
 			}
 
@@ -438,6 +445,16 @@ func screenshot(t *testing.T, ctx context.Context, url string) []byte {
 		t.Fatalf("screenshot of %v", b)
 	}
 	return shot
+}
+
+// tableHas reports whether a row of rows has v in column col.
+func tableHas(rows [][]string, col int, v string) bool {
+	for _, r := range rows {
+		if col < len(r) && r[col] == v {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

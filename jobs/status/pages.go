@@ -2,6 +2,7 @@ package status
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -330,8 +331,49 @@ type Message struct {
 	State    string    `json:"state"`
 	Deadline time.Time `json:"deadline,omitzero"`
 	Verdict  string    `json:"verdict"`
-	FileID   int64     `json:"file_id,omitempty"`
-	Created  time.Time `json:"created"`
+	// SentIn is the file the message went out in (an output of ours),
+	// FileID that file's row once delivered.
+	SentIn  string    `json:"sent_in,omitempty"`
+	FileID  int64     `json:"file_id,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// sentIn names the files messages went out in, reading each output once
+// per request.
+type sentIn struct {
+	s    *Server
+	seen map[int64]*ledger.File
+}
+
+// fill sets m's file from the output its file_id names.
+func (si *sentIn) fill(ctx context.Context, m *Message, outputID int64) error {
+	if outputID == 0 {
+		return nil
+	}
+	if si.seen == nil {
+		si.seen = map[int64]*ledger.File{}
+	}
+	f, ok := si.seen[outputID]
+	if !ok {
+		o, err := si.s.o.Ledger.OutputByID(ctx, outputID)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			f = &ledger.File{Name: o.Name}
+			if df, err := si.s.o.Ledger.FileByName(ctx, "out", o.Name); err == nil {
+				f = df
+			} else if !errors.Is(err, ledger.ErrNotFound) {
+				return err
+			}
+		}
+		si.seen[outputID] = f
+	}
+	if f != nil {
+		m.SentIn, m.FileID = f.Name, f.ID
+	}
+	return nil
 }
 
 func message(m *ledger.Message) Message {
@@ -340,7 +382,7 @@ func message(m *ledger.Message) Message {
 		v = strings.TrimSpace(m.PoRStatus + " " + v)
 	}
 	return Message{ID: m.ID, ICCID: m.ICCID, BatchID: m.BatchID, Kind: m.Kind, KeyIndex: m.KeyIndex, KVN: m.KVN, Counter: m.Counter, TAR: m.TAR,
-		MSISDN: m.MSISDN, Attempt: m.Attempt, State: m.State, Deadline: m.Deadline, Verdict: v, FileID: m.FileID, Created: m.Created}
+		MSISDN: m.MSISDN, Attempt: m.Attempt, State: m.State, Deadline: m.Deadline, Verdict: v, Created: m.Created}
 }
 
 func pathID(r *http.Request) (int64, error) {
@@ -414,8 +456,14 @@ func (s *Server) batchDetail(r *http.Request) (*BatchDetail, error) {
 	if err != nil {
 		return nil, err
 	}
+	var si sentIn
+	si.s = s
 	for _, m := range msgs {
-		d.Messages = append(d.Messages, message(m))
+		v := message(m)
+		if err := si.fill(ctx, &v, m.FileID); err != nil {
+			return nil, err
+		}
+		d.Messages = append(d.Messages, v)
 	}
 	if len(msgs) == pageSize {
 		d.NextMessages = msgs[len(msgs)-1].ID
@@ -586,10 +634,19 @@ func (s *Server) cardDetail(r *http.Request) (*CardDetail, error) {
 	}
 	for _, e := range h {
 		ev := Event{At: e.At, From: e.From, To: e.To, Reason: e.Reason, Ref: e.Ref}
-		if n, ok := strings.CutPrefix(e.Ref, "file:"); ok {
-			if id, err := strconv.ParseInt(n, 10, 64); err == nil {
+		// References name a file (file:N, or file:N:LINE for a record)
+		// or a batch (batch:N).
+		kind, rest, _ := strings.Cut(e.Ref, ":")
+		n, _, _ := strings.Cut(rest, ":")
+		if id, err := strconv.ParseInt(n, 10, 64); err == nil && id > 0 {
+			switch kind {
+			case "file":
 				ev.FileID = id
 				addFile(id)
+			case "batch":
+				if b, err := db.Batch(ctx, id); err == nil {
+					addFile(b.FileID)
+				}
 			}
 		}
 		d.History = append(d.History, ev)
@@ -598,9 +655,15 @@ func (s *Server) cardDetail(r *http.Request) (*CardDetail, error) {
 	if err != nil {
 		return nil, err
 	}
+	var si sentIn
+	si.s = s
 	for _, m := range ms {
-		d.Messages = append(d.Messages, message(m))
-		addFile(m.FileID)
+		v := message(m)
+		if err := si.fill(ctx, &v, m.FileID); err != nil {
+			return nil, err
+		}
+		d.Messages = append(d.Messages, v)
+		addFile(v.FileID)
 	}
 	recs, err := db.RecordsOfCard(ctx, iccid, cardRecords)
 	if err != nil {

@@ -318,3 +318,10 @@ func (d *DB) OverdueMessageCount(ctx context.Context, now time.Time) (int, time.
 	t, _ := ParseTime(oldest)
 	return n, t, nil
 }
+
+// OutputByID returns one output (an OTA message's file_id names the
+// output its batch went out in).
+func (d *DB) OutputByID(ctx context.Context, id int64) (*Output, error) {
+	o, err := scanOut(d.QueryRow(ctx, `SELECT `+outCols+` FROM outputs WHERE id = ?`, id))
+	return o, notFound(err, "output")
+}
