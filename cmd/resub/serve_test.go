@@ -426,6 +426,24 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Errorf("daemon /%s: %d\n%.300s", p, resp.StatusCode, body)
 		}
 	}
+	// With its own address, /metrics is not on the page's listener.
+	dbase = serveCLI(t, "run", "--config", a, "--http", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	if resp, err := http.Get(dbase + "metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the page's listener with --metrics-addr: %v %v", resp, err)
+	}
+}
+
+func TestServeUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve"},
+		{"serve", "--config", "x.yaml", "extra"},
+		{"run", "--config", "x.yaml", "--once", "--http", "127.0.0.1:0"},
+		{"run", "--config", "x.yaml", "--dry-run", "--http", "127.0.0.1:0"},
+	} {
+		if code, _, e := runCLI(t, args...); code != exitUsage {
+			t.Errorf("resub %s: exit %d %s", strings.Join(args, " "), code, e)
+		}
+	}
 }
 
 func screenshot(t *testing.T, ctx context.Context, url string) []byte {
