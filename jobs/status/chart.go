@@ -27,14 +27,35 @@ type Series struct {
 // chartCache keeps the hourly sums of the card history read so far, so
 // that each request reads only the events that are new.
 type chartCache struct {
-	mu     sync.Mutex
+	mu     sync.Mutex // held while the history is read
 	lastID int64
 	deltas map[time.Time]map[string]int
+
+	latestMu sync.Mutex
+	latest   *Series // the last series made, for pages that cannot wait
 }
 
+// current is the series the overview shows: the latest one made when the
+// history is being read right now (the first read of a big ledger takes
+// a while), nil when there is none yet.
+func (c *chartCache) current(ctx context.Context, db *ledger.DB) (*Series, error) {
+	if !c.mu.TryLock() {
+		c.latestMu.Lock()
+		defer c.latestMu.Unlock()
+		return c.latest, nil
+	}
+	defer c.mu.Unlock()
+	return c.readLocked(ctx, db)
+}
+
+// series reads what is new in the history and returns the whole series.
 func (c *chartCache) series(ctx context.Context, db *ledger.DB) (*Series, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.readLocked(ctx, db)
+}
+
+func (c *chartCache) readLocked(ctx context.Context, db *ledger.DB) (*Series, error) {
 	changes, last, err := db.StateChanges(ctx, c.lastID)
 	if err != nil {
 		return nil, err
@@ -94,6 +115,9 @@ func (c *chartCache) series(ctx context.Context, db *ledger.DB) (*Series, error)
 			s.Counts[i] = slices.Delete(s.Counts[i], j, j+1)
 		}
 	}
+	c.latestMu.Lock()
+	c.latest = s
+	c.latestMu.Unlock()
 	return s, nil
 }
 
@@ -136,6 +160,7 @@ type chartView struct {
 	YTicks        []chartTick
 	Legend        []chartLegend
 	Title         string
+	Note          string // why the chart is empty
 }
 
 type chartArea struct {
@@ -157,11 +182,15 @@ type chartLegend struct {
 // pixels.
 func renderChart(s *Series, width, height int) chartView {
 	v := chartView{Width: width, Height: height, PlotX: 56, PlotY: 12, Title: "Cards by state over time"}
+	if s == nil {
+		v.Empty, v.Note = true, "The cards' history is being read; the chart appears on the next refresh."
+		return v
+	}
 	legendRows := (len(s.States) + 4) / 5
 	v.PlotW = width - v.PlotX - 16
 	v.PlotH = height - v.PlotY - 40 - 20*legendRows
 	if len(s.Hours) == 0 || v.PlotH < 40 {
-		v.Empty = true
+		v.Empty, v.Note = true, "No card has changed state yet."
 		return v
 	}
 	t0 := s.Hours[0]

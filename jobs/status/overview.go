@@ -410,7 +410,7 @@ func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ch, err := s.chart.series(r.Context(), s.o.Ledger)
+	ch, err := s.chart.current(r.Context(), s.o.Ledger)
 	if err != nil {
 		return err
 	}

@@ -278,3 +278,26 @@ func TestOverviewAgreesWithTheLedger(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestOverviewDoesNotWaitForTheChart: while the cards' history is being
+// read, the overview answers with the chart it has (none at first).
+func TestOverviewDoesNotWaitForTheChart(t *testing.T) {
+	s, ts := newTestServer(t, 100, "")
+	s.chart.mu.Lock() // a first read of a big history in flight
+	resp, body := do(t, http.MethodGet, ts.URL+"/", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "being read") {
+		s.chart.mu.Unlock()
+		t.Fatalf("%d\n%s", resp.StatusCode, body)
+	}
+	s.chart.mu.Unlock()
+	_, body = do(t, http.MethodGet, ts.URL+"/", nil)
+	if strings.Contains(body, "being read") || !strings.Contains(body, "<polygon") {
+		t.Fatalf("the chart is missing once read:\n%s", body)
+	}
+	s.chart.mu.Lock()
+	_, body = do(t, http.MethodGet, ts.URL+"/", nil)
+	s.chart.mu.Unlock()
+	if !strings.Contains(body, "<polygon") {
+		t.Fatal("the last chart is not shown while the history is read again")
+	}
+}
