@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -174,6 +175,9 @@ type JobRow struct {
 	Summary  string    `json:"summary"`
 	LastOK   time.Time `json:"last_ok,omitzero"`
 }
+
+// firstWait is how long the overview page waits for the first figures.
+const firstWait = 750 * time.Millisecond
 
 // listLimit bounds the lists on the overview; the batch list pages on.
 const listLimit = 50
@@ -406,7 +410,15 @@ type overviewView struct {
 }
 
 func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) error {
-	ov, err := s.overviewSnapshot(r.Context())
+	// A person is not kept waiting by the first reading of a big
+	// ledger: the page says so and reloads itself.
+	ctx, cancel := context.WithTimeout(r.Context(), firstWait)
+	defer cancel()
+	ov, err := s.overviewSnapshot(ctx)
+	if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+		s.render(w, r, http.StatusOK, "wait", &errorView{base: s.base("Overview")})
+		return nil
+	}
 	if err != nil {
 		return err
 	}

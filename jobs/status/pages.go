@@ -62,7 +62,7 @@ var funcs = template.FuncMap{
 // parseTemplates builds each page from the frame and its own template.
 func parseTemplates() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
-	for _, page := range []string{"overview", "batches", "batch", "cards", "card", "error"} {
+	for _, page := range []string{"overview", "wait", "batches", "batch", "cards", "card", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/chart.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("status: template %s: %w", page, err)

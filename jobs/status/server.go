@@ -68,6 +68,8 @@ type Server struct {
 	tmpl  map[string]*template.Template
 	chart chartCache
 	snap  snapshotCache
+	// computeOverview reads the overview's figures (tests slow it down).
+	computeOverview func(context.Context) (*Overview, error)
 	// life ends at Stop: background computations stop with it.
 	life     context.Context
 	endLife  context.CancelFunc
@@ -102,6 +104,7 @@ func New(o Options) (*Server, error) {
 		o.Refresh = 10 * time.Second
 	}
 	s := &Server{o: o}
+	s.computeOverview = s.overview
 	s.life, s.endLife = context.WithCancel(context.Background())
 	if o.Config.HTTP.Password.IsSet() {
 		pw, err := o.Config.Resolve(o.Config.HTTP.Password)

@@ -301,3 +301,27 @@ func TestOverviewDoesNotWaitForTheChart(t *testing.T) {
 		t.Fatal("the last chart is not shown while the history is read again")
 	}
 }
+
+// TestFirstOverviewDoesNotWait: while the first figures are read, the
+// page says so and reloads itself; the API waits for them.
+func TestFirstOverviewDoesNotWait(t *testing.T) {
+	s, ts := newTestServer(t, 100, "")
+	release := make(chan struct{})
+	s.computeOverview = func(ctx context.Context) (*Overview, error) {
+		<-release // the first figures take a while
+		return s.overview(ctx)
+	}
+	resp, body := do(t, http.MethodGet, ts.URL+"/", nil)
+	close(release)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "being read") || !strings.Contains(body, `http-equiv="refresh" content="2"`) {
+		t.Fatalf("%d\n%s", resp.StatusCode, body)
+	}
+	_, body = do(t, http.MethodGet, ts.URL+"/api/overview", nil)
+	if !strings.Contains(body, `"total_cards": 100`) {
+		t.Fatalf("API: %s", body)
+	}
+	_, body = do(t, http.MethodGet, ts.URL+"/", nil)
+	if !strings.Contains(body, "Cards by state") {
+		t.Fatalf("overview after the first figures:\n%s", body)
+	}
+}

@@ -76,7 +76,7 @@ func (s *Server) refreshLocked() chan struct{} {
 		ctx, cancel := context.WithTimeout(s.life, computeTimeout)
 		defer cancel()
 		start := time.Now()
-		ov, err := s.overview(ctx)
+		ov, err := s.computeOverview(ctx)
 		took := time.Since(start)
 		c.mu.Lock()
 		defer c.mu.Unlock()
