@@ -33,12 +33,13 @@ func Overdue(ctx context.Context, cfg *config.Config, db *ledger.DB, now time.Ti
 		out = append(out, OverdueItem{Partner: partner, What: what, Count: n, Oldest: t, Deadline: deadline})
 		return nil
 	}
-	msgs, err := db.OverdueMessages(ctx, now)
+	// Counted, not listed: a fleet can have a million messages out.
+	n, oldest, err := db.OverdueMessageCount(ctx, now)
 	if err != nil {
 		return nil, err
 	}
-	if len(msgs) > 0 {
-		out = append(out, OverdueItem{Partner: "smsc", What: "ota-report", Count: len(msgs), Oldest: msgs[0].Deadline})
+	if n > 0 {
+		out = append(out, OverdueItem{Partner: "smsc", What: "ota-report", Count: n, Oldest: oldest})
 	}
 	for name, p := range cfg.Partners {
 		for what, d := range p.Deadlines {

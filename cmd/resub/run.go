@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
 	"resub/jobs"
 	"resub/jobs/config"
 	"resub/jobs/daemon"
+	"resub/jobs/metrics"
 	"resub/jobs/schedule"
 	"resub/processor/ledger"
 )
@@ -40,17 +43,21 @@ func owner() string {
 }
 
 func runRun(e *env, args []string) error {
-	fs := e.newFlags("run", "run --config FILE [--once [--job NAME]] [--dry-run] [--metrics-addr ADDR]")
+	fs := e.newFlags("run", "run --config FILE [--once [--job NAME]] [--dry-run] [--metrics-addr ADDR] [--http ADDR]")
 	path := fs.String("config", "", "configuration file")
 	once := fs.Bool("once", false, "run one pass of every job (or of --job) now and exit")
 	job := fs.String("job", "", "with --once: only this job")
 	dry := fs.Bool("dry-run", false, "reserve no counter or IMSI and deliver nothing")
 	addr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464)")
+	httpAddr := fs.String("http", "", "daemon: serve the status page on this address, and /metrics with it unless --metrics-addr is given")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *job != "" && !*once {
 		return usagef("--job goes with --once")
+	}
+	if *httpAddr != "" && (*once || *dry) {
+		return usagef("--http goes with the daemon, not --once or --dry-run (resub serve shows the page alone)")
 	}
 	rt, err := openRuntime(e, *path)
 	if err != nil {
@@ -100,11 +107,26 @@ func runRun(e *env, args []string) error {
 	for _, j := range rt.Cfg.Jobs {
 		specs = append(specs, daemon.Spec{Job: runtimeJob{rt: rt, name: j.Name}, Schedule: j.Schedule, Zone: j.Zone, Deadline: j.Deadline.D()})
 	}
-	d, err := daemon.New(daemon.Options{Jobs: specs, Leaser: leaser{rt.Ledger}, Runs: runs{rt.Ledger}, Owner: owner(), Log: e.log, MetricsAddr: *addr})
+	reg := prometheus.NewRegistry()
+	d, err := daemon.New(daemon.Options{Jobs: specs, Leaser: leaser{rt.Ledger}, Runs: runs{rt.Ledger}, Owner: owner(), Log: e.log, MetricsAddr: *addr, Registry: reg})
 	if err != nil {
 		return err
 	}
 	rt.Metrics = d.Metrics()
+	if *httpAddr != "" {
+		// The status page (and /metrics, unless it has its own address)
+		// starts first: an address that may not be served stops the
+		// daemon before any job runs.
+		var extra map[string]http.Handler
+		if *addr == "" {
+			extra = map[string]http.Handler{"/metrics": metrics.Handler(reg)}
+		}
+		st, err := startStatus(e, rt.Cfg, rt.Ledger, *httpAddr, extra)
+		if err != nil {
+			return err
+		}
+		defer stopStatus(e, st)
+	}
 	if err := d.Start(e.ctx); err != nil {
 		return err
 	}

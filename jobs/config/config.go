@@ -47,6 +47,8 @@ type Config struct {
 	OTA        OTASettings  `yaml:"ota"`
 	Limits     InputLimits  `yaml:"limits"`
 	Handover   HandoverOpts `yaml:"handover"`
+	// HTTP is how the status page is served (resub serve, run --http).
+	HTTP HTTP `yaml:"http"`
 
 	// path is the file the config was read from; relative paths resolve
 	// against its folder.

@@ -119,6 +119,7 @@ func (c *Config) validate(ps *problems) {
 	for i, j := range c.Jobs {
 		c.validateJob(ps, fmt.Sprintf("jobs[%d]", i), j, names)
 	}
+	c.validateHTTP(ps)
 }
 
 func (c *Config) fileExists(ps *problems, path, file string) {

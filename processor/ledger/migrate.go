@@ -280,6 +280,18 @@ CREATE INDEX cards_state_iccid ON cards(state, iccid);
 	`
 DROP INDEX cards_state;
 `,
+
+	// ---- status page (jobs/status) ----
+	// 8: the status page's aggregates from narrow indexes instead of the
+	// tables: cards by recipient, source and state; messages by state and
+	// kind with their deadlines (the PoRs overdue). ota_messages_state is
+	// a prefix of the new index and goes.
+	`
+CREATE INDEX cards_tally ON cards(recipient, source, state);
+CREATE INDEX ota_messages_tally ON ota_messages(state, kind, deadline);
+DROP INDEX ota_messages_state;
+`,
+	// ---- end of status page ----
 }
 
 // SchemaVersion is the version the code expects.
