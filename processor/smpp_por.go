@@ -1,0 +1,199 @@
+package processor
+
+import (
+	"context"
+	"encoding/hex"
+	"strings"
+
+	"resub/formats/native"
+	"resub/processor/ledger"
+)
+
+// Received records what deliver_sm brought, in one transaction that
+// commits before any of them is answered: each is journaled; a receipt
+// is recorded on its segment (one saying the message was not delivered,
+// with no PoR yet, is judged as a delivery failure); a PoR is matched by
+// (MSISDN, TAR, counter) and judged by the rules of an ota-report line.
+func (r *SMPPRun) Received(ctx context.Context, in []SMPPInbound) error {
+	return r.P.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+		w := r.work(tx)
+		for i := range in {
+			if err := r.receive(ctx, w, &in[i]); err != nil {
+				return err
+			}
+		}
+		return r.requeueRetries(ctx, w)
+	})
+}
+
+func (r *SMPPRun) receive(ctx context.Context, w *Work, x *SMPPInbound) error {
+	tx := w.Tx
+	msisdn := strings.TrimPrefix(x.From, "+")
+	ev := ledger.SMPPEvent{Partner: r.SMSC.Name, MSISDN: msisdn, Data: hex.EncodeToString(x.UD)}
+	switch {
+	case x.Bad != "":
+		r.Counts.Bad++
+		ev.Kind, ev.Outcome = "bad", x.Bad
+		_, err := tx.AddSMPPEvent(ctx, ev)
+		return err
+	case x.ReceiptID != "":
+		return r.receipt(ctx, w, x, ev)
+	}
+	ev.Kind = "mo"
+	id, err := tx.AddSMPPEvent(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if !isPoR(x.UD) {
+		r.Counts.Ignored++
+		r.P.log().Info("mobile-originated message that is no PoR: recorded, ignored", "from", msisdn, "event", id)
+		return tx.SetSMPPEventOutcome(ctx, id, 0, "ignored: no response packet")
+	}
+	rec := reportRecord(msisdn, native.StatusDelivered, "", x.UD, id)
+	m, err := w.matchReport(ctx, rec)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		r.Counts.Unmatched++
+		r.P.log().Warn("PoR that matches no outstanding message: recorded, changes nothing", "from", msisdn, "event", id)
+		return tx.SetSMPPEventOutcome(ctx, id, 0, "unmatched")
+	}
+	before := m.State
+	if _, err := w.P.judge(ctx, w, m, rec); err != nil {
+		return err
+	}
+	after, err := tx.Message(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	verdict := after.State
+	if verdict == before {
+		verdict = "pending"
+	}
+	r.Counts.PoRs[verdict]++
+	return tx.SetSMPPEventOutcome(ctx, id, m.ID, "PoR: "+verdict)
+}
+
+// receipt records a delivery receipt on its segment.
+func (r *SMPPRun) receipt(ctx context.Context, w *Work, x *SMPPInbound, ev ledger.SMPPEvent) error {
+	tx := w.Tx
+	state := strings.ToUpper(x.ReceiptState)
+	r.Counts.Receipts[state]++
+	ev.Kind, ev.SMSCID, ev.State = "receipt", x.ReceiptID, state
+	evID, err := tx.AddSMPPEvent(ctx, ev)
+	if err != nil {
+		return err
+	}
+	id, seq, err := tx.SegmentBySMSCID(ctx, r.SMSC.Name, x.ReceiptID)
+	if err == ledger.ErrNotFound {
+		r.P.log().Warn("receipt for a message_id we never got: recorded", "smsc_id", x.ReceiptID, "state", state)
+		return tx.SetSMPPEventOutcome(ctx, evID, 0, "unmatched")
+	}
+	if err != nil {
+		return err
+	}
+	segState := ""
+	switch state {
+	case "DELIVRD":
+		segState = ledger.SegDelivered
+	case "UNDELIV", "EXPIRED", "REJECTD", "DELETED":
+		segState = ledger.SegUndelivered
+	}
+	if segState == "" {
+		// ENROUTE, ACCEPTD, UNKNOWN: noted, nothing settled.
+		_, err := tx.Exec(ctx, `UPDATE smpp_segments SET receipt = ? WHERE message_id = ? AND seq = ?`, state, id, seq)
+		if err != nil {
+			return err
+		}
+		return tx.SetSMPPEventOutcome(ctx, evID, id, "noted")
+	}
+	if err := tx.SetSegmentReceipt(ctx, id, seq, segState, state); err != nil {
+		return err
+	}
+	states, err := tx.SegmentStates(ctx, id)
+	if err != nil {
+		return err
+	}
+	delivered := 0
+	for _, s := range states {
+		if s == ledger.SegDelivered {
+			delivered++
+		}
+	}
+	switch {
+	case segState == ledger.SegUndelivered:
+		if err := tx.SetSMPPState(ctx, id, ledger.SubUndelivered, "receipt "+state+" err:"+x.ReceiptErr); err != nil {
+			return err
+		}
+		m, err := tx.Message(ctx, id)
+		if err != nil {
+			return err
+		}
+		if m.State != ledger.MsgSent {
+			// A PoR (or the deadline) already settled it.
+			return tx.SetSMPPEventOutcome(ctx, evID, id, "undelivered; already "+m.State)
+		}
+		status := native.StatusFailed
+		if state == "EXPIRED" {
+			status = native.StatusExpired
+		}
+		if err := r.judgeFailure(ctx, w, m, evID, status, "SMSC receipt "+state+" err:"+x.ReceiptErr); err != nil {
+			return err
+		}
+		return tx.SetSMPPEventOutcome(ctx, evID, id, "not delivered")
+	case delivered == len(states):
+		if err := tx.SetSMPPState(ctx, id, ledger.SubDelivered, ""); err != nil {
+			return err
+		}
+	}
+	return tx.SetSMPPEventOutcome(ctx, evID, id, "delivered")
+}
+
+// judgeFailure judges a message that never reached its card (refused by
+// the SMSC, not delivered, or not submitted within its validity), as an
+// ota-report line with that status and no PoR: the retry rules apply.
+func (r *SMPPRun) judgeFailure(ctx context.Context, w *Work, m *ledger.Message, line int64, status, detail string) error {
+	if m.State != ledger.MsgSent && m.State != ledger.MsgReserved {
+		return nil
+	}
+	rec := reportRecord(m.MSISDN, status, detail, nil, line)
+	rec.Set(native.FieldMessageID, messageID(r.P, m.ID))
+	_, err := r.P.judge(ctx, w, m, rec)
+	return err
+}
+
+// reportRecord is the ota-report line an SMPP event amounts to: the one
+// adapter between the SMPP way in and the report's judge. line (the
+// event's journal ID) keys the answer in the run's batch.
+func reportRecord(msisdn, status, detail string, por []byte, line int64) *native.Record {
+	rec := native.NewRecord(native.OTAReport)
+	rec.Line = int(line)
+	rec.Set(native.FieldMSISDN, msisdn)
+	rec.Set(native.FieldStatus, status)
+	rec.Set(native.FieldDetail, detail)
+	if len(por) > 0 {
+		rec.Set(native.FieldPoR, hex.EncodeToString(por))
+	}
+	return rec
+}
+
+// isPoR reports whether user data carries a response packet: a UDH with
+// the response packet identifier (IEI 0x71).
+func isPoR(ud []byte) bool {
+	if len(ud) < 3 || int(ud[0])+1 > len(ud) {
+		return false
+	}
+	h := ud[1 : 1+int(ud[0])]
+	for len(h) >= 2 {
+		if h[0] == 0x71 {
+			return true
+		}
+		n := 2 + int(h[1])
+		if n > len(h) {
+			return false
+		}
+		h = h[n:]
+	}
+	return false
+}
