@@ -6,6 +6,7 @@
 //	resub_job_run_duration_seconds{job}                histogram
 //	resub_job_last_success_timestamp_seconds{job}      Unix time of the last successful run
 //	resub_job_overdue{job}                             1 when the job has not succeeded within its deadline
+//	resub_smpp_…{partner}                              the SMPP session's (see smpp.go)
 package metrics
 
 import (
@@ -26,6 +27,7 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	lastSuccess *prometheus.GaugeVec
 	overdueDesc *prometheus.Desc
+	smpp        *smppMetrics
 
 	mu        sync.Mutex
 	deadlines map[string]time.Duration
@@ -56,8 +58,9 @@ func New(reg prometheus.Registerer, now func() time.Time) (*Metrics, error) {
 		overdueDesc: prometheus.NewDesc("resub_job_overdue", "1 when the job has not succeeded within its deadline.", []string{"job"}, nil),
 		deadlines:   map[string]time.Duration{},
 		successes:   map[string]time.Time{},
+		smpp:        newSMPPMetrics(),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.runs, m.duration, m.lastSuccess, overdue{m}} {
+	for _, c := range append([]prometheus.Collector{m.events, m.runs, m.duration, m.lastSuccess, overdue{m}}, m.smpp.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

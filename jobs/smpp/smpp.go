@@ -154,8 +154,8 @@ type UnreachableError struct{ Err error }
 func (e *UnreachableError) Error() string { return "SMSC unreachable: " + e.Err.Error() }
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
-// Transient marks the error as worth retrying (exit 3).
-func (e *UnreachableError) Transient() bool { return true }
+// Temporary marks the error as worth retrying (exit 3).
+func (e *UnreachableError) Temporary() bool { return true }
 
 // StatusName names an SMPP command_status.
 func StatusName(s uint32) string {
