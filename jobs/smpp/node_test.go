@@ -135,6 +135,22 @@ func (n *nodeSMSC) pdus(command string) []map[string]any {
 	return out
 }
 
+// waitCount waits until the server saw at least want PDUs of command.
+func (n *nodeSMSC) waitCount(command string, want int) []map[string]any {
+	n.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := n.pdus(command)
+		if len(got) >= want || time.Now().After(deadline) {
+			return got
+		}
+		select {
+		case <-n.notify:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func (n *nodeSMSC) cmdLine(v map[string]any) {
 	b, _ := json.Marshal(v)
 	fmt.Fprintf(n.stdin, "%s\n", b)
@@ -330,7 +346,7 @@ func TestNodeSMPPSubmitFieldsReceiptsAndPoR(t *testing.T) {
 	}
 	// Every deliver_sm was answered, each only after what it carried
 	// was recorded.
-	resps := n.pdus("deliver_sm_resp")
+	resps := n.waitCount("deliver_sm_resp", len(segs)+1)
 	if len(resps) != len(segs)+1 {
 		t.Errorf("%d deliver_sm_resp, want %d", len(resps), len(segs)+1)
 	}
@@ -529,7 +545,7 @@ func TestNodeSMPPReceiptTextAndUnparseable(t *testing.T) {
 	}
 	// The unparseable one was answered too (permanent application error),
 	// and the session went on.
-	resps := n.pdus("deliver_sm_resp")
+	resps := n.waitCount("deliver_sm_resp", 3)
 	if len(resps) != 3 {
 		t.Errorf("%d deliver_sm_resp", len(resps))
 	}

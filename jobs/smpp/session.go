@@ -196,7 +196,8 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 
 	// lose ends the session: what was in flight has an unknown outcome;
 	// what was taken and never sent goes back.
-	lose := func(cause error) (bool, error) {
+	var lose func(cause error) (bool, error)
+	lose = func(cause error) (bool, error) {
 		s.close()
 		var rs []Result
 		for _, f := range inflight {
@@ -221,48 +222,100 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 		return false, cause
 	}
 
-	flushResults := func() error {
-		if len(results) == 0 {
+	// Recording runs beside the session: while one batch of outcomes and
+	// deliver_sm is committed, submit_sm go on within the window (a
+	// submission whose response is not yet recorded still holds its
+	// slot) and new frames are read. Each deliver_sm is answered only
+	// after its batch committed.
+	type recordJob struct {
+		results  []Result
+		delivers []pendingDeliver
+	}
+	recCh := make(chan recordJob)
+	recDone := make(chan error, 1)
+	recBusy := false
+	recording := 0 // results handed to the recorder, not yet committed
+	go func() {
+		for job := range recCh {
+			recDone <- s.record(ctx, job.results, job.delivers)
+		}
+	}()
+	defer close(recCh)
+	// handOff gives the recorder what is waiting, if it is free.
+	handOff := func() {
+		if recBusy || (len(results) == 0 && len(delivers) == 0) {
+			return
+		}
+		recBusy, recording = true, len(results)
+		recCh <- recordJob{results: results, delivers: delivers}
+		results, delivers = nil, nil
+	}
+	// waitRecorder waits for the batch being committed.
+	waitRecorder := func() error {
+		if !recBusy {
 			return nil
 		}
-		if err := c.Store.Submitted(ctx, results); err != nil {
-			return err
+		err := <-recDone
+		recBusy, recording = false, 0
+		return err
+	}
+	flushAll := func() error {
+		for recBusy || len(results) > 0 || len(delivers) > 0 {
+			handOff()
+			if err := waitRecorder(); err != nil {
+				return err
+			}
 		}
-		results = results[:0]
 		return nil
 	}
-	flushDelivers := func() error {
-		if len(delivers) == 0 {
+	// The store hands out work beside the session too.
+	type fetched struct {
+		flights []*flight
+		err     error
+	}
+	fetchCh := make(chan int)
+	fetchDone := make(chan fetched, 1)
+	fetching := false
+	go func() {
+		for n := range fetchCh {
+			segs, err := c.Store.Next(ctx, n)
+			var fs []*flight
+			for _, sg := range segs {
+				fl := &flight{seg: sg}
+				var perr error
+				if fl.body, perr = submitPDU(cfg, sg); perr != nil && err == nil {
+					err = perr
+				}
+				fs = append(fs, fl)
+			}
+			fetchDone <- fetched{fs, err}
+		}
+	}()
+	defer close(fetchCh)
+	// takeFetched adds what a fetch brought to the queue.
+	takeFetched := func(f fetched) error {
+		fetching = false
+		queue = append(queue, f.flights...)
+		if len(f.flights) == 0 {
+			nextPoll = time.Now().Add(poll)
+		}
+		return f.err
+	}
+	waitFetch := func() error {
+		if !fetching {
 			return nil
 		}
-		ins := make([]Inbound, len(delivers))
-		for i, d := range delivers {
-			ins[i] = d.in
+		return takeFetched(<-fetchDone)
+	}
+	lost := lose
+	lose = func(cause error) (bool, error) {
+		if err := waitFetch(); err != nil {
+			cause = errors.Join(cause, err)
 		}
-		// Durable first, answered after.
-		if err := c.Store.Received(ctx, ins); err != nil {
-			return err
+		if err := waitRecorder(); err != nil {
+			cause = errors.Join(cause, err)
 		}
-		body := []byte{0} // message_id: empty C-string
-		for _, d := range delivers {
-			status := StatusOK
-			if d.in.Bad != "" {
-				status = uint32(data.ESME_RX_P_APPN)
-			}
-			b := make([]byte, 17)
-			putHeader(b, data.DELIVER_SM_RESP, status, d.seq)
-			copy(b[16:], body)
-			if err := d.l.writeBuffered(b); err != nil {
-				return err
-			}
-		}
-		delivers = delivers[:0]
-		for _, l := range s.links() {
-			if err := l.flush(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return lost(cause)
 	}
 
 	// handle takes one frame from a link.
@@ -358,27 +411,16 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 		if ctx.Err() != nil || (!deadline.IsZero() && now.After(deadline)) {
 			stopping = true
 		}
-		// Take work.
-		if !stopping && len(queue) == 0 && len(inflight) < window && !now.Before(nextPoll) {
-			segs, err := c.Store.Next(ctx, window-len(inflight))
-			if err != nil {
-				return s.abort(lose, err)
-			}
-			if len(segs) == 0 {
-				nextPoll = now.Add(poll)
-			}
-			for _, sg := range segs {
-				fl := &flight{seg: sg}
-				fl.body, err = submitPDU(cfg, sg)
-				if err != nil {
-					return s.abort(lose, err)
-				}
-				queue = append(queue, fl)
-			}
+		// Take work: a window's worth ahead, asked for in batches (each
+		// recorded in one transaction before it goes out), fetched while
+		// what was fetched before goes out.
+		if !stopping && !fetching && len(queue) <= window/2 && !now.Before(nextPoll) {
+			fetching = true
+			fetchCh <- window
 		}
 		// Send within window and rate.
 		sent := 0
-		for len(queue) > 0 && len(inflight) < window && !now.Before(pausedUntil) && !now.Before(nextSend) && !stopping {
+		for len(queue) > 0 && len(inflight)+len(results)+recording < window && !now.Before(pausedUntil) && !now.Before(nextSend) && !stopping {
 			fl := queue[0]
 			queue = queue[1:]
 			seq := s.tx.next()
@@ -407,7 +449,7 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 			}
 		}
 		// Idle: may the run end?
-		if len(queue) == 0 && len(inflight) == 0 && len(delivers) == 0 && len(results) == 0 {
+		if len(queue) == 0 && len(inflight) == 0 && len(delivers) == 0 && len(results) == 0 && !recBusy && !fetching {
 			if stopping {
 				return s.unbind(ctx)
 			}
@@ -422,13 +464,16 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 				}
 			}
 		}
-		if stopping && len(inflight) == 0 && len(delivers) == 0 && len(results) == 0 {
+		if stopping && len(inflight) == 0 {
 			// Taken but never sent: back to the store.
+			if err := waitFetch(); err != nil {
+				return s.abort(lose, err)
+			}
 			for _, f := range queue {
 				results = append(results, Result{Key: f.seg.Key, NotSent: true})
 			}
 			queue = nil
-			if err := flushResults(); err != nil {
+			if err := flushAll(); err != nil {
 				return s.abort(lose, err)
 			}
 			return s.unbind(ctx)
@@ -456,7 +501,7 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 		}
 		// Wait for something.
 		wake := now.Add(poll)
-		if len(queue) > 0 {
+		if len(queue) > 0 && len(inflight)+len(results)+recording < window && !stopping {
 			wake = later(now, pausedUntil, nextSend)
 		}
 		if cfg.Timeout > 0 && len(inflight) > 0 {
@@ -479,6 +524,15 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 			return lose(fmt.Errorf("%w: %w", errLost, errOr(s.tx.err)))
 		case <-s.rx.done:
 			return lose(fmt.Errorf("%w: %w", errLost, errOr(s.rx.err)))
+		case f := <-fetchDone:
+			if err := takeFetched(f); err != nil {
+				return s.abort(lose, err)
+			}
+		case err := <-recDone:
+			recBusy, recording = false, 0
+			if err != nil {
+				return s.abort(lose, err)
+			}
 		case <-timer.C:
 		case <-ctx.Done():
 		}
@@ -506,13 +560,45 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 				}
 			}
 		}
-		if err := flushResults(); err != nil {
-			return s.abort(lose, err)
-		}
-		if err := flushDelivers(); err != nil {
-			return s.abort(lose, err)
+		handOff()
+	}
+}
+
+// record commits submit outcomes, then what deliver_sm carried, then
+// answers those deliver_sm.
+func (s *session) record(ctx context.Context, results []Result, delivers []pendingDeliver) error {
+	c := s.c
+	if len(results) > 0 {
+		if err := c.Store.Submitted(ctx, results); err != nil {
+			return err
 		}
 	}
+	if len(delivers) == 0 {
+		return nil
+	}
+	ins := make([]Inbound, len(delivers))
+	for i, d := range delivers {
+		ins[i] = d.in
+	}
+	// Durable first, answered after.
+	if err := c.Store.Received(ctx, ins); err != nil {
+		return err
+	}
+	for _, d := range delivers {
+		status := StatusOK
+		if d.in.Bad != "" {
+			status = uint32(data.ESME_RX_P_APPN)
+		}
+		b := make([]byte, 17) // body: message_id, an empty C-string
+		putHeader(b, data.DELIVER_SM_RESP, status, d.seq)
+		if err := d.l.writeBuffered(b); err != nil {
+			return nil // the session is lost: the SMSC delivers again
+		}
+	}
+	for _, l := range s.links() {
+		_ = l.flush()
+	}
+	return nil
 }
 
 // abort ends the session on a store error: the ledger could not record,

@@ -32,6 +32,9 @@ type SMPPServer struct {
 	mu                 sync.Mutex
 	conns              map[net.Conn]bool
 	nextID             atomic.Int64
+	// Sink, set before the first bind, accepts every submit_sm without
+	// delivering it (no card, no receipt): submission benchmarks.
+	Sink bool
 	// Stats.
 	Submits, Receipts, PoRs atomic.Int64
 }
@@ -176,6 +179,10 @@ func (sc *smppConn) submit(q *pdu.SubmitSM, seq int32) {
 	if h := q.Message.UDH(); len(h) > 0 {
 		hb, _ := h.MarshalBinary()
 		ud = append(hb, ud...)
+	}
+	if srv.Sink {
+		sc.respond(data.SUBMIT_SM_RESP, seq, 0, append([]byte(strconv.FormatInt(srv.nextID.Add(1), 10)), 0))
+		return
 	}
 	srv.s.mu.Lock()
 	card, unreachable := srv.s.cards[dest], srv.s.unreachable[dest]
