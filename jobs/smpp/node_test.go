@@ -1,160 +1,16 @@
 package smpp
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"resub/samples/nodesmsc"
 )
-
-// nodeSMSC is the node-smpp server of testdata/smpp/smsc.js, run as a
-// child process: what it prints is what it saw.
-type nodeSMSC struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	port   int
-	mu     sync.Mutex
-	events []map[string]any
-	notify chan struct{}
-}
-
-func testdataDir(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "smpp")
-}
-
-// startNodeSMSC starts the server with a scenario. Without node or the
-// npm package the test is skipped, except under CI (CI=true), where that
-// is a failure: `.ci/run` installs both.
-func startNodeSMSC(t *testing.T, scenario map[string]any) *nodeSMSC {
-	t.Helper()
-	dir := testdataDir(t)
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "smpp", "package.json"))
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node-smpp interop test cannot run (node and testdata/smpp/node_modules are installed by .ci/run): %v", err)
-		}
-		t.Skipf("node-smpp not available (run `npm ci` in testdata/smpp): %v", err)
-	}
-	sc, _ := json.Marshal(scenario)
-	cmd := exec.Command(node, filepath.Join(dir, "smsc.js"), string(sc))
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &nodeSMSC{t: t, cmd: cmd, stdin: stdin, notify: make(chan struct{}, 1)}
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var ev map[string]any
-			if json.Unmarshal(sc.Bytes(), &ev) != nil {
-				continue
-			}
-			n.mu.Lock()
-			n.events = append(n.events, ev)
-			n.mu.Unlock()
-			select {
-			case n.notify <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	ev := n.waitFor(func(ev map[string]any) bool { return ev["event"] == "listening" })
-	n.port = int(ev["port"].(float64))
-	return n
-}
-
-func (n *nodeSMSC) waitFor(match func(map[string]any) bool) map[string]any {
-	n.t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		n.mu.Lock()
-		for _, ev := range n.events {
-			if match(ev) {
-				n.mu.Unlock()
-				return ev
-			}
-		}
-		n.mu.Unlock()
-		select {
-		case <-n.notify:
-		case <-deadline:
-			n.t.Fatalf("node SMSC: event not seen; events: %v", n.all())
-		}
-	}
-}
-
-func (n *nodeSMSC) all() []map[string]any {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]map[string]any(nil), n.events...)
-}
-
-func (n *nodeSMSC) pdus(command string) []map[string]any {
-	var out []map[string]any
-	for _, ev := range n.all() {
-		if ev["event"] == "pdu" && ev["command"] == command {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-// waitCount waits until the server saw at least want PDUs of command.
-func (n *nodeSMSC) waitCount(command string, want int) []map[string]any {
-	n.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := n.pdus(command)
-		if len(got) >= want || time.Now().After(deadline) {
-			return got
-		}
-		select {
-		case <-n.notify:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (n *nodeSMSC) cmdLine(v map[string]any) {
-	b, _ := json.Marshal(v)
-	fmt.Fprintf(n.stdin, "%s\n", b)
-}
 
 // memStore is a Store over a list of segments, recording what comes back.
 type memStore struct {
@@ -273,7 +129,7 @@ func allSubmitted(want int) func(*memStore) bool {
 func TestNodeSMPPSubmitFieldsReceiptsAndPoR(t *testing.T) {
 	segs := otaSegments(6)
 	por := "027100000e0ab00011000000000000000001613200"
-	n := startNodeSMSC(t, scenario("receipt", "DELIVRD", "por", map[string]string{"4915100000003": por}))
+	n := nodesmsc.Start(t, scenario("receipt", "DELIVRD", "por", map[string]string{"4915100000003": por}))
 	st := &memStore{segs: segs, delay: 100 * time.Millisecond}
 	st.settled = func(m *memStore) bool {
 		rc, mo := 0, 0
@@ -286,15 +142,15 @@ func TestNodeSMPPSubmitFieldsReceiptsAndPoR(t *testing.T) {
 		}
 		return rc == len(segs) && mo == 1
 	}
-	c := &Client{Cfg: testConfig(n.port), Store: st, Poll: 50 * time.Millisecond}
+	c := &Client{Cfg: testConfig(n.Port), Store: st, Poll: 50 * time.Millisecond}
 	stats, err := c.Run(context.Background(), time.Now().Add(20*time.Second), func(p int) bool { return p == 0 })
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	if _, in := st.snapshot(); !st.settled(st) {
-		t.Fatalf("not settled: %d inbound: %+v; server: %v", len(in), in, n.all())
+		t.Fatalf("not settled: %d inbound: %+v; server: %v", len(in), in, n.All())
 	}
-	subs := n.pdus("submit_sm")
+	subs := n.PDUs("submit_sm")
 	if len(subs) != len(segs) {
 		t.Fatalf("server saw %d submit_sm, want %d", len(subs), len(segs))
 	}
@@ -315,7 +171,7 @@ func TestNodeSMPPSubmitFieldsReceiptsAndPoR(t *testing.T) {
 			}
 		}
 	}
-	bind := n.pdus("bind_transceiver")
+	bind := n.PDUs("bind_transceiver")
 	if len(bind) != 1 || bind[0]["system_id"] != "resub-ota" || bind[0]["interface_version"] != 52.0 {
 		t.Errorf("bind as seen: %v", bind)
 	}
@@ -346,7 +202,7 @@ func TestNodeSMPPSubmitFieldsReceiptsAndPoR(t *testing.T) {
 	}
 	// Every deliver_sm was answered, each only after what it carried
 	// was recorded.
-	resps := n.waitCount("deliver_sm_resp", len(segs)+1)
+	resps := n.WaitCount("deliver_sm_resp", len(segs)+1)
 	if len(resps) != len(segs)+1 {
 		t.Errorf("%d deliver_sm_resp, want %d", len(resps), len(segs)+1)
 	}
@@ -362,27 +218,27 @@ func TestNodeSMPPSubmitFieldsReceiptsAndPoR(t *testing.T) {
 			t.Errorf("deliver_sm_resp status %v", r["command_status"])
 		}
 	}
-	n.waitFor(func(ev map[string]any) bool { return ev["command"] == "unbind" })
+	n.WaitFor(func(ev map[string]any) bool { return ev["command"] == "unbind" })
 }
 
 func TestNodeSMPPWindowAndRate(t *testing.T) {
 	segs := otaSegments(30) // 40 segments
-	n := startNodeSMSC(t, scenario("hold_ms", 150))
+	n := nodesmsc.Start(t, scenario("hold_ms", 150))
 	st := &memStore{segs: segs}
 	st.settled = allSubmitted(len(segs))
-	cfg := testConfig(n.port)
+	cfg := testConfig(n.Port)
 	cfg.Window, cfg.Rate = 4, 1000
 	c := &Client{Cfg: cfg, Store: st, Poll: 50 * time.Millisecond}
 	if _, err := c.Run(context.Background(), time.Now().Add(30*time.Second), func(p int) bool { return p == 0 }); err != nil {
 		t.Fatal(err)
 	}
-	n.cmdLine(map[string]any{"op": "stats"})
-	ev := n.waitFor(func(ev map[string]any) bool { return ev["event"] == "stats" })
+	n.Send(map[string]any{"op": "stats"})
+	ev := n.WaitFor(func(ev map[string]any) bool { return ev["event"] == "stats" })
 	if ev["max_outstanding"] != 4.0 {
 		t.Errorf("at most %v submit_sm awaited their response at the server; window is 4", ev["max_outstanding"])
 	}
 	// Segment order: each message's segments in order.
-	subs := n.pdus("submit_sm")
+	subs := n.PDUs("submit_sm")
 	for i, ev := range subs {
 		if ev["short_message"] != hex.EncodeToString(segs[i].UD) {
 			t.Fatalf("submit_sm %d out of order", i)
@@ -391,16 +247,16 @@ func TestNodeSMPPWindowAndRate(t *testing.T) {
 
 	// Rate: 20 per second, 21 segments take at least a second.
 	segs = otaSegments(16) // 21 segments
-	n2 := startNodeSMSC(t, scenario())
+	n2 := nodesmsc.Start(t, scenario())
 	st2 := &memStore{segs: segs}
 	st2.settled = allSubmitted(len(segs))
-	cfg = testConfig(n2.port)
+	cfg = testConfig(n2.Port)
 	cfg.Window, cfg.Rate = 100, 20
 	c = &Client{Cfg: cfg, Store: st2, Poll: 50 * time.Millisecond}
 	if _, err := c.Run(context.Background(), time.Now().Add(30*time.Second), func(p int) bool { return p == 0 }); err != nil {
 		t.Fatal(err)
 	}
-	subs = n2.pdus("submit_sm")
+	subs = n2.PDUs("submit_sm")
 	if len(subs) != len(segs) {
 		t.Fatalf("%d submit_sm", len(subs))
 	}
@@ -412,10 +268,10 @@ func TestNodeSMPPWindowAndRate(t *testing.T) {
 
 func TestNodeSMPPThrottledResubmitsTheSamePDU(t *testing.T) {
 	segs := otaSegments(4)
-	n := startNodeSMSC(t, scenario("throttle", 2, "queue_full", 1))
+	n := nodesmsc.Start(t, scenario("throttle", 2, "queue_full", 1))
 	st := &memStore{segs: segs}
 	st.settled = allSubmitted(len(segs))
-	c := &Client{Cfg: testConfig(n.port), Store: st, Poll: 50 * time.Millisecond}
+	c := &Client{Cfg: testConfig(n.Port), Store: st, Poll: 50 * time.Millisecond}
 	stats, err := c.Run(context.Background(), time.Now().Add(30*time.Second), func(p int) bool { return p == 0 })
 	if err != nil {
 		t.Fatal(err)
@@ -438,7 +294,7 @@ func TestNodeSMPPThrottledResubmitsTheSamePDU(t *testing.T) {
 	}
 	// The server saw 3 more submit_sm than segments, each a repeat of
 	// an earlier PDU's message.
-	subs := n.pdus("submit_sm")
+	subs := n.PDUs("submit_sm")
 	if len(subs) != len(segs)+3 {
 		t.Fatalf("%d submit_sm, want %d", len(subs), len(segs)+3)
 	}
@@ -457,10 +313,10 @@ func TestNodeSMPPThrottledResubmitsTheSamePDU(t *testing.T) {
 
 func TestNodeSMPPDroppedMidWindowNeverResubmits(t *testing.T) {
 	segs := otaSegments(9) // 12 segments
-	n := startNodeSMSC(t, scenario("drop_after", 3, "hold_ms", 300))
+	n := nodesmsc.Start(t, scenario("drop_after", 3, "hold_ms", 300))
 	st := &memStore{segs: segs}
 	st.settled = func(m *memStore) bool { return len(m.results) >= len(segs) }
-	cfg := testConfig(n.port)
+	cfg := testConfig(n.Port)
 	cfg.Window = 3
 	c := &Client{Cfg: cfg, Store: st, Poll: 50 * time.Millisecond}
 	stats, err := c.Run(context.Background(), time.Now().Add(30*time.Second), func(p int) bool { return p == 0 })
@@ -482,7 +338,7 @@ func TestNodeSMPPDroppedMidWindowNeverResubmits(t *testing.T) {
 	}
 	// Nothing in flight at the drop went out again.
 	count := map[string]int{}
-	for _, ev := range n.pdus("submit_sm") {
+	for _, ev := range n.PDUs("submit_sm") {
 		count[ev["short_message"].(string)]++
 	}
 	for _, sg := range segs {
@@ -494,8 +350,8 @@ func TestNodeSMPPDroppedMidWindowNeverResubmits(t *testing.T) {
 }
 
 func TestNodeSMPPWrongPasswordAndUnreachable(t *testing.T) {
-	n := startNodeSMSC(t, scenario())
-	cfg := testConfig(n.port)
+	n := nodesmsc.Start(t, scenario())
+	cfg := testConfig(n.Port)
 	cfg.Password = []byte("wrong")
 	c := &Client{Cfg: cfg, Store: &memStore{}}
 	_, err := c.Run(context.Background(), time.Now().Add(5*time.Second), nil)
@@ -519,10 +375,10 @@ func TestNodeSMPPWrongPasswordAndUnreachable(t *testing.T) {
 
 func TestNodeSMPPReceiptTextAndUnparseable(t *testing.T) {
 	segs := otaSegments(2)
-	n := startNodeSMSC(t, scenario("receipt", "UNDELIV", "receipt_text_only", true, "garbage_mo", true))
+	n := nodesmsc.Start(t, scenario("receipt", "UNDELIV", "receipt_text_only", true, "garbage_mo", true))
 	st := &memStore{segs: segs}
 	st.settled = func(m *memStore) bool { return len(m.inbound) >= 3 }
-	c := &Client{Cfg: testConfig(n.port), Store: st, Poll: 50 * time.Millisecond}
+	c := &Client{Cfg: testConfig(n.Port), Store: st, Poll: 50 * time.Millisecond}
 	stats, err := c.Run(context.Background(), time.Now().Add(20*time.Second), func(p int) bool { return p == 0 })
 	if err != nil {
 		t.Fatal(err)
@@ -545,11 +401,11 @@ func TestNodeSMPPReceiptTextAndUnparseable(t *testing.T) {
 	}
 	// The unparseable one was answered too (permanent application error),
 	// and the session went on.
-	resps := n.waitCount("deliver_sm_resp", 3)
+	resps := n.WaitCount("deliver_sm_resp", 3)
 	if len(resps) != 3 {
 		t.Errorf("%d deliver_sm_resp", len(resps))
 	}
-	n.waitFor(func(ev map[string]any) bool { return ev["command"] == "unbind" })
+	n.WaitFor(func(ev map[string]any) bool { return ev["command"] == "unbind" })
 }
 
 func containsAll(s string, subs ...string) bool {

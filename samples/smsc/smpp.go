@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -193,16 +194,19 @@ func (sc *smppConn) submit(q *pdu.SubmitSM, seq int32) {
 	}
 	id := strconv.FormatInt(srv.nextID.Add(1), 10)
 	sc.respond(data.SUBMIT_SM_RESP, seq, 0, append([]byte(id), 0))
-	ref, total, part := concat(ud)
+	ref, total, _ := concat(ud)
 	key := dest + "/" + strconv.Itoa(ref)
 	var segs [][]byte
 	if total > 1 {
 		sc.parts[key] = append(sc.parts[key], ud)
-		if part != total || len(sc.parts[key]) != total {
+		if len(sc.parts[key]) != total {
 			sc.receipt(q, id, "DELIVRD")
 			return
 		}
+		// In the order of the concatenation IE, as a handset reassembles
+		// (a throttled segment may come after the next one).
 		segs = sc.parts[key]
+		sort.Slice(segs, func(i, j int) bool { _, _, a := concat(segs[i]); _, _, b := concat(segs[j]); return a < b })
 		delete(sc.parts, key)
 	} else {
 		segs = [][]byte{ud}

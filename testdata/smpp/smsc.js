@@ -18,7 +18,9 @@
 //                         was accepted
 //   garbage_mo            send one deliver_sm whose UDH cannot be parsed
 //
-// stdin takes JSON lines: {"op":"drop"} destroys every connection.
+// stdin takes JSON lines: {"op":"drop"} destroys every connection;
+// {"op":"mo","source":MSISDN,"dest":ADDR,"ud":HEX} sends a
+// mobile-originated deliver_sm; {"op":"stats"} prints counts.
 'use strict';
 const smpp = require('smpp');
 const readline = require('readline');
@@ -166,6 +168,14 @@ readline.createInterface({input: process.stdin}).on('line', (line) => {
 	const cmd = JSON.parse(line);
 	if (cmd.op === 'drop') {
 		for (const s of sessions) s.socket.destroy();
+	}
+	if (cmd.op === 'mo') {
+		// A mobile-originated message (a card's PoR) on every bound session.
+		for (const sess of sessions) {
+			sess.deliver_sm({source_addr: cmd.source, source_addr_ton: 1, source_addr_npi: 1,
+				destination_addr: cmd.dest, dest_addr_ton: 0, dest_addr_npi: 1,
+				esm_class: 0x40, protocol_id: 0x7f, data_coding: 0xf6, short_message: Buffer.from(cmd.ud, 'hex')});
+		}
 	}
 	if (cmd.op === 'stats') {
 		out({event: 'stats', submits, max_outstanding: maxOutstanding, connections});
