@@ -181,29 +181,12 @@ func (r *SMPPRun) Next(ctx context.Context, n int) ([]SMPPSegment, error) {
 	var expired []*ledger.Message
 	total := 0
 	for total < n {
-		type row struct {
-			q ledger.SMPPMessage
-			m *ledger.Message
-			c *ledger.Card
-		}
-		var page []row
+		var qs []ledger.SMPPMessage
+		var page []ledger.BatchMessage
 		err := p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
-			queued, err := tx.QueuedSMPP(ctx, r.SMSC.Name, r.after, max(n, 64))
-			if err != nil {
-				return err
-			}
-			for _, q := range queued {
-				m, err := tx.Message(ctx, q.MessageID)
-				if err != nil {
-					return err
-				}
-				c, err := tx.Card(ctx, m.ICCID)
-				if err != nil {
-					return err
-				}
-				page = append(page, row{q, m, c})
-			}
-			return nil
+			var err error
+			qs, page, err = tx.QueuedSMPPPage(ctx, r.SMSC.Name, r.after, max(n, 64), []string{SecKIc, SecKID})
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -212,8 +195,8 @@ func (r *SMPPRun) Next(ctx context.Context, n int) ([]SMPPSegment, error) {
 			r.after = 0 // the next pass starts from the beginning again
 			break
 		}
-		for _, pr := range page {
-			q, m, c := pr.q, pr.m, pr.c
+		for i, bm := range page {
+			q, m, c := qs[i], bm.Msg, bm.Card
 			r.after = q.MessageID
 			prof := p.Profiles[c.Profile]
 			if prof == nil {
@@ -230,7 +213,7 @@ func (r *SMPPRun) Next(ctx context.Context, n int) ([]SMPPSegment, error) {
 				expired = append(expired, m)
 				continue
 			}
-			msg, _, err := p.buildMessage(ctx, m, c)
+			msg, err := p.buildMessageFrom(m, c, bm.Secrets)
 			if err != nil {
 				return nil, fmt.Errorf("message %d to %s: %w", m.ID, m.ICCID, err)
 			}
@@ -246,11 +229,12 @@ func (r *SMPPRun) Next(ctx context.Context, n int) ([]SMPPSegment, error) {
 	}
 	err := p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
 		w := r.work(tx)
-		for _, b := range out {
-			deadline := now.Add(b.prof.Validity + p.OTA.PoRMargin)
-			if err := tx.StartSMPPSubmit(ctx, b.m.ID, len(b.segs), deadline); err != nil {
-				return err
-			}
+		starts := make([]ledger.SMPPStart, len(out))
+		for i, b := range out {
+			starts[i] = ledger.SMPPStart{ID: b.m.ID, Segments: len(b.segs), Deadline: now.Add(b.prof.Validity + p.OTA.PoRMargin)}
+		}
+		if err := tx.StartSMPPSubmits(ctx, starts); err != nil {
+			return err
 		}
 		for _, m := range expired {
 			if err := tx.SetSMPPState(ctx, m.ID, ledger.SubExpired, "not submitted within its validity"); err != nil {
@@ -309,8 +293,12 @@ func (r *SMPPRun) Submitted(ctx context.Context, rs []SMPPResult) error {
 	return r.P.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
 		w := r.work(tx)
 		touched := map[int64]uint32{}
+		odd := map[int64]bool{} // unknown or not sent
 		var order []int64
 		for _, x := range rs {
+			if x.Unknown || x.NotSent {
+				odd[x.Message] = true
+			}
 			state := ledger.SegSubmitted
 			switch {
 			case x.NotSent:
@@ -336,10 +324,20 @@ func (r *SMPPRun) Submitted(ctx context.Context, rs []SMPPResult) error {
 				touched[x.Message] = 0
 			}
 		}
+		// Messages all of whose outcomes in this batch are acceptances
+		// are settled set-wise; the others one by one.
+		var ok []int64
 		for _, id := range order {
+			if touched[id] == 0 && !odd[id] {
+				ok = append(ok, id)
+				continue
+			}
 			if err := r.settle(ctx, w, id, touched[id]); err != nil {
 				return err
 			}
+		}
+		if _, err := tx.SettleSubmitted(ctx, ok); err != nil {
+			return err
 		}
 		return r.requeueRetries(ctx, w)
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -236,4 +237,122 @@ func (d *DB) SMPPAwaited(ctx context.Context, partner string) (int, error) {
 // CountSMPP counts a partner's submissions by state.
 func (d *DB) CountSMPP(ctx context.Context) (map[string]int, error) {
 	return d.countByState(ctx, "smpp_messages")
+}
+
+// QueuedSMPPPage lists up to size queued messages of a partner after
+// message ID after, each with its card and the named wrapped secrets of
+// its key index: one query a page.
+func (t *Tx) QueuedSMPPPage(ctx context.Context, partner string, after int64, size int, names []string) ([]SMPPMessage, []BatchMessage, error) {
+	cols, joins, nameArgs := secretJoins(names, "m.iccid", "m.key_index")
+	query := `SELECT q.night, q.created_at, m.id, m.iccid, m.batch_id, m.kind, m.key_index, m.kvn, m.counter, m.tar, m.msisdn, m.concat_ref, m.state,
+			c.imsi, c.new_imsi, c.recipient, c.key_index, c.profile` + cols + `
+		FROM smpp_messages q JOIN ota_messages m ON m.id = q.message_id JOIN cards c ON c.iccid = m.iccid` + joins + `
+		WHERE q.partner = ? AND q.state = ? AND q.message_id > ? ORDER BY q.message_id LIMIT ?`
+	args := append(append([]any{}, nameArgs...), partner, SubQueued, after, size)
+	rows, err := t.Query(ctx, query, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	blobs := make([][]byte, len(names))
+	var qs []SMPPMessage
+	var page []BatchMessage
+	for rows.Next() {
+		q := SMPPMessage{Partner: partner, State: SubQueued}
+		m, c := &Message{}, &Card{}
+		var created string
+		dest := []any{&q.Night, &created, &m.ID, &m.ICCID, &m.BatchID, &m.Kind, &m.KeyIndex, &m.KVN, &m.Counter, &m.TAR, &m.MSISDN, &m.ConcatRef, &m.State,
+			&c.IMSI, &c.NewIMSI, &c.Recipient, &c.KeyIndex, &c.Profile}
+		for i := range blobs {
+			blobs[i] = nil
+			dest = append(dest, &blobs[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, err
+		}
+		q.MessageID = m.ID
+		q.Created, _ = ParseTime(created)
+		c.ICCID = m.ICCID
+		qs = append(qs, q)
+		page = append(page, BatchMessage{Msg: m, Card: c, Secrets: secretsFrom(names, blobs, m.KeyIndex)})
+	}
+	return qs, page, rows.Err()
+}
+
+// SMPPStart is one message about to be submitted.
+type SMPPStart struct {
+	ID       int64
+	Segments int
+	Deadline time.Time
+}
+
+// StartSMPPSubmits is StartSMPPSubmit for many messages in a few
+// statements.
+func (t *Tx) StartSMPPSubmits(ctx context.Context, ms []SMPPStart) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	now := ts(t.Now())
+	const chunk = 200
+	for i := 0; i < len(ms); i += chunk {
+		part := ms[i:min(i+chunk, len(ms))]
+		var vals []string
+		var args []any
+		var ids []any
+		for _, m := range part {
+			ids = append(ids, m.ID)
+			for s := 1; s <= m.Segments; s++ {
+				vals = append(vals, "(?, ?, ?, '', 0, '', ?)")
+				args = append(args, m.ID, s, SegSubmitting, now)
+			}
+		}
+		if _, err := t.Exec(ctx, `INSERT INTO smpp_segments (message_id, seq, state, smsc_id, status, receipt, updated_at) VALUES `+strings.Join(vals, ", ")+`
+			ON CONFLICT (message_id, seq) DO UPDATE SET state = excluded.state, smsc_id = '', status = 0, receipt = '', updated_at = excluded.updated_at`, args...); err != nil {
+			return err
+		}
+		in := placeholders(len(ids))
+		if _, err := t.Exec(ctx, `UPDATE smpp_messages SET state = ?, updated_at = ?,
+			segments = (SELECT COUNT(*) FROM smpp_segments g WHERE g.message_id = smpp_messages.message_id)
+			WHERE message_id IN (`+in+`)`, append([]any{SubSubmitting, now}, ids...)...); err != nil {
+			return err
+		}
+		byDeadline := map[time.Time][]any{}
+		for _, m := range part {
+			byDeadline[m.Deadline] = append(byDeadline[m.Deadline], m.ID)
+		}
+		for dl, ids := range byDeadline {
+			if _, err := t.Exec(ctx, `UPDATE ota_messages SET state = 'sent', deadline = ?, updated_at = ? WHERE state = 'reserved' AND id IN (`+placeholders(len(ids))+`)`,
+				append([]any{ts(dl), now}, ids...)...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SettleSubmitted marks submitted those of the messages whose every
+// segment the SMSC accepted, and returns how many.
+func (t *Tx) SettleSubmitted(ctx context.Context, ids []int64) (int64, error) {
+	var n int64
+	const chunk = 500
+	for i := 0; i < len(ids); i += chunk {
+		part := ids[i:min(i+chunk, len(ids))]
+		args := []any{SubSubmitted, ts(t.Now()), SubSubmitting, SegSubmitted, SegDelivered}
+		for _, id := range part {
+			args = append(args, id)
+		}
+		res, err := t.Exec(ctx, `UPDATE smpp_messages SET state = ?, updated_at = ? WHERE state = ?
+			AND NOT EXISTS (SELECT 1 FROM smpp_segments g WHERE g.message_id = smpp_messages.message_id AND g.state NOT IN (?, ?))
+			AND message_id IN (`+placeholders(len(part))+`)`, args...)
+		if err != nil {
+			return n, err
+		}
+		k, _ := res.RowsAffected()
+		n += k
+	}
+	return n, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
