@@ -111,6 +111,14 @@ func (r *SMPPRun) receipt(ctx context.Context, w *Work, x *SMPPInbound, ev ledge
 	if err := tx.SetSegmentReceipt(ctx, id, seq, segState, state); err != nil {
 		return err
 	}
+	if segState == ledger.SegDelivered {
+		// The usual case, in one statement: the message is delivered
+		// once every segment is.
+		if err := tx.SettleDelivered(ctx, id); err != nil {
+			return err
+		}
+		return tx.SetSMPPEventOutcome(ctx, evID, id, "delivered")
+	}
 	states, err := tx.SegmentStates(ctx, id)
 	if err != nil {
 		return err

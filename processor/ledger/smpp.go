@@ -356,3 +356,12 @@ func (t *Tx) SettleSubmitted(ctx context.Context, ids []int64) (int64, error) {
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
+
+// SettleDelivered marks a message delivered once every segment's receipt
+// says so (and no other outcome settled it).
+func (t *Tx) SettleDelivered(ctx context.Context, id int64) error {
+	_, err := t.Exec(ctx, `UPDATE smpp_messages SET state = ?, updated_at = ? WHERE message_id = ? AND state IN (?, ?, ?)
+		AND NOT EXISTS (SELECT 1 FROM smpp_segments g WHERE g.message_id = ? AND g.state <> ?)`,
+		SubDelivered, ts(t.Now()), id, SubSubmitted, SubUnknown, SubSubmitting, id, SegDelivered)
+	return err
+}
