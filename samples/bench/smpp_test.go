@@ -2,12 +2,15 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"resub/jobs"
+	"resub/jobs/smpp"
 	"resub/processor/ledger"
 	"resub/samples/smsc"
 )
@@ -120,4 +123,55 @@ func BenchmarkSMPPPoR(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(pors/secs, "PoRs/s")
+}
+
+// TestSMPPSubmitSMSCDownOrRefused: an unreachable SMSC is a transient
+// failure (exit 3) and a refused bind a configuration error (exit 2)
+// carrying the SMSC's status; neither changes a queued message.
+func TestSMPPSubmitSMSCDownOrRefused(t *testing.T) {
+	ctx := context.Background()
+	sm := smsc.New()
+	srv, err := sm.ServeSMPP("resub-bench", "another-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	w, err := NewSMPPWorld(ctx, filepath.Join(t.TempDir(), "w"), 5, nil, SMPPOptions{Port: srv.Port(), Window: 5, Password: "bench-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, f := range []func(context.Context) error{w.Generate, w.Import, w.SwitchRequest, w.IMSIList} {
+		if err := f(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued := func() (q, reserved int) {
+		w.a.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM smpp_messages WHERE state = 'queued'`).Scan(&q)
+		w.a.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM ota_messages WHERE state = 'reserved'`).Scan(&reserved)
+		return
+	}
+	_, err = w.a.RunJob(ctx, "ota-submit", jobs.RunOptions{Manual: true, Owner: "test"})
+	var be *smpp.BindError
+	var ce interface{ ConfigError() bool }
+	if !errors.As(err, &be) || be.Status != 0x0E || !errors.As(err, &ce) || !ce.ConfigError() {
+		t.Fatalf("wrong password: want a bind refused with ESME_RINVPASWD as a configuration error, got %v", err)
+	}
+	if strings.Contains(err.Error(), "bench-pw") {
+		t.Errorf("the password is in the error: %v", err)
+	}
+	if q, r := queued(); q != 5 || r != 5 {
+		t.Errorf("after a refused bind: %d queued, %d reserved; want 5 and 5", q, r)
+	}
+	// The SMSC goes away.
+	srv.Close()
+	_, err = w.a.RunJob(ctx, "ota-submit", jobs.RunOptions{Manual: true, Owner: "test"})
+	var ue *smpp.UnreachableError
+	var tmp interface{ Temporary() bool }
+	if !errors.As(err, &ue) || !errors.As(err, &tmp) || !tmp.Temporary() {
+		t.Fatalf("SMSC down: want unreachable (transient), got %v", err)
+	}
+	if q, r := queued(); q != 5 || r != 5 {
+		t.Errorf("after an unreachable SMSC: %d queued, %d reserved; want 5 and 5", q, r)
+	}
 }
