@@ -85,9 +85,20 @@ func (r *SMPPRun) receipt(ctx context.Context, w *Work, x *SMPPInbound, ev ledge
 	if err != nil {
 		return err
 	}
+	return r.applyReceipt(ctx, w, evID, x.ReceiptID, state, x.ReceiptErr, true)
+}
+
+// applyReceipt records journaled receipt evID on the segment the SMSC
+// gave that message_id. A receipt that overtook the submit_sm_resp it is
+// about (two sessions) stays "unmatched" until the response is recorded.
+func (r *SMPPRun) applyReceipt(ctx context.Context, w *Work, evID int64, smscID, state, errCode string, first bool) error {
+	tx := w.Tx
+	x := &SMPPInbound{ReceiptID: smscID, ReceiptState: state, ReceiptErr: errCode}
 	id, seq, err := tx.SegmentBySMSCID(ctx, r.SMSC.Name, x.ReceiptID)
 	if err == ledger.ErrNotFound {
-		r.P.log().Warn("receipt for a message_id we never got: recorded", "smsc_id", x.ReceiptID, "state", state)
+		if first {
+			r.P.log().Info("receipt for a message_id not recorded yet: kept until its response is", "smsc_id", x.ReceiptID, "state", state)
+		}
 		return tx.SetSMPPEventOutcome(ctx, evID, 0, "unmatched")
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -290,5 +291,43 @@ func TestSMPPCrashBetweenSendAndRecord(t *testing.T) {
 		if card.State != ledger.CardUnknown {
 			t.Errorf("card %s: %s after the deadline", c.ICCID, card.State)
 		}
+	}
+}
+
+// TestSMPPReceiptBeforeItsResponse: with two sessions a receipt can
+// overtake the submit_sm_resp it is about; it is kept and applied once
+// the response is recorded.
+func TestSMPPReceiptBeforeItsResponse(t *testing.T) {
+	ctx := context.Background()
+	w, _, a := setupSMPP(t, 1)
+	w.now = w.now.Add(90 * time.Minute)
+	run, err := a.OpenSMPPRun(ctx, "ota-submit", a.Partners["smsc"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, err := run.Next(ctx, 10)
+	if err != nil || len(segs) == 0 {
+		t.Fatal(segs, err)
+	}
+	var in []processor.SMPPInbound
+	var rs []processor.SMPPResult
+	for i, s := range segs {
+		id := fmt.Sprintf("early-%d", i)
+		in = append(in, processor.SMPPInbound{From: s.MSISDN, ESMClass: 0x04, ReceiptID: id, ReceiptState: "DELIVRD"})
+		rs = append(rs, processor.SMPPResult{Message: s.Message, Seq: s.Seq, SMSCID: id})
+	}
+	if err := run.Received(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Submitted(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if s := smppState(t, a, segs[0].Message); s != ledger.SubDelivered {
+		t.Errorf("message %d: %s, want delivered", segs[0].Message, s)
+	}
+	var unmatched int
+	a.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM smpp_events WHERE outcome = 'unmatched'`).Scan(&unmatched)
+	if unmatched != 0 {
+		t.Errorf("%d receipts still unmatched", unmatched)
 	}
 }

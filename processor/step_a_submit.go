@@ -339,6 +339,22 @@ func (r *SMPPRun) Submitted(ctx context.Context, rs []SMPPResult) error {
 		if _, err := tx.SettleSubmitted(ctx, ok); err != nil {
 			return err
 		}
+		// Receipts that came before these responses were recorded.
+		var ids []string
+		for _, x := range rs {
+			if x.SMSCID != "" {
+				ids = append(ids, x.SMSCID)
+			}
+		}
+		early, err := tx.UnmatchedReceipts(ctx, r.SMSC.Name, ids)
+		if err != nil {
+			return err
+		}
+		for _, e := range early {
+			if err := r.applyReceipt(ctx, w, e.ID, e.SMSCID, e.State, e.Outcome, false); err != nil {
+				return err
+			}
+		}
 		return r.requeueRetries(ctx, w)
 	})
 }

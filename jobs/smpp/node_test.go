@@ -420,3 +420,46 @@ func containsAll(s string, subs ...string) bool {
 func contains(s, sub string) bool {
 	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)))
 }
+
+func TestNodeSMPPTransmitterAndReceiver(t *testing.T) {
+	segs := otaSegments(3)
+	n := nodesmsc.Start(t, scenario("receipt", "DELIVRD"))
+	st := &memStore{segs: segs}
+	st.settled = func(m *memStore) bool { return len(m.inbound) >= len(segs) }
+	cfg := testConfig(n.Port)
+	cfg.Split = true
+	c := &Client{Cfg: cfg, Store: st, Poll: 50 * time.Millisecond}
+	if _, err := c.Run(context.Background(), time.Now().Add(20*time.Second), func(p int) bool { return p == 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.WaitCount("bind_transmitter", 1)) != 1 || len(n.WaitCount("bind_receiver", 1)) != 1 || len(n.PDUs("bind_transceiver")) != 0 {
+		t.Fatalf("binds: %v", n.All())
+	}
+	// Submissions on the transmitter, receipts answered on the receiver.
+	var txConn, rxConn float64
+	for _, ev := range n.All() {
+		switch ev["command"] {
+		case "bind_transmitter":
+			txConn = ev["conn"].(float64)
+		case "bind_receiver":
+			rxConn = ev["conn"].(float64)
+		}
+	}
+	for _, ev := range n.PDUs("submit_sm") {
+		if ev["conn"] != txConn {
+			t.Errorf("submit_sm on connection %v, the transmitter is %v", ev["conn"], txConn)
+		}
+	}
+	resps := n.WaitCount("deliver_sm_resp", len(segs))
+	for _, ev := range resps {
+		if ev["conn"] != rxConn {
+			t.Errorf("deliver_sm_resp on connection %v, the receiver is %v", ev["conn"], rxConn)
+		}
+	}
+	if len(resps) != len(segs) {
+		t.Errorf("%d receipts answered", len(resps))
+	}
+	if _, in := st.snapshot(); len(in) != len(segs) {
+		t.Errorf("%d receipts recorded", len(in))
+	}
+}

@@ -321,6 +321,7 @@ CREATE TABLE smpp_events (
   outcome    TEXT NOT NULL DEFAULT '',
   created_at TEXT NOT NULL
 );
+CREATE INDEX smpp_events_smsc ON smpp_events(smsc_id);
 `,
 	// ---- end of the SMPP block ----
 }

@@ -365,3 +365,41 @@ func (t *Tx) SettleDelivered(ctx context.Context, id int64) error {
 		SubDelivered, ts(t.Now()), id, SubSubmitted, SubUnknown, SubSubmitting, id, SegDelivered)
 	return err
 }
+
+// JournaledReceipt is a receipt kept in the journal.
+type JournaledReceipt struct {
+	ID                     int64
+	SMSCID, State, Outcome string
+}
+
+// UnmatchedReceipts lists the journaled receipts, still unmatched, for
+// any of the SMSC message_ids.
+func (t *Tx) UnmatchedReceipts(ctx context.Context, partner string, smscIDs []string) ([]JournaledReceipt, error) {
+	var out []JournaledReceipt
+	const chunk = 500
+	for i := 0; i < len(smscIDs); i += chunk {
+		part := smscIDs[i:min(i+chunk, len(smscIDs))]
+		args := []any{partner}
+		for _, s := range part {
+			args = append(args, s)
+		}
+		rows, err := t.Query(ctx, `SELECT id, smsc_id, state FROM smpp_events WHERE partner = ? AND kind = 'receipt' AND message_id = 0
+			AND outcome LIKE 'unmatched%' AND smsc_id IN (`+placeholders(len(part))+`) ORDER BY id`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var r JournaledReceipt
+			if err := rows.Scan(&r.ID, &r.SMSCID, &r.State); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -26,6 +26,9 @@ const smpp = require('smpp');
 const readline = require('readline');
 
 const sc = JSON.parse(process.argv[2] || '{}');
+// receivers are the sessions bound to receive (receiver or transceiver):
+// receipts and MO messages go to the latest one.
+let receiver = null;
 let submits = 0, throttled = 0, queueFull = 0, nextId = 1, outstanding = 0, maxOutstanding = 0, connections = 0;
 const sessions = new Set();
 
@@ -70,7 +73,7 @@ const server = smpp.createServer({}, function(session) {
 	const conn = connections;
 	sessions.add(session);
 	let bound = false;
-	session.on('close', () => { sessions.delete(session); out({event: 'close', conn}); });
+	session.on('close', () => { sessions.delete(session); if (receiver === session) receiver = null; out({event: 'close', conn}); });
 	session.on('error', (e) => out({event: 'error', conn, error: String(e)}));
 	const bind = (pdu) => {
 		out({event: 'pdu', conn, command: pdu.command, sequence: pdu.sequence_number, system_id: pdu.system_id, system_type: pdu.system_type, interface_version: pdu.interface_version});
@@ -79,6 +82,7 @@ const server = smpp.createServer({}, function(session) {
 			return;
 		}
 		bound = true;
+		if (pdu.command !== 'bind_transmitter') receiver = session;
 		session.send(pdu.response({system_id: 'node-smsc'}));
 	};
 	session.on('bind_transceiver', bind);
@@ -144,11 +148,11 @@ const server = smpp.createServer({}, function(session) {
 					opts.receipted_message_id = id;
 					opts.message_state = states[stat];
 				}
-				session.deliver_sm(opts);
+				(receiver || session).deliver_sm(opts);
 			}
 			const por = sc.por && sc.por[pdu.destination_addr];
 			if (por && lastSegment(ud)) {
-				session.deliver_sm({source_addr: pdu.destination_addr, source_addr_ton: 1, source_addr_npi: 1,
+				(receiver || session).deliver_sm({source_addr: pdu.destination_addr, source_addr_ton: 1, source_addr_npi: 1,
 					destination_addr: pdu.source_addr, dest_addr_ton: pdu.source_addr_ton, dest_addr_npi: pdu.source_addr_npi,
 					esm_class: 0x40, protocol_id: 0x7f, data_coding: 0xf6, short_message: Buffer.from(por, 'hex')});
 			}
@@ -171,7 +175,7 @@ readline.createInterface({input: process.stdin}).on('line', (line) => {
 	}
 	if (cmd.op === 'mo') {
 		// A mobile-originated message (a card's PoR) on every bound session.
-		for (const sess of sessions) {
+		for (const sess of (receiver ? [receiver] : sessions)) {
 			sess.deliver_sm({source_addr: cmd.source, source_addr_ton: 1, source_addr_npi: 1,
 				destination_addr: cmd.dest, dest_addr_ton: 0, dest_addr_npi: 1,
 				esm_class: 0x40, protocol_id: 0x7f, data_coding: 0xf6, short_message: Buffer.from(cmd.ud, 'hex')});
