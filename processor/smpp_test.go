@@ -331,3 +331,31 @@ func TestSMPPReceiptBeforeItsResponse(t *testing.T) {
 		t.Errorf("%d receipts still unmatched", unmatched)
 	}
 }
+
+// TestSMPPNotSubmittedWithinValidity: a message the SMSC could not take
+// before its validity ran out never reached the card: it is judged as
+// not delivered and retried under a new counter.
+func TestSMPPNotSubmittedWithinValidity(t *testing.T) {
+	ctx := context.Background()
+	w, f, a := setupSMPP(t, 1)
+	w.now = w.now.Add(72*time.Hour + 2*time.Hour) // 23:00, three days on
+	run, err := a.OpenSMPPRun(ctx, "ota-submit", a.Partners["smsc"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, err := run.Next(ctx, 10)
+	if err != nil || len(segs) != 0 {
+		t.Fatalf("an expired message was handed out: %d segments, %v", len(segs), err)
+	}
+	ms := cardMessages(t, a, f.Cards[0].ICCID)
+	if len(ms) != 2 || ms[0].state != ledger.MsgFailed || smppState(t, a, ms[0].id) != ledger.SubExpired || ms[1].counter <= ms[0].counter {
+		t.Fatalf("messages %+v", ms)
+	}
+	if run.Counts.Expired != 1 || run.Counts.Retries != 1 {
+		t.Errorf("counts %+v", run.Counts)
+	}
+	segs, err = run.Next(ctx, 10)
+	if err != nil || len(segs) == 0 || segs[0].Message != ms[1].id {
+		t.Fatalf("the retry was not handed out: %+v %v", segs, err)
+	}
+}
