@@ -101,18 +101,24 @@ func (w *Work) matchReport(ctx context.Context, rec *native.Record) (*ledger.Mes
 		return nil, nil
 	}
 	tar := t.String()
-	rows, err := w.Tx.Query(ctx, `SELECT id FROM ota_messages WHERE msisdn = ? AND tar = ? AND state = 'sent' ORDER BY id DESC`, msisdn, tar)
+	// The state is checked here, not in SQL: with it there, SQLite
+	// searches by the state index (every sent message) instead of the
+	// (MSISDN, TAR) one.
+	rows, err := w.Tx.Query(ctx, `SELECT id, state FROM ota_messages WHERE msisdn = ? AND tar = ? ORDER BY id DESC`, msisdn, tar)
 	if err != nil {
 		return nil, err
 	}
 	var ids []int64
 	for rows.Next() {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var state string
+		if err := rows.Scan(&id, &state); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		ids = append(ids, id)
+		if state == ledger.MsgSent {
+			ids = append(ids, id)
+		}
 	}
 	rows.Close()
 	for _, id := range ids {

@@ -99,15 +99,22 @@ func BenchmarkSMPPSubmit(b *testing.B) {
 	}
 }
 
-// BenchmarkSMPPPoR measures the whole loop at window 100: submission,
-// the simulated UICCs' answers, and each PoR matched, verified with the
-// card's keys, judged and recorded before its deliver_sm_resp. The
-// simulated cards share the machine.
+// BenchmarkSMPPPoR measures PoR intake at window 100: the messages are
+// submitted and the simulated UICCs answer first (not timed, their PoRs
+// held by the simulated SMSC); then a run binds and takes every PoR as a
+// mobile-originated deliver_sm, each matched by (MSISDN, TAR, counter),
+// verified with the card's keys, judged and recorded before its
+// deliver_sm_resp.
 func BenchmarkSMPPPoR(b *testing.B) {
 	var pors, secs float64
 	for b.Loop() {
 		b.StopTimer()
 		w, srv := smppWorld(b, *records, 100, false)
+		srv.HoldMO.Store(true)
+		if _, err := w.a.RunJob(context.Background(), "ota-submit", jobs.RunOptions{Manual: true, Owner: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+		srv.HoldMO.Store(false)
 		b.StartTimer()
 		start := time.Now()
 		if _, err := w.a.RunJob(context.Background(), "ota-submit", jobs.RunOptions{Manual: true, Owner: "bench", Wait: 10 * time.Minute}); err != nil {

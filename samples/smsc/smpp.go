@@ -36,6 +36,12 @@ type SMPPServer struct {
 	// Sink, set before the first bind, accepts every submit_sm without
 	// delivering it (no card, no receipt): submission benchmarks.
 	Sink bool
+	// HoldMO keeps the cards' PoRs instead of sending them; once it is
+	// off, the next session bound to receive gets every one held
+	// (benchmarks measure PoR intake alone this way).
+	HoldMO atomic.Bool
+	heldMu sync.Mutex
+	held   []pdu.PDU
 	// Stats.
 	Submits, Receipts, PoRs atomic.Int64
 }
@@ -151,6 +157,15 @@ func (sc *smppConn) handle(p pdu.PDU, seq int32) bool {
 		}
 		sc.bound = true
 		sc.respond(resp, seq, 0, append([]byte("SIM-SMSC"), 0))
+		if q.BindingType != pdu.Transmitter && !sc.srv.HoldMO.Load() {
+			sc.srv.heldMu.Lock()
+			held := sc.srv.held
+			sc.srv.held = nil
+			sc.srv.heldMu.Unlock()
+			for _, p := range held {
+				sc.send(p)
+			}
+		}
 	case *pdu.EnquireLink:
 		sc.respond(data.ENQUIRE_LINK_RESP, seq, 0, nil)
 	case *pdu.Unbind:
@@ -226,6 +241,12 @@ func (sc *smppConn) submit(q *pdu.SubmitSM, seq int32) {
 	mo.DestAddr, _ = pdu.NewAddressWithTonNpiAddr(q.SourceAddr.Ton(), q.SourceAddr.Npi(), q.SourceAddr.Address())
 	mo.EsmClass, mo.ProtocolID = 0x40, 0x7F
 	_ = mo.Message.SetMessageDataWithEncoding(por, simCoding{})
+	if srv.HoldMO.Load() {
+		srv.heldMu.Lock()
+		srv.held = append(srv.held, mo)
+		srv.heldMu.Unlock()
+		return
+	}
 	sc.send(mo)
 }
 
