@@ -295,6 +295,7 @@ func (r *SMPPRun) Submitted(ctx context.Context, rs []SMPPResult) error {
 		touched := map[int64]uint32{}
 		odd := map[int64]bool{} // unknown or not sent
 		var order []int64
+		outs := make([]ledger.SegmentOutcome, 0, len(rs))
 		for _, x := range rs {
 			if x.Unknown || x.NotSent {
 				odd[x.Message] = true
@@ -312,9 +313,7 @@ func (r *SMPPRun) Submitted(ctx context.Context, rs []SMPPResult) error {
 			default:
 				r.Counts.Submitted++
 			}
-			if err := tx.SetSegment(ctx, x.Message, x.Seq, state, x.SMSCID, x.Status); err != nil {
-				return err
-			}
+			outs = append(outs, ledger.SegmentOutcome{MessageID: x.Message, Seq: x.Seq, State: state, SMSCID: x.SMSCID, Status: x.Status})
 			if _, ok := touched[x.Message]; !ok {
 				order = append(order, x.Message)
 			}
@@ -323,6 +322,9 @@ func (r *SMPPRun) Submitted(ctx context.Context, rs []SMPPResult) error {
 			} else if _, ok := touched[x.Message]; !ok {
 				touched[x.Message] = 0
 			}
+		}
+		if err := tx.SetSegments(ctx, outs); err != nil {
+			return err
 		}
 		// Messages all of whose outcomes in this batch are acceptances
 		// are settled set-wise; the others one by one.

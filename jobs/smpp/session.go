@@ -182,6 +182,12 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 	if poll <= 0 {
 		poll = time.Second
 	}
+	// backlog bounds the responses received but not yet recorded: the
+	// window is the SMSC's (submit_sm awaiting their response); a crash
+	// before a response is recorded leaves its message unknown, never
+	// resent.
+	backlog := max(8*window, 1024)
+	ahead := max(4*window, 256) // segments fetched (and recorded as submitting) ahead
 	inflight := map[int32]*flight{}
 	var queue []*flight // taken from the store, not yet sent (or to resend)
 	var results []Result
@@ -414,13 +420,13 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 		// Take work: a window's worth ahead, asked for in batches (each
 		// recorded in one transaction before it goes out), fetched while
 		// what was fetched before goes out.
-		if !stopping && !fetching && len(queue) <= window/2 && !now.Before(nextPoll) {
+		if !stopping && !fetching && len(queue) <= ahead/2 && !now.Before(nextPoll) {
 			fetching = true
-			fetchCh <- window
+			fetchCh <- ahead
 		}
 		// Send within window and rate.
 		sent := 0
-		for len(queue) > 0 && len(inflight)+len(results)+recording < window && !now.Before(pausedUntil) && !now.Before(nextSend) && !stopping {
+		for len(queue) > 0 && len(inflight) < window && len(results)+recording < backlog && !now.Before(pausedUntil) && !now.Before(nextSend) && !stopping {
 			fl := queue[0]
 			queue = queue[1:]
 			seq := s.tx.next()
@@ -501,7 +507,7 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 		}
 		// Wait for something.
 		wake := now.Add(poll)
-		if len(queue) > 0 && len(inflight)+len(results)+recording < window && !stopping {
+		if len(queue) > 0 && len(inflight) < window && len(results)+recording < backlog && !stopping {
 			wake = later(now, pausedUntil, nextSend)
 		}
 		if cfg.Timeout > 0 && len(inflight) > 0 {

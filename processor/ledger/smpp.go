@@ -403,3 +403,33 @@ func (t *Tx) UnmatchedReceipts(ctx context.Context, partner string, smscIDs []st
 	}
 	return out, nil
 }
+
+// SegmentOutcome is one segment's submit outcome.
+type SegmentOutcome struct {
+	MessageID int64
+	Seq       int
+	State     string
+	SMSCID    string
+	Status    uint32
+}
+
+// SetSegments records many segments' submit outcomes, a few hundred a
+// statement.
+func (t *Tx) SetSegments(ctx context.Context, os []SegmentOutcome) error {
+	now := ts(t.Now())
+	const chunk = 200
+	for i := 0; i < len(os); i += chunk {
+		part := os[i:min(i+chunk, len(os))]
+		vals := make([]string, len(part))
+		args := make([]any, 0, 6*len(part))
+		for j, o := range part {
+			vals[j] = "(?, ?, ?, ?, ?, '', ?)"
+			args = append(args, o.MessageID, o.Seq, o.State, o.SMSCID, int64(o.Status), now)
+		}
+		if _, err := t.Exec(ctx, `INSERT INTO smpp_segments (message_id, seq, state, smsc_id, status, receipt, updated_at) VALUES `+strings.Join(vals, ", ")+`
+			ON CONFLICT (message_id, seq) DO UPDATE SET state = excluded.state, smsc_id = excluded.smsc_id, status = excluded.status, updated_at = excluded.updated_at`, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
