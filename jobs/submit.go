@@ -92,7 +92,15 @@ func (r *Runtime) runSubmit(ctx context.Context, j *config.Job, o RunOptions, su
 			deadline = start.Add(j.Deadline.D())
 		}
 	}
-	st, runErr := client.Run(ctx, deadline, until)
+	var st smpp.Stats
+	var runErr error
+	if idle, err := run.Idle(ctx); err != nil {
+		runErr = err
+	} else if idle {
+		r.Log.Info("nothing queued for the SMSC and nothing awaited: not binding", "job", j.Name, "partner", j.Partner)
+	} else {
+		st, runErr = client.Run(ctx, deadline, until)
+	}
 	res, err := run.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return err

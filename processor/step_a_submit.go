@@ -400,6 +400,20 @@ func (r *SMPPRun) settle(ctx context.Context, w *Work, id int64, status uint32) 
 	return tx.SetSMPPState(ctx, id, ledger.SubSubmitted, "")
 }
 
+// Idle reports whether nothing is queued for the SMSC and nothing it
+// took is awaited: a run need not bind.
+func (r *SMPPRun) Idle(ctx context.Context) (bool, error) {
+	var queued int
+	if err := r.P.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM smpp_messages WHERE partner = ? AND state = ?`, r.SMSC.Name, ledger.SubQueued).Scan(&queued); err != nil {
+		return false, err
+	}
+	if queued > 0 {
+		return false, nil
+	}
+	n, err := r.Pending(ctx)
+	return n == 0, err
+}
+
 // Pending counts the messages that went to the SMSC and still wait for
 // their PoR.
 func (r *SMPPRun) Pending(ctx context.Context) (int, error) {

@@ -463,3 +463,44 @@ func TestNodeSMPPTransmitterAndReceiver(t *testing.T) {
 		t.Errorf("%d receipts recorded", len(in))
 	}
 }
+
+func TestNodeSMPPEnquireLinkWhenIdle(t *testing.T) {
+	n := nodesmsc.Start(t, scenario())
+	st := &memStore{}
+	cfg := testConfig(n.Port)
+	cfg.EnquireLink = 200 * time.Millisecond
+	c := &Client{Cfg: cfg, Store: st, Poll: 50 * time.Millisecond}
+	// Nothing to do: the session stays bound until the deadline, alive.
+	if _, err := c.Run(context.Background(), time.Now().Add(1200*time.Millisecond), func(int) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.WaitCount("enquire_link", 3); len(got) < 3 {
+		t.Errorf("%d enquire_link in 1.2 s at a 200 ms interval", len(got))
+	}
+}
+
+func TestNodeSMPPResponseTimeoutIsUnknown(t *testing.T) {
+	segs := otaSegments(2)
+	n := nodesmsc.Start(t, scenario("hold_ms", 1500))
+	st := &memStore{segs: segs}
+	st.settled = allSubmitted(len(segs))
+	cfg := testConfig(n.Port)
+	cfg.Timeout = 300 * time.Millisecond
+	c := &Client{Cfg: cfg, Store: st, Poll: 50 * time.Millisecond}
+	stats, err := c.Run(context.Background(), time.Now().Add(10*time.Second), func(p int) bool { return p == 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := st.snapshot()
+	for _, r := range res {
+		if !r.Unknown {
+			t.Errorf("result %+v: want unknown (no response in time)", r)
+		}
+	}
+	if len(res) != len(segs) || stats.Unknown != len(segs) || stats.Sessions < 1 {
+		t.Errorf("%d results, stats %+v", len(res), stats)
+	}
+	if got := len(n.PDUs("submit_sm")); got != len(segs) {
+		t.Errorf("%d submit_sm: an unanswered one went out again", got)
+	}
+}

@@ -65,6 +65,12 @@ func TestSMPPBenchWorld(t *testing.T) {
 	if counts[ledger.CardConfirmed] != n || srv.PoRs.Load() != n {
 		t.Fatalf("%v confirmed, %d PoRs; %s", counts, srv.PoRs.Load(), sum)
 	}
+	// Nothing queued, nothing awaited: the next run does not bind (the
+	// SMSC being down does not matter then).
+	srv.Close()
+	if _, err := w.a.RunJob(context.Background(), "ota-submit", jobs.RunOptions{Owner: "bench"}); err != nil {
+		t.Errorf("an idle run with the SMSC down: %v", err)
+	}
 }
 
 // BenchmarkSMPPSubmit measures submit_sm per second to the simulated SMSC
