@@ -10,6 +10,8 @@ import (
 
 	"github.com/linxGnu/gosmpp/data"
 	"github.com/linxGnu/gosmpp/pdu"
+
+	"resub/processor/failpoint"
 )
 
 // Client runs SMPP sessions against one SMSC for a Store.
@@ -187,7 +189,9 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 	// before a response is recorded leaves its message unknown, never
 	// resent.
 	backlog := max(8*window, 1024)
-	ahead := max(4*window, 256) // segments fetched (and recorded as submitting) ahead
+	// ahead: segments fetched (and recorded as submitting) ahead; a crash
+	// leaves their messages unknown, so it stays a couple of windows.
+	ahead := 2*window + 8
 	inflight := map[int32]*flight{}
 	var queue []*flight // taken from the store, not yet sent (or to resend)
 	var results []Result
@@ -450,6 +454,7 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 			if err := s.tx.flush(); err != nil {
 				return lose(err)
 			}
+			failpoint.Hit(failpoint.SMPPAfterSend)
 			if c.Metrics.InFlight != nil {
 				c.Metrics.InFlight(len(inflight))
 			}

@@ -3,6 +3,7 @@ package smsc
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,19 @@ type SMPPServer struct {
 	held   []pdu.PDU
 	// Stats.
 	Submits, Receipts, PoRs atomic.Int64
+	seenMu                  sync.Mutex
+	seen                    map[string]int // submit_sm user data (hex) → times
+}
+
+// Seen counts how often each user data (hex) was submitted.
+func (srv *SMPPServer) Seen() map[string]int {
+	srv.seenMu.Lock()
+	defer srv.seenMu.Unlock()
+	out := make(map[string]int, len(srv.seen))
+	for k, v := range srv.seen {
+		out[k] = v
+	}
+	return out
 }
 
 // ServeSMPP starts the SMPP server on 127.0.0.1 (a free port).
@@ -196,6 +210,12 @@ func (sc *smppConn) submit(q *pdu.SubmitSM, seq int32) {
 		hb, _ := h.MarshalBinary()
 		ud = append(hb, ud...)
 	}
+	srv.seenMu.Lock()
+	if srv.seen == nil {
+		srv.seen = map[string]int{}
+	}
+	srv.seen[hex.EncodeToString(ud)]++
+	srv.seenMu.Unlock()
 	if srv.Sink {
 		sc.respond(data.SUBMIT_SM_RESP, seq, 0, append([]byte(strconv.FormatInt(srv.nextID.Add(1), 10)), 0))
 		return
