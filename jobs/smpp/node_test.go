@@ -504,3 +504,36 @@ func TestNodeSMPPResponseTimeoutIsUnknown(t *testing.T) {
 		t.Errorf("%d submit_sm: an unanswered one went out again", got)
 	}
 }
+
+// TestNodeSMPPStopRecordsWhatCame: a run stopped (SIGTERM in the daemon)
+// sends nothing more, waits for the responses in flight, records them and
+// gives back what it took but never sent.
+func TestNodeSMPPStopRecordsWhatCame(t *testing.T) {
+	segs := otaSegments(12)
+	n := nodesmsc.Start(t, scenario("hold_ms", 400))
+	st := &memStore{segs: segs}
+	cfg := testConfig(n.Port)
+	cfg.Window = 3
+	c := &Client{Cfg: cfg, Store: st, Poll: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	if _, err := c.Run(ctx, time.Now().Add(10*time.Second), func(int) bool { return false }); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	res, _ := st.snapshot()
+	sent := len(n.WaitCount("submit_sm", 1))
+	if sent == 0 || len(res) != sent {
+		t.Fatalf("%d submit_sm went out, %d outcomes recorded", sent, len(res))
+	}
+	for _, r := range res {
+		if r.Unknown || r.SMSCID == "" {
+			t.Errorf("result %+v: the response was awaited and recorded", r)
+		}
+	}
+	st.mu.Lock()
+	back := len(st.segs) - len(segs) // given back (NotSent) and queued again
+	st.mu.Unlock()
+	if sent+back < 3 || sent >= len(segs) {
+		t.Errorf("%d sent, %d given back", sent, back)
+	}
+}

@@ -247,7 +247,10 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 	recording := 0 // results handed to the recorder, not yet committed
 	go func() {
 		for job := range recCh {
-			recDone <- s.record(ctx, job.results, job.delivers)
+			// What came is recorded even when the run is being
+			// stopped: a response lost here would leave its message
+			// unknown.
+			recDone <- s.record(context.WithoutCancel(ctx), job.results, job.delivers)
 		}
 	}()
 	defer close(recCh)
