@@ -197,8 +197,8 @@ func TestSMPPSubmissionJudgedLikeAReport(t *testing.T) {
 	if run.Counts.Unmatched != 2 || run.Counts.Bad != 1 || run.Counts.Receipts["UNDELIV"] != 1 || run.Counts.PoRs[ledger.MsgConfirmed] != 2 {
 		t.Errorf("counts %+v", run.Counts)
 	}
-	if n, _ := run.Pending(ctx); n != 1 {
-		t.Errorf("pending %d, want 1 (the unknown)", n)
+	if n, _ := run.Pending(ctx); n != 3 {
+		t.Errorf("pending %d, want 3 (the unknown and the two retries this run queued)", n)
 	}
 	retry, err := run.Next(ctx, 100)
 	if err != nil {

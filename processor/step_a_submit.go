@@ -415,9 +415,17 @@ func (r *SMPPRun) Idle(ctx context.Context) (bool, error) {
 }
 
 // Pending counts the messages that went to the SMSC and still wait for
-// their PoR.
+// their PoR, and the retries this run queued.
 func (r *SMPPRun) Pending(ctx context.Context) (int, error) {
-	return r.P.Ledger.SMPPAwaited(ctx, r.SMSC.Name)
+	n, err := r.P.Ledger.SMPPAwaited(ctx, r.SMSC.Name)
+	if err != nil {
+		return 0, err
+	}
+	// Retries this run queued are its own work too.
+	var retries int
+	err = r.P.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM smpp_messages s JOIN ota_messages o ON o.id = s.message_id
+		WHERE s.partner = ? AND s.state = ? AND o.batch_id = ?`, r.SMSC.Name, ledger.SubQueued, r.batchID).Scan(&retries)
+	return n + retries, err
 }
 
 // Close finishes the run's batch: the outcomes it judged are answered to

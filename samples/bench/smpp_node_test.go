@@ -45,33 +45,70 @@ func TestSMPPCutOverAgainstNodeSMPP(t *testing.T) {
 		cards[c.MSISDN] = c
 	}
 
-	type res struct {
-		sum *jobs.Summary
-		err error
+	r := runWithRelay(t, w, node, cards, 30*time.Second)
+	if r.err != nil {
+		t.Fatalf("ota-submit: %v", r.err)
 	}
-	done := make(chan res, 1)
+	counts, err := w.a.Ledger.CountByState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[ledger.CardConfirmed] != n {
+		t.Fatalf("cards %v after the run: %s", counts, r.sum)
+	}
+	repeats := 0
+	for _, k := range r.sent {
+		repeats += k - 1
+	}
+	if repeats != 2 {
+		t.Errorf("%d repeated submit_sm, want the 2 throttled ones", repeats)
+	}
+	// Every receipt node-smpp sent was answered after it was recorded.
+	var receipts int
+	if err := w.a.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM smpp_events WHERE kind = 'receipt' AND outcome = 'delivered'`).Scan(&receipts); err != nil {
+		t.Fatal(err)
+	}
+	if receipts != 2*n {
+		t.Errorf("%d receipts recorded, %d segments accepted", receipts, 2*n)
+	}
+	t.Log(r.sum)
+}
+
+type relayResult struct {
+	sum  *jobs.Summary
+	err  error
+	sent map[string]int // destination/user data (hex) -> submit_sm seen
+}
+
+// runWithRelay runs A's ota-submit job while relaying node-smpp's
+// submit_sm to the simulated UICCs and their PoRs back. A submit_sm the
+// server refused or throttled never reaches a card.
+func runWithRelay(t *testing.T, w *World, node *nodesmsc.Server, cards map[string]*fleet.Card, wait time.Duration) relayResult {
+	t.Helper()
+	ctx := context.Background()
+	done := make(chan relayResult, 1)
 	go func() {
-		sum, err := w.a.RunJob(ctx, "ota-submit", jobs.RunOptions{Manual: true, Owner: "test", Wait: 30 * time.Second})
-		done <- res{sum, err}
+		sum, err := w.a.RunJob(ctx, "ota-submit", jobs.RunOptions{Manual: true, Owner: "test", Wait: wait})
+		done <- relayResult{sum: sum, err: err}
 	}()
-	// The relay: node-smpp's submit_sm to the cards, their PoRs back.
 	seen := 0
 	parts := map[string][][]byte{}
 	sent := map[string]int{}
-	accepted := map[int]bool{} // the first two submit_sm are throttled
-	var r res
-relay:
 	for {
 		subs := node.PDUs("submit_sm")
-		for ; seen < len(subs); seen++ {
+		for seen < len(subs) {
 			ev := subs[seen]
+			status, answered := node.Answer(ev)
+			if !answered {
+				break // not yet: wait for the server's answer
+			}
+			seen++
 			ud, _ := hex.DecodeString(ev["short_message"].(string))
 			dest := ev["destination_addr"].(string)
 			sent[dest+"/"+ev["short_message"].(string)]++
-			if seen < 2 {
-				continue // throttled: the SMSC did not take it
+			if status != 0 {
+				continue // the SMSC did not take it
 			}
-			accepted[seen] = true
 			// Reassembled by the concatenation IE, as a handset does (a
 			// throttled segment comes again after the next one).
 			parts[dest] = append(parts[dest], ud)
@@ -92,38 +129,13 @@ relay:
 			node.Send(map[string]any{"op": "mo", "source": dest, "dest": ev["source_addr"], "ud": hex.EncodeToString(por)})
 		}
 		select {
-		case r = <-done:
-			break relay
+		case r := <-done:
+			r.sent = sent
+			return r
 		case <-node.Notify():
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if r.err != nil {
-		t.Fatalf("ota-submit: %v", r.err)
-	}
-	counts, err := w.a.Ledger.CountByState(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts[ledger.CardConfirmed] != n {
-		t.Fatalf("cards %v after the run: %s", counts, r.sum)
-	}
-	repeats := 0
-	for _, k := range sent {
-		repeats += k - 1
-	}
-	if repeats != 2 {
-		t.Errorf("%d repeated submit_sm, want the 2 throttled ones", repeats)
-	}
-	// Every receipt node-smpp sent was answered after it was recorded.
-	var receipts int
-	if err := w.a.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM smpp_events WHERE kind = 'receipt' AND outcome = 'delivered'`).Scan(&receipts); err != nil {
-		t.Fatal(err)
-	}
-	if receipts != len(accepted) {
-		t.Errorf("%d receipts recorded, %d segments accepted", receipts, len(accepted))
-	}
-	t.Log(r.sum)
 }
 
 // concatOf reads a UDH's concatenation IE (8-bit reference).
@@ -139,4 +151,79 @@ func concatOf(ud []byte) (total, part int) {
 		h = h[2+int(h[1]):]
 	}
 	return 1, 1
+}
+
+// TestSMPPRefusedDestinationAgainstNodeSMPP: node-smpp refuses every
+// submit_sm to one card (ESME_RINVDSTADR): the message never reached the
+// card, so it is retried under a new counter, each counter submitted
+// once, until the policy's attempts are spent and the card waits for an
+// engineer (manual); every other card is confirmed.
+func TestSMPPRefusedDestinationAgainstNodeSMPP(t *testing.T) {
+	const n = 4
+	ctx := context.Background()
+	w0, err := fleetOnly(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := w0.Card(0).MSISDN
+	node := nodesmsc.Start(t, map[string]any{"system_id": "resub-bench", "password": "bench-pw", "receipt": "DELIVRD", "reject": map[string]int{bad: 0x0B}})
+	w, err := NewSMPPWorld(ctx, filepath.Join(t.TempDir(), "w"), n, nil, SMPPOptions{Port: node.Port, Window: 4, Password: "bench-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, f := range []func(context.Context) error{w.Generate, w.Import, w.SwitchRequest, w.IMSIList} {
+		if err := f(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.fleet.Opts.Profile = w.a.Party.Profiles[profileName].OTA
+	cards := map[string]*fleet.Card{}
+	for c := range w.fleet.All() {
+		if err := w.fleet.BuildSIM(c); err != nil {
+			t.Fatal(err)
+		}
+		cards[c.MSISDN] = c
+	}
+	r := runWithRelay(t, w, node, cards, 30*time.Second)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	counts, _ := w.a.Ledger.CountByState(ctx)
+	if counts[ledger.CardConfirmed] != n-1 || counts[ledger.CardManual] != 1 {
+		t.Fatalf("cards %v: %s", counts, r.sum)
+	}
+	for k, v := range r.sent {
+		if v != 1 {
+			t.Errorf("%s… submitted %d times", k[:40], v)
+		}
+	}
+	rows, err := w.a.Ledger.Query(ctx, `SELECT m.counter, m.state, s.state FROM ota_messages m JOIN smpp_messages s ON s.message_id = m.id WHERE m.msisdn = ? ORDER BY m.id`, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var counters []int64
+	for rows.Next() {
+		var c int64
+		var ms, ss string
+		if err := rows.Scan(&c, &ms, &ss); err != nil {
+			t.Fatal(err)
+		}
+		if ms != ledger.MsgFailed || ss != ledger.SubFailed {
+			t.Errorf("message with counter %d: %s / %s", c, ms, ss)
+		}
+		if len(counters) > 0 && c <= counters[len(counters)-1] {
+			t.Errorf("counter %d not above %d", c, counters[len(counters)-1])
+		}
+		counters = append(counters, c)
+	}
+	if len(counters) != 3 {
+		t.Errorf("%d attempts, want the policy's 3", len(counters))
+	}
+}
+
+// fleetOnly plans the benchmark's fleet (to know its MSISDNs up front).
+func fleetOnly(n int) (*fleet.Fleet, error) {
+	return fleet.Plan(fleet.Options{N: n, ICCIDBody: "8999901", IMSIBase: "001010000000001", MSISDNBase: "999100000001", Seed: "bench", Counter: 5})
 }

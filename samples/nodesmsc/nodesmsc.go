@@ -163,3 +163,22 @@ func (n *Server) Send(v map[string]any) {
 	b, _ := json.Marshal(v)
 	fmt.Fprintf(n.stdin, "%s\n", b)
 }
+
+// Answer is the command_status the server answered a submit_sm event
+// with (-1 when its connection closed first); ok is false while it has
+// not answered yet.
+func (n *Server) Answer(submit map[string]any) (status float64, ok bool) {
+	closed := false
+	for _, ev := range n.All() {
+		if ev["event"] == "resp" && ev["conn"] == submit["conn"] && ev["sequence"] == submit["sequence"] {
+			return ev["command_status"].(float64), true
+		}
+		if ev["event"] == "close" && ev["conn"] == submit["conn"] {
+			closed = true
+		}
+	}
+	if closed {
+		return -1, true // never answered: the connection is gone
+	}
+	return 0, false
+}

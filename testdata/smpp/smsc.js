@@ -120,23 +120,28 @@ const server = smpp.createServer({}, function(session) {
 		const answer = () => {
 			outstanding--;
 			if (!session.socket.writable) return;
+			const send = session.send.bind(session);
+			const respond = (r) => {
+				out({event: 'resp', conn, sequence: pdu.sequence_number, command_status: r.command_status || 0});
+				send(r);
+			};
 			if (sc.throttle && throttled < sc.throttle) {
 				throttled++;
-				session.send(pdu.response({command_status: smpp.ESME_RTHROTTLED}));
+				respond(pdu.response({command_status: smpp.ESME_RTHROTTLED}));
 				return;
 			}
 			if (sc.queue_full && queueFull < sc.queue_full) {
 				queueFull++;
-				session.send(pdu.response({command_status: smpp.ESME_RMSGQFUL}));
+				respond(pdu.response({command_status: smpp.ESME_RMSGQFUL}));
 				return;
 			}
 			const rej = sc.reject && sc.reject[pdu.destination_addr];
 			if (rej) {
-				session.send(pdu.response({command_status: rej}));
+				respond(pdu.response({command_status: rej}));
 				return;
 			}
 			const id = 'n' + (nextId++);
-			session.send(pdu.response({message_id: id}));
+			respond(pdu.response({message_id: id}));
 			if (sc.receipt) {
 				const stat = sc.receipt;
 				const text = 'id:' + id + ' sub:001 dlvrd:' + (stat === 'DELIVRD' ? '001' : '000') + ' submit date:2612071200 done date:2612071200 stat:' + stat + ' err:000 text:';
