@@ -36,6 +36,13 @@ func (r *Runtime) runSubmit(ctx context.Context, j *config.Job, o RunOptions, su
 		}
 		return err
 	}
+	// One run per SMSC at a time, whatever the job: a run's start
+	// settles what a run cut short left as being submitted.
+	lease := "smpp:" + j.Partner
+	if err := r.acquireLease(ctx, lease, o.Owner); err != nil {
+		return err
+	}
+	defer r.Ledger.ReleaseLease(context.WithoutCancel(ctx), lease, o.Owner)
 	pw, err := r.Cfg.Resolve(s.Password)
 	if err != nil {
 		return cfgErr(path+".password", err)

@@ -359,3 +359,44 @@ func TestSMPPNotSubmittedWithinValidity(t *testing.T) {
 		t.Fatalf("the retry was not handed out: %+v %v", segs, err)
 	}
 }
+
+// TestSMPPTwoRunsNeverShareAMessage: two runs on one ledger (two jobs, or
+// two daemons) read the same queued messages; only the one that claims a
+// message first may send it.
+func TestSMPPTwoRunsNeverShareAMessage(t *testing.T) {
+	ctx := context.Background()
+	w, _, a := setupSMPP(t, 3)
+	w.now = w.now.Add(90 * time.Minute)
+	var ids []int64
+	rows, err := a.Ledger.Query(ctx, `SELECT message_id FROM smpp_messages ORDER BY message_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	starts := make([]ledger.SMPPStart, len(ids))
+	for i, id := range ids {
+		starts[i] = ledger.SMPPStart{ID: id, Segments: 2, Deadline: w.now.Add(25 * time.Hour)}
+	}
+	var first, second map[int64]bool
+	if err := a.Ledger.InTx(ctx, func(tx *ledger.Tx) (err error) { first, err = tx.StartSMPPSubmits(ctx, starts); return }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Ledger.InTx(ctx, func(tx *ledger.Tx) (err error) { second, err = tx.StartSMPPSubmits(ctx, starts); return }); err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != len(ids) || len(second) != 0 {
+		t.Fatalf("claimed %d then %d of %d", len(first), len(second), len(ids))
+	}
+	run, err := a.OpenSMPPRun(ctx, "ota-submit-2", a.Partners["smsc"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if segs, err := run.Next(ctx, 100); err != nil || len(segs) != 0 {
+		t.Fatalf("a second run was handed %d segments of claimed messages (%v)", len(segs), err)
+	}
+}

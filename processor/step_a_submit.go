@@ -227,18 +227,22 @@ func (r *SMPPRun) Next(ctx context.Context, n int) ([]SMPPSegment, error) {
 	if len(out) == 0 && len(expired) == 0 {
 		return nil, nil
 	}
+	var claimed map[int64]bool
 	err := p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
 		w := r.work(tx)
 		starts := make([]ledger.SMPPStart, len(out))
 		for i, b := range out {
 			starts[i] = ledger.SMPPStart{ID: b.m.ID, Segments: len(b.segs), Deadline: now.Add(b.prof.Validity + p.OTA.PoRMargin)}
 		}
-		if err := tx.StartSMPPSubmits(ctx, starts); err != nil {
+		var err error
+		if claimed, err = tx.StartSMPPSubmits(ctx, starts); err != nil {
 			return err
 		}
 		for _, m := range expired {
-			if err := tx.SetSMPPState(ctx, m.ID, ledger.SubExpired, "not submitted within its validity"); err != nil {
+			if ok, err := tx.MoveSMPPState(ctx, m.ID, ledger.SubQueued, ledger.SubExpired, "not submitted within its validity"); err != nil {
 				return err
+			} else if !ok {
+				continue // another run took it
 			}
 			ev, err := tx.AddSMPPEvent(ctx, ledger.SMPPEvent{Partner: r.SMSC.Name, Kind: "expired", MSISDN: m.MSISDN, MessageID: m.ID})
 			if err != nil {
@@ -256,6 +260,9 @@ func (r *SMPPRun) Next(ctx context.Context, n int) ([]SMPPSegment, error) {
 	}
 	var segs []SMPPSegment
 	for _, b := range out {
+		if !claimed[b.m.ID] {
+			continue // another run took it
+		}
 		for i, s := range b.segs {
 			segs = append(segs, SMPPSegment{Message: b.m.ID, Seq: i + 1, MSISDN: b.m.MSISDN, UD: s, Validity: b.prof.Validity, Priority: 1, Last: i == len(b.segs)-1})
 		}

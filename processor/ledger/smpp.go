@@ -93,6 +93,17 @@ func (t *Tx) SMPPMessageOf(ctx context.Context, id int64) (*SMPPMessage, error) 
 	return &m, nil
 }
 
+// MoveSMPPState moves a message from one submission state to another and
+// reports whether it was in the first (another run may have moved it).
+func (t *Tx) MoveSMPPState(ctx context.Context, id int64, from, to, detail string) (bool, error) {
+	res, err := t.Exec(ctx, `UPDATE smpp_messages SET state = ?, detail = ?, updated_at = ? WHERE message_id = ? AND state = ?`, to, detail, ts(t.Now()), id, from)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // SetSMPPState records a message's submission state.
 func (t *Tx) SetSMPPState(ctx context.Context, id int64, state, detail string) error {
 	_, err := t.Exec(ctx, `UPDATE smpp_messages SET state = ?, detail = ?, updated_at = ? WHERE message_id = ?`, state, detail, ts(t.Now()), id)
@@ -287,47 +298,71 @@ type SMPPStart struct {
 }
 
 // StartSMPPSubmits is StartSMPPSubmit for many messages in a few
-// statements.
-func (t *Tx) StartSMPPSubmits(ctx context.Context, ms []SMPPStart) error {
+// statements. It claims only messages still queued (another run on the
+// same ledger may have taken some since they were read) and returns the
+// IDs it claimed: only those may be sent.
+func (t *Tx) StartSMPPSubmits(ctx context.Context, ms []SMPPStart) (map[int64]bool, error) {
+	claimed := map[int64]bool{}
 	if len(ms) == 0 {
-		return nil
+		return claimed, nil
 	}
 	now := ts(t.Now())
 	const chunk = 200
 	for i := 0; i < len(ms); i += chunk {
 		part := ms[i:min(i+chunk, len(ms))]
+		ids := make([]any, len(part))
+		for j, m := range part {
+			ids[j] = m.ID
+		}
+		rows, err := t.Query(ctx, `UPDATE smpp_messages SET state = ?, updated_at = ? WHERE state = ? AND message_id IN (`+placeholders(len(ids))+`) RETURNING message_id`,
+			append([]any{SubSubmitting, now, SubQueued}, ids...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			claimed[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 		var vals []string
 		var args []any
-		var ids []any
+		byDeadline := map[time.Time][]any{}
 		for _, m := range part {
-			ids = append(ids, m.ID)
+			if !claimed[m.ID] {
+				continue
+			}
+			byDeadline[m.Deadline] = append(byDeadline[m.Deadline], m.ID)
 			for s := 1; s <= m.Segments; s++ {
 				vals = append(vals, "(?, ?, ?, '', 0, '', ?)")
 				args = append(args, m.ID, s, SegSubmitting, now)
 			}
 		}
+		if len(vals) == 0 {
+			continue
+		}
 		if _, err := t.Exec(ctx, `INSERT INTO smpp_segments (message_id, seq, state, smsc_id, status, receipt, updated_at) VALUES `+strings.Join(vals, ", ")+`
 			ON CONFLICT (message_id, seq) DO UPDATE SET state = excluded.state, smsc_id = '', status = 0, receipt = '', updated_at = excluded.updated_at`, args...); err != nil {
-			return err
+			return nil, err
 		}
-		in := placeholders(len(ids))
-		if _, err := t.Exec(ctx, `UPDATE smpp_messages SET state = ?, updated_at = ?,
-			segments = (SELECT COUNT(*) FROM smpp_segments g WHERE g.message_id = smpp_messages.message_id)
-			WHERE message_id IN (`+in+`)`, append([]any{SubSubmitting, now}, ids...)...); err != nil {
-			return err
-		}
-		byDeadline := map[time.Time][]any{}
-		for _, m := range part {
-			byDeadline[m.Deadline] = append(byDeadline[m.Deadline], m.ID)
+		if _, err := t.Exec(ctx, `UPDATE smpp_messages SET segments = (SELECT COUNT(*) FROM smpp_segments g WHERE g.message_id = smpp_messages.message_id)
+			WHERE state = ? AND message_id IN (`+placeholders(len(ids))+`)`, append([]any{SubSubmitting}, ids...)...); err != nil {
+			return nil, err
 		}
 		for dl, ids := range byDeadline {
 			if _, err := t.Exec(ctx, `UPDATE ota_messages SET state = 'sent', deadline = ?, updated_at = ? WHERE state = 'reserved' AND id IN (`+placeholders(len(ids))+`)`,
 				append([]any{ts(dl), now}, ids...)...); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return claimed, nil
 }
 
 // SettleSubmitted marks submitted those of the messages whose every
