@@ -64,6 +64,13 @@ func TestSMPPCrashBetweenSendAndRecord(t *testing.T) {
 			t.Errorf("user data %s… submitted %d times", ud[:32], k)
 		}
 	}
+	// The SMSC goes away while a message still awaits its PoR: the run
+	// cannot bind and says so with exit code 3 (try again later).
+	srv.Close()
+	err = run("")
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Errorf("SMSC down: %v, want exit code 3", err)
+	}
 	// Reopen the ledger: every card is confirmed, or its message (sent
 	// before the crash, its response never recorded) waits as unknown.
 	w2, err := reopenA(w)
