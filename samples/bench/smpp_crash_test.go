@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"resub/jobs/config"
 	"resub/processor/failpoint"
 	"resub/processor/ledger"
+	"resub/samples/smsc"
 )
 
 // TestSMPPCrashBetweenSendAndRecord kills resub (SIGKILL, a failpoints
@@ -70,6 +72,17 @@ func TestSMPPCrashBetweenSendAndRecord(t *testing.T) {
 	err = run("")
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 		t.Errorf("SMSC down: %v, want exit code 3", err)
+	}
+	// An SMSC that refuses our password: exit code 2, with its status.
+	other, err := smsc.New().ServeSMPPAt(fmt.Sprintf("127.0.0.1:%d", srv.Port()), "resub-bench", "not-ours")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	cmd := exec.Command(bin, "run", "--config", cfg, "--once", "--job", "ota-submit")
+	out, err := cmd.CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "ESME_RINVPASWD") || strings.Contains(string(out), "bench-pw") {
+		t.Errorf("bind refused: %v, want exit code 2 naming ESME_RINVPASWD (and never the password)\n%s", err, out)
 	}
 	// Reopen the ledger: every card is confirmed, or its message (sent
 	// before the crash, its response never recorded) waits as unknown.

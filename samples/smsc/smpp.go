@@ -62,7 +62,12 @@ func (srv *SMPPServer) Seen() map[string]int {
 
 // ServeSMPP starts the SMPP server on 127.0.0.1 (a free port).
 func (s *SMSC) ServeSMPP(systemID, password string) (*SMPPServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return s.ServeSMPPAt("127.0.0.1:0", systemID, password)
+}
+
+// ServeSMPPAt starts the SMPP server on addr.
+func (s *SMSC) ServeSMPPAt(addr, systemID, password string) (*SMPPServer, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
