@@ -22,7 +22,8 @@ import (
 // responses, then runs it again: what may have reached the SMSC is never
 // submitted again under the same counter (the simulated SMSC counts every
 // user data it got), it waits as unknown for its deadline, and everything
-// else is submitted and confirmed.
+// else is submitted and confirmed. Then the CLI's exit codes: 3 with the
+// SMSC gone, 2 when it refuses the bind.
 func TestSMPPCrashBetweenSendAndRecord(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds resub with failpoints")
