@@ -193,6 +193,7 @@ func buildPartner(cfg *config.Config, name string, pc *config.Partner) (*process
 		ICCIDRules: ident.ICCIDOptions{NoCheckDigit: pc.ICCID.NoCheckDigit, FPadding: pc.ICCID.FPadded},
 		Deadlines:  map[string]time.Duration{},
 		Policy:     processor.Policy{ResetWithUpdate: pc.Policy.ResetWithUpdate, PerNightCap: pc.Policy.PerNightCap, MaxAttempts: pc.Policy.MaxAttempts},
+		SMPP:       pc.SMPP != nil,
 	}
 	for k, d := range pc.Deadlines {
 		pt.Deadlines[k] = d.D()

@@ -312,6 +312,8 @@ type Summary struct {
 	PoRsIgnored int // proofs of receipt that did not verify
 	Delivered   int
 	Refused     []error // inputs refused (quarantined and answered)
+	// SMPP is an SMPP run's own counts (a-ota-submit).
+	SMPP string
 }
 
 func (s *Summary) add(res *processor.Result) {
@@ -324,6 +326,13 @@ func (s *Summary) add(res *processor.Result) {
 
 // String is the one-line summary printed at the end of a run.
 func (s *Summary) String() string {
+	if s.SMPP != "" {
+		line := fmt.Sprintf("job %s: %s, %d files delivered", s.Job, s.SMPP, s.Delivered)
+		if s.PoRsIgnored > 0 {
+			line += fmt.Sprintf(", %d PoRs ignored (not verified)", s.PoRsIgnored)
+		}
+		return line
+	}
 	line := fmt.Sprintf("job %s: %d files (%d quarantined, %d already done), %d records (%d accepted, %d rejected), %d OTA messages, %d files delivered",
 		s.Job, s.Files, s.Quarantined, s.Skipped, s.Records, s.Accepted, s.Rejected, s.Messages, s.Delivered)
 	if s.PoRsIgnored > 0 {
@@ -350,6 +359,9 @@ type RunOptions struct {
 	Manual bool
 	DryRun bool
 	Owner  string
+	// Wait: an SMPP submission (a-ota-submit) listens for receipts and
+	// PoRs until every submitted message is settled or Wait passes.
+	Wait time.Duration
 }
 
 // Job returns the configured job of that name.
@@ -540,6 +552,9 @@ func (r *Runtime) run(ctx context.Context, j *config.Job, o RunOptions) (*Summar
 	sum := &Summary{Job: j.Name}
 	if j.Kind == "deadlines" {
 		return sum, r.checkDeadlines(ctx, sum)
+	}
+	if j.Kind == "a-ota-submit" {
+		return sum, r.runSubmit(ctx, j, o, sum)
 	}
 	// First what an earlier run of this job left undelivered.
 	if !o.DryRun {

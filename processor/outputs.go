@@ -32,6 +32,10 @@ type planSpec struct {
 // plan records an output inside the work's transaction, allocating its
 // sequence number and name. Planning the same output again returns it.
 func (p *Party) plan(ctx context.Context, tx *ledger.Tx, s planSpec) (*ledger.Output, error) {
+	if s.renderer == "ota-batch" && s.partner.SMPP {
+		// No file: the messages wait in the SMPP submission queue.
+		return nil, p.queueSMPP(ctx, tx, s.partner, s.batchID)
+	}
 	existing, err := p.Ledger.Outputs(ctx, s.source)
 	if err == nil {
 		for _, o := range existing {

@@ -114,6 +114,9 @@ type Partner struct {
 	ICCIDRules ident.ICCIDOptions
 	Deadlines  map[string]time.Duration
 	Policy     Policy
+	// SMPP: an SMSC reached over SMPP takes OTA messages from the
+	// submission queue (job a-ota-submit) instead of ota-batch files.
+	SMPP bool
 }
 
 // Policy holds what was agreed with a partner.

@@ -151,11 +151,14 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 	}
 	tx := w.Tx
 	tar, terr := ota.ResponseTAR(r.PoR)
-	rows, err := tx.Query(ctx, `SELECT id FROM ota_messages WHERE msisdn = ? AND state = 'sent' ORDER BY id DESC`, r.MSISDN)
+	// The state is checked in Go, not in SQL: with it there, SQLite
+	// searches by the state-led index (every sent message) instead of
+	// the one led by the MSISDN (a card has a handful of messages).
+	rows, err := tx.Query(ctx, `SELECT id, state FROM ota_messages WHERE msisdn = ? ORDER BY id DESC`, r.MSISDN)
 	if err != nil {
 		return PoRJudgement{}, err
 	}
-	ids, err := scanIDs(rows)
+	ids, err := scanSentIDs(rows)
 	if err != nil {
 		return PoRJudgement{}, err
 	}
@@ -398,13 +401,21 @@ func (p *Party) judgeDelivery(ctx context.Context, w *Work, r PoRReport) (PoRJud
 	if err != nil || m == nil {
 		return PoRJudgement{Reason: why, Detail: "no outstanding message matches " + r.MessageID}, err
 	}
-	switch r.Status {
+	return p.JudgeDelivery(ctx, w, m, r.Line, r.Status, r.Detail)
+}
+
+// JudgeDelivery judges the SMSC's delivery outcome (status, detail) of
+// message m, known to the caller, when no PoR came with it: delivered or
+// unknown leaves the deadline to decide; anything else means the message
+// never reached the card (retry rules apply).
+func (p *Party) JudgeDelivery(ctx context.Context, w *Work, m *ledger.Message, line int, status, detail string) (PoRJudgement, error) {
+	switch status {
 	case native.StatusDelivered, native.StatusUnknown:
 		// Delivered but no PoR yet: the deadline decides.
-		return PoRJudgement{Message: m, Verdict: ota.Verdict{Outcome: ota.OutcomePending, Reason: "SMSC: " + r.Status}}, nil
+		return PoRJudgement{Message: m, Verdict: ota.Verdict{Outcome: ota.OutcomePending, Reason: "SMSC: " + status}}, nil
 	}
-	v := ota.Verdict{Outcome: ota.OutcomeFailed, Reason: "SMSC: " + r.Status + " " + r.Detail}
-	rcpt, err := p.applyVerdict(ctx, w, m, r.Line, v, ota.Response{}, false)
+	v := ota.Verdict{Outcome: ota.OutcomeFailed, Reason: "SMSC: " + status + " " + detail}
+	rcpt, err := p.applyVerdict(ctx, w, m, line, v, ota.Response{}, false)
 	return PoRJudgement{Message: m, Verdict: v, Recipient: rcpt}, err
 }
 
@@ -430,6 +441,24 @@ func (w *Work) matchDelivery(ctx context.Context, r PoRReport) (*ledger.Message,
 		return nil, ReasonDuplicate, nil
 	}
 	return m, "", nil
+}
+
+// scanSentIDs reads (id, state) rows and keeps the ids of messages sent
+// and not yet judged.
+func scanSentIDs(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		var state string
+		if err := rows.Scan(&id, &state); err != nil {
+			return nil, err
+		}
+		if state == ledger.MsgSent {
+			ids = append(ids, id)
+		}
+	}
+	return ids, rows.Err()
 }
 
 func scanIDs(rows *sql.Rows) ([]int64, error) {

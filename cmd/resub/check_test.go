@@ -303,7 +303,7 @@ func TestCheckSequenceFromLedger(t *testing.T) {
 // TestSampleConfig: samples/config.yaml passes `config check` and builds
 // a party with throwaway secrets in the environment.
 func TestSampleConfig(t *testing.T) {
-	if code, out, errs := runCLI(t, "config", "check", "--config", installedSample(t)); code != exitOK || !strings.Contains(out, "configuration valid (7 partners, 2 profiles, 14 jobs)") {
+	if code, out, errs := runCLI(t, "config", "check", "--config", installedSample(t)); code != exitOK || !strings.Contains(out, "configuration valid (8 partners, 2 profiles, 16 jobs)") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
 	for k, v := range map[string]string{
@@ -322,7 +322,7 @@ func TestSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("BuildParty: %v", err)
 	}
-	if p.Name != "MNOA" || len(p.Partners) != 7 || len(p.Profiles) != 2 || p.Partners["mno-b"].Transport == nil {
+	if p.Name != "MNOA" || len(p.Partners) != 8 || !p.Partners["smsc-smpp"].SMPP || len(p.Profiles) != 2 || p.Partners["mno-b"].Transport == nil {
 		t.Errorf("party %s: %d partners, %d profiles", p.Name, len(p.Partners), len(p.Profiles))
 	}
 	// The mapping decodes to the same as the stand-alone sample file.

@@ -43,13 +43,14 @@ func owner() string {
 }
 
 func runRun(e *env, args []string) error {
-	fs := e.newFlags("run", "run --config FILE [--once [--job NAME]] [--dry-run] [--metrics-addr ADDR] [--http ADDR]")
+	fs := e.newFlags("run", "run --config FILE [--once [--job NAME] [--wait DURATION]] [--dry-run] [--metrics-addr ADDR] [--http ADDR]")
 	path := fs.String("config", "", "configuration file")
 	once := fs.Bool("once", false, "run one pass of every job (or of --job) now and exit")
 	job := fs.String("job", "", "with --once: only this job")
 	dry := fs.Bool("dry-run", false, "reserve no counter or IMSI and deliver nothing")
 	addr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464)")
 	httpAddr := fs.String("http", "", "daemon: serve the status page on this address, and /metrics with it unless --metrics-addr is given")
+	wait := fs.Duration("wait", 0, "with --once: an SMPP submission (a-ota-submit) listens for receipts and PoRs until every submitted message is settled or this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,6 +59,12 @@ func runRun(e *env, args []string) error {
 	}
 	if *httpAddr != "" && (*once || *dry) {
 		return usagef("--http goes with the daemon, not --once or --dry-run (resub serve shows the page alone)")
+	}
+	if *wait != 0 && !*once {
+		return usagef("--wait goes with --once")
+	}
+	if *wait < 0 {
+		return usagef("--wait must not be negative")
 	}
 	rt, err := openRuntime(e, *path)
 	if err != nil {
@@ -85,7 +92,7 @@ func runRun(e *env, args []string) error {
 		}
 		var refused []error
 		for _, n := range names {
-			sum, err := rt.RunJob(e.ctx, n, jobs.RunOptions{Manual: true, DryRun: *dry, Owner: owner()})
+			sum, err := rt.RunJob(e.ctx, n, jobs.RunOptions{Manual: true, DryRun: *dry, Owner: owner(), Wait: *wait})
 			if sum != nil {
 				fmt.Fprintln(e.io.out, sum.String())
 			}

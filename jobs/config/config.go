@@ -97,7 +97,10 @@ type Partner struct {
 	// Code is the partner's party code in file names and headers.
 	Code string `yaml:"code"`
 	Drop Drop   `yaml:"drop"`
-	PGP  PGP    `yaml:"pgp"`
+	// SMPP, for an smsc partner, submits OTA messages over SMPP; its
+	// file drop is then optional.
+	SMPP *SMPP `yaml:"smpp"`
+	PGP  PGP   `yaml:"pgp"`
 	// TransportKeys wrap the secret fields of the files we exchange.
 	TransportKeys []TransportKey `yaml:"transport_keys"`
 	PLMNs         []PLMN         `yaml:"plmns"`

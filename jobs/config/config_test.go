@@ -359,8 +359,9 @@ func TestSampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := cfg.Partners["mno-b"]
-	if cfg.Party.Name != "MNOA" || len(cfg.Partners) != 7 || len(cfg.Profiles) != 2 || len(cfg.Jobs) != 14 ||
-		b == nil || b.Drop.SFTP == nil || b.TransportKeys[0].KCV != "c6a13b" || cfg.Profiles["usim-3b"].KeyIndex == nil {
+	if cfg.Party.Name != "MNOA" || len(cfg.Partners) != 8 || len(cfg.Profiles) != 2 || len(cfg.Jobs) != 16 ||
+		b == nil || b.Drop.SFTP == nil || b.TransportKeys[0].KCV != "c6a13b" || cfg.Profiles["usim-3b"].KeyIndex == nil ||
+		cfg.Partners["smsc-smpp"] == nil || cfg.Partners["smsc-smpp"].SMPP == nil || cfg.Partners["smsc-smpp"].SMPP.Window != 10 {
 		t.Errorf("sample configuration: %+v", cfg)
 	}
 	kinds := map[string]bool{}

@@ -253,6 +253,9 @@ func (c *Config) applyDefaults() {
 				s.MaxSession = 2
 			}
 		}
+		if p.SMPP != nil {
+			p.SMPP.applyDefaults(c.OTA.Originator)
+		}
 		if p.PGP.Compression == "" {
 			p.PGP.Compression = "none"
 		}

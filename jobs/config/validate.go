@@ -36,6 +36,7 @@ var JobKinds = map[string]string{
 	"deadlines":        "",             // any: overdue partners
 	"erase":            "",             // any: crypto-erase released cards past retention
 	"a-ota-deadline":   "smsc",         // A: messages without PoR past deadline -> unknown
+	"a-ota-submit":     "smsc",         // A: queued OTA messages -> submit_sm; receipts and PoRs back over SMPP
 }
 
 // Deadline names a partner's deadlines may use.
@@ -192,8 +193,13 @@ func (c *Config) validatePartner(ps *problems, path string, p *Partner) {
 	if !reParty.MatchString(p.Code) {
 		ps.add(path+".code", "%q is not a party code (capital letters, digits and '-')", p.Code)
 	}
+	if p.SMPP != nil {
+		c.validateSMPP(ps, path+".smpp", p)
+	}
 	d := p.Drop
 	switch {
+	case d.SFTP == nil && d.Local == nil && p.SMPP != nil:
+		// An SMSC over SMPP needs no file drop.
 	case d.SFTP == nil && d.Local == nil:
 		ps.add(path+".drop", "needs sftp or local")
 	case d.SFTP != nil && d.Local != nil:
@@ -482,6 +488,8 @@ func (c *Config) validateJob(ps *problems, path string, j Job, names map[string]
 			ps.add(path+".partner", "no partner %q", j.Partner)
 		} else if wantKind != "" && p.Kind != wantKind {
 			ps.add(path+".partner", "job kind %s reads from a %s partner, %s is a %s", j.Kind, wantKind, j.Partner, p.Kind)
+		} else if j.Kind == "a-ota-submit" && p.SMPP == nil {
+			ps.add(path+".partner", "job kind a-ota-submit needs a partner with smpp settings; %s has none", j.Partner)
 		}
 	} else if ok && wantKind != "" {
 		ps.add(path+".partner", "required for job kind %s", j.Kind)

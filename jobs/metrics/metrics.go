@@ -7,6 +7,7 @@
 //	resub_job_last_success_timestamp_seconds{job}      Unix time of the last successful run
 //	resub_job_overdue{job}                             1 when the job has not succeeded within its deadline
 //	resub_por_ignored_total{job}                       proofs of receipt that did not verify and changed nothing
+//	resub_smpp_…{partner}                              the SMPP session's (see smpp.go)
 package metrics
 
 import (
@@ -28,6 +29,7 @@ type Metrics struct {
 	lastSuccess *prometheus.GaugeVec
 	porIgnored  *prometheus.CounterVec
 	overdueDesc *prometheus.Desc
+	smpp        *smppMetrics
 
 	mu        sync.Mutex
 	deadlines map[string]time.Duration
@@ -61,8 +63,9 @@ func New(reg prometheus.Registerer, now func() time.Time) (*Metrics, error) {
 		overdueDesc: prometheus.NewDesc("resub_job_overdue", "1 when the job has not succeeded within its deadline.", []string{"job"}, nil),
 		deadlines:   map[string]time.Duration{},
 		successes:   map[string]time.Time{},
+		smpp:        newSMPPMetrics(),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.runs, m.duration, m.lastSuccess, m.porIgnored, overdue{m}} {
+	for _, c := range append([]prometheus.Collector{m.events, m.runs, m.duration, m.lastSuccess, m.porIgnored, overdue{m}}, m.smpp.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

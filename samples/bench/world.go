@@ -35,6 +35,14 @@ type World struct {
 	fleet *fleet.Fleet
 	a, b  *jobs.Runtime
 	cut   time.Time
+	smpp  *SMPPOptions
+}
+
+// SMPPOptions make A's SMSC one reached over SMPP (the simulated SMSC's
+// server on 127.0.0.1:Port, system_id resub-bench, Password).
+type SMPPOptions struct {
+	Port, Window int
+	Password     string
 }
 
 // party codes and the roles the benchmark gives them.
@@ -47,6 +55,16 @@ const (
 // must exist and should be empty): keys, secrets (files readable by the
 // owner only), configurations, and opens both runtimes.
 func NewWorld(ctx context.Context, dir string, n int, log *slog.Logger) (*World, error) {
+	return newWorld(ctx, dir, n, log, nil)
+}
+
+// NewSMPPWorld is NewWorld with A's SMSC over SMPP: A's imsi-list queues
+// the messages, its ota-submit job submits them.
+func NewSMPPWorld(ctx context.Context, dir string, n int, log *slog.Logger, o SMPPOptions) (*World, error) {
+	return newWorld(ctx, dir, n, log, &o)
+}
+
+func newWorld(ctx context.Context, dir string, n int, log *slog.Logger, smpp *SMPPOptions) (*World, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("bench: records must be positive, not %d", n)
 	}
@@ -57,7 +75,7 @@ func NewWorld(ctx context.Context, dir string, n int, log *slog.Logger) (*World,
 	if err != nil {
 		return nil, err
 	}
-	w := &World{dir: dir, n: n, now: func() time.Time { return time.Now().UTC() }, log: log, keys: map[string]*pgp.Key{}}
+	w := &World{dir: dir, n: n, now: func() time.Time { return time.Now().UTC() }, log: log, keys: map[string]*pgp.Key{}, smpp: smpp}
 	w.cut = w.now().AddDate(0, 0, 1)
 	for _, d := range []string{"keys", "secrets", "shared/MNOA-to-MNOB", "shared/MNOB-to-MNOA"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
@@ -234,6 +252,10 @@ func (w *World) writeConfig(code string) (string, error) {
 		"ota":        map[string]any{"originator": "7700", "counter_jump": 16, "por_margin": "1h"},
 		"profiles":   profiles(),
 	}
+	if w.smpp != nil {
+		// The session's rate, not the profile's, is what is measured.
+		cfg["profiles"].(map[string]any)[profileName].(map[string]any)["rate"] = 1_000_000
+	}
 	partners := map[string]any{}
 	var jobList []map[string]any
 	switch code {
@@ -243,6 +265,15 @@ func (w *World) writeConfig(code string) (string, error) {
 		partners["bss"] = map[string]any{"kind": "internal", "code": "BSS", "drop": w.local(code, "bss"), "pgp": map[string]any{"disabled": true}}
 		partners["m2m"] = map[string]any{"kind": "m2m-operator", "code": "M2M", "drop": w.local(code, "m2m"), "pgp": w.pgpOf("M2M")}
 		partners["smsc"] = map[string]any{"kind": "smsc", "code": "SMSC", "drop": w.local(code, "smsc"), "pgp": map[string]any{"disabled": true}}
+		if o := w.smpp; o != nil {
+			pw := filepath.Join(w.dir, "secrets", "smpp-password")
+			if err := writeWith(pw, 0o600, func(f *os.File) error { _, err := f.WriteString(o.Password); return err }); err != nil {
+				return "", err
+			}
+			partners["smsc"] = map[string]any{"kind": "smsc", "code": "SMSC", "pgp": map[string]any{"disabled": true},
+				"smpp": map[string]any{"host": "127.0.0.1", "port": o.Port, "system_id": "resub-bench", "password": "file:" + pw,
+					"window": o.Window, "rate": 1_000_000, "timeout": "30s"}}
+		}
 		partners["mno-b"] = map[string]any{"kind": "operator", "code": codeB, "drop": w.shared(code, codeB), "pgp": w.pgpOf(codeB),
 			"transport_keys": []map[string]any{{"id": "ab", "key": tkAB}}, "plmns": []any{plmnB},
 			"imsi_ranges": []any{map[string]any{"from": rangeBFrom, "to": rangeBTo}}}
@@ -252,6 +283,9 @@ func (w *World) writeConfig(code string) (string, error) {
 			job("authorisation", "a-authorisation", "m2m", nil),
 			job("imsi-list", "a-imsi-list", "mno-b", map[string]string{"smsc": "smsc"}),
 			job("handover", "a-handover", "mno-b", nil),
+		}
+		if w.smpp != nil {
+			jobList = append(jobList, job("ota-submit", "a-ota-submit", "smsc", nil))
 		}
 		jobList[0]["profile"] = profileName
 	case codeB:

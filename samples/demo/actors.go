@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"resub/crypto/keywrap"
 	"resub/crypto/pgp"
@@ -73,6 +74,20 @@ func (w *world) runJob(ctx context.Context, code, name string) (*jobs.Summary, e
 		}
 	}
 	return sum, nil
+}
+
+// submitSMPP runs the party's SMPP submission: what is due goes to the
+// simulated SMSC over SMPP; the receipts and the cards' PoRs come back on
+// the same session until every message is settled (or a short wait for
+// a card that does not answer).
+func (w *world) submitSMPP(ctx context.Context, code string) error {
+	p := w.parties[code]
+	sum, err := p.rt.RunJob(ctx, "ota-submit", jobs.RunOptions{Manual: true, Owner: "demo", Wait: 2 * time.Second})
+	if err != nil {
+		return fmt.Errorf("%s job ota-submit: %w", code, err)
+	}
+	w.say("    %s %-14s %s", code, "ota-submit", strings.TrimPrefix(sum.String(), "job ota-submit: "))
+	return nil
 }
 
 // runSMSC plays the SMSC of an operator: every ota-batch in the party's

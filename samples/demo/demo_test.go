@@ -40,7 +40,9 @@ func TestDemoEndsWhereItShould(t *testing.T) {
 		t.Errorf("MNOA quarantined files: %v", res.Files["MNOA"])
 	}
 	table := out.String()
-	for _, s := range []string{"every card ended where it should", "LIST_EXHAUSTED", "security error", "reprocess file:", "PoR(s) did not verify"} {
+	for _, s := range []string{"every card ended where it should", "LIST_EXHAUSTED", "security error", "reprocess file:", "PoR(s) did not verify",
+		// MNOA over SMPP, MNOB over files.
+		"MNOA ota-submit", "PoRs confirmed", "SMSC of MNOB"} {
 		if !strings.Contains(table, s) {
 			t.Errorf("output lacks %q", s)
 		}

@@ -119,6 +119,12 @@ func (w *world) addParty(code string) (*party, error) {
 		partners["bss"] = map[string]any{"kind": "internal", "code": "BSS", "drop": w.local(p, "bss"), "pgp": map[string]any{"disabled": true}}
 		partners["m2m"] = map[string]any{"kind": "m2m-operator", "code": "M2M", "drop": w.local(p, "m2m"), "pgp": w.pgpOf("M2M")}
 		partners["smsc"] = map[string]any{"kind": "smsc", "code": "SMSC", "drop": w.local(p, "smsc"), "pgp": map[string]any{"disabled": true}}
+		if w.smppA != nil {
+			// MNOA's SMSC over SMPP: no files to or from it.
+			partners["smsc"] = map[string]any{"kind": "smsc", "code": "SMSC", "pgp": map[string]any{"disabled": true},
+				"smpp": map[string]any{"host": "127.0.0.1", "port": w.smppA.Port(), "system_id": "resub-ota", "password": w.secret(envName("MNOA", "smpp"), 12),
+					"window": 10, "rate": 200, "enquire_link": "30s", "timeout": "5s"}}
+		}
 		partners["mno-b"] = map[string]any{"kind": "operator", "code": "MNOB", "drop": sftp("MNOB"), "pgp": w.pgpOf("MNOB"),
 			"transport_keys": w.tk("ab"), "plmns": []any{plmnB},
 			"imsi_ranges": []any{map[string]any{"from": "999990000000000", "to": "999990000999999"}},
@@ -133,6 +139,9 @@ func (w *world) addParty(code string) (*party, error) {
 			job("ota-deadline", "a-ota-deadline", "smsc", nil),
 			job("handover", "a-handover", "mno-b", map[string]string{"manufacturer": "mfr"}),
 			job("handover-ack", "a-handover-ack", "mno-b", map[string]string{"smsc": "smsc"}),
+		}
+		if w.smppA != nil {
+			jobsList[4] = job("ota-submit", "a-ota-submit", "smsc", nil)
 		}
 		jobsList[0]["profile"] = "usim-aes"
 	case "MNOB", "MNOC":

@@ -55,6 +55,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer w.close()
 	w.say("resub demo in %s", w.dir)
 	w.say("SFTP server on %s (host key pinned in each party's known_hosts)", w.server.Addr())
+	// One SMSC with the simulated UICCs behind it: MNOA submits to it
+	// over SMPP; MNOB keeps the file exchange.
+	sm := smsc.New()
+	sm.Now = w.clock
+	w.smppA, err = sm.ServeSMPP("resub-ota", w.envValue(envName("MNOA", "smpp"), 12))
+	if err != nil {
+		return nil, err
+	}
+	w.say("simulated SMSC: SMPP on 127.0.0.1:%d for MNOA, ota-batch and ota-report files for MNOB", w.smppA.Port())
 	for _, code := range []string{"MNOA", "MNOB", "MNOC", "MFR"} {
 		if _, err := w.addParty(code); err != nil {
 			return nil, err
@@ -72,8 +81,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("%s: %w", code, err)
 		}
 	}
-	sm := smsc.New()
-	sm.Now = w.clock
 	if err := w.story3a(ctx, sm); err != nil {
 		return nil, err
 	}
@@ -97,6 +104,9 @@ func (w *world) jobs(ctx context.Context, steps ...[2]string) error {
 }
 
 func (w *world) smscFor(ctx context.Context, code string, sm *smsc.SMSC) error {
+	if code == "MNOA" && w.smppA != nil {
+		return w.submitSMPP(ctx, code)
+	}
 	if _, err := w.runSMSC(code, sm); err != nil {
 		return err
 	}

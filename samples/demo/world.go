@@ -63,6 +63,9 @@ type world struct {
 	out     io.Writer
 	log     *slog.Logger
 	cards   []*fleet.Card // every card of the story, for Result.Cards
+	// smppA is the simulated SMSC's SMPP server MNOA submits to (the
+	// demo; the stages keep the file exchange).
+	smppA *smsc.SMPPServer
 }
 
 // party is one resub installation.
@@ -100,6 +103,12 @@ func (w *world) secret(name string, n int) string {
 		w.env[name] = hex.EncodeToString(b)
 	}
 	return "env:" + name
+}
+
+// envValue is the value of the secret name (made as secret makes it).
+func (w *world) envValue(name string, n int) string {
+	w.secret(name, n)
+	return w.env[name]
 }
 
 func envName(parts ...string) string {
@@ -253,6 +262,9 @@ func (w *world) close() {
 	}
 	if w.server != nil {
 		w.server.Close()
+	}
+	if w.smppA != nil {
+		w.smppA.Close()
 	}
 }
 

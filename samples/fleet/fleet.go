@@ -181,6 +181,9 @@ func (f *Fleet) BuildSIMs() error {
 	return nil
 }
 
+// BuildSIM makes the simulated UICC of one card (of a planned fleet).
+func (f *Fleet) BuildSIM(c *Card) error { return f.buildSIM(c) }
+
 func (f *Fleet) buildSIM(c *Card) error {
 	o := f.Opts
 	cfg := simcard.Config{ICCID: c.ICCID, IMSI: c.IMSI, MNCLen: o.MNCLen,
