@@ -44,7 +44,7 @@ type SMPPServer struct {
 	heldMu sync.Mutex
 	held   []pdu.PDU
 	// Stats.
-	Submits, Receipts, PoRs atomic.Int64
+	Submits, Receipts, PoRs, Spoofed atomic.Int64
 	seenMu                  sync.Mutex
 	seen                    map[string]int // submit_sm user data (hex) → times
 }
@@ -226,7 +226,7 @@ func (sc *smppConn) submit(q *pdu.SubmitSM, seq int32) {
 		return
 	}
 	srv.s.mu.Lock()
-	card, unreachable := srv.s.cards[dest], srv.s.unreachable[dest]
+	card, unreachable, spoofed := srv.s.cards[dest], srv.s.unreachable[dest], srv.s.spoofed[dest]
 	srv.s.mu.Unlock()
 	if card == nil {
 		sc.respond(data.SUBMIT_SM_RESP, seq, uint32(data.ESME_RINVDSTADR), []byte{0})
@@ -261,11 +261,26 @@ func (sc *smppConn) submit(q *pdu.SubmitSM, seq int32) {
 		return
 	}
 	srv.PoRs.Add(1)
+	if spoofed && len(por) > 0 {
+		// Someone else's SMS to the OTA short code, ahead of the card's
+		// own PoR: the card's with its last octet changed.
+		forged := append([]byte(nil), por...)
+		forged[len(forged)-1] ^= 0xa5
+		srv.Spoofed.Add(1)
+		sc.mo(q, dest, forged)
+	}
+	sc.mo(q, dest, por)
+}
+
+// mo sends user data ud from dest to the submitter's source address as a
+// mobile-originated deliver_sm (or holds it, see HoldMO).
+func (sc *smppConn) mo(q *pdu.SubmitSM, dest string, ud []byte) {
+	srv := sc.srv
 	mo := pdu.NewDeliverSM().(*pdu.DeliverSM)
 	mo.SourceAddr, _ = pdu.NewAddressWithTonNpiAddr(q.DestAddr.Ton(), q.DestAddr.Npi(), dest)
 	mo.DestAddr, _ = pdu.NewAddressWithTonNpiAddr(q.SourceAddr.Ton(), q.SourceAddr.Npi(), q.SourceAddr.Address())
 	mo.EsmClass, mo.ProtocolID = 0x40, 0x7F
-	_ = mo.Message.SetMessageDataWithEncoding(por, simCoding{})
+	_ = mo.Message.SetMessageDataWithEncoding(ud, simCoding{})
 	if srv.HoldMO.Load() {
 		srv.heldMu.Lock()
 		srv.held = append(srv.held, mo)
