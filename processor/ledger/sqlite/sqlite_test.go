@@ -1,4 +1,4 @@
-package sqlite
+package sqlite_test
 
 import (
 	"bufio"
@@ -15,16 +15,22 @@ import (
 	"time"
 
 	"resub/processor/ledger"
+	"resub/processor/ledger/ledgertest"
 )
 
+// The ledger's tests run on the engine the test run names
+// (RESUB_TEST_LEDGER): SQLite files, or databases of a PostgreSQL server
+// standing for the same paths.
 func open(t *testing.T, path string, opts ...ledger.Option) *ledger.DB {
 	t.Helper()
-	db, err := Open(context.Background(), path, opts...)
-	if err != nil {
-		t.Fatal(err)
+	return ledgertest.Open(t, path, opts...)
+}
+
+// sqliteOnly skips a test of the embedded engine's own mechanics.
+func sqliteOnly(t *testing.T) {
+	if ledgertest.Postgres() {
+		t.Skip("a fact of the SQLite file, not of the ledger")
 	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 func TestMigrationsFromEmptyAndEachVersion(t *testing.T) {
@@ -32,7 +38,7 @@ func TestMigrationsFromEmptyAndEachVersion(t *testing.T) {
 	for from := 0; from <= ledger.SchemaVersion(); from++ {
 		t.Run(fmt.Sprintf("from-v%d", from), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "ledger.db")
-			old, err := OpenAt(ctx, path, from)
+			old, err := ledgertest.OpenSpecAt(ctx, ledgertest.Spec(t, path), from)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,12 +81,13 @@ func TestRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if _, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "newer") {
+	if _, err := ledgertest.OpenSpec(ctx, ledgertest.Spec(t, path)); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("want refusal of a newer schema, got %v", err)
 	}
 }
 
 func TestWALAndFileMode(t *testing.T) {
+	sqliteOnly(t)
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	db := open(t, path)
 	var mode string
@@ -137,7 +144,7 @@ func TestHelperProcess(t *testing.T) {
 	}
 	ctx := context.Background()
 	path := os.Getenv("RESUB_LEDGER_PATH")
-	db, err := Open(ctx, path)
+	db, err := ledgertest.OpenSpec(ctx, path)
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(2)
@@ -179,7 +186,7 @@ func TestHelperProcess(t *testing.T) {
 
 func child(t *testing.T, mode, path string, extra ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), "RESUB_LEDGER_CHILD="+mode, "RESUB_LEDGER_PATH="+path)
+	cmd.Env = append(os.Environ(), "RESUB_LEDGER_CHILD="+mode, "RESUB_LEDGER_PATH="+ledgertest.Spec(t, path))
 	cmd.Env = append(cmd.Env, extra...)
 	return cmd
 }
@@ -258,9 +265,11 @@ func TestKilledTransactionLeavesLedgerConsistent(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d cards of a killed transaction are visible", n)
 	}
-	var check string
-	if err := db.SQL().QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
-		t.Fatalf("integrity_check = %q, %v", check, err)
+	if !ledgertest.Postgres() {
+		var check string
+		if err := db.SQL().QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+			t.Fatalf("integrity_check = %q, %v", check, err)
+		}
 	}
 	// The ledger is writable again.
 	err = db.InTx(ctx, func(tx *ledger.Tx) error {
