@@ -8,6 +8,9 @@
 // certificate checked against sslrootcert and its name against the host)
 // is the production setting.
 //
+// A ledger is a database (its public schema), or a schema named by the
+// URL's search_path parameter.
+//
 // Write transactions are serialised the way the embedded ledger's are: a
 // transaction-scoped advisory lock taken at its first statement, waited
 // for at most 15 s (then the ledger is busy: retried, or a transient
@@ -33,8 +36,10 @@ import (
 	"resub/processor/ledger"
 )
 
-// lockKey is the advisory lock of the ledger's write transactions ("resub").
-const lockKey = 0x7265737562
+// lockClass is the first key of the ledger's advisory write lock ("resu");
+// the second is the ledger's schema, so that ledgers in two schemas of one
+// database do not wait for each other.
+const lockClass = 0x72657375
 
 // Dialect is PostgreSQL's.
 var Dialect = ledger.Dialect{
@@ -44,7 +49,7 @@ var Dialect = ledger.Dialect{
 	Blob:     "BYTEA",
 	// SQLite's INTEGER is 64 bits; PostgreSQL's is 32.
 	Integer: "BIGINT",
-	Lock:    fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", lockKey),
+	Lock:    fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))", lockClass),
 	Busy:    isBusy,
 	Copy:    copyFrom,
 	Analyze: true,
