@@ -1,0 +1,171 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"resub/processor/ledger"
+	"resub/processor/ledger/ledgertest"
+	"resub/processor/ledger/postgres"
+)
+
+func TestCheckURL(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"postgres://resub@db.example:5432/resub?sslmode=verify-full&sslrootcert=/etc/resub/ca.pem", ""},
+		{"postgresql://resub@db.example/resub", ""},
+		{"postgres://resub:pw-in-url@db.example/resub", "holds a password"},
+		{"postgres://resub@db.example/resub?password=pw-in-url", "password parameter"},
+		{"postgres://resub@db.example", "names no database"},
+		{"postgres:///resub", "names no host"},
+		{"mysql://db.example/resub", "not a postgres"},
+	} {
+		err := postgres.CheckURL(tc.url)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tc.url, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: want %q, got %v", tc.url, tc.want, err)
+		case err != nil && strings.Contains(err.Error(), "pw-in-url"):
+			t.Errorf("%s: the password is in the error: %v", tc.url, err)
+		}
+	}
+	if r := postgres.Redact("postgres://resub:pw-in-url@db.example/resub"); strings.Contains(r, "pw-in-url") {
+		t.Errorf("Redact kept the password: %s", r)
+	}
+}
+
+// A server that is not there is a transient failure (exit 3), and the
+// error never carries the password.
+func TestUnreachableServerIsTransient(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = postgres.Open(ctx, "postgres://resub@"+addr+"/resub?sslmode=disable&connect_timeout=2", []byte("pw-secret"))
+	if err == nil {
+		t.Fatal("opened a ledger on a closed port")
+	}
+	if !postgres.Unreachable(err) {
+		t.Errorf("a closed port is not reported unreachable: %v", err)
+	}
+	if strings.Contains(err.Error(), "pw-secret") {
+		t.Errorf("the password is in the error: %v", err)
+	}
+}
+
+// The inserter loads rows with COPY on PostgreSQL, in chunks, and
+// analyses the table once the rows are in.
+func TestInserterCopiesAndAnalyses(t *testing.T) {
+	ctx := context.Background()
+	u := ledgertest.NewDatabase(t)
+	sqlDB, err := postgres.OpenSQL(ctx, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := 0
+	d := postgres.Dialect
+	d.Copy = func(ctx context.Context, conn *sql.Conn, table string, cols []string, rows [][]any) (int64, error) {
+		copies++
+		return postgres.Dialect.Copy(ctx, conn, table, cols, rows)
+	}
+	db, err := ledger.New(ctx, sqlDB, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const n = 20000
+	err = db.InTx(ctx, func(tx *ledger.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE copied (line INTEGER PRIMARY KEY, name TEXT NOT NULL, blob BYTEA)`); err != nil {
+			return err
+		}
+		in := tx.Inserter("copied", []string{"line", "name", "blob"}, 64)
+		for i := 1; i <= n; i++ {
+			var b any
+			if i%2 == 0 {
+				b = []byte{byte(i)}
+			}
+			if err := in.Add(ctx, i, fmt.Sprintf("row-%d", i), b); err != nil {
+				return err
+			}
+		}
+		if err := in.Flush(ctx); err != nil {
+			return err
+		}
+		var count, nulls, sum int64
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*), COUNT(*) - COUNT(blob), SUM(line) FROM copied WHERE name = 'row-' || line`).Scan(&count, &nulls, &sum); err != nil {
+			return err
+		}
+		if count != n || nulls != n/2 || sum != n*(n+1)/2 {
+			t.Errorf("%d rows, %d nulls, sum of lines %d", count, nulls, sum)
+		}
+		var tuples float64
+		if err := tx.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = 'pg_temp.copied'::regclass`).Scan(&tuples); err != nil {
+			return err
+		}
+		if tuples != n {
+			t.Errorf("the table was not analysed after the load: reltuples %v", tuples)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if copies != 3 {
+		t.Errorf("%d loads for %d rows, want 3 COPYs", copies, n)
+	}
+}
+
+// Two ledgers in two schemas of one database keep apart, and their write
+// locks do not wait for each other.
+func TestSchemasAreSeparateLedgers(t *testing.T) {
+	ctx := context.Background()
+	a := open(t, ledgertest.NewDatabase(t))
+	b := open(t, ledgertest.NewDatabase(t))
+	hold := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- a.InTx(ctx, func(tx *ledger.Tx) error {
+			if _, err := tx.InsertCard(ctx, &ledger.Card{ICCID: "8988211000000467285", IMSI: "001010000000001", State: ledger.CardActive}); err != nil {
+				return err
+			}
+			<-hold
+			return nil
+		})
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	err := b.InTx(ctx, func(tx *ledger.Tx) error {
+		_, err := tx.InsertCard(ctx, &ledger.Card{ICCID: "8988211000000467293", IMSI: "001010000000002", State: ledger.CardActive})
+		return err
+	})
+	if err != nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("second ledger's write: %v after %s", err, time.Since(start))
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Card(ctx, "8988211000000467285"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("a card of ledger a is in ledger b: %v", err)
+	}
+}
+
+func open(t *testing.T, u string) *ledger.DB {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
