@@ -20,11 +20,11 @@ type Inserter struct {
 	// were written since the table was last analysed.
 	copying, written bool
 	head             string // INSERT INTO t (cols) VALUES
-	tuple string // (?, ?, …)
-	cols  int
-	chunk int
-	args  []any
-	full  string // the statement of a full chunk
+	tuple            string // (?, ?, …)
+	cols             int
+	chunk            int
+	args             []any
+	full             string // the statement of a full chunk
 }
 
 // copyChunk is how many rows one bulk load carries.
