@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"golang.org/x/term"
@@ -34,10 +33,6 @@ func openRuntime(e *env, path string) (*jobs.Runtime, error) {
 	return jobs.Open(e.ctx, cfg, jobs.Options{Log: e.log})
 }
 
-func owner() string {
-	host, _ := os.Hostname()
-	return host + ":" + strconv.Itoa(os.Getpid())
-}
 
 func runRun(e *env, args []string) error {
 	fs := e.newFlags("run", "run --config FILE [--once [--job NAME]] [--dry-run] [--metrics-addr ADDR]")
@@ -78,7 +73,7 @@ func runRun(e *env, args []string) error {
 		}
 		var refused []error
 		for _, n := range names {
-			sum, err := rt.RunJob(e.ctx, n, jobs.RunOptions{Manual: true, DryRun: *dry, Owner: owner()})
+			sum, err := rt.RunJob(e.ctx, n, jobs.RunOptions{Manual: true, DryRun: *dry, Owner: rt.Instance()})
 			if sum != nil {
 				fmt.Fprintln(e.io.out, sum.String())
 			}
@@ -100,7 +95,7 @@ func runRun(e *env, args []string) error {
 	for _, j := range rt.Cfg.Jobs {
 		specs = append(specs, daemon.Spec{Job: runtimeJob{rt: rt, name: j.Name}, Schedule: j.Schedule, Zone: j.Zone, Deadline: j.Deadline.D()})
 	}
-	d, err := daemon.New(daemon.Options{Jobs: specs, Leaser: leaser{rt.Ledger}, Runs: runs{rt.Ledger}, Owner: owner(), Log: e.log, MetricsAddr: *addr})
+	d, err := daemon.New(daemon.Options{Jobs: specs, Leaser: leaser{rt.Ledger, rt.Cfg.LeaseTTL.D()}, Runs: runs{rt.Ledger}, Owner: rt.Instance(), Log: e.log, MetricsAddr: *addr})
 	if err != nil {
 		return err
 	}
@@ -125,14 +120,23 @@ type runtimeJob struct {
 
 func (j runtimeJob) Name() string { return j.name }
 func (j runtimeJob) Run(ctx context.Context) error {
-	_, err := j.rt.RunJob(ctx, j.name, jobs.RunOptions{Owner: owner()})
+	_, err := j.rt.RunJob(ctx, j.name, jobs.RunOptions{Owner: j.rt.Instance()})
 	return err
 }
 
 // leaser and runs adapt the ledger to the scheduler.
-type leaser struct{ db *ledger.DB }
+// The lease lasts the configured lease_ttl (the run renews it), not the
+// scheduler's default: a daemon that dies leaves its jobs to the other
+// instances soon.
+type leaser struct {
+	db  *ledger.DB
+	ttl time.Duration
+}
 
 func (l leaser) Acquire(ctx context.Context, job, owner string, ttl time.Duration) (func() error, error) {
+	if l.ttl > 0 {
+		ttl = l.ttl
+	}
 	if err := l.db.AcquireLease(ctx, job, owner, ttl); err != nil {
 		return nil, err
 	}

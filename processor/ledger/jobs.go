@@ -144,6 +144,23 @@ func (t *Tx) fence(ctx context.Context) error {
 	return nil
 }
 
+// CheckFence returns *FencedError when ctx carries a fence whose lease is
+// no longer held (nil without a fence).
+func (d *DB) CheckFence(ctx context.Context) error {
+	f := FenceOf(ctx)
+	if f == nil {
+		return nil
+	}
+	ok, err := d.HoldsLease(ctx, f.Job, f.Owner)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &FencedError{Job: f.Job, Owner: f.Owner}
+	}
+	return nil
+}
+
 // HoldsLease reports whether owner still holds job's unexpired lease
 // (checked before an action outside the ledger, e.g. a delivery).
 func (d *DB) HoldsLease(ctx context.Context, job, owner string) (bool, error) {
