@@ -33,7 +33,6 @@ func openRuntime(e *env, path string) (*jobs.Runtime, error) {
 	return jobs.Open(e.ctx, cfg, jobs.Options{Log: e.log})
 }
 
-
 func runRun(e *env, args []string) error {
 	fs := e.newFlags("run", "run --config FILE [--once [--job NAME]] [--dry-run] [--metrics-addr ADDR]")
 	path := fs.String("config", "", "configuration file")
