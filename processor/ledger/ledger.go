@@ -53,6 +53,8 @@ type DB struct {
 	dialect Dialect
 	now     func() time.Time
 	rebound map[string]string
+	// asIs: open without migrating (a copy's source is not changed).
+	asIs bool
 }
 
 // Option adjusts a DB.
@@ -61,11 +63,17 @@ type Option func(*DB)
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(d *DB) { d.now = now } }
 
+// AsIs opens the ledger without migrating it (Version tells where it is).
+func AsIs() Option { return func(d *DB) { d.asIs = true } }
+
 // New wraps an open database, applying the migrations it lacks.
 func New(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*DB, error) {
 	d := &DB{db: db, dialect: dialect, now: time.Now}
 	for _, o := range opts {
 		o(d)
+	}
+	if d.asIs {
+		return d, nil
 	}
 	if err := d.Migrate(ctx, len(migrations)); err != nil {
 		return nil, err
@@ -78,6 +86,9 @@ func NewAt(ctx context.Context, db *sql.DB, dialect Dialect, target int, opts ..
 	d := &DB{db: db, dialect: dialect, now: time.Now}
 	for _, o := range opts {
 		o(d)
+	}
+	if d.asIs {
+		return d, nil
 	}
 	if err := d.Migrate(ctx, target); err != nil {
 		return nil, err

@@ -69,7 +69,8 @@ func isBusy(err error) bool {
 			"40P01", // deadlock_detected
 			"57P01", // admin_shutdown
 			"57P02", // crash_shutdown
-			"57P03": // cannot_connect_now
+			"57P03", // cannot_connect_now
+			"25P03": // idle_in_transaction_session_timeout
 			return true
 		}
 		return false
@@ -179,6 +180,12 @@ func OpenSQL(ctx context.Context, rawURL string, password []byte) (*sql.DB, erro
 	// A writer waits this long for the ledger's write lock (SQLite's busy
 	// timeout); the times the ledger stores are UTC text already.
 	cfg.RuntimeParams["lock_timeout"] = "15000"
+	// A transaction left open by a process that hangs or was stopped
+	// holds the ledger's write lock: the server ends its session after
+	// this long (the URL may set another idle_in_transaction_session_timeout).
+	if _, ok := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = "60000"
+	}
 	cfg.RuntimeParams["application_name"] = "resub"
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(8)
