@@ -34,7 +34,13 @@ const (
 // file comes back from the snapshot at the next imsiListStage.
 func onPostgres(t *testing.T, resub string, st *demo.Stage, party string) string {
 	t.Helper()
-	url := ledgertest.NewDatabase(t) + "&idle_in_transaction_session_timeout=" + pgIdle
+	return moveLedger(t, resub, st, party, ledgertest.NewDatabase(t)+"&idle_in_transaction_session_timeout="+pgIdle)
+}
+
+// moveLedger copies a staged party's ledger to url and points the
+// party's configuration at it.
+func moveLedger(t *testing.T, resub string, st *demo.Stage, party, url string) string {
+	t.Helper()
 	path := st.Config(party)
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -237,6 +243,61 @@ func renumber(t *testing.T, o outcome) outcome {
 	}
 	o.Files = files
 	return o
+}
+
+// The PostgreSQL server restarted in the middle of MNOA's step: the run
+// fails as a transient failure (exit 3), and the rerun finishes with the
+// outputs of an uninterrupted run.
+func TestPostgresServerRestartMidRun(t *testing.T) {
+	resub := resubBinary(t)
+	for _, fp := range []string{failpoint.WorkBeforeCommit, failpoint.AfterCommit} {
+		t.Run(fp, func(t *testing.T) {
+			st, c, want := baseline(t, resub)
+			srv := ledgertest.StartServer(t)
+			moveLedger(t, resub, st, "MNOA", srv.URL())
+			cmd := exec.Command(resub, "run", "--once", "--job", "imsi-list", "--config", st.Config("MNOA"))
+			cmd.Env = append(append(os.Environ(), st.Env()...), failpoint.Env+"="+fp+":stop")
+			var mu sync.Mutex
+			var buf bytes.Buffer
+			cmd.Stdout, cmd.Stderr = lockedWriter{&mu, &buf}, lockedWriter{&mu, &buf}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			output := func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
+			deadline := time.Now().Add(60 * time.Second)
+			for !strings.Contains(output(), "stopping process") {
+				if time.Now().After(deadline) {
+					t.Fatalf("failpoint %s never reached:\n%s", fp, output())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			// The server restarts while the step is in the middle.
+			srv.Stop(t)
+			srv.Start(t)
+			if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+				t.Fatalf("run across the restart: %v, want exit 3\n%s", err, output())
+			}
+			// The rerun; the interrupted run's lease may outlive it.
+			end := time.Now().Add(pgLeaseTTL + 5*time.Second)
+			for {
+				code, out := runStep(t, resub, st, "MNOA", "imsi-list")
+				if code == 0 {
+					break
+				}
+				if code != 3 || time.Now().After(end) {
+					t.Fatalf("rerun: exit %d\n%s", code, out)
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			sameOutcome(t, observe(t, st, c), want)
+		})
+	}
 }
 
 type lockedWriter struct {
