@@ -48,12 +48,12 @@ func (d *DB) AcquireLease(ctx context.Context, job, owner string, ttl time.Durat
 }
 
 // RenewLease extends owner's lease of job by ttl from now, only while
-// owner holds it unexpired; *FencedError when it does not.
+// owner holds it (an expired lease nobody took over is still its
+// holder's); *FencedError when it does not.
 func (d *DB) RenewLease(ctx context.Context, job, owner string, ttl time.Duration) error {
 	return d.InTx(leaseUpkeep(ctx), func(tx *Tx) error {
-		now := d.Now()
-		res, err := tx.Exec(ctx, `UPDATE leases SET expires_ms = ? WHERE job = ? AND owner = ? AND expires_ms > ?`,
-			now.Add(ttl).UnixMilli(), job, owner, now.UnixMilli())
+		res, err := tx.Exec(ctx, `UPDATE leases SET expires_ms = ? WHERE job = ? AND owner = ?`,
+			d.Now().Add(ttl).UnixMilli(), job, owner)
 		if err != nil {
 			return err
 		}
@@ -80,9 +80,14 @@ func isUpkeep(ctx context.Context) bool {
 }
 
 // Fence is a lease a step's transactions commit under: each commits only
-// while the lease is still its owner's and unexpired, checked in the
-// committing transaction itself (a holder that was paused past its
-// expiry, and whose job another instance took over, commits nothing).
+// while the lease is still its owner's, checked in the committing
+// transaction itself (a holder that was paused past its expiry, and whose
+// job another instance took over, commits nothing). Expiry alone does not
+// refuse a commit: until another instance takes the lease the job is
+// still the holder's, and a long transaction of its own keeps SQLite's
+// renewals waiting. A takeover needs the lease row, which the check locks
+// until the commit: it comes before the check (refused) or after the
+// commit.
 type Fence struct {
 	Job, Owner string
 }
@@ -131,8 +136,7 @@ func (t *Tx) fence(ctx context.Context) error {
 	if f == nil {
 		return nil
 	}
-	res, err := t.tx.ExecContext(ctx, t.d.q(`UPDATE leases SET expires_ms = expires_ms WHERE job = ? AND owner = ? AND expires_ms > ?`),
-		f.Job, f.Owner, t.d.Now().UnixMilli())
+	res, err := t.tx.ExecContext(ctx, t.d.q(`UPDATE leases SET expires_ms = expires_ms WHERE job = ? AND owner = ?`), f.Job, f.Owner)
 	if err != nil {
 		return err
 	}
@@ -161,11 +165,11 @@ func (d *DB) CheckFence(ctx context.Context) error {
 	return nil
 }
 
-// HoldsLease reports whether owner still holds job's unexpired lease
-// (checked before an action outside the ledger, e.g. a delivery).
+// HoldsLease reports whether owner still holds job's lease (checked
+// before an action outside the ledger, e.g. a delivery).
 func (d *DB) HoldsLease(ctx context.Context, job, owner string) (bool, error) {
 	var n int
-	err := d.QueryRow(ctx, `SELECT COUNT(*) FROM leases WHERE job = ? AND owner = ? AND expires_ms > ?`, job, owner, d.Now().UnixMilli()).Scan(&n)
+	err := d.QueryRow(ctx, `SELECT COUNT(*) FROM leases WHERE job = ? AND owner = ?`, job, owner).Scan(&n)
 	return n > 0, err
 }
 
