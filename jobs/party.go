@@ -69,10 +69,16 @@ func OpenLedgerURL(ctx context.Context, cfg *config.Config, spec string, passwor
 		defer pw.Wipe()
 	}
 	db, err := postgres.Open(ctx, spec, pw.Bytes(), opts...)
-	if err != nil && postgres.Unreachable(err) {
+	switch {
+	case err == nil:
+		return db, nil
+	case postgres.Unreachable(err):
+		// Down, restarting, or not reachable now: try again later.
 		return nil, &ledger.BusyError{Err: err}
 	}
-	return db, err
+	// A refused login, a missing database, no right to create the
+	// ledger's tables: the configuration's (exit 2).
+	return nil, cfgErr("ledger", err)
 }
 
 // BuildParty turns the configuration into the processor's party: secrets

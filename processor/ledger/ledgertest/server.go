@@ -23,7 +23,13 @@ type Server struct {
 }
 
 // StartServer starts a server of the test's own.
-func StartServer(t testing.TB) *Server {
+func StartServer(t testing.TB) *Server { return startServer(t, "") }
+
+// StartServerWithPassword starts a server whose TCP connections need the
+// postgres user's password (SCRAM).
+func StartServerWithPassword(t testing.TB, password string) *Server { return startServer(t, password) }
+
+func startServer(t testing.TB, password string) *Server {
 	t.Helper()
 	ServerURL(t) // no server at all: fail in CI, skip elsewhere
 	s := &Server{bin: serverBin()}
@@ -64,7 +70,20 @@ func StartServer(t testing.TB) *Server {
 	}
 	s.port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s.run(t, filepath.Join(s.bin, "initdb"), "-D", filepath.Join(dir, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
+	initdb := []string{"-D", filepath.Join(dir, "data"), "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"}
+	if password == "" {
+		initdb = append(initdb, "--auth=trust")
+	} else {
+		pwfile := filepath.Join(dir, "pwfile")
+		if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		initdb = append(initdb, "--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile="+pwfile)
+	}
+	s.run(t, filepath.Join(s.bin, "initdb"), initdb...)
+	if password != "" {
+		os.Remove(filepath.Join(dir, "pwfile"))
+	}
 	s.Start(t)
 	t.Cleanup(func() {
 		cmd := s.cmd(filepath.Join(s.bin, "pg_ctl"), "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "stop")
@@ -72,6 +91,9 @@ func StartServer(t testing.TB) *Server {
 	})
 	return s
 }
+
+// Port is the server's TCP port.
+func (s *Server) Port() int { return s.port }
 
 // URL is the server's postgres database as its superuser.
 func (s *Server) URL() string {

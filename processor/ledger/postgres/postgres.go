@@ -81,6 +81,12 @@ func isBusy(err error) bool {
 // Unreachable reports whether err means the server could not be reached
 // or the connection broke: a transient failure.
 func Unreachable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// The server answered: a refused login, a missing database, a
+		// server shutting down or starting.
+		return strings.HasPrefix(pe.Code, "57P")
+	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
 		return true

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -286,4 +287,38 @@ func TestCopyBetweenEngines(t *testing.T) {
 	if _, err := ledger.Copy(ctx, src, old); err == nil || !strings.Contains(err.Error(), "schema version") {
 		t.Errorf("copy into an older schema: %v", err)
 	}
+}
+
+// The password comes by reference or from PGPASSFILE, never from the URL,
+// and a refused login never prints it.
+func TestPasswordAndPassfile(t *testing.T) {
+	const pw = "pw-9f2c-not-in-errors"
+	srv := ledgertest.StartServerWithPassword(t, pw)
+	ctx := context.Background()
+	t.Setenv("PGPASSFILE", filepath.Join(t.TempDir(), "none"))
+	if _, err := postgres.Open(ctx, srv.URL(), nil); err == nil {
+		t.Fatal("a login without a password was accepted")
+	}
+	_, err := postgres.Open(ctx, srv.URL(), []byte("wrong-"+pw))
+	if err == nil || postgres.Unreachable(err) {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	if strings.Contains(err.Error(), pw) {
+		t.Errorf("the password is in the error: %v", err)
+	}
+	db, err := postgres.Open(ctx, srv.URL(), []byte(pw))
+	if err != nil {
+		t.Fatalf("the password given: %v", err)
+	}
+	db.Close()
+	passfile := filepath.Join(t.TempDir(), "pgpass")
+	if err := os.WriteFile(passfile, []byte(fmt.Sprintf("127.0.0.1:%d:*:postgres:%s\n", srv.Port(), pw)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGPASSFILE", passfile)
+	db, err = postgres.Open(ctx, srv.URL(), nil)
+	if err != nil {
+		t.Fatalf("the password from PGPASSFILE: %v", err)
+	}
+	db.Close()
 }
