@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 )
 
@@ -37,8 +38,13 @@ func (t *Tx) AllocateIMSI(ctx context.Context, rangeName, from, to, iccid, ref s
 	if err1 != nil || err2 != nil || len(from) != len(to) || lo > hi {
 		return "", fmt.Errorf("IMSI range %s: bad bounds %s-%s", rangeName, from, to)
 	}
-	var next string
-	err = t.QueryRow(ctx, `SELECT next FROM alloc_cursors WHERE range_name = ?`, rangeName).Scan(&next)
+	// The cursor moves in the transaction and is written once, before
+	// it commits: rewriting one row for every allocation of a file would
+	// leave a server engine a chain of a row's versions to walk each time.
+	next, cached := t.cursors[rangeName]
+	if !cached {
+		err = t.QueryRow(ctx, `SELECT next FROM alloc_cursors WHERE range_name = ?`, rangeName).Scan(&next)
+	}
 	cur := lo
 	if err == nil {
 		if v, perr := strconv.ParseUint(next, 10, 64); perr == nil && v > cur {
@@ -62,13 +68,30 @@ func (t *Tx) AllocateIMSI(ctx context.Context, rangeName, from, to, iccid, ref s
 			imsi, iccid, IMSIAllocated, ref, now, now); err != nil {
 			return "", err
 		}
-		if _, err := t.Exec(ctx, `INSERT INTO alloc_cursors (range_name, next) VALUES (?, ?) ON CONFLICT (range_name) DO UPDATE SET next = excluded.next`,
-			rangeName, fmt.Sprintf("%0*d", width, cur+1)); err != nil {
-			return "", err
+		if t.cursors == nil {
+			t.cursors = map[string]string{}
 		}
+		t.cursors[rangeName] = fmt.Sprintf("%0*d", width, cur+1)
 		return imsi, nil
 	}
 	return "", fmt.Errorf("%s: %w", rangeName, ErrRangeExhausted)
+}
+
+// writeCursors stores the allocation cursors the transaction moved.
+func (t *Tx) writeCursors(ctx context.Context) error {
+	names := make([]string, 0, len(t.cursors))
+	for n := range t.cursors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if _, err := t.Exec(ctx, `INSERT INTO alloc_cursors (range_name, next) VALUES (?, ?) ON CONFLICT (range_name) DO UPDATE SET next = excluded.next`,
+			n, t.cursors[n]); err != nil {
+			return err
+		}
+	}
+	t.cursors = nil
+	return nil
 }
 
 // SetIMSIState records what became of an allocated IMSI.

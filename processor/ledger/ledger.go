@@ -137,6 +137,9 @@ type Tx struct {
 	// text: a step that runs the same few statements for a million
 	// records parses each once. They close with the transaction.
 	stmts map[string]*sql.Stmt
+	// cursors are the IMSI allocation cursors moved in the transaction,
+	// by range, written before it commits.
+	cursors map[string]string
 }
 
 // maxTxStmts bounds the prepared statements a transaction keeps (texts
@@ -253,6 +256,10 @@ func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) (began bool, err erro
 		}
 	}
 	if err := fn(t); err != nil {
+		_ = tx.Rollback()
+		return true, err
+	}
+	if err := t.writeCursors(ctx); err != nil {
 		_ = tx.Rollback()
 		return true, err
 	}
