@@ -42,6 +42,7 @@ func (t *Tx) AllocateIMSI(ctx context.Context, rangeName, from, to, iccid, ref s
 	// it commits: rewriting one row for every allocation of a file would
 	// leave a server engine a chain of a row's versions to walk each time.
 	next, cached := t.cursors[rangeName]
+	err = nil
 	if !cached {
 		err = t.QueryRow(ctx, `SELECT next FROM alloc_cursors WHERE range_name = ?`, rangeName).Scan(&next)
 	}
