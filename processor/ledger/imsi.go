@@ -106,10 +106,15 @@ func (t *Tx) SetIMSIState(ctx context.Context, imsi, state string) error {
 func (t *Tx) IMSIInUse(ctx context.Context, imsi string) (bool, error) {
 	var n int
 	// Two indexed lookups (cards_imsi, cards_new_imsi) rather than one
-	// OR, which the planner may answer with a scan of every card.
+	// OR, which the planner may answer with a scan of every card. An
+	// empty IMSI is in use by nobody; new_imsi <> '' keeps a server's
+	// plan for any IMSI (nearly every card's new_imsi is '') on the index.
+	if imsi == "" {
+		return false, nil
+	}
 	err := t.QueryRow(ctx, `SELECT
 		(SELECT COUNT(*) FROM cards WHERE imsi = ? AND state NOT IN ('released', 'erased')) +
-		(SELECT COUNT(*) FROM cards WHERE new_imsi = ? AND state NOT IN ('released', 'erased'))`, imsi, imsi).Scan(&n)
+		(SELECT COUNT(*) FROM cards WHERE new_imsi = ? AND new_imsi <> '' AND state NOT IN ('released', 'erased'))`, imsi, imsi).Scan(&n)
 	return n > 0, err
 }
 

@@ -192,6 +192,11 @@ func OpenSQL(ctx context.Context, rawURL string, password []byte) (*sql.DB, erro
 	if _, ok := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
 		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = "60000"
 	}
+	// The ledger's statements are index lookups and set-based steps over
+	// a staged file: compiling them costs seconds and saves nothing.
+	if _, ok := cfg.RuntimeParams["jit"]; !ok {
+		cfg.RuntimeParams["jit"] = "off"
+	}
 	cfg.RuntimeParams["application_name"] = "resub"
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(8)
