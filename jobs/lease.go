@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"resub/jobs/config"
 	"resub/jobs/schedule"
@@ -18,17 +20,63 @@ import (
 // expires: owners are "host:pid", and a dead pid on our own host cannot
 // be running the job. Two processes taking over together are safe: the
 // release names the dead owner, and only one acquisition then wins.
+//
+// On a server ledger shared by several hosts a pid says nothing: a lease
+// there runs to its expiry, which renewal keeps short.
 func (r *Runtime) acquireLease(ctx context.Context, job, owner string) error {
-	err := r.Ledger.AcquireLease(ctx, job, owner, leaseTTL)
+	err := r.Ledger.AcquireLease(ctx, job, owner, r.leaseTTL())
 	var held *ledger.LeaseHeldError
-	if !errors.As(err, &held) || !deadLocalOwner(held.Owner) {
+	if !errors.As(err, &held) || r.Ledger.Dialect().Name != "sqlite" || !deadLocalOwner(held.Owner) {
 		return err
 	}
 	r.Log.Warn("taking over the lease of a process that is gone", "job", job, "owner", held.Owner)
 	if err := r.Ledger.ReleaseLease(ctx, job, held.Owner); err != nil {
 		return err
 	}
-	return r.Ledger.AcquireLease(ctx, job, owner, leaseTTL)
+	return r.Ledger.AcquireLease(ctx, job, owner, r.leaseTTL())
+}
+
+// keepLease renews owner's lease of job every third of its time to live
+// until stop is called. When the lease turns out lost (it expired and
+// another instance took the job) the returned context is cancelled: the
+// run stops, and its transactions were fenced already.
+func (r *Runtime) keepLease(ctx context.Context, job, owner string) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ttl := r.leaseTTL()
+		tick := time.NewTicker(ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := r.Ledger.RenewLease(context.WithoutCancel(ctx), job, owner, ttl)
+			var lost *ledger.FencedError
+			switch {
+			case errors.As(err, &lost):
+				r.Log.Error("job lease lost: the run stops and commits nothing more", "job", job, "instance", owner)
+				cancel(err)
+				return
+			case err != nil:
+				// The ledger unreachable for a moment: the run's own
+				// transactions fail the same way, and the fence holds.
+				r.Log.Warn("job lease not renewed", "job", job, "instance", owner, "error", err)
+			}
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		wg.Wait()
+		cancel(nil)
+	}
 }
 
 // deadLocalOwner reports whether owner ("host:pid") names a process of

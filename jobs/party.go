@@ -19,6 +19,7 @@ import (
 	"resub/jobs/config"
 	"resub/processor"
 	"resub/processor/ledger"
+	"resub/processor/ledger/postgres"
 	"resub/processor/ledger/sqlite"
 )
 
@@ -36,11 +37,49 @@ func cfgErr(path string, err error) error { return &ConfigError{Path: path, Err:
 
 // OpenLedger opens the configured ledger.
 func OpenLedger(ctx context.Context, cfg *config.Config, opts ...ledger.Option) (*ledger.DB, error) {
-	path, ok := strings.CutPrefix(cfg.Ledger, "sqlite:")
-	if !ok {
-		return nil, cfgErr("ledger", fmt.Errorf("%q is not supported", cfg.Ledger))
+	return OpenLedgerURL(ctx, cfg, cfg.Ledger, cfg.LedgerPassword, opts...)
+}
+
+// OpenLedgerURL opens the ledger spec names (sqlite:PATH or a PostgreSQL
+// URL), its password by reference resolved against cfg's folder (cfg may
+// be nil: references then resolve against the working folder).
+func OpenLedgerURL(ctx context.Context, cfg *config.Config, spec string, password config.SecretRef, opts ...ledger.Option) (*ledger.DB, error) {
+	if path, ok := strings.CutPrefix(spec, "sqlite:"); ok {
+		if password.IsSet() {
+			return nil, cfgErr("ledger_password", errors.New("only a PostgreSQL ledger takes a password"))
+		}
+		return sqlite.Open(ctx, path, opts...)
 	}
-	return sqlite.Open(ctx, path, opts...)
+	if !postgres.IsURL(spec) {
+		return nil, cfgErr("ledger", errors.New("neither sqlite:PATH nor a postgres:// URL"))
+	}
+	if err := postgres.CheckURL(spec); err != nil {
+		return nil, cfgErr("ledger", err)
+	}
+	var pw config.Secret
+	if password.IsSet() {
+		var err error
+		if cfg != nil {
+			pw, err = cfg.Resolve(password)
+		} else {
+			pw, err = config.ResolveRef(password)
+		}
+		if err != nil {
+			return nil, cfgErr("ledger_password", err)
+		}
+		defer pw.Wipe()
+	}
+	db, err := postgres.Open(ctx, spec, pw.Bytes(), opts...)
+	switch {
+	case err == nil:
+		return db, nil
+	case postgres.Unreachable(err):
+		// Down, restarting, or not reachable now: try again later.
+		return nil, &ledger.BusyError{Err: err}
+	}
+	// A refused login, a missing database, no right to create the
+	// ledger's tables: the configuration's (exit 2).
+	return nil, cfgErr("ledger", err)
 }
 
 // BuildParty turns the configuration into the processor's party: secrets

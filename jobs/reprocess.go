@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"resub/processor"
 	"resub/processor/ledger"
@@ -59,12 +58,13 @@ func (r *Runtime) Reprocess(ctx context.Context, ref string) (*Summary, error) {
 		return nil, fmt.Errorf("reprocess file %d: our copy is missing (pruned when the local quarantine was full, or never kept): "+
 			"move %s from the drop's quarantine folder back to its inbox to have it read again: %w", id, f.Name, err)
 	}
-	host, _ := os.Hostname()
-	owner := host + ":" + strconv.Itoa(os.Getpid())
-	if err := r.Ledger.AcquireLease(ctx, j.Name, owner, time.Hour); err != nil {
+	owner := r.Instance()
+	if err := r.acquireLease(ctx, j.Name, owner); err != nil {
 		return nil, err
 	}
 	defer r.Ledger.ReleaseLease(context.WithoutCancel(ctx), j.Name, owner)
+	ctx, stop := r.keepLease(ledger.WithFence(ctx, j.Name, owner), j.Name, owner)
+	defer stop()
 	sum := &Summary{Job: j.Name, Files: 1}
 	in := processor.Input{Partner: r.Party.Partners[j.Partner], Name: f.Name, Path: local, Job: j.Name, Reprocess: true}
 	res, perr := r.Party.ProcessFile(ctx, fs, in)

@@ -374,8 +374,23 @@ func (r *Runtime) Job(name string) (*config.Job, error) {
 	return nil, cfgErr("jobs", fmt.Errorf("no job %q", name))
 }
 
-// leaseTTL bounds how long a run may hold its job.
-const leaseTTL = time.Hour
+// Instance is this process's name among the instances sharing the
+// ledger: the configured instance, or host:pid.
+func (r *Runtime) Instance() string {
+	if r.Cfg.Instance != "" {
+		return r.Cfg.Instance
+	}
+	host, _ := os.Hostname()
+	return host + ":" + strconv.Itoa(os.Getpid())
+}
+
+// leaseTTL is how long a job's lease lasts unless renewed.
+func (r *Runtime) leaseTTL() time.Duration {
+	if d := r.Cfg.LeaseTTL.D(); d > 0 {
+		return d
+	}
+	return time.Minute
+}
 
 // RunJob runs one pass of a job under its lease. A refused input makes the
 // pass end with *RefusedError after everything else was done.
@@ -389,8 +404,7 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 		return nil, err
 	}
 	if o.Owner == "" {
-		host, _ := os.Hostname()
-		o.Owner = host + ":" + strconv.Itoa(os.Getpid())
+		o.Owner = r.Instance()
 	}
 	if err := r.checkRecipients(j); err != nil {
 		return nil, err
@@ -399,6 +413,12 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 		return nil, err
 	}
 	defer r.Ledger.ReleaseLease(context.WithoutCancel(ctx), name, o.Owner)
+	// Every transaction of the run commits only while the lease is ours;
+	// the lease is renewed while the run lasts, and a run whose lease was
+	// lost stops.
+	outer := ctx
+	ctx, stop := r.keepLease(ledger.WithFence(ctx, name, o.Owner), name, o.Owner)
+	defer stop()
 	if !o.Manual && r.ranThisTick(ctx, j) {
 		r.Log.Info("job already ran for this schedule tick (another daemon); skipped", "job", name)
 		return &Summary{Job: name}, nil
@@ -427,7 +447,7 @@ func (r *Runtime) RunJob(ctx context.Context, name string, o RunOptions) (*Summa
 			err = &RefusedError{Errs: sum.Refused}
 		}
 	}
-	if ferr := r.Ledger.FinishRun(context.WithoutCancel(ctx), runID, status, text); ferr != nil && err == nil {
+	if ferr := r.Ledger.FinishRun(ledger.WithoutFence(context.WithoutCancel(outer)), runID, status, text); ferr != nil && err == nil {
 		err = ferr
 	}
 	if sum != nil {
@@ -896,6 +916,10 @@ func (r *Runtime) deliver(ctx context.Context, j *config.Job, outs []*ledger.Out
 		}
 		d, err := r.Drop(o.Partner, j.Name)
 		if err != nil {
+			return err
+		}
+		// An instance whose lease another took over delivers nothing.
+		if err := r.Ledger.CheckFence(ctx); err != nil {
 			return err
 		}
 		f, err := os.Open(o.Path)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"resub/formats/native"
 	"resub/processor"
@@ -147,5 +148,25 @@ func TestFlow3a(t *testing.T) {
 		if err != nil || bcard.IMSI != c.SIM.IMSI() || bcard.MSISDN != c.MSISDN {
 			t.Errorf("card %d at B: %+v %v", i, bcard, err)
 		}
+	}
+
+	// A's released cards keep their secrets until the retention ends,
+	// then the erase sweep crypto-erases them.
+	a.Retention = 24 * time.Hour
+	if er, err := a.RunSweep(ctx, "erase", processor.Erase{}, false); err != nil || er.Counts.Accepted != 0 {
+		t.Fatalf("erase within the retention: %+v %v", er, err)
+	}
+	w.now = w.now.Add(25 * time.Hour)
+	er, err := a.RunSweep(ctx, "erase", processor.Erase{}, false)
+	if err != nil || er.Counts.Accepted != n-2 {
+		t.Fatalf("erase after the retention: %+v %v", er, err)
+	}
+	counts, _ = a.Ledger.CountByState(ctx)
+	if counts[ledger.CardErased] != n-2 || counts[ledger.CardReleased] != 0 {
+		t.Errorf("A's cards after the erase: %v", counts)
+	}
+	var left int
+	if err := a.Ledger.QueryRow(ctx, `SELECT COUNT(*) FROM card_secrets WHERE iccid = ?`, f.Cards[0].ICCID).Scan(&left); err != nil || left != 0 {
+		t.Errorf("an erased card keeps %d secrets (%v)", left, err)
 	}
 }

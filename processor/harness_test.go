@@ -16,7 +16,7 @@ import (
 	"resub/formats/ota"
 	"resub/processor"
 	"resub/processor/ledger"
-	"resub/processor/ledger/sqlite"
+	"resub/processor/ledger/ledgertest"
 	"resub/samples/fleet"
 	"resub/samples/smsc"
 )
@@ -88,15 +88,12 @@ func mustRanges(t testing.TB, specs ...string) ident.IMSIRanges {
 	return out
 }
 
-// party makes a party with its own SQLite ledger.
+// party makes a party with its own ledger.
 func (w *world) party(name string, ranges ident.IMSIRanges, list []processor.Range) *processor.Party {
-	ctx := context.Background()
 	dir := filepath.Join(w.dir, name)
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"), ledger.WithClock(w.clock))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.t.Cleanup(func() { db.Close() })
+	// The engine of the test run (RESUB_TEST_LEDGER): a SQLite file, or
+	// a database of the PostgreSQL test server.
+	db := ledgertest.Open(w.t, filepath.Join(dir, "ledger.db"), ledger.WithClock(w.clock))
 	mk := make([]byte, 32)
 	rand.Read(mk)
 	sealer, err := keywrap.NewSealer("mk-"+name, mk, nil)

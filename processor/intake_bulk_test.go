@@ -14,7 +14,7 @@ import (
 	"resub/formats/native"
 	"resub/processor"
 	"resub/processor/ledger"
-	"resub/processor/ledger/sqlite"
+	"resub/processor/ledger/ledgertest"
 	"resub/samples/fleet"
 )
 
@@ -352,16 +352,16 @@ func TestHandoverIntakeJudgesEveryLine(t *testing.T) {
 // and once closed no stage table is left on the connection.
 func TestHandoverStageLeavesNothing(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := ledgertest.Open(t, filepath.Join(t.TempDir(), "ledger.db"))
 	db.SQL().SetMaxOpenConns(1) // every transaction on the same connection
 	stageTables := func() int {
 		t.Helper()
 		var n int
-		if err := db.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_temp_master WHERE type = 'table'`).Scan(&n); err != nil {
+		q := `SELECT COUNT(*) FROM sqlite_temp_master WHERE type = 'table'`
+		if ledgertest.Postgres() {
+			q = `SELECT COUNT(*) FROM pg_tables WHERE schemaname LIKE 'pg_temp%'`
+		}
+		if err := db.SQL().QueryRowContext(ctx, q).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -372,7 +372,7 @@ func TestHandoverStageLeavesNothing(t *testing.T) {
 		OtherState: ledger.Verdict{Reason: "STATE"}, OtherIMSI: ledger.Verdict{Reason: "IMSI"}, NoProfile: ledger.Verdict{Reason: "PROFILE"}}
 	card := ledger.StagedCard{Line: 7, ICCID: "8988211000000467285", IMSI: "999990000000001", Sealed: [][]byte{{1, 2}, nil}}
 	boom := errors.New("boom")
-	err = db.InTx(ctx, func(tx *ledger.Tx) error {
+	err := db.InTx(ctx, func(tx *ledger.Tx) error {
 		st, err := tx.StageHandover(ctx, names)
 		if err != nil {
 			return err

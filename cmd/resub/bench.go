@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 
+	"resub/processor/ledger/postgres"
 	"resub/samples/bench"
 )
 
@@ -22,9 +24,11 @@ type benchLine struct {
 }
 
 func runBench(e *env, args []string) error {
-	fs := e.newFlags("bench", "bench --records N [--keep DIR] [--json]")
+	fs := e.newFlags("bench", "bench --records N [--ledger URL [--ledger-password REF]] [--keep DIR] [--json]")
 	n := fs.Int("records", 0, "fleet size: cards in the files and ledgers (required)")
 	keep := fs.String("keep", "", "run in DIR and keep every file there (default: a temporary folder, removed)")
+	pgURL := fs.String("ledger", "", "put both parties' ledgers on this PostgreSQL server (postgres://USER@HOST:PORT/DB?sslmode=…; a schema each, dropped at the end); default SQLite files")
+	pgPass := fs.String("ledger-password", "", "the PostgreSQL password by reference (env:NAME or file:PATH); default PGPASSFILE / ~/.pgpass")
 	asJSON := fs.Bool("json", false, "one JSON object per stage: stage, records, seconds, records_per_s, peak_rss_bytes")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -35,12 +39,20 @@ func runBench(e *env, args []string) error {
 	if *n <= 0 {
 		return usagef("bench: --records N is required and must be positive")
 	}
+	if *pgURL != "" {
+		if err := postgres.CheckURL(*pgURL); err != nil {
+			return usagef("bench: --ledger: %v", err)
+		}
+	}
+	if *pgPass != "" && !strings.HasPrefix(*pgPass, "env:") && !strings.HasPrefix(*pgPass, "file:") {
+		return usagef("bench: --ledger-password takes a reference (env:NAME or file:PATH), never the password")
+	}
 	if !*asJSON {
 		fmt.Fprintf(e.io.out, "%-17s %10s %9s %9s %12s %9s\n", "stage", "records", "seconds", "cpu s", "records/s", "peak RSS")
 	}
 	enc := json.NewEncoder(e.io.out)
 	var werr error
-	_, err := bench.Run(e.ctx, bench.Options{Records: *n, Dir: *keep, Log: e.log, Stage: func(s bench.Stage) {
+	_, err := bench.Run(e.ctx, bench.Options{Records: *n, Dir: *keep, Log: e.log, Ledger: bench.LedgerOptions{URL: *pgURL, Password: *pgPass}, Stage: func(s bench.Stage) {
 		l := benchLine{Stage: s.Name, Records: s.Records, Seconds: round(s.Elapsed.Seconds(), 3), RecordsPerS: round(s.RecordsPerSecond(), 0), PeakRSSBytes: s.PeakRSS}
 		if *asJSON {
 			if err := enc.Encode(l); err != nil && werr == nil {

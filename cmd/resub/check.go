@@ -338,9 +338,9 @@ func (pc *partnerConfig) partnerKeys() ([]*pgp.Key, error) {
 func (pc *partnerConfig) openLedger(e *env) *ledger.DB {
 	path, ok := strings.CutPrefix(pc.cfg.Ledger, "sqlite:")
 	if !ok {
-		return nil
-	}
-	if _, err := os.Stat(path); err != nil {
+		// A server ledger: its database exists already.
+		path = "the PostgreSQL ledger"
+	} else if _, err := os.Stat(path); err != nil {
 		e.log.Debug("no ledger: sequence and in-reply-to not checked against it", "ledger", path)
 		return nil
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"resub/jobs/config"
+	"resub/processor/ledger/ledgertest"
 	"resub/samples/demo"
 )
 
@@ -27,7 +29,52 @@ func TestOperatorCommandsOnTheDemo(t *testing.T) {
 	}
 	a := filepath.Join(dir, "mnoa", "resub.yaml")
 	b := filepath.Join(dir, "mnob", "resub.yaml")
+	operatorCommands(t, a, b)
+}
 
+// TestOperatorCommandsOnPostgres moves the demo's ledgers into
+// PostgreSQL with `resub ledger copy` and runs the same commands there.
+func TestOperatorCommandsOnPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole demo")
+	}
+	ledgertest.ServerURL(t)
+	dir := t.TempDir()
+	var out bytes.Buffer
+	res, err := demo.Run(context.Background(), demo.Options{Dir: dir, Out: &out})
+	if err != nil || !res.OK {
+		t.Fatalf("demo: %v %v\n%s", err, res, out.String())
+	}
+	a := filepath.Join(dir, "mnoa", "resub.yaml")
+	b := filepath.Join(dir, "mnob", "resub.yaml")
+	for _, path := range []string{a, b} {
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := ledgertest.NewDatabase(t)
+		if code, o, e := runCLI(t, "ledger", "copy", "--from", cfg.Ledger, "--to", url); code != exitOK {
+			t.Fatalf("ledger copy: exit %d\n%s\n%s", code, o, e)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := regexp.MustCompile(`(?m)^ledger:.*$`)
+		if re.Match(data) {
+			data = re.ReplaceAll(data, []byte("ledger: "+url))
+		} else {
+			data = append([]byte("ledger: "+url+"\n"), data...)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	operatorCommands(t, a, b)
+}
+
+func operatorCommands(t *testing.T, a, b string) {
+	t.Helper()
 	if code, o, e := runCLI(t, "config", "check", "--config", a); code != exitOK || !strings.Contains(o, "configuration valid") {
 		t.Fatalf("config check: %d %s %s", code, o, e)
 	}

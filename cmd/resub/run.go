@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,11 +34,6 @@ func openRuntime(e *env, path string) (*jobs.Runtime, error) {
 		return nil, err
 	}
 	return jobs.Open(e.ctx, cfg, jobs.Options{Log: e.log})
-}
-
-func owner() string {
-	host, _ := os.Hostname()
-	return host + ":" + strconv.Itoa(os.Getpid())
 }
 
 func runRun(e *env, args []string) error {
@@ -92,7 +86,7 @@ func runRun(e *env, args []string) error {
 		}
 		var refused []error
 		for _, n := range names {
-			sum, err := rt.RunJob(e.ctx, n, jobs.RunOptions{Manual: true, DryRun: *dry, Owner: owner(), Wait: *wait})
+			sum, err := rt.RunJob(e.ctx, n, jobs.RunOptions{Manual: true, DryRun: *dry, Owner: rt.Instance(), Wait: *wait})
 			if sum != nil {
 				fmt.Fprintln(e.io.out, sum.String())
 			}
@@ -115,7 +109,7 @@ func runRun(e *env, args []string) error {
 		specs = append(specs, daemon.Spec{Job: runtimeJob{rt: rt, name: j.Name}, Schedule: j.Schedule, Zone: j.Zone, Deadline: j.Deadline.D()})
 	}
 	reg := prometheus.NewRegistry()
-	d, err := daemon.New(daemon.Options{Jobs: specs, Leaser: leaser{rt.Ledger}, Runs: runs{rt.Ledger}, Owner: owner(), Log: e.log, MetricsAddr: *addr, Registry: reg})
+	d, err := daemon.New(daemon.Options{Jobs: specs, Leaser: leaser{rt.Ledger, rt.Cfg.LeaseTTL.D()}, Runs: runs{rt.Ledger}, Owner: rt.Instance(), Log: e.log, MetricsAddr: *addr, Registry: reg})
 	if err != nil {
 		return err
 	}
@@ -151,14 +145,23 @@ type runtimeJob struct {
 
 func (j runtimeJob) Name() string { return j.name }
 func (j runtimeJob) Run(ctx context.Context) error {
-	_, err := j.rt.RunJob(ctx, j.name, jobs.RunOptions{Owner: owner()})
+	_, err := j.rt.RunJob(ctx, j.name, jobs.RunOptions{Owner: j.rt.Instance()})
 	return err
 }
 
 // leaser and runs adapt the ledger to the scheduler.
-type leaser struct{ db *ledger.DB }
+// The lease lasts the configured lease_ttl (the run renews it), not the
+// scheduler's default: a daemon that dies leaves its jobs to the other
+// instances soon.
+type leaser struct {
+	db  *ledger.DB
+	ttl time.Duration
+}
 
 func (l leaser) Acquire(ctx context.Context, job, owner string, ttl time.Duration) (func() error, error) {
+	if l.ttl > 0 {
+		ttl = l.ttl
+	}
 	if err := l.db.AcquireLease(ctx, job, owner, ttl); err != nil {
 		return nil, err
 	}

@@ -28,8 +28,19 @@ type Config struct {
 	// scratch folders. Relative paths in the file are relative to the file.
 	DataDir string `yaml:"data_dir"`
 	// Ledger is "sqlite:PATH" (default sqlite under DataDir) or a
-	// postgres:// URL.
+	// postgres://USER@HOST:PORT/DATABASE?sslmode=… URL (no password in it).
 	Ledger string `yaml:"ledger"`
+	// LedgerPassword is the PostgreSQL user's password by reference
+	// (env:NAME or file:PATH); without it PGPASSFILE or ~/.pgpass is read.
+	LedgerPassword SecretRef `yaml:"ledger_password"`
+	// Instance names this process among the instances that share one
+	// ledger: it holds the job leases. Default host:pid. Every instance
+	// on one ledger needs its own name.
+	Instance string `yaml:"instance"`
+	// LeaseTTL is how long a job's lease lasts unless renewed; a running
+	// job renews it every third of that. Another instance takes a job
+	// over once its holder let the lease expire. Default 1m.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 	// PGP is our own OpenPGP key.
 	PGP OwnPGP `yaml:"pgp"`
 	// MasterKey wraps the secrets kept at rest in the ledger.

@@ -151,12 +151,39 @@ func TestDuplicateKeyAndTypeErrors(t *testing.T) {
 	}
 }
 
-func TestPostgresNotYet(t *testing.T) {
+func TestPostgresLedgerURL(t *testing.T) {
 	dir := fixture(t)
-	body := strings.Replace(validYAML, "data_dir: data", "data_dir: data\nledger: postgres://resub@localhost/resub", 1)
-	_, err := Load(writeConfig(t, dir, body))
-	if err == nil || !strings.Contains(err.Error(), "ledger: PostgreSQL is not supported yet") {
-		t.Errorf("got %v", err)
+	ok := strings.Replace(validYAML, "data_dir: data", "data_dir: data\nledger: postgres://resub@db.example:5432/resub?sslmode=verify-full&sslrootcert=ca.pem\nledger_password: env:RESUB_DB_PASSWORD\ninstance: host-a", 1)
+	c, err := Load(writeConfig(t, dir, ok))
+	if err != nil {
+		t.Fatalf("a PostgreSQL ledger with a password reference refused: %v", err)
+	}
+	if c.Instance != "host-a" || c.LedgerPassword != "env:RESUB_DB_PASSWORD" || c.LeaseTTL.D() != time.Minute {
+		t.Errorf("instance %q, password ref %q, lease_ttl %s", c.Instance, c.LedgerPassword, c.LeaseTTL.D())
+	}
+	for _, tc := range []struct{ url, want string }{
+		{"postgres://resub:s3cr3t-pw@db.example/resub", "holds a password"},
+		{"postgres://resub@db.example/resub?password=s3cr3t-pw", "password parameter"},
+		{"postgres://resub@db.example", "names no database"},
+	} {
+		body := strings.Replace(validYAML, "data_dir: data", "data_dir: data\nledger: "+tc.url, 1)
+		_, err := Load(writeConfig(t, dir, body))
+		if err == nil || !strings.Contains(err.Error(), "ledger: ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want %q, got %v", tc.url, tc.want, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cr3t-pw") {
+			t.Errorf("the password is repeated in the error: %v", err)
+		}
+	}
+	body := strings.Replace(validYAML, "data_dir: data", "data_dir: data\nledger_password: s3cr3t-pw\ninstance: 'two words'", 1)
+	_, err = Load(writeConfig(t, dir, body))
+	for _, w := range []string{"ledger_password: secret given inline", "ledger_password: only a PostgreSQL ledger", "instance: "} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("want %q, got %v", w, err)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "s3cr3t-pw") {
+		t.Errorf("the inline password is repeated in the error: %v", err)
 	}
 }
 

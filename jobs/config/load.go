@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -217,6 +218,9 @@ func (c *Config) applyDefaults() {
 	if c.Retention == 0 {
 		c.Retention = Duration(90 * 24 * 3600 * 1e9)
 	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = Duration(time.Minute)
+	}
 	if c.OTA.CounterJump == 0 {
 		c.OTA.CounterJump = 16
 	}
@@ -318,11 +322,12 @@ func (c *Config) Redacted() string {
 }
 
 var (
-	reParty = regexp.MustCompile(`^[A-Z0-9][A-Z0-9-]{0,15}$`)
-	reName  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	reHex   = regexp.MustCompile(`^[0-9a-fA-F]*$`)
-	reFpr   = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
-	reDigit = regexp.MustCompile(`^[0-9]+$`)
+	reParty    = regexp.MustCompile(`^[A-Z0-9][A-Z0-9-]{0,15}$`)
+	reInstance = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+	reName     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	reHex      = regexp.MustCompile(`^[0-9a-fA-F]*$`)
+	reFpr      = regexp.MustCompile(`^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$`)
+	reDigit    = regexp.MustCompile(`^[0-9]+$`)
 )
 
 func sortedKeys[M ~map[string]V, V any](m M) []string {

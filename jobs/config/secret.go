@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -72,6 +73,16 @@ func (r SecretRef) resolve(base string) (Secret, error) {
 // the configuration's folder.
 func (c *Config) Resolve(r SecretRef) (Secret, error) {
 	return r.resolve(c.dir())
+}
+
+// ResolveRef reads the secret a reference given outside a configuration
+// names (a command-line flag): a relative file is relative to the working
+// folder.
+func ResolveRef(r SecretRef) (Secret, error) {
+	if msg := r.check(); msg != "" {
+		return nil, errors.New(msg)
+	}
+	return r.resolve(".")
 }
 
 // Secret is a resolved secret. It never prints: every formatting path

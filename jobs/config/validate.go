@@ -10,6 +10,7 @@ import (
 
 	"resub/formats/native"
 	"resub/jobs/schedule"
+	"resub/processor/ledger/postgres"
 )
 
 // PartnerKinds are the kinds of partner.
@@ -63,10 +64,23 @@ func (c *Config) validate(ps *problems) {
 		if strings.TrimPrefix(c.Ledger, "sqlite:") == "" {
 			ps.add("ledger", "sqlite: needs a path")
 		}
-	case strings.HasPrefix(c.Ledger, "postgres://"), strings.HasPrefix(c.Ledger, "postgresql://"):
-		ps.add("ledger", "PostgreSQL is not supported yet: use sqlite:PATH")
+	case postgres.IsURL(c.Ledger):
+		// The message never repeats the URL: it may hold a password.
+		if err := postgres.CheckURL(c.Ledger); err != nil {
+			ps.add("ledger", "%s", err)
+		}
 	default:
 		ps.add("ledger", "%q is neither sqlite:PATH nor a postgres:// URL", c.Ledger)
+	}
+	c.checkRef(ps, "ledger_password", c.LedgerPassword, false)
+	if c.LedgerPassword.IsSet() && !postgres.IsURL(c.Ledger) {
+		ps.add("ledger_password", "only a PostgreSQL ledger takes a password")
+	}
+	if c.Instance != "" && !reInstance.MatchString(c.Instance) {
+		ps.add("instance", "%q is not an instance name (letters, digits, '.', '_', ':' and '-', up to 64)", c.Instance)
+	}
+	if c.LeaseTTL.D() < 5*time.Second {
+		ps.add("lease_ttl", "%s is too short (at least 5s)", c.LeaseTTL.D())
 	}
 	if c.PGP.SecretKey == "" {
 		ps.add("pgp.secret_key", "required: our OpenPGP secret key file")

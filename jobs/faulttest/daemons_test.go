@@ -21,10 +21,19 @@ import (
 // seconds: no job ever runs in both at once (the runs in job_runs never
 // overlap), no job runs twice for one tick, and the staged imsi-list is
 // handled once.
-func TestTwoDaemonsOneLedger(t *testing.T) {
+func TestTwoDaemonsOneLedger(t *testing.T) { twoDaemons(t, false) }
+
+// TestTwoDaemonsOnPostgres is the same with MNOA's ledger moved into
+// PostgreSQL (two instances, as on two hosts).
+func TestTwoDaemonsOnPostgres(t *testing.T) { twoDaemons(t, true) }
+
+func twoDaemons(t *testing.T, onPG bool) {
 	resub := resubBinary(t)
 	ctx := context.Background()
 	st := imsiListStage(t)
+	if onPG {
+		onPostgres(t, resub, st, "MNOA")
+	}
 	rt := openParty(t, st, "MNOA", func(cfg map[string]any) {
 		for _, j := range cfg["jobs"].([]any) {
 			j.(map[string]any)["schedule"] = "@every 1s"

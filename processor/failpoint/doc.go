@@ -14,7 +14,9 @@
 // if the machine lost power there (apart from the page cache).
 //
 // A name may carry a count, "name@N", to crash at the Nth hit of that
-// point (counted from 1) instead of the first.
+// point (counted from 1) instead of the first, and ":stop" ("name:stop",
+// "name@N:stop") to stop the process with SIGSTOP there instead of killing
+// it: it goes on from that point when it receives SIGCONT.
 //
 // The points:
 //

@@ -20,16 +20,21 @@ const Enabled = true
 var (
 	once  sync.Once
 	armed map[string]int
+	stops map[string]bool
 	mu    sync.Mutex
 	hits  map[string]int
 )
 
 func load() {
-	armed, hits = map[string]int{}, map[string]int{}
+	armed, hits, stops = map[string]int{}, map[string]int{}, map[string]bool{}
 	for _, n := range strings.Split(os.Getenv(Env), ",") {
 		n = strings.TrimSpace(n)
 		if n == "" {
 			continue
+		}
+		stop := false
+		if name, ok := strings.CutSuffix(n, ":stop"); ok {
+			n, stop = name, true
 		}
 		at := 1
 		if name, count, ok := strings.Cut(n, "@"); ok {
@@ -41,6 +46,7 @@ func load() {
 			n, at = name, c
 		}
 		armed[n] = at
+		stops[n] = stop
 	}
 }
 
@@ -56,6 +62,13 @@ func Hit(name string) {
 	n := hits[name]
 	mu.Unlock()
 	if n != at {
+		return
+	}
+	if stops[name] {
+		// Paused as a process the operating system stopped (or a
+		// machine that hung) and resumed later: SIGCONT goes on here.
+		fmt.Fprintf(os.Stderr, "failpoint: %s hit, stopping process %d\n", name, os.Getpid())
+		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		return
 	}
 	fmt.Fprintf(os.Stderr, "failpoint: %s hit, killing process %d\n", name, os.Getpid())

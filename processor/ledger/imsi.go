@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 )
 
@@ -37,8 +38,14 @@ func (t *Tx) AllocateIMSI(ctx context.Context, rangeName, from, to, iccid, ref s
 	if err1 != nil || err2 != nil || len(from) != len(to) || lo > hi {
 		return "", fmt.Errorf("IMSI range %s: bad bounds %s-%s", rangeName, from, to)
 	}
-	var next string
-	err = t.QueryRow(ctx, `SELECT next FROM alloc_cursors WHERE range_name = ?`, rangeName).Scan(&next)
+	// The cursor moves in the transaction and is written once, before
+	// it commits: rewriting one row for every allocation of a file would
+	// leave a server engine a chain of a row's versions to walk each time.
+	next, cached := t.cursors[rangeName]
+	err = nil
+	if !cached {
+		err = t.QueryRow(ctx, `SELECT next FROM alloc_cursors WHERE range_name = ?`, rangeName).Scan(&next)
+	}
 	cur := lo
 	if err == nil {
 		if v, perr := strconv.ParseUint(next, 10, 64); perr == nil && v > cur {
@@ -62,13 +69,30 @@ func (t *Tx) AllocateIMSI(ctx context.Context, rangeName, from, to, iccid, ref s
 			imsi, iccid, IMSIAllocated, ref, now, now); err != nil {
 			return "", err
 		}
-		if _, err := t.Exec(ctx, `INSERT INTO alloc_cursors (range_name, next) VALUES (?, ?) ON CONFLICT (range_name) DO UPDATE SET next = excluded.next`,
-			rangeName, fmt.Sprintf("%0*d", width, cur+1)); err != nil {
-			return "", err
+		if t.cursors == nil {
+			t.cursors = map[string]string{}
 		}
+		t.cursors[rangeName] = fmt.Sprintf("%0*d", width, cur+1)
 		return imsi, nil
 	}
 	return "", fmt.Errorf("%s: %w", rangeName, ErrRangeExhausted)
+}
+
+// writeCursors stores the allocation cursors the transaction moved.
+func (t *Tx) writeCursors(ctx context.Context) error {
+	names := make([]string, 0, len(t.cursors))
+	for n := range t.cursors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if _, err := t.Exec(ctx, `INSERT INTO alloc_cursors (range_name, next) VALUES (?, ?) ON CONFLICT (range_name) DO UPDATE SET next = excluded.next`,
+			n, t.cursors[n]); err != nil {
+			return err
+		}
+	}
+	t.cursors = nil
+	return nil
 }
 
 // SetIMSIState records what became of an allocated IMSI.
@@ -82,10 +106,15 @@ func (t *Tx) SetIMSIState(ctx context.Context, imsi, state string) error {
 func (t *Tx) IMSIInUse(ctx context.Context, imsi string) (bool, error) {
 	var n int
 	// Two indexed lookups (cards_imsi, cards_new_imsi) rather than one
-	// OR, which the planner may answer with a scan of every card.
+	// OR, which the planner may answer with a scan of every card. An
+	// empty IMSI is in use by nobody; new_imsi <> '' keeps a server's
+	// plan for any IMSI (nearly every card's new_imsi is '') on the index.
+	if imsi == "" {
+		return false, nil
+	}
 	err := t.QueryRow(ctx, `SELECT
 		(SELECT COUNT(*) FROM cards WHERE imsi = ? AND state NOT IN ('released', 'erased')) +
-		(SELECT COUNT(*) FROM cards WHERE new_imsi = ? AND state NOT IN ('released', 'erased'))`, imsi, imsi).Scan(&n)
+		(SELECT COUNT(*) FROM cards WHERE new_imsi = ? AND new_imsi <> '' AND state NOT IN ('released', 'erased'))`, imsi, imsi).Scan(&n)
 	return n > 0, err
 }
 

@@ -9,16 +9,26 @@ import (
 // Inserter adds rows to one table in multi-row INSERT statements: a
 // statement for every chunk of rows instead of one a row, which is what a
 // step staging a million records pays for. The full chunk's statement is
-// prepared once for the transaction. Call Flush after the last row.
+// prepared once for the transaction. On a dialect that bulk-loads (COPY on
+// PostgreSQL) the rows go that way instead, copyChunk rows a load. Call
+// Flush after the last row.
 type Inserter struct {
 	tx    *Tx
-	head  string // INSERT INTO t (cols) VALUES
-	tuple string // (?, ?, …)
-	cols  int
-	chunk int
-	args  []any
-	full  string // the statement of a full chunk
+	table string
+	names []string
+	// copying: rows are loaded with the dialect's Copy; written: rows
+	// were written since the table was last analysed.
+	copying, written bool
+	head             string // INSERT INTO t (cols) VALUES
+	tuple            string // (?, ?, …)
+	cols             int
+	chunk            int
+	args             []any
+	full             string // the statement of a full chunk
 }
+
+// copyChunk is how many rows one bulk load carries.
+const copyChunk = 8192
 
 // maxInsertArgs keeps a chunk's parameters within every database's limit
 // (SQLite allows 32766, PostgreSQL 65535).
@@ -28,12 +38,19 @@ const maxInsertArgs = 4096
 // statement (bounded so that a statement binds at most maxInsertArgs
 // values).
 func (t *Tx) Inserter(table string, cols []string, chunk int) *Inserter {
-	chunk = max(1, min(chunk, maxInsertArgs/len(cols)))
-	in := &Inserter{tx: t, cols: len(cols), chunk: chunk,
+	copying := t.conn != nil && t.d.dialect.Copy != nil
+	if copying {
+		chunk = copyChunk
+	} else {
+		chunk = max(1, min(chunk, maxInsertArgs/len(cols)))
+	}
+	in := &Inserter{tx: t, table: table, names: cols, copying: copying, cols: len(cols), chunk: chunk,
 		head:  `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES `,
 		tuple: `(` + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + `)`,
 	}
-	in.full = in.statement(chunk)
+	if !copying {
+		in.full = in.statement(chunk)
+	}
 	in.args = make([]any, 0, chunk*len(cols))
 	return in
 }
@@ -59,15 +76,41 @@ func (in *Inserter) Add(ctx context.Context, vals ...any) error {
 	}
 	in.args = append(in.args, vals...)
 	if len(in.args) == in.chunk*in.cols {
-		return in.Flush(ctx)
+		return in.write(ctx)
 	}
 	return nil
 }
 
-// Flush writes the rows queued so far.
+// Flush writes the rows queued so far. On a dialect that analyses staged
+// tables it then analyses the table: the statements that follow a stage
+// join it, and a server's planner knows nothing of a table just filled.
 func (in *Inserter) Flush(ctx context.Context) error {
+	if err := in.write(ctx); err != nil {
+		return err
+	}
+	if in.written && in.tx.d.dialect.Analyze {
+		if _, err := in.tx.tx.ExecContext(ctx, `ANALYZE `+in.table); err != nil {
+			return fmt.Errorf("analyze %s: %w", in.table, err)
+		}
+	}
+	in.written = false
+	return nil
+}
+
+// write writes the rows queued so far.
+func (in *Inserter) write(ctx context.Context) error {
 	if len(in.args) == 0 {
 		return nil
+	}
+	in.written = true
+	if in.copying {
+		rows := make([][]any, 0, len(in.args)/in.cols)
+		for i := 0; i < len(in.args); i += in.cols {
+			rows = append(rows, in.args[i:i+in.cols])
+		}
+		_, err := in.tx.d.dialect.Copy(ctx, in.tx.conn, in.table, in.names, rows)
+		in.Discard()
+		return err
 	}
 	q := in.full
 	if rows := len(in.args) / in.cols; rows != in.chunk {

@@ -27,8 +27,24 @@ type Dialect struct {
 	// Types substituted into the migrations.
 	AutoID string // an auto-incrementing integer primary key
 	Blob   string // a byte string
+	// Integer, when set, replaces INTEGER in the migrations (SQLite's
+	// INTEGER is 64 bits; a server's may be 32).
+	Integer string
 	// Busy reports whether an error means "locked, try again".
 	Busy func(error) bool
+	// Lock, when set, is the first statement of every transaction: it
+	// takes the ledger's write lock (SQLite takes it at BEGIN).
+	Lock string
+	// Copy, when set, bulk-loads rows into a table on the connection a
+	// transaction runs on (the Inserter uses it instead of multi-row
+	// INSERT statements).
+	Copy func(ctx context.Context, conn *sql.Conn, table string, cols []string, rows [][]any) (int64, error)
+	// CachesStatements says the driver prepares and keeps statements
+	// itself (transactions then prepare none of their own).
+	CachesStatements bool
+	// Analyze says staged tables are analysed before the statements that
+	// join them (a server's planner knows nothing of a table just filled).
+	Analyze bool
 }
 
 // DB is a ledger on one database.
@@ -37,6 +53,8 @@ type DB struct {
 	dialect Dialect
 	now     func() time.Time
 	rebound map[string]string
+	// asIs: open without migrating (a copy's source is not changed).
+	asIs bool
 }
 
 // Option adjusts a DB.
@@ -45,11 +63,17 @@ type Option func(*DB)
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(d *DB) { d.now = now } }
 
+// AsIs opens the ledger without migrating it (Version tells where it is).
+func AsIs() Option { return func(d *DB) { d.asIs = true } }
+
 // New wraps an open database, applying the migrations it lacks.
 func New(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*DB, error) {
 	d := &DB{db: db, dialect: dialect, now: time.Now}
 	for _, o := range opts {
 		o(d)
+	}
+	if d.asIs {
+		return d, nil
 	}
 	if err := d.Migrate(ctx, len(migrations)); err != nil {
 		return nil, err
@@ -63,11 +87,17 @@ func NewAt(ctx context.Context, db *sql.DB, dialect Dialect, target int, opts ..
 	for _, o := range opts {
 		o(d)
 	}
+	if d.asIs {
+		return d, nil
+	}
 	if err := d.Migrate(ctx, target); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
+
+// Dialect is the dialect the ledger runs on.
+func (d *DB) Dialect() Dialect { return d.dialect }
 
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
@@ -100,10 +130,16 @@ func (d *DB) q(query string) string {
 type Tx struct {
 	tx *sql.Tx
 	d  *DB
+	// conn is the connection the transaction runs on, when the dialect
+	// bulk-loads with Copy.
+	conn *sql.Conn
 	// stmts are the statements prepared in this transaction, by SQL
 	// text: a step that runs the same few statements for a million
 	// records parses each once. They close with the transaction.
 	stmts map[string]*sql.Stmt
+	// cursors are the IMSI allocation cursors moved in the transaction,
+	// by range, written before it commits.
+	cursors map[string]string
 }
 
 // maxTxStmts bounds the prepared statements a transaction keeps (texts
@@ -111,29 +147,34 @@ type Tx struct {
 const maxTxStmts = 256
 
 // stmt returns the prepared statement of query, preparing it on first
-// use; nil when it cannot be prepared (the caller then runs the query
-// unprepared, which reports the error).
-func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+// use; nil when the transaction keeps no more statements (the caller then
+// runs the query unprepared). A statement that does not prepare is an
+// error: on a server it has also ended the transaction.
+func (t *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if s, ok := t.stmts[query]; ok {
-		return s
+		return s, nil
 	}
-	if len(t.stmts) >= maxTxStmts {
-		return nil
+	if t.d.dialect.CachesStatements || len(t.stmts) >= maxTxStmts {
+		return nil, nil
 	}
 	s, err := t.tx.PrepareContext(ctx, t.d.q(query))
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	if t.stmts == nil {
 		t.stmts = make(map[string]*sql.Stmt)
 	}
 	t.stmts[query] = s
-	return s
+	return s, nil
 }
 
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := t.stmt(ctx, query); s != nil {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s != nil {
 		return s.ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, t.d.q(query), args...)
@@ -142,7 +183,9 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 // Query runs a query in the transaction. It is not served from the
 // prepared statements: the driver keeps one cursor a prepared statement,
 // so a caller that runs the same query again while iterating the first
-// rows would otherwise reset them.
+// rows would otherwise reset them. On a server engine a transaction reads
+// one result at a time: read the rows to the end (or close them) before
+// the transaction's next statement.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	return t.tx.QueryContext(ctx, t.d.q(query), args...)
 }
@@ -150,7 +193,7 @@ func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 // QueryRow runs a one-row query in the transaction. Scan the row before
 // running the same query text again (the statement is shared).
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := t.stmt(ctx, query); s != nil {
+	if s, err := t.stmt(ctx, query); s != nil && err == nil {
 		return s.QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, t.d.q(query), args...)
@@ -186,17 +229,41 @@ func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 
 // inTx runs one transaction; began says whether fn was called.
 func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) (began bool, err error) {
-	tx, err := d.db.BeginTx(ctx, nil)
+	t := &Tx{d: d}
+	if d.dialect.Copy != nil {
+		if t.conn, err = d.db.Conn(ctx); err != nil {
+			return false, err
+		}
+		defer t.conn.Close()
+		t.tx, err = t.conn.BeginTx(ctx, nil)
+	} else {
+		t.tx, err = d.db.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return false, err
 	}
+	tx := t.tx
 	defer func() {
 		if p := recover(); p != nil {
 			_ = tx.Rollback()
 			panic(p)
 		}
 	}()
-	if err := fn(&Tx{tx: tx, d: d}); err != nil {
+	if d.dialect.Lock != "" && !isUpkeep(ctx) {
+		if _, err := tx.ExecContext(ctx, d.dialect.Lock); err != nil {
+			_ = tx.Rollback()
+			return false, err
+		}
+	}
+	if err := fn(t); err != nil {
+		_ = tx.Rollback()
+		return true, err
+	}
+	if err := t.writeCursors(ctx); err != nil {
+		_ = tx.Rollback()
+		return true, err
+	}
+	if err := t.fence(ctx); err != nil {
 		_ = tx.Rollback()
 		return true, err
 	}

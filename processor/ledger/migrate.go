@@ -350,7 +350,13 @@ func (d *DB) Version(ctx context.Context) (int, error) {
 // Migrate brings the schema to version target, one transaction per
 // migration. It refuses a database newer than the code.
 func (d *DB) Migrate(ctx context.Context, target int) error {
-	if _, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+	// Under the write lock: two processes creating it at once on a
+	// server would collide on its catalogue entry.
+	err := d.InTx(ctx, func(tx *Tx) error {
+		_, err := tx.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("ledger: schema table: %w", err)
 	}
 	for {
@@ -390,6 +396,9 @@ func (d *DB) Migrate(ctx context.Context, target int) error {
 }
 
 func (d *DB) expand(s string) string {
+	if d.dialect.Integer != "" {
+		s = strings.ReplaceAll(s, "INTEGER", d.dialect.Integer)
+	}
 	return strings.NewReplacer("{{id}}", d.dialect.AutoID, "{{blob}}", d.dialect.Blob).Replace(s)
 }
 

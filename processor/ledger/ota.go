@@ -62,8 +62,8 @@ func (t *Tx) ReserveCounter(ctx context.Context, iccid string, keyIndex, kvn int
 	// One statement in the usual case; the reasons for no row (no such
 	// key set, or the counter at its top) are told apart only then.
 	var next int64
-	err := t.QueryRow(ctx, `UPDATE key_sets SET counter = counter + ? WHERE iccid = ? AND key_index = ? AND kvn = ? AND counter < ? - ? RETURNING counter`,
-		step, iccid, keyIndex, kvn, MaxCounter, step).Scan(&next)
+	err := t.QueryRow(ctx, `UPDATE key_sets SET counter = counter + ? WHERE iccid = ? AND key_index = ? AND kvn = ? AND counter + ? < ? RETURNING counter`,
+		step, iccid, keyIndex, kvn, step, MaxCounter).Scan(&next)
 	if err == nil {
 		return next, nil
 	}

@@ -41,6 +41,9 @@ type Options struct {
 	Log *slog.Logger
 	// Stage is called after each stage (and once for the total).
 	Stage func(Stage)
+	// Ledger puts the parties' ledgers on PostgreSQL (a schema each, dropped
+	// at the end); the zero value keeps SQLite files.
+	Ledger LedgerOptions
 }
 
 // Stage is one measured stage.
@@ -83,7 +86,7 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	w, err := NewWorld(ctx, dir, o.Records, o.Log)
+	w, err := NewWorldOn(ctx, dir, o.Records, o.Log, o.Ledger)
 	if err != nil {
 		return nil, err
 	}

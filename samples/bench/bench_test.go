@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"resub/processor/ledger/ledgertest"
+	"resub/processor/ledger/postgres"
 )
 
 var records = flag.Int("bench.records", 2000, "fleet size of the stage benchmarks")
@@ -25,6 +28,29 @@ func TestRunEveryStage(t *testing.T) {
 		if s.Records != n || s.Elapsed <= 0 || s.RecordsPerSecond() <= 0 {
 			t.Errorf("stage %+v", s)
 		}
+	}
+}
+
+// Every stage on PostgreSQL ledgers (a schema each on the test server),
+// dropped at the end.
+func TestRunEveryStageOnPostgres(t *testing.T) {
+	server := ledgertest.ServerURL(t)
+	n := 300
+	stages, err := Run(context.Background(), Options{Records: n, Dir: t.TempDir(), Ledger: LedgerOptions{URL: server}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stages) != len(Names)+1 {
+		t.Fatalf("%d stages", len(stages))
+	}
+	db, err := postgres.OpenSQL(context.Background(), server, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var left int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'resub_bench_%'`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d benchmark schemas left (%v)", left, err)
 	}
 }
 

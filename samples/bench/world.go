@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +22,7 @@ import (
 	"resub/jobs"
 	"resub/jobs/config"
 	"resub/processor/ledger"
+	"resub/processor/ledger/postgres"
 	"resub/samples/fleet"
 )
 
@@ -36,6 +40,9 @@ type World struct {
 	a, b  *jobs.Runtime
 	cut   time.Time
 	smpp  *SMPPOptions
+	// pg is the PostgreSQL ledger place, when the parties' ledgers are
+	// there (a schema each); nil: SQLite files under dir.
+	pg *pgPlace
 }
 
 // SMPPOptions make A's SMSC one reached over SMPP (the simulated SMSC's
@@ -43,6 +50,25 @@ type World struct {
 type SMPPOptions struct {
 	Port, Window int
 	Password     string
+}
+
+// pgPlace is where a benchmark keeps its ledgers on a PostgreSQL server:
+// a schema for each party, made at the start and dropped at the end.
+type pgPlace struct {
+	url      string
+	password config.SecretRef
+	admin    *sql.DB
+	schemas  map[string]string // party code -> schema
+}
+
+// LedgerOptions put the benchmark's ledgers on PostgreSQL.
+type LedgerOptions struct {
+	// URL is a postgres:// URL (no password in it) whose user may create
+	// schemas; empty: SQLite files.
+	URL string
+	// Password is its password by reference (env:NAME or file:PATH), or
+	// empty for PGPASSFILE / ~/.pgpass.
+	Password string
 }
 
 // party codes and the roles the benchmark gives them.
@@ -55,28 +81,43 @@ const (
 // must exist and should be empty): keys, secrets (files readable by the
 // owner only), configurations, and opens both runtimes.
 func NewWorld(ctx context.Context, dir string, n int, log *slog.Logger) (*World, error) {
-	return newWorld(ctx, dir, n, log, nil)
+	return NewWorldOn(ctx, dir, n, log, LedgerOptions{})
 }
 
 // NewSMPPWorld is NewWorld with A's SMSC over SMPP: A's imsi-list queues
 // the messages, its ota-submit job submits them.
 func NewSMPPWorld(ctx context.Context, dir string, n int, log *slog.Logger, o SMPPOptions) (*World, error) {
-	return newWorld(ctx, dir, n, log, &o)
+	return newWorld(ctx, dir, n, log, LedgerOptions{}, &o)
 }
 
-func newWorld(ctx context.Context, dir string, n int, log *slog.Logger, smpp *SMPPOptions) (*World, error) {
+// NewWorldOn is NewWorld with the ledgers where lo says.
+func NewWorldOn(ctx context.Context, dir string, n int, log *slog.Logger, lo LedgerOptions) (*World, error) {
+	return newWorld(ctx, dir, n, log, lo, nil)
+}
+
+func newWorld(ctx context.Context, dir string, n int, log *slog.Logger, lo LedgerOptions, smpp *SMPPOptions) (_ *World, err error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("bench: records must be positive, not %d", n)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dir, err := filepath.Abs(dir)
+	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
 	w := &World{dir: dir, n: n, now: func() time.Time { return time.Now().UTC() }, log: log, keys: map[string]*pgp.Key{}, smpp: smpp}
 	w.cut = w.now().AddDate(0, 0, 1)
+	if lo.URL != "" {
+		if w.pg, err = newPGPlace(ctx, lo); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				w.Close()
+			}
+		}()
+	}
 	for _, d := range []string{"keys", "secrets", "shared/MNOA-to-MNOB", "shared/MNOB-to-MNOA"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, err
@@ -130,7 +171,56 @@ func (w *World) Close() error {
 		}
 	}
 	w.a, w.b = nil, nil
+	if w.pg != nil {
+		for _, schema := range w.pg.schemas {
+			if _, err := w.pg.admin.Exec(`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`); err != nil {
+				w.log.Warn("bench: schema not dropped", "schema", schema, "error", err)
+			}
+		}
+		w.pg.admin.Close()
+		w.pg = nil
+	}
 	return nil
+}
+
+// newPGPlace makes a schema for each party on the server.
+func newPGPlace(ctx context.Context, lo LedgerOptions) (*pgPlace, error) {
+	var pw config.Secret
+	if lo.Password != "" {
+		var err error
+		if pw, err = config.ResolveRef(config.SecretRef(lo.Password)); err != nil {
+			return nil, fmt.Errorf("bench: ledger password: %w", err)
+		}
+		defer pw.Wipe()
+	}
+	admin, err := postgres.OpenSQL(ctx, lo.URL, pw.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	p := &pgPlace{url: lo.URL, password: config.SecretRef(lo.Password), admin: admin, schemas: map[string]string{}}
+	tag := make([]byte, 4)
+	rand.Read(tag)
+	for _, code := range []string{codeA, codeB} {
+		schema := "resub_bench_" + strings.ToLower(code) + "_" + hex.EncodeToString(tag)
+		if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
+			admin.Close()
+			return nil, fmt.Errorf("bench: create schema %s: %w", schema, err)
+		}
+		p.schemas[code] = schema
+	}
+	return p, nil
+}
+
+// ledgerOf is a party's ledger URL in the place.
+func (p *pgPlace) ledgerOf(code string) (string, error) {
+	u, err := url.Parse(p.url)
+	if err != nil {
+		return "", errors.New("bench: not a valid ledger URL")
+	}
+	q := u.Query()
+	q.Set("search_path", p.schemas[code])
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // Dir is the benchmark's folder.
@@ -255,6 +345,16 @@ func (w *World) writeConfig(code string) (string, error) {
 	if w.smpp != nil {
 		// The session's rate, not the profile's, is what is measured.
 		cfg["profiles"].(map[string]any)[profileName].(map[string]any)["rate"] = 1_000_000
+	}
+	if w.pg != nil {
+		u, err := w.pg.ledgerOf(code)
+		if err != nil {
+			return "", err
+		}
+		cfg["ledger"] = u
+		if w.pg.password != "" {
+			cfg["ledger_password"] = string(w.pg.password)
+		}
 	}
 	partners := map[string]any{}
 	var jobList []map[string]any

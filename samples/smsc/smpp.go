@@ -45,8 +45,8 @@ type SMPPServer struct {
 	held   []pdu.PDU
 	// Stats.
 	Submits, Receipts, PoRs, Spoofed atomic.Int64
-	seenMu                  sync.Mutex
-	seen                    map[string]int // submit_sm user data (hex) → times
+	seenMu                           sync.Mutex
+	seen                             map[string]int // submit_sm user data (hex) → times
 }
 
 // Seen counts how often each user data (hex) was submitted.

@@ -1,4 +1,4 @@
-package sqlite
+package sqlite_test
 
 import (
 	"context"
@@ -144,6 +144,40 @@ func TestIMSIAllocationNeverTwice(t *testing.T) {
 	}
 	if _, err := alloc("89003", "req2"); !errors.Is(err, ledger.ErrRangeExhausted) {
 		t.Fatalf("exhausted range: %v", err)
+	}
+}
+
+// The cursor of a range is the ledger's memory of the numbers handed
+// out: within one transaction as across transactions, allocation goes on
+// from it, never back to a lower number (even one whose row is gone).
+func TestIMSICursorWithinOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "l.db"))
+	var got []string
+	err := db.InTx(ctx, func(tx *ledger.Tx) error {
+		for i, iccid := range []string{"89001", "89002", "89003"} {
+			imsi, err := tx.AllocateIMSI(ctx, "b-main", "999990000000001", "999990000000999", iccid, "req")
+			if err != nil {
+				return err
+			}
+			got = append(got, imsi)
+			if i == 0 {
+				if _, err := tx.Exec(ctx, `DELETE FROM imsi_allocations WHERE imsi = ?`, imsi); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[1] != "999990000000002" || got[2] != "999990000000003" {
+		t.Fatalf("allocated %v: went back below the cursor", got)
+	}
+	var next string
+	if err := db.QueryRow(ctx, `SELECT next FROM alloc_cursors WHERE range_name = 'b-main'`).Scan(&next); err != nil || next != "999990000000004" {
+		t.Fatalf("cursor after the transaction %q (%v)", next, err)
 	}
 }
 
