@@ -3,9 +3,9 @@ package ota
 import (
 	"runtime"
 	"sync"
-	"time"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // The IMSI update of a typical profile: 35 octets of script.
