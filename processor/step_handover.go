@@ -2,8 +2,8 @@ package processor
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"resub/formats/native"
@@ -22,41 +22,31 @@ type Handover struct {
 // Name implements SweepStep.
 func (s *Handover) Name() string { return "handover" }
 
-// Apply implements SweepStep.
+// Apply implements SweepStep. The cards are taken by sets
+// (ledger.Tx.HandOver): a few statements over the confirmed cards, however
+// many there are.
 func (s *Handover) Apply(ctx context.Context, w *Work) error {
-	// Streamed: CardsInState reads committed state a page at a time, so
-	// the cards this transaction hands over stay in its pages and memory
-	// stays flat in the number of cards.
-	threeB, i := 0, 0
-	err := w.P.Ledger.CardsInState(ctx, ledger.CardConfirmed, func(c *ledger.Card) error {
-		if c.Recipient != s.Recipient.Code {
-			return nil
+	var threeB []string
+	for name, prof := range w.P.Profiles {
+		if prof.OTA.KeyIndex != nil {
+			threeB = append(threeB, name)
 		}
-		i++
-		if err := w.Tx.Transition(ctx, c.ICCID, []string{ledger.CardConfirmed}, ledger.CardHandedOver, "handover", w.Source, nil); err != nil {
-			var se *ledger.StateError
-			if errors.As(err, &se) {
-				return nil
-			}
-			return err
-		}
-		kind := native.Kind3a
-		if prof := w.P.Profiles[c.Profile]; prof != nil && prof.OTA.KeyIndex != nil {
-			kind = native.Kind3b
-			threeB++
-		}
-		w.Counts.Records++
-		w.Counts.Accepted++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: i, ICCID: c.ICCID, IMSI: c.IMSI,
-			Status: recordAccepted, Partner: s.Recipient.Name, Data: kind})
+	}
+	slices.Sort(threeB)
+	out, err := w.Tx.HandOver(ctx, ledger.HandOver{
+		BatchID: w.BatchID, Recipient: s.Recipient.Code, Partner: s.Recipient.Name,
+		From: ledger.CardConfirmed, To: ledger.CardHandedOver, Event: "handover", Ref: w.Source,
+		Status: recordAccepted, ThreeB: threeB, Kind3a: native.Kind3a, Kind3b: native.Kind3b,
 	})
 	if err != nil {
 		return err
 	}
-	if w.Counts.Records == 0 {
+	w.Counts.Records += out.Cards
+	w.Counts.Accepted += out.Cards
+	if out.Cards == 0 {
 		return nil
 	}
-	if threeB > 0 {
+	if out.ThreeB > 0 {
 		if err := w.PlanTo(ctx, "key-release", native.KeyRelease.Name, s.Manufacturer, "manufacturer"); err != nil {
 			return err
 		}
