@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"resub/formats/native"
 	"resub/processor/ledger"
@@ -129,7 +128,9 @@ func (MSISDNImport) Apply(ctx context.Context, w *Work) error {
 
 // Authorisation records the M2M operator's switch authorisation: which of
 // its cards may move to which recipient from which date. Only the owner of
-// a card may authorise its move.
+// a card may authorise its move. It works by sets
+// (ledger.AuthorisationStage): the lines are staged as they are read and
+// judged and recorded by a few statements at the end.
 type Authorisation struct{}
 
 // InputType implements FileStep.
@@ -137,30 +138,29 @@ func (Authorisation) InputType() string { return native.SwitchAuthorisation.Name
 
 // Apply implements FileStep.
 func (Authorisation) Apply(ctx context.Context, w *Work) error {
-	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		iccid := rec.Get(native.FieldICCID)
-		c, err := w.Tx.Card(ctx, iccid)
-		if errors.Is(err, ledger.ErrNotFound) {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonUnknownICCID, "")
-		}
-		if err != nil {
-			return err
-		}
-		if c.Owner != "" && c.Owner != w.Header.Sender {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonNotAuthorised, "the card belongs to another customer")
-		}
-		if c.Owner == "" {
-			if err := w.Tx.Transition(ctx, iccid, nil, c.State, "owner recorded", w.Source, &ledger.CardUpdate{Owner: &w.Header.Sender}); err != nil {
-				return err
-			}
-		}
+	stage, err := w.Tx.StageAuthorisations(ctx)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
 		date, _ := rec.Date(native.FieldCutoverDate)
-		err = w.Tx.PutAuthorisation(ctx, ledger.Authorisation{ICCID: iccid, Recipient: rec.Get(native.FieldRecipient),
-			FromDate: date.Format("2006-01-02"), Owner: w.Header.Sender, FileID: w.File.ID})
-		if err != nil {
-			return err
-		}
-		w.Counts.Accepted++
-		return w.Tx.Audit(ctx, w.Header.Sender, "authorise", iccid, "to "+rec.Get(native.FieldRecipient)+" from "+date.Format("2006-01-02")+" line "+strconv.Itoa(rec.Line))
+		return stage.Add(ctx, ledger.AuthorisationLine{Line: rec.Line, ICCID: rec.Get(native.FieldICCID),
+			Recipient: rec.Get(native.FieldRecipient), FromDate: date.Format("2006-01-02")})
 	})
+	if err != nil {
+		return err
+	}
+	out, err := stage.Take(ctx, ledger.AuthorisationTake{
+		BatchID: w.BatchID, Partner: w.Partner.Name, Owner: w.Header.Sender, FileID: w.File.ID,
+		Event: "owner recorded", Ref: w.Source, Action: "authorise", Rejected: recordRejected,
+		Unknown:    ledger.Verdict{Reason: ReasonUnknownICCID},
+		OtherOwner: ledger.Verdict{Reason: ReasonNotAuthorised, Detail: "the card belongs to another customer"},
+	})
+	if err != nil {
+		return err
+	}
+	w.Counts.Accepted += out.Accepted
+	w.Counts.Rejected += out.Rejected
+	return nil
 }

@@ -68,15 +68,21 @@ func switchRecords(lines [][3]string) func(func(*native.Record) error) error {
 // out: it is keyed by the party's own master key.
 func dumpLedger(t *testing.T, p *processor.Party) string {
 	t.Helper()
-	var b strings.Builder
-	for _, q := range []string{
+	return dumpQueries(t, p,
 		`SELECT batch_id, line, iccid, imsi, status, reason, detail, partner, data FROM batch_records ORDER BY batch_id, line`,
 		`SELECT iccid, imsi, msisdn, state, profile, algorithm, owner, source, key_index, list_length, new_imsi, recipient, cutover,
 			request_ref, attempts, secrets_fp <> '', created_at, updated_at, released_at, erased_at FROM cards ORDER BY iccid`,
 		`SELECT iccid, at, from_state, to_state, reason, ref FROM card_events ORDER BY iccid, id`,
 		`SELECT * FROM imsi_allocations ORDER BY imsi`,
 		`SELECT * FROM alloc_cursors ORDER BY range_name`,
-	} {
+	)
+}
+
+// dumpQueries is every row of each query, as text.
+func dumpQueries(t *testing.T, p *processor.Party, queries ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, q := range queries {
 		rows, err := p.Ledger.Query(context.Background(), q)
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,121 @@
+package processor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"resub/formats/native"
+	"resub/processor"
+	"resub/processor/ledger"
+	"resub/samples/fleet"
+)
+
+// Every rule of the switch authorisation alone and together — unknown
+// card, another customer's card, the reader's own rejections — an owner
+// recorded where none was known, an authorisation renewed: the set-based
+// step gives the answers listed here and leaves exactly the ledger
+// (cards, events, authorisations, audit trail, answers) the
+// record-at-a-time path leaves on the same input.
+func TestAuthorisationJudgesEveryLine(t *testing.T) {
+	const n = 12
+	strangers, err := fleet.New(fleet.Options{N: 1, ICCIDBody: "8999907", Seed: "stranger"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type line struct {
+		iccid, recipient       string
+		status, reason, detail string // status "" is accepted (no answer line)
+	}
+	run := func(step processor.FileStep) (string, processor.Counts, []line, []ledger.BatchRecord) {
+		ctx := context.Background()
+		w, f, a, _ := setup3a(t, n)
+		c := f.Cards
+		err := a.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+			for i, owner := range map[int]string{1: "M2M", 2: "OTHER", 5: "OTHER"} {
+				if _, err := tx.Exec(ctx, `UPDATE cards SET owner = ? WHERE iccid = ?`, owner, c[i].ICCID); err != nil {
+					return err
+				}
+			}
+			return tx.PutAuthorisation(ctx, ledger.Authorisation{ICCID: c[3].ICCID, Recipient: "MNOB", FromDate: "2026-01-01", Owner: "M2M", FileID: 0})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := []byte(c[9].ICCID)
+		bad[len(bad)-1] = '0' + (bad[len(bad)-1]-'0'+1)%10
+		lines := []line{
+			{c[0].ICCID, "MNOB", "", "", ""},
+			{c[1].ICCID, "MNOB", "", "", ""},
+			{c[2].ICCID, "MNOB", "rejected", processor.ReasonNotAuthorised, "the card belongs to another customer"},
+			{c[3].ICCID, "MNOB", "", "", ""}, // renewed
+			{strangers.Cards[0].ICCID, "MNOB", "rejected", processor.ReasonUnknownICCID, ""},
+			{c[4].ICCID, "MNOC", "", "", ""},
+			{string(bad), "MNOB", "rejected", processor.ReasonInvalid, ""},
+			{c[5].ICCID, "MNOC", "rejected", processor.ReasonNotAuthorised, "the card belongs to another customer"},
+			{c[0].ICCID, "MNOC", "rejected", processor.ReasonDuplicate, ""},
+			{c[6].ICCID, "MNOB", "", "", ""},
+		}
+		cut := w.now.AddDate(0, 0, 2)
+		recs := func(emit func(*native.Record) error) error {
+			r := native.NewRecord(native.SwitchAuthorisation)
+			for _, l := range lines {
+				r.Set(native.FieldICCID, l.iccid)
+				r.Set(native.FieldRecipient, l.recipient)
+				r.Set(native.FieldCutoverDate, cut.Format("2006-01-02"))
+				if err := emit(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		res := w.process(a, "m2m", step, w.send("M2M", "MNOA", native.SwitchAuthorisation, len(lines), false, "", recs))
+		rows, err := a.Ledger.Query(ctx, `SELECT line, status, reason, detail FROM batch_records WHERE batch_id = ? ORDER BY line`, res.BatchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answers []ledger.BatchRecord
+		for rows.Next() {
+			var r ledger.BatchRecord
+			if err := rows.Scan(&r.Line, &r.Status, &r.Reason, &r.Detail); err != nil {
+				t.Fatal(err)
+			}
+			answers = append(answers, r)
+		}
+		rows.Close()
+		var b strings.Builder
+		b.WriteString(dumpLedger(t, a))
+		b.WriteString(dumpQueries(t, a, `SELECT * FROM authorisations ORDER BY iccid, recipient`, `SELECT at, actor, action, subject, detail FROM audit ORDER BY id`))
+		return b.String(), res.Counts, lines, answers
+	}
+	setDump, counts, lines, answers := run(processor.Authorisation{})
+	refDump, refCounts, _, _ := run(processor.AuthorisationPerRecord{})
+
+	var wantRejected []line
+	for _, l := range lines {
+		if l.status != "" {
+			wantRejected = append(wantRejected, l)
+		}
+	}
+	if len(answers) != len(wantRejected) {
+		t.Fatalf("%d answers, want %d", len(answers), len(wantRejected))
+	}
+	for i, l := range wantRejected {
+		r := answers[i]
+		if r.Status != l.status || r.Reason != l.reason || (l.detail != "" && r.Detail != l.detail) {
+			t.Errorf("%s to %s: %s %s %q, want %s %s %q", l.iccid, l.recipient, r.Status, r.Reason, r.Detail, l.status, l.reason, l.detail)
+		}
+	}
+	if counts.Accepted != len(lines)-len(wantRejected) || counts != refCounts {
+		t.Errorf("counts %+v; the record-at-a-time path's %+v", counts, refCounts)
+	}
+	if setDump != refDump {
+		a, b := strings.Split(setDump, "\n"), strings.Split(refDump, "\n")
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("the ledgers differ first at line %d:\nby sets:          %s\nrecord at a time: %s", i, a[i], b[i])
+			}
+		}
+		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
+	}
+}
