@@ -1,0 +1,175 @@
+package processor
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"resub/formats/native"
+	"resub/formats/vendor"
+	"resub/processor/ledger"
+)
+
+// InventoryImportPerRecord is the inventory import of a vendor file as it
+// was done before it worked by sets, a card at a time: the reference the
+// set-based import's ledger is compared with. Native files go the
+// production way.
+type InventoryImportPerRecord struct {
+	InventoryImport
+}
+
+// Native implements RawStep.
+func (s *InventoryImportPerRecord) Native(r *bufio.Reader) bool { return s.InventoryImport.Native(r) }
+
+// ApplyRaw implements RawStep: the SIM vendor's output file. For 3b cards
+// the file may give pair 1 and the list length only; a later pair refuses
+// the whole file as a security error before any card is stored.
+func (s *InventoryImportPerRecord) ApplyRaw(ctx context.Context, w *Work, r io.Reader) error {
+	p := w.P
+	threeB := false
+	if pr := p.Profiles[s.Profile]; pr != nil && pr.OTA.KeyIndex != nil {
+		threeB = true
+	}
+	rd := vendor.NewReader(r, vendor.Options{File: w.File.Name, ICCID: w.Partner.ICCIDRules, KeyList: threeB, MaxLineLength: p.MaxLineBytes})
+	h, err := rd.Header()
+	if err != nil && (h == nil || !native.Recoverable(err)) {
+		return w.Refuse("vendor header: "+firstProblem(err), err)
+	}
+	prof := h.Profile
+	if _, ok := p.Profiles[prof]; !ok || prof == "" {
+		prof = s.Profile
+	}
+	pr := p.Profiles[prof]
+	if pr == nil {
+		return w.Refuse(fmt.Sprintf("no card profile for the file (header says %q, job none)", h.Profile), nil)
+	}
+	for {
+		c, err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if !native.Recoverable(err) || fileLevel(err) {
+				return w.Refuse(firstProblem(err), err)
+			}
+			w.Counts.Records++
+			w.Counts.Rejected++
+			line := 0
+			if ps := native.Problems(err); len(ps) > 0 {
+				line = ps[0].Line
+			}
+			iccid := ""
+			if c != nil {
+				iccid = c.ICCID
+				c.Zero()
+			}
+			if err := w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: line, ICCID: iccid, Status: recordRejected, Reason: reasonOf(err), Detail: firstProblem(err), Partner: w.Partner.Name}); err != nil {
+				return err
+			}
+			continue
+		}
+		w.Counts.Records++
+		err = s.importVendorCard(ctx, w, h, c, pr)
+		c.Zero()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *InventoryImportPerRecord) importVendorCard(ctx context.Context, w *Work, h *vendor.Header, c *vendor.Card, pr *Profile) error {
+	p := w.P
+	reject := func(reason, detail string) error {
+		w.Counts.Rejected++
+		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: c.Line, ICCID: c.ICCID, IMSI: c.IMSI, Status: recordRejected, Reason: reason, Detail: detail, Partner: w.Partner.Name})
+	}
+	secrets := map[string][]byte{}
+	defer wipe(secrets)
+	open := func(name string, v []byte) error {
+		if len(v) == 0 {
+			return nil
+		}
+		if !c.Encrypted {
+			secrets[name] = append([]byte(nil), v...)
+			return nil
+		}
+		if w.Partner.Transport == nil {
+			return fmt.Errorf("secrets encrypted under %q but no transport key configured", h.TransportKey)
+		}
+		b, err := w.Partner.Transport.Unwrap(h.TransportKey + ":" + hex.EncodeToString(v))
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		secrets[name] = b
+		return nil
+	}
+	kvn := 0
+	if err := open(SecKi, c.Ki); err != nil {
+		return reject(ReasonInvalid, err.Error())
+	}
+	if err := open(SecOPc, c.OPc); err != nil {
+		return reject(ReasonInvalid, err.Error())
+	}
+	if len(c.KeySets) > 0 {
+		ks := c.KeySets[0]
+		kvn = ks.KVN
+		for _, kv := range []struct {
+			n string
+			v []byte
+		}{{SecKIc, ks.KIc}, {SecKID, ks.KID}, {SecKIK, ks.KIK}} {
+			if err := open(kv.n, kv.v); err != nil {
+				return reject(ReasonInvalid, err.Error())
+			}
+		}
+	}
+	idx, n := 0, 0
+	if pr.OTA.KeyIndex != nil {
+		idx, n = 1, c.KeyListLength
+		if n == 0 {
+			n = h.KeyListLength
+		}
+		if n < 1 {
+			return reject(ReasonInvalid, "3b card without a key list length")
+		}
+	}
+	alg := c.Algorithm
+	if alg == "" {
+		alg = h.Algorithm
+	}
+	if alg == "" {
+		alg = pr.Algorithm
+	}
+	fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
+	card := &ledger.Card{ICCID: c.ICCID, IMSI: c.IMSI, State: ledger.CardActive, Profile: pr.Name, Algorithm: alg, Source: w.File.Name,
+		KeyIndex: idx, ListLength: n, SecretsFP: fp}
+	created, err := w.Tx.InsertCard(ctx, card)
+	var ce *ledger.ConflictError
+	if errors.As(err, &ce) {
+		return reject(ReasonDuplicate, "card already imported with different secrets")
+	}
+	if err != nil {
+		return err
+	}
+	if created {
+		for name, v := range secrets {
+			if err := p.seal(ctx, w.Tx, c.ICCID, name, idx, v); err != nil {
+				return err
+			}
+		}
+		if kvn > 0 {
+			counter := c.Counter
+			if counter < 0 {
+				counter = 0
+			}
+			if err := w.Tx.PutKeySet(ctx, c.ICCID, ledger.KeySet{KeyIndex: idx, KVN: kvn, Counter: counter}); err != nil {
+				return err
+			}
+		}
+	}
+	w.Counts.Accepted++
+	return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: c.Line, ICCID: c.ICCID, IMSI: c.IMSI, Status: recordAccepted, Partner: w.Partner.Name})
+}
