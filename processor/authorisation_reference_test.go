@@ -9,6 +9,29 @@ import (
 	"resub/processor/ledger"
 )
 
+// MSISDNImportPerRecord is the MSISDN map intake as it was done before it
+// worked by sets, a record at a time: the reference the set-based step's
+// ledger is compared with.
+type MSISDNImportPerRecord struct{}
+
+// InputType implements FileStep.
+func (MSISDNImportPerRecord) InputType() string { return native.MSISDNMap.Name }
+
+// Apply implements FileStep.
+func (MSISDNImportPerRecord) Apply(ctx context.Context, w *Work) error {
+	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		err := w.Tx.SetMSISDN(ctx, rec.Get(native.FieldICCID), rec.Get(native.FieldIMSI), rec.Get(native.FieldMSISDN))
+		if errors.Is(err, ledger.ErrNotFound) {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonUnknownICCID, "no card with this ICCID and IMSI")
+		}
+		if err != nil {
+			return err
+		}
+		w.Counts.Accepted++
+		return nil
+	})
+}
+
 // AuthorisationPerRecord is the switch authorisation as it was done
 // before it worked by sets, a record at a time: the reference the
 // set-based step's ledger is compared with.

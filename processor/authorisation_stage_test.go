@@ -119,3 +119,56 @@ func TestAuthorisationJudgesEveryLine(t *testing.T) {
 		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
 	}
 }
+
+// The MSISDN map by sets: known cards get their MSISDN, an unknown ICCID
+// and a known ICCID with another IMSI are answered; the ledger is the one the record-at-a-time intake
+// leaves.
+func TestMSISDNMapSameAsPerRecord(t *testing.T) {
+	const n = 8
+	strangers, err := fleet.New(fleet.Options{N: 1, ICCIDBody: "8999907", Seed: "stranger"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(step processor.FileStep) (string, processor.Counts) {
+		w, f, a, _ := setup3a(t, n)
+		c := f.Cards
+		lines := [][3]string{
+			{c[0].ICCID, c[0].IMSI, "491700000001"},
+			{strangers.Cards[0].ICCID, strangers.Cards[0].IMSI, "491700000002"},
+			{c[1].ICCID, c[2].IMSI, "491700000003"}, // another card's IMSI
+			{c[3].ICCID, c[3].IMSI, "491700000004"},
+			{c[4].ICCID, c[4].IMSI, "491700000005"},
+		}
+		recs := func(emit func(*native.Record) error) error {
+			r := native.NewRecord(native.MSISDNMap)
+			for _, l := range lines {
+				r.Set(native.FieldICCID, l[0])
+				r.Set(native.FieldIMSI, l[1])
+				r.Set(native.FieldMSISDN, l[2])
+				if err := emit(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		res := w.process(a, "bss", step, w.send("BSS", "MNOA", native.MSISDNMap, len(lines), true, "", recs))
+		return dumpLedger(t, a), res.Counts
+	}
+	setDump, counts := run(processor.MSISDNImport{})
+	refDump, refCounts := run(processor.MSISDNImportPerRecord{})
+	if counts.Accepted != 3 || counts.Rejected != 2 || counts != refCounts {
+		t.Errorf("counts %+v, want 3 accepted and 2 rejected; the record-at-a-time path's %+v", counts, refCounts)
+	}
+	if !strings.Contains(setDump, "no card with this ICCID and IMSI") || !strings.Contains(setDump, "491700000005") {
+		t.Errorf("no answer for the unknown card or no MSISDN set:\n%s", setDump)
+	}
+	if setDump != refDump {
+		a, b := strings.Split(setDump, "\n"), strings.Split(refDump, "\n")
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("the ledgers differ first at line %d:\nby sets:          %s\nrecord at a time: %s", i, a[i], b[i])
+			}
+		}
+		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
+	}
+}

@@ -105,7 +105,7 @@ func (w *Work) unwrapSecrets(rec *native.Record, fields ...string) (map[string][
 }
 
 // MSISDNImport records the MSISDN of each card from the operator's own
-// map (vendor files carry none).
+// map (vendor files carry none). It works by sets (ledger.MSISDNStage).
 type MSISDNImport struct{}
 
 // InputType implements FileStep.
@@ -113,17 +113,25 @@ func (MSISDNImport) InputType() string { return native.MSISDNMap.Name }
 
 // Apply implements FileStep.
 func (MSISDNImport) Apply(ctx context.Context, w *Work) error {
-	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		err := w.Tx.SetMSISDN(ctx, rec.Get(native.FieldICCID), rec.Get(native.FieldIMSI), rec.Get(native.FieldMSISDN))
-		if errors.Is(err, ledger.ErrNotFound) {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonUnknownICCID, "no card with this ICCID and IMSI")
-		}
-		if err != nil {
-			return err
-		}
-		w.Counts.Accepted++
-		return nil
+	stage, err := w.Tx.StageMSISDNs(ctx)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		return stage.Add(ctx, rec.Line, rec.Get(native.FieldICCID), rec.Get(native.FieldIMSI), rec.Get(native.FieldMSISDN))
 	})
+	if err != nil {
+		return err
+	}
+	accepted, rejected, err := stage.Take(ctx, ledger.MSISDNTake{BatchID: w.BatchID, Partner: w.Partner.Name, Rejected: recordRejected,
+		Unknown: ledger.Verdict{Reason: ReasonUnknownICCID, Detail: "no card with this ICCID and IMSI"}})
+	if err != nil {
+		return err
+	}
+	w.Counts.Accepted += accepted
+	w.Counts.Rejected += rejected
+	return nil
 }
 
 // Authorisation records the M2M operator's switch authorisation: which of
