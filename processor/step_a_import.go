@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"resub/formats/native"
@@ -22,63 +21,133 @@ type InventoryImport struct {
 // InputType implements FileStep.
 func (s *InventoryImport) InputType() string { return native.Inventory.Name }
 
-// Apply implements FileStep.
+// Apply implements FileStep. It works by sets (ledger.ImportStage): the
+// cards' secrets are unwrapped from the sender's transport key and sealed
+// under our master key on the other cores while the file is read, the
+// sealed cards are staged in line order, and a few statements judge them
+// against the ledger and store them at the end.
 func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 	p := w.P
-	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		iccid := rec.Get(native.FieldICCID)
-		prof := rec.Get(native.FieldProfile)
-		if prof == "" {
-			prof = s.Profile
-		}
-		pr, ok := p.Profiles[prof]
-		if !ok {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, fmt.Sprintf("unknown card profile %q", prof))
-		}
-		idx, _ := rec.Int(native.FieldKeyIndex)
-		n, _ := rec.Int(native.FieldKeyListLength)
-		if pr.OTA.KeyIndex != nil && (idx == 0 || n == 0) {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "a 3b profile needs key-index and key-list-length")
-		}
-		if pr.OTA.KeyIndex != nil && idx != 1 {
-			// Only pair 1 is ever revealed to the first operator.
-			return w.Refuse(fmt.Sprintf("security error: line %d gives card %s at key index %d; an inventory gives pair 1 only", rec.Line, iccid, idx), nil)
-		}
-		secrets, err := w.unwrapSecrets(rec, native.FieldKi, native.FieldOPc, native.FieldKIc, native.FieldKID, native.FieldKIK)
-		if err != nil {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
-		}
-		defer wipe(secrets)
-		kvn, _ := rec.Int(native.FieldKVN)
-		counter, _ := rec.Int(native.FieldCounter)
-		fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
-		card := &ledger.Card{
-			ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), State: ledger.CardActive, Profile: prof,
-			Algorithm: rec.Get(native.FieldAlgorithm), Source: w.File.Name, KeyIndex: int(idx), ListLength: int(n), SecretsFP: fp,
-		}
-		created, err := w.Tx.InsertCard(ctx, card)
-		var ce *ledger.ConflictError
-		if errors.As(err, &ce) {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonDuplicate, "card already imported with different secrets")
-		}
+	stage, err := w.Tx.StageImport(ctx, importSecrets)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	pipe := newOrderedPipe(ctx, func(it *inventoryItem) error {
+		return sealInventoryCard(p, w.Partner, it)
+	}, func(it *inventoryItem) error {
+		return stage.Add(ctx, it.line)
+	}, nil)
+	defer pipe.stop()
+	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		it, err := s.inventoryItem(w, rec)
 		if err != nil {
 			return err
 		}
-		if created {
-			for name, v := range secrets {
-				if err := p.seal(ctx, w.Tx, iccid, name, int(idx), v); err != nil {
-					return err
-				}
-			}
-			if kvn > 0 {
-				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: rec.Get(native.FieldOTAAlg), KIDAlg: rec.Get(native.FieldOTAAlg), Counter: counter}); err != nil {
-					return err
-				}
-			}
-		}
-		w.Counts.Accepted++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: card.IMSI, Status: recordAccepted, Partner: w.Partner.Name})
+		return pipe.add(it)
 	})
+	if err != nil {
+		return err
+	}
+	if err := pipe.finish(); err != nil {
+		return err
+	}
+	out, err := stage.Take(ctx, ledger.ImportTake{
+		BatchID: w.BatchID, Partner: w.Partner.Name, State: ledger.CardActive, MasterKey: p.Vault.KeyID(),
+		Accepted: recordAccepted, Rejected: recordRejected,
+		OtherSecrets: ledger.Verdict{Reason: ReasonDuplicate, Detail: "card already imported with different secrets"},
+	})
+	if err != nil {
+		return err
+	}
+	w.Counts.Accepted += out.Accepted
+	w.Counts.Rejected += out.Rejected
+	return stage.Close(ctx)
+}
+
+// inventoryItem is one card of a native inventory on its way to the
+// stage: what the stage keeps, and the record's wrapped secret fields by
+// importSecrets (the record itself is reused by the reader).
+type inventoryItem struct {
+	line    ledger.ImportLine
+	wrapped []string
+}
+
+// inventoryItem judges a record by the checks that need neither the
+// ledger nor a key, in the import's order: a known card profile, a 3b
+// card's key index and list length (a later pair than the first refuses
+// the whole file as a security error). A failed check is the line's
+// verdict.
+func (s *InventoryImport) inventoryItem(w *Work, rec *native.Record) (inventoryItem, error) {
+	iccid := rec.Get(native.FieldICCID)
+	prof := rec.Get(native.FieldProfile)
+	if prof == "" {
+		prof = s.Profile
+	}
+	idx, _ := rec.Int(native.FieldKeyIndex)
+	n, _ := rec.Int(native.FieldKeyListLength)
+	kvn, _ := rec.Int(native.FieldKVN)
+	counter, _ := rec.Int(native.FieldCounter)
+	it := inventoryItem{line: ledger.ImportLine{Line: rec.Line, ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), Profile: prof,
+		Algorithm: rec.Get(native.FieldAlgorithm), Source: w.File.Name, KeyIndex: int(idx), ListLength: int(n),
+		KVN: int(kvn), KIcAlg: rec.Get(native.FieldOTAAlg), KIDAlg: rec.Get(native.FieldOTAAlg), Counter: counter}}
+	l := &it.line
+	pr, ok := w.P.Profiles[prof]
+	if !ok {
+		l.Reason, l.Detail = ReasonInvalid, fmt.Sprintf("unknown card profile %q", prof)
+		return it, nil
+	}
+	if pr.OTA.KeyIndex != nil && (idx == 0 || n == 0) {
+		l.Reason, l.Detail = ReasonInvalid, "a 3b profile needs key-index and key-list-length"
+		return it, nil
+	}
+	if pr.OTA.KeyIndex != nil && idx != 1 {
+		// Only pair 1 is ever revealed to the first operator.
+		return it, w.Refuse(fmt.Sprintf("security error: line %d gives card %s at key index %d; an inventory gives pair 1 only", rec.Line, iccid, idx), nil)
+	}
+	it.wrapped = make([]string, len(importSecrets))
+	for i, name := range importSecrets {
+		it.wrapped[i] = rec.Get(name)
+	}
+	return it, nil
+}
+
+// sealInventoryCard unwraps a card's secrets from the sender's transport
+// key (a field that does not open is the line's verdict), seals them under
+// our master key and fingerprints them. A secret that does not seal fails
+// the work.
+func sealInventoryCard(p *Party, from *Partner, it *inventoryItem) error {
+	l := &it.line
+	if l.Reason != "" {
+		return nil
+	}
+	secrets, err := unwrapFields(from, importSecrets, it.wrapped)
+	it.wrapped = nil
+	if err != nil {
+		l.Reason, l.Detail = ReasonInvalid, err.Error()
+		return nil
+	}
+	defer wipe(secrets)
+	return sealImportLine(p.Vault, l, secrets)
+}
+
+// sealImportLine seals a card's opened secrets under the master key into
+// l, by importSecrets, and fingerprints them.
+func sealImportLine(v Vault, l *ledger.ImportLine, secrets map[string][]byte) error {
+	l.Sealed = make([][]byte, len(importSecrets))
+	for i, name := range importSecrets {
+		plain, ok := secrets[name]
+		if !ok {
+			continue
+		}
+		blob, err := v.Seal(secretAAD(l.ICCID, name, l.KeyIndex), plain)
+		if err != nil {
+			return fmt.Errorf("seal %s of %s: %w", name, l.ICCID, err)
+		}
+		l.Sealed[i] = blob
+	}
+	l.SecretsFP = v.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
+	return nil
 }
 
 // unwrapSecrets opens the wrapped secret fields of a record with the

@@ -207,21 +207,7 @@ func (s *InventoryImport) sealVendorCard(p *Party, from *Partner, h *vendor.Head
 		}
 		l.KeyIndex, l.ListLength = 1, n
 	}
-	v := p.Vault
-	l.Sealed = make([][]byte, len(importSecrets))
-	for i, name := range importSecrets {
-		plain, ok := secrets[name]
-		if !ok {
-			continue
-		}
-		blob, err := v.Seal(secretAAD(l.ICCID, name, l.KeyIndex), plain)
-		if err != nil {
-			return fmt.Errorf("seal %s of %s: %w", name, l.ICCID, err)
-		}
-		l.Sealed[i] = blob
-	}
-	l.SecretsFP = v.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
-	return nil
+	return sealImportLine(p.Vault, l, secrets)
 }
 
 // ManufacturerImport is the manufacturer's import of its own batch data:

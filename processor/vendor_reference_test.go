@@ -13,10 +13,9 @@ import (
 	"resub/processor/ledger"
 )
 
-// InventoryImportPerRecord is the inventory import of a vendor file as it
-// was done before it worked by sets, a card at a time: the reference the
-// set-based import's ledger is compared with. Native files go the
-// production way.
+// InventoryImportPerRecord is the inventory import (native file or vendor
+// file) as it was done before it worked by sets, a card at a time: the
+// reference the set-based import's ledger is compared with.
 type InventoryImportPerRecord struct {
 	InventoryImport
 }
@@ -172,4 +171,63 @@ func (s *InventoryImportPerRecord) importVendorCard(ctx context.Context, w *Work
 	}
 	w.Counts.Accepted++
 	return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: c.Line, ICCID: c.ICCID, IMSI: c.IMSI, Status: recordAccepted, Partner: w.Partner.Name})
+}
+
+// Apply implements FileStep.
+func (s *InventoryImportPerRecord) Apply(ctx context.Context, w *Work) error {
+	p := w.P
+	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		iccid := rec.Get(native.FieldICCID)
+		prof := rec.Get(native.FieldProfile)
+		if prof == "" {
+			prof = s.Profile
+		}
+		pr, ok := p.Profiles[prof]
+		if !ok {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, fmt.Sprintf("unknown card profile %q", prof))
+		}
+		idx, _ := rec.Int(native.FieldKeyIndex)
+		n, _ := rec.Int(native.FieldKeyListLength)
+		if pr.OTA.KeyIndex != nil && (idx == 0 || n == 0) {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "a 3b profile needs key-index and key-list-length")
+		}
+		if pr.OTA.KeyIndex != nil && idx != 1 {
+			// Only pair 1 is ever revealed to the first operator.
+			return w.Refuse(fmt.Sprintf("security error: line %d gives card %s at key index %d; an inventory gives pair 1 only", rec.Line, iccid, idx), nil)
+		}
+		secrets, err := w.unwrapSecrets(rec, native.FieldKi, native.FieldOPc, native.FieldKIc, native.FieldKID, native.FieldKIK)
+		if err != nil {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
+		}
+		defer wipe(secrets)
+		kvn, _ := rec.Int(native.FieldKVN)
+		counter, _ := rec.Int(native.FieldCounter)
+		fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
+		card := &ledger.Card{
+			ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), State: ledger.CardActive, Profile: prof,
+			Algorithm: rec.Get(native.FieldAlgorithm), Source: w.File.Name, KeyIndex: int(idx), ListLength: int(n), SecretsFP: fp,
+		}
+		created, err := w.Tx.InsertCard(ctx, card)
+		var ce *ledger.ConflictError
+		if errors.As(err, &ce) {
+			return w.reject(ctx, rec, w.Partner.Name, ReasonDuplicate, "card already imported with different secrets")
+		}
+		if err != nil {
+			return err
+		}
+		if created {
+			for name, v := range secrets {
+				if err := p.seal(ctx, w.Tx, iccid, name, int(idx), v); err != nil {
+					return err
+				}
+			}
+			if kvn > 0 {
+				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: rec.Get(native.FieldOTAAlg), KIDAlg: rec.Get(native.FieldOTAAlg), Counter: counter}); err != nil {
+					return err
+				}
+			}
+		}
+		w.Counts.Accepted++
+		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: card.IMSI, Status: recordAccepted, Partner: w.Partner.Name})
+	})
 }

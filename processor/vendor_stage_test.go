@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"resub/formats/native"
 	"resub/formats/ota"
 	"resub/formats/vendor"
 	"resub/processor"
@@ -201,4 +202,128 @@ func TestVendorImportManyCardsSameAsPerRecord(t *testing.T) {
 	if setDump != refDump {
 		t.Fatal("the ledgers differ")
 	}
+}
+
+// The native inventory by sets, each rule alone and together: an unknown
+// card profile, a 3b card without its key index, a wrapped secret that does
+// not open, a card already here with the same secrets (a no-op) or with
+// others (rejected), the reader's own rejections. The ledger is the one
+// the card-at-a-time import leaves.
+func TestNativeInventorySameAsPerRecord(t *testing.T) {
+	f, err := fleet.New(fleet.Options{N: 10, Seed: "native-stage", KVN: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := fleet.New(fleet.Options{N: 10, Seed: "native-stage-other", KVN: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Cards
+	run := func(step processor.FileStep) (string, processor.Counts, []ledger.BatchRecord) {
+		ctx := context.Background()
+		w := newWorld(t)
+		a := w.party("MNOA", mustRanges(t, "001-01"), nil)
+		w.partner(a, "vendor", "VENDOR", "manufacturer", "tk-va", nil, false)
+		p3b := *w.prof
+		o := *w.prof.OTA
+		o.Name = "usim-3b"
+		o.KeyIndex = &ota.KeyIndexCommand{TAR: ota.TAR{0xb0, 0, 0x20}, Template: ota.APDU{0x80, 0xe2, 0, 0, 1, 0}, IndexOffset: 5}
+		p3b.Name, p3b.OTA = "usim-3b", &o
+		a.Profiles["usim-3b"] = &p3b
+		wrap := processor.NewTransport(w.tks["tk-va"])
+		send := func(cards []*fleet.Card, edit func(i int, r *native.Record)) string {
+			recs := func(emit func(*native.Record) error) error {
+				i := 0
+				return f.InventoryRecords(wrap, w.prof.Name, cards)(func(r *native.Record) error {
+					if edit != nil {
+						edit(i, r)
+					}
+					i++
+					return emit(r)
+				})
+			}
+			return w.send("VENDOR", "MNOA", native.Inventory, len(cards), false, "tk-va", recs)
+		}
+		// Earlier: cards 2 and 3 imported one by one.
+		w.process(a, "vendor", &processor.InventoryImportPerRecord{}, send(c[2:4], nil))
+		otherKi, err := wrap.Wrap(other.Cards[3].Ki(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := w.process(a, "vendor", step, send(c[:9], func(i int, r *native.Record) {
+			switch i {
+			case 1:
+				r.Set(native.FieldProfile, "nope")
+			case 3:
+				r.Set(native.FieldKi, otherKi) // other secrets than those here
+			case 4:
+				r.Set(native.FieldKIc, otherHexDigit(r.Get(native.FieldKIc)))
+			case 5:
+				r.Set(native.FieldProfile, "usim-3b")
+				r.Set(native.FieldKeyIndex, "")
+			case 6: // unknown profile and a secret that does not open: the profile answers
+				r.Set(native.FieldProfile, "nope")
+				r.Set(native.FieldKi, otherHexDigit(r.Get(native.FieldKi)))
+			case 7:
+				r.Set(native.FieldProfile, "usim-3b")
+				r.Set(native.FieldKeyIndex, "1")
+				r.Set(native.FieldKeyListLength, "4")
+			case 8:
+				r.Set(native.FieldAlgorithm, "nonsense")
+			}
+		}))
+		rows, err := a.Ledger.Query(ctx, `SELECT iccid, status, reason, detail FROM batch_records WHERE batch_id = ? ORDER BY line`, res.BatchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs []ledger.BatchRecord
+		for rows.Next() {
+			var r ledger.BatchRecord
+			if err := rows.Scan(&r.ICCID, &r.Status, &r.Reason, &r.Detail); err != nil {
+				t.Fatal(err)
+			}
+			rs = append(rs, r)
+		}
+		rows.Close()
+		return dumpLedger(t, a) + dumpQueries(t, a,
+			`SELECT iccid, name, key_index, master_key, length(blob) > 0 FROM card_secrets ORDER BY iccid, name, key_index`,
+			`SELECT * FROM key_sets ORDER BY iccid, key_index, kvn`), res.Counts, rs
+	}
+	setDump, counts, answers := run(&processor.InventoryImport{})
+	refDump, refCounts, _ := run(&processor.InventoryImportPerRecord{})
+	want := []struct{ status, reason, detail string }{
+		{"accepted", "", ""}, {"rejected", processor.ReasonInvalid, `unknown card profile "nope"`}, {"accepted", "", ""},
+		{"rejected", processor.ReasonDuplicate, "card already imported with different secrets"},
+		{"rejected", processor.ReasonInvalid, "kic: "}, {"rejected", processor.ReasonInvalid, "a 3b profile needs key-index and key-list-length"},
+		{"rejected", processor.ReasonInvalid, `unknown card profile "nope"`}, {"accepted", "", ""}, {"rejected", processor.ReasonInvalid, ""},
+	}
+	if len(answers) != len(want) {
+		t.Fatalf("%d answers, want %d: %+v", len(answers), len(want), answers)
+	}
+	for i, wnt := range want {
+		r := answers[i]
+		if r.Status != wnt.status || r.Reason != wnt.reason || !strings.HasPrefix(r.Detail, wnt.detail) {
+			t.Errorf("line %d: %s %s %q, want %s %s %q…", i+1, r.Status, r.Reason, r.Detail, wnt.status, wnt.reason, wnt.detail)
+		}
+	}
+	if counts != refCounts {
+		t.Errorf("counts %+v; the card-at-a-time import's %+v", counts, refCounts)
+	}
+	if setDump != refDump {
+		a, b := strings.Split(setDump, "\n"), strings.Split(refDump, "\n")
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("the ledgers differ first at line %d:\nby sets:        %s\ncard at a time: %s", i, a[i], b[i])
+			}
+		}
+		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
+	}
+}
+
+// otherHexDigit changes the last hex digit of a wrapped field.
+func otherHexDigit(s string) string {
+	if s[len(s)-1] == 'a' {
+		return s[:len(s)-1] + "b"
+	}
+	return s[:len(s)-1] + "a"
 }
