@@ -163,11 +163,7 @@ func (p *Party) script(m *ledger.Message, c *ledger.Card, prof *Profile) ([]ota.
 	var ef [ota.EFIMSILen]byte
 	switch m.Kind {
 	case msgUpdate:
-		change := ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)}
-		if prof.OTA.KeyIndex != nil && prof.OTA.KeyIndex.WithUpdate {
-			change.KeyIndex = c.KeyIndex + 1
-		}
-		return prof.OTA.UpdateScript(change)
+		return prof.OTA.UpdateScript(p.updateChange(c, prof))
 	case msgProbe:
 		// Select and read EF_IMSI: the PoR shows which IMSI the card
 		// holds now (an RFM session starts with no EF selected).
@@ -184,6 +180,15 @@ func (p *Party) script(m *ledger.Message, c *ledger.Card, prof *Profile) ([]ota.
 		return a, ef, err
 	}
 	return nil, ef, fmt.Errorf("unknown message kind %q", m.Kind)
+}
+
+// updateChange is the IMSI change an update message makes on card c.
+func (p *Party) updateChange(c *ledger.Card, prof *Profile) ota.Change {
+	change := ota.Change{NewIMSI: c.NewIMSI, NewMNCLen: p.newMNCLen(c), OldMNCLen: mncLen(c.IMSI, p.Ranges)}
+	if prof.OTA.KeyIndex != nil && prof.OTA.KeyIndex.WithUpdate {
+		change.KeyIndex = c.KeyIndex + 1
+	}
+	return change
 }
 
 // newMNCLen is the MNC length of the card's new IMSI: from the
@@ -291,10 +296,12 @@ const otaPageSize = 1024
 // hex text of the segments of the page's messages it built, one after the
 // other.
 type otaWorker struct {
-	enc  ota.Encoder
-	data []byte
-	text []byte
-	ends []int // end of each message's text in text, in the worker's order
+	enc    ota.Encoder
+	script ota.ScriptBuffer
+	aad    []byte
+	data   []byte
+	text   []byte
+	ends   []int // end of each message's text in text, in the worker's order
 }
 
 func newOTAWorkers() []*otaWorker {
@@ -351,7 +358,13 @@ func (p *Party) buildMessageWith(w *otaWorker, m *ledger.Message, c *ledger.Card
 	if prof == nil {
 		return ota.Message{}, fmt.Errorf("card %s: profile %s not configured", c.ICCID, c.Profile)
 	}
-	apdus, _, err := p.script(m, c, prof)
+	var apdus []ota.APDU
+	var err error
+	if m.Kind == msgUpdate {
+		apdus, _, err = prof.OTA.UpdateScriptInto(&w.script, p.updateChange(c, prof))
+	} else {
+		apdus, _, err = p.script(m, c, prof)
+	}
 	if err != nil {
 		return ota.Message{}, err
 	}
@@ -371,7 +384,8 @@ func (p *Party) buildMessageWith(w *otaWorker, m *ledger.Message, c *ledger.Card
 		default:
 			continue
 		}
-		b, err := p.Vault.Open(secretAAD(c.ICCID, s.Name, s.KeyIndex), s.Blob)
+		w.aad = appendSecretAAD(w.aad[:0], c.ICCID, s.Name, s.KeyIndex)
+		b, err := p.Vault.Open(w.aad, s.Blob)
 		if err != nil {
 			return ota.Message{}, fmt.Errorf("open %s of %s: %w", s.Name, c.ICCID, err)
 		}

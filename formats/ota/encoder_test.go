@@ -235,3 +235,33 @@ func cbc(k1, k2 cipher.Block, x, b []byte) {
 		copy(b[i:], x)
 	}
 }
+
+// One ScriptBuffer reused card after card gives every card UpdateScript's
+// script, and, once grown, builds a script without allocating.
+func TestUpdateScriptIntoReused(t *testing.T) {
+	p := testProfile()
+	p.Invalidate5GSLOCI = true
+	p.GSMIMSIPath = Path{FIDMF, FIDDFGSM, FIDIMSI}
+	changes := []Change{
+		{NewIMSI: "262420123456789", NewMNCLen: 2, OldMNCLen: 2},
+		{NewIMSI: "310260123456789", NewMNCLen: 3, OldMNCLen: 2},
+		{NewIMSI: "26242012345678", NewMNCLen: 2, OldMNCLen: 3},
+	}
+	var sb ScriptBuffer
+	for round := range 2 {
+		for _, c := range changes {
+			want, wantEF, err := p.UpdateScript(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ef, err := p.UpdateScriptInto(&sb, c)
+			if err != nil || hexAPDUs(got) != hexAPDUs(want) || ef != wantEF {
+				t.Errorf("round %d %s:\n got %s\nwant %s (%v)", round, c.NewIMSI, hexAPDUs(got), hexAPDUs(want), err)
+			}
+		}
+	}
+	c := changes[1]
+	if n := testing.AllocsPerRun(100, func() { p.UpdateScriptInto(&sb, c) }); n != 0 {
+		t.Errorf("%.0f allocations a script", n)
+	}
+}
