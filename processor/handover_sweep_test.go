@@ -1,7 +1,9 @@
 package processor_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -9,6 +11,7 @@ import (
 	"resub/formats/ota"
 	"resub/processor"
 	"resub/processor/ledger"
+	"resub/samples/fleet"
 )
 
 // The handover sweep by sets takes exactly the cards the card-at-a-time
@@ -17,7 +20,7 @@ import (
 // the profile, and leaves the same ledger and the same handover and
 // key-release files.
 func TestHandoverSweepSameAsPerRecord(t *testing.T) {
-	const n = 40
+	const n = 120 // several cards a core
 	run := func(step func(a *processor.Party) processor.SweepStep) (string, *processor.Result, map[string][]string) {
 		ctx := context.Background()
 		w, f, a, _ := setup3a(t, n)
@@ -60,14 +63,25 @@ func TestHandoverSweepSameAsPerRecord(t *testing.T) {
 		}
 		w.deliverAll(a, res.Outputs)
 		files := map[string][]string{}
+		tk := processor.NewTransport(w.tks["tk-ab"])
+		byICCID := map[string]*fleet.Card{}
+		for _, c := range f.Cards {
+			byICCID[c.ICCID] = c
+		}
 		for _, out := range res.Outputs {
 			_, recs := w.readOutput(a, out)
 			for _, r := range recs {
 				var vals []string
+				card := byICCID[r.Get(native.FieldICCID)]
 				for _, f := range r.Schema().Fields {
-					if f.Name == native.FieldKi || f.Name == native.FieldOPc || f.Name == native.FieldKIc || f.Name == native.FieldKID || f.Name == native.FieldKIK {
-						// Wrapped afresh: compare that it is there.
-						vals = append(vals, f.Name+"="+map[bool]string{true: "set", false: ""}[r.Get(f.Name) != ""])
+					if plain, ok := secretOf(card, f.Name); ok && out.Type == "handover" && r.Get(native.FieldKind) == native.Kind3a {
+						// Wrapped afresh for B: it must open under B's
+						// transport key to the card's own secret.
+						got, err := tk.Unwrap(r.Get(f.Name))
+						if err != nil || !bytes.Equal(got, plain) {
+							t.Errorf("%s of %s: %x, %v; want the card's %x", f.Name, card.ICCID, got, err, plain)
+						}
+						vals = append(vals, f.Name+"="+hex.EncodeToString(got))
 						continue
 					}
 					vals = append(vals, f.Name+"="+r.Get(f.Name))
@@ -109,4 +123,25 @@ func TestHandoverSweepSameAsPerRecord(t *testing.T) {
 		}
 		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
 	}
+}
+
+// secretOf is a fleet card's secret of a handover field.
+func secretOf(c *fleet.Card, field string) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	ks := c.Keys(1)
+	switch field {
+	case native.FieldKi:
+		return c.Ki(1), true
+	case native.FieldOPc:
+		return c.OPc, true
+	case native.FieldKIc:
+		return ks.KIc, true
+	case native.FieldKID:
+		return ks.KID, true
+	case native.FieldKIK:
+		return ks.KIK, true
+	}
+	return nil, false
 }

@@ -3,11 +3,14 @@ package processor
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 
 	"resub/formats/native"
 	"resub/processor/ledger"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Handover is the donor's sweep over confirmed cards: each card that moved
@@ -66,9 +69,18 @@ var renderHandover = &renderer{
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
 		to := p.Partners[o.Partner]
 		rec := native.NewRecord(native.Handover)
+		wrapped := make([][]string, cardPageSize)
 		return p.Ledger.BatchCardPages(ctx, o.BatchID, o.Partner, "", cardPageSize, func(page []ledger.BatchCard) error {
-			for _, bc := range page {
-				if err := p.handoverRecord(rec, to, bc); err != nil {
+			if len(page) > len(wrapped) {
+				wrapped = make([][]string, len(page))
+			}
+			if err := p.rewrapPage(ctx, to, page, wrapped[:len(page)]); err != nil {
+				return err
+			}
+			for j, bc := range page {
+				err := p.handoverRecord(rec, to, bc, wrapped[j])
+				wrapped[j] = nil
+				if err != nil {
 					return err
 				}
 				if err := emit(rec); err != nil {
@@ -83,8 +95,59 @@ var renderHandover = &renderer{
 // cardPageSize is how many batch records a renderer reads at a time.
 const cardPageSize = 1000
 
-// handoverRecord fills rec with one card of a handover batch.
-func (p *Party) handoverRecord(rec *native.Record, to *Partner, bc ledger.BatchCard) error {
+// handoverSecretFields are the secret fields of a 3a handover record, in
+// the order rewrapPage gives them.
+var handoverSecretFields = []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK}
+
+// rewrapPage re-wraps the secrets of a page's 3a cards under the
+// recipient's transport key, on every core: worker k takes cards k, k+W,
+// k+2W …, each result in its own slot. wrapped[j] holds card j's fields by
+// handoverSecretFields ("" where the card has none); nil for a card that
+// carries no secrets.
+func (p *Party) rewrapPage(ctx context.Context, to *Partner, page []ledger.BatchCard, wrapped [][]string) error {
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(page)/16))
+	g, ctx := errgroup.WithContext(ctx)
+	for k := range workers {
+		g.Go(func() error {
+			for j := k; j < len(page); j += workers {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				bc := page[j]
+				if bc.Card == nil || bc.Record.Data == native.KindCancel || bc.Record.Data == native.Kind3b {
+					continue
+				}
+				if to.Transport == nil {
+					return fmt.Errorf("handover to %s: no transport key configured", to.Name)
+				}
+				secrets, err := p.openSecrets(bc.Card.ICCID, bc.Secrets)
+				if err != nil {
+					return err
+				}
+				fields := make([]string, len(handoverSecretFields))
+				for i, name := range handoverSecretFields {
+					v, ok := secrets[name]
+					if !ok {
+						continue
+					}
+					if fields[i], err = to.Transport.Wrap(v); err != nil {
+						wipe(secrets)
+						return fmt.Errorf("wrap %s: %w", name, err)
+					}
+				}
+				wipe(secrets)
+				wrapped[j] = fields
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// handoverRecord fills rec with one card of a handover batch; wrapped
+// are its secret fields already re-wrapped for the recipient
+// (rewrapPage).
+func (p *Party) handoverRecord(rec *native.Record, to *Partner, bc ledger.BatchCard, wrapped []string) error {
 	r, c := bc.Record, bc.Card
 	if c == nil {
 		return fmt.Errorf("card %s: %w", r.ICCID, ledger.ErrNotFound)
@@ -110,13 +173,13 @@ func (p *Party) handoverRecord(rec *native.Record, to *Partner, bc ledger.BatchC
 	if to.Transport == nil {
 		return fmt.Errorf("handover to %s: no transport key configured", to.Name)
 	}
-	secrets, err := p.openSecrets(c.ICCID, bc.Secrets)
-	if err != nil {
-		return err
+	if len(wrapped) != len(handoverSecretFields) {
+		return fmt.Errorf("card %s: secrets not re-wrapped", c.ICCID)
 	}
-	defer wipe(secrets)
-	if err := wrapInto(rec, to.Transport, secrets, SecKi, SecOPc, SecKIc, SecKID, SecKIK); err != nil {
-		return err
+	for i, name := range handoverSecretFields {
+		if wrapped[i] != "" {
+			rec.Set(name, wrapped[i])
+		}
 	}
 	rec.Set(native.FieldAlgorithm, c.Algorithm)
 	for _, k := range bc.KeySets {
