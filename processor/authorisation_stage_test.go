@@ -121,7 +121,9 @@ func TestAuthorisationJudgesEveryLine(t *testing.T) {
 }
 
 // The MSISDN map by sets: known cards get their MSISDN, an unknown ICCID
-// and a known ICCID with another IMSI are answered; the ledger is the one the record-at-a-time intake
+// and a known ICCID with another IMSI are answered, a line that repeats an
+// earlier line's ICCID, IMSI or MSISDN is a duplicate in the reader's
+// words (the stage finds them); the ledger is the one the record-at-a-time intake
 // leaves.
 func TestMSISDNMapSameAsPerRecord(t *testing.T) {
 	const n = 8
@@ -133,11 +135,15 @@ func TestMSISDNMapSameAsPerRecord(t *testing.T) {
 		w, f, a, _ := setup3a(t, n)
 		c := f.Cards
 		lines := [][3]string{
-			{c[0].ICCID, c[0].IMSI, "491700000001"},
-			{strangers.Cards[0].ICCID, strangers.Cards[0].IMSI, "491700000002"},
-			{c[1].ICCID, c[2].IMSI, "491700000003"}, // another card's IMSI
-			{c[3].ICCID, c[3].IMSI, "491700000004"},
-			{c[4].ICCID, c[4].IMSI, "491700000005"},
+			{c[0].ICCID, c[0].IMSI, "49170000000001"},
+			{strangers.Cards[0].ICCID, strangers.Cards[0].IMSI, "49170000000002"},
+			{c[1].ICCID, c[2].IMSI, "49170000000003"}, // another card's IMSI
+			{c[3].ICCID, c[3].IMSI, "49170000000004"},
+			{c[4].ICCID, c[4].IMSI, "49170000000005"},
+			// Repeats of an earlier line: its IMSI, its MSISDN, its ICCID.
+			{c[5].ICCID, c[0].IMSI, "49170000000006"},
+			{c[6].ICCID, c[6].IMSI, "49170000000001"},
+			{c[0].ICCID, c[7].IMSI, "49170000000008"},
 		}
 		recs := func(emit func(*native.Record) error) error {
 			r := native.NewRecord(native.MSISDNMap)
@@ -156,10 +162,10 @@ func TestMSISDNMapSameAsPerRecord(t *testing.T) {
 	}
 	setDump, counts := run(processor.MSISDNImport{})
 	refDump, refCounts := run(processor.MSISDNImportPerRecord{})
-	if counts.Accepted != 3 || counts.Rejected != 2 || counts != refCounts {
-		t.Errorf("counts %+v, want 3 accepted and 2 rejected; the record-at-a-time path's %+v", counts, refCounts)
+	if counts.Accepted != 3 || counts.Rejected != 5 || counts != refCounts {
+		t.Errorf("counts %+v, want 3 accepted and 5 rejected; the record-at-a-time path's %+v", counts, refCounts)
 	}
-	if !strings.Contains(setDump, "no card with this ICCID and IMSI") || !strings.Contains(setDump, "491700000005") {
+	if !strings.Contains(setDump, "no card with this ICCID and IMSI") || !strings.Contains(setDump, "49170000000005") {
 		t.Errorf("no answer for the unknown card or no MSISDN set:\n%s", setDump)
 	}
 	if setDump != refDump {
@@ -170,5 +176,36 @@ func TestMSISDNMapSameAsPerRecord(t *testing.T) {
 			}
 		}
 		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
+	}
+}
+
+// A repeated MSISDN of any length is a duplicate: the stage compares the
+// values themselves (the reader's compact keys took only MSISDNs of 14
+// or 15 digits).
+func TestMSISDNMapRepeatedShortMSISDN(t *testing.T) {
+	w, f, a, _ := setup3a(t, 3)
+	c := f.Cards
+	recs := func(emit func(*native.Record) error) error {
+		r := native.NewRecord(native.MSISDNMap)
+		for i, m := range []string{"491700000001", "491700000001"} {
+			r.Set(native.FieldICCID, c[i].ICCID)
+			r.Set(native.FieldIMSI, c[i].IMSI)
+			r.Set(native.FieldMSISDN, m)
+			if err := emit(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	res := w.process(a, "bss", processor.MSISDNImport{}, w.send("BSS", "MNOA", native.MSISDNMap, 2, true, "", recs))
+	if res.Counts.Accepted != 1 || res.Counts.Rejected != 1 {
+		t.Fatalf("counts %+v", res.Counts)
+	}
+	var reason, detail string
+	if err := a.Ledger.QueryRow(context.Background(), `SELECT reason, detail FROM batch_records WHERE batch_id = ?`, res.BatchID).Scan(&reason, &detail); err != nil {
+		t.Fatal(err)
+	}
+	if reason != processor.ReasonDuplicate || !strings.HasSuffix(detail, ": msisdn: duplicate within the file: 491700000001") {
+		t.Errorf("answer %s %q", reason, detail)
 	}
 }

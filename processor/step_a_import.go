@@ -180,6 +180,10 @@ type MSISDNImport struct{}
 // InputType implements FileStep.
 func (MSISDNImport) InputType() string { return native.MSISDNMap.Name }
 
+// findsDuplicates: the stage finds repeated ICCIDs, IMSIs and MSISDNs, so
+// that the reader keeps nothing per record.
+func (MSISDNImport) findsDuplicates() bool { return true }
+
 // Apply implements FileStep.
 func (MSISDNImport) Apply(ctx context.Context, w *Work) error {
 	stage, err := w.Tx.StageMSISDNs(ctx)
@@ -194,7 +198,10 @@ func (MSISDNImport) Apply(ctx context.Context, w *Work) error {
 		return err
 	}
 	accepted, rejected, err := stage.Take(ctx, ledger.MSISDNTake{BatchID: w.BatchID, Partner: w.Partner.Name, Rejected: recordRejected,
-		Unknown: ledger.Verdict{Reason: ReasonUnknownICCID, Detail: "no card with this ICCID and IMSI"}})
+		DuplicateICCID:  duplicateVerdict(w, native.FieldICCID),
+		DuplicateIMSI:   duplicateVerdict(w, native.FieldIMSI),
+		DuplicateMSISDN: duplicateVerdict(w, native.FieldMSISDN),
+		Unknown:         ledger.Verdict{Reason: ReasonUnknownICCID, Detail: "no card with this ICCID and IMSI"}})
 	if err != nil {
 		return err
 	}
@@ -212,6 +219,10 @@ type Authorisation struct{}
 
 // InputType implements FileStep.
 func (Authorisation) InputType() string { return native.SwitchAuthorisation.Name }
+
+// findsDuplicates: the stage finds repeated ICCIDs, so that the reader
+// keeps nothing per record.
+func (Authorisation) findsDuplicates() bool { return true }
 
 // Apply implements FileStep.
 func (Authorisation) Apply(ctx context.Context, w *Work) error {
@@ -231,8 +242,9 @@ func (Authorisation) Apply(ctx context.Context, w *Work) error {
 	out, err := stage.Take(ctx, ledger.AuthorisationTake{
 		BatchID: w.BatchID, Partner: w.Partner.Name, Owner: w.Header.Sender, FileID: w.File.ID,
 		Event: "owner recorded", Ref: w.Source, Action: "authorise", Rejected: recordRejected,
-		Unknown:    ledger.Verdict{Reason: ReasonUnknownICCID},
-		OtherOwner: ledger.Verdict{Reason: ReasonNotAuthorised, Detail: "the card belongs to another customer"},
+		DuplicateICCID: duplicateVerdict(w, native.FieldICCID),
+		Unknown:        ledger.Verdict{Reason: ReasonUnknownICCID},
+		OtherOwner:     ledger.Verdict{Reason: ReasonNotAuthorised, Detail: "the card belongs to another customer"},
 	})
 	if err != nil {
 		return err

@@ -126,6 +126,10 @@ type SwitchRequest struct {
 // InputType implements FileStep.
 func (s *SwitchRequest) InputType() string { return native.SwitchRequest.Name }
 
+// findsDuplicates: the stage finds repeated ICCIDs, so that the reader
+// keeps nothing per record.
+func (s *SwitchRequest) findsDuplicates() bool { return true }
+
 // Apply implements FileStep.
 func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 	p := w.P
@@ -161,8 +165,9 @@ func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 		BatchID: w.BatchID, State: cardRequested, Reopen: []string{cardRejectedAtDonor, ledger.CardReleased},
 		Event: "switch request", Owner: w.Header.Sender, Ranges: ranges,
 		Accepted: recordRequested, Rejected: recordRejected,
-		OtherState: ledger.Verdict{Reason: ReasonAlreadyMoving, Detail: "card is ", DetailEnd: " here"},
-		Exhausted:  ledger.Verdict{Reason: ReasonInternal, Detail: "no free IMSI in our ranges"},
+		DuplicateICCID: duplicateVerdict(w, native.FieldICCID),
+		OtherState:     ledger.Verdict{Reason: ReasonAlreadyMoving, Detail: "card is ", DetailEnd: " here"},
+		Exhausted:      ledger.Verdict{Reason: ReasonInternal, Detail: "no free IMSI in our ranges"},
 	})
 	if err != nil {
 		return err

@@ -68,9 +68,13 @@ type AuthorisationTake struct {
 	// audit action of each authorisation.
 	Event, Ref, Action string
 	Rejected           string // the status of a rejected line's record
-	// The rules, in order.
-	Unknown    Verdict // no card with the ICCID
-	OtherOwner Verdict // the card belongs to another customer
+	// The rules, in order. DuplicateICCID, when it has a reason, rejects a
+	// line whose ICCID an earlier line has (Detail + line + DetailEnd +
+	// ICCID): the stage finds repeats, so the reader keeps nothing per
+	// record.
+	DuplicateICCID Verdict
+	Unknown        Verdict // no card with the ICCID
+	OtherOwner     Verdict // the card belongs to another customer
 }
 
 // AuthorisationOutcome counts a Take's lines.
@@ -92,6 +96,9 @@ func (s *AuthorisationStage) Take(ctx context.Context, o AuthorisationTake) (Aut
 		query string
 		args  []any
 	}{
+		{"repeated ICCIDs", `UPDATE ` + st + ` SET reason = ?, detail = ? || line || ? || iccid
+			WHERE ? <> '' AND EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.iccid = ` + st + `.iccid AND d.line < ` + st + `.line)`,
+			[]any{o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd, o.DuplicateICCID.Reason}},
 		{"cards", `UPDATE ` + st + ` SET known = 1, owner = (SELECT c.owner FROM cards c WHERE c.iccid = ` + st + `.iccid)
 			WHERE EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid)`, nil},
 		{"unknown cards", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND known = 0`, []any{o.Unknown.Reason, o.Unknown.Detail}},

@@ -30,9 +30,13 @@ func (t *Tx) StageMSISDNs(ctx context.Context) (*MSISDNStage, error) {
   iccid  TEXT NOT NULL,
   imsi   TEXT NOT NULL,
   msisdn TEXT NOT NULL,
-  known  INTEGER NOT NULL DEFAULT 0
+  known  INTEGER NOT NULL DEFAULT 0,
+  reason TEXT NOT NULL DEFAULT '',
+  detail TEXT NOT NULL DEFAULT ''
 )`,
 		`CREATE INDEX ` + msisdnTable + `_iccid ON ` + msisdnTable + ` (iccid)`,
+		`CREATE INDEX ` + msisdnTable + `_imsi ON ` + msisdnTable + ` (imsi)`,
+		`CREATE INDEX ` + msisdnTable + `_msisdn ON ` + msisdnTable + ` (msisdn)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("msisdn stage: %w", err)
@@ -56,8 +60,13 @@ func (s *MSISDNStage) Add(ctx context.Context, line int, iccid, imsi, msisdn str
 type MSISDNTake struct {
 	BatchID  int64
 	Partner  string
-	Rejected string  // the status of a rejected line's record
-	Unknown  Verdict // no card with the ICCID and IMSI
+	Rejected string // the status of a rejected line's record
+	// The rules, in order. The Duplicate verdicts, when they have a
+	// reason, reject a line whose ICCID, IMSI or MSISDN an earlier line
+	// has (Detail + line + DetailEnd + value): the stage finds repeats, so
+	// the reader keeps nothing per record.
+	DuplicateICCID, DuplicateIMSI, DuplicateMSISDN Verdict
+	Unknown                                        Verdict // no card with the ICCID and IMSI
 }
 
 // Take sets the MSISDNs and answers the lines of unknown cards. It
@@ -69,19 +78,34 @@ func (s *MSISDNStage) Take(ctx context.Context, o MSISDNTake) (accepted, rejecte
 	}
 	now := ts(t.Now())
 	st := msisdnTable
-	for _, q := range []struct {
+	type step struct {
 		what  string
 		query string
 		args  []any
-	}{
-		{"cards", `UPDATE ` + st + ` SET known = 1 WHERE EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid AND c.imsi = ` + st + `.imsi)`, nil},
-		{"msisdns", `UPDATE cards SET msisdn = s.msisdn, updated_at = ? FROM ` + st + ` s WHERE cards.iccid = s.iccid AND cards.imsi = s.imsi`, []any{now}},
-		{"answers", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
-			SELECT ?, line, iccid, imsi, ?, ?, ?, ?, '' FROM ` + st + ` WHERE known = 0 ORDER BY line
+	}
+	var steps []step
+	for _, d := range []struct {
+		col string
+		v   Verdict
+	}{{"iccid", o.DuplicateICCID}, {"imsi", o.DuplicateIMSI}, {"msisdn", o.DuplicateMSISDN}} {
+		if d.v.Reason == "" {
+			continue
+		}
+		steps = append(steps, step{"repeated " + d.col + "s", `UPDATE ` + st + ` SET reason = ?, detail = ? || line || ? || ` + d.col + `
+			WHERE reason = '' AND EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.` + d.col + ` = ` + st + `.` + d.col + ` AND d.line < ` + st + `.line)`,
+			[]any{d.v.Reason, d.v.Detail, d.v.DetailEnd}})
+	}
+	steps = append(steps,
+		step{"cards", `UPDATE ` + st + ` SET known = 1 WHERE reason = '' AND EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid AND c.imsi = ` + st + `.imsi)`, nil},
+		step{"unknown cards", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND known = 0`, []any{o.Unknown.Reason, o.Unknown.Detail}},
+		step{"msisdns", `UPDATE cards SET msisdn = s.msisdn, updated_at = ? FROM ` + st + ` s WHERE cards.iccid = s.iccid AND cards.imsi = s.imsi AND s.known = 1`, []any{now}},
+		step{"answers", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
+			SELECT ?, line, iccid, imsi, ?, reason, detail, ?, '' FROM ` + st + ` WHERE reason <> '' ORDER BY line
 			ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
 				reason = excluded.reason, detail = excluded.detail, partner = excluded.partner, data = excluded.data`,
-			[]any{o.BatchID, o.Rejected, o.Unknown.Reason, o.Unknown.Detail, o.Partner}},
-	} {
+			[]any{o.BatchID, o.Rejected, o.Partner}},
+	)
+	for _, q := range steps {
 		if _, err := t.Exec(ctx, q.query, q.args...); err != nil {
 			return 0, 0, fmt.Errorf("msisdn stage: %s: %w", q.what, err)
 		}

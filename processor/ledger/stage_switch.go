@@ -116,6 +116,11 @@ type SwitchTake struct {
 	Ranges []IMSIRange
 	// Accepted and Rejected are the batch record statuses of the lines.
 	Accepted, Rejected string
+	// DuplicateICCID, when it has a reason, rejects a line whose ICCID an
+	// earlier line has (Detail + line + DetailEnd + ICCID), before every
+	// other rule and the staged verdicts: the stage finds repeats, so
+	// the reader keeps nothing per record.
+	DuplicateICCID Verdict
 	// The rules, in order after the staged verdicts: the first that holds
 	// rejects a line.
 	OtherState Verdict // the card is here in a state not in Reopen: Detail + state + DetailEnd
@@ -147,6 +152,13 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 		reopen = placeholders(len(o.Reopen))
 		for _, st := range o.Reopen {
 			reopenArgs = append(reopenArgs, st)
+		}
+	}
+	if o.DuplicateICCID.Reason != "" {
+		if _, err := t.Exec(ctx, `UPDATE `+switchTable+` SET reason = ?, detail = ? || line || ? || iccid
+			WHERE EXISTS (SELECT 1 FROM `+switchTable+` d WHERE d.iccid = `+switchTable+`.iccid AND d.line < `+switchTable+`.line)`,
+			o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd); err != nil {
+			return out, fmt.Errorf("switch stage: repeated ICCIDs: %w", err)
 		}
 	}
 	steps := []struct {
