@@ -32,7 +32,7 @@ func (t *Tx) StageAuthorisations(ctx context.Context) (*AuthorisationStage, erro
 	if err := s.drop(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := t.tx.ExecContext(ctx, `CREATE TEMP TABLE `+authTable+` (
+	for _, q := range []string{`CREATE TEMP TABLE ` + authTable + ` (
   line      INTEGER PRIMARY KEY,
   iccid     TEXT NOT NULL,
   recipient TEXT NOT NULL,
@@ -41,8 +41,13 @@ func (t *Tx) StageAuthorisations(ctx context.Context) (*AuthorisationStage, erro
   detail    TEXT NOT NULL DEFAULT '',
   known     INTEGER NOT NULL DEFAULT 0,
   owner     TEXT NOT NULL DEFAULT ''
-)`); err != nil {
-		return nil, fmt.Errorf("authorisation stage: %w", err)
+)`,
+		// Repeated ICCIDs are found through it.
+		`CREATE INDEX ` + authTable + `_iccid ON ` + authTable + ` (iccid)`,
+	} {
+		if _, err := t.tx.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("authorisation stage: %w", err)
+		}
 	}
 	s.rows = t.Inserter(authTable, []string{"line", "iccid", "recipient", "from_date"}, stageChunk)
 	s.vals = make([]any, 0, 4)
