@@ -43,10 +43,10 @@ type SMPPServer struct {
 	HoldMO atomic.Bool
 	heldMu sync.Mutex
 	held   []pdu.PDU
-	// Stats.
-	Submits, Receipts, PoRs atomic.Int64
-	seenMu                  sync.Mutex
-	seen                    map[string]int // submit_sm user data (hex) → times
+	// Stats. Spoofed counts the forged PoRs sent (see SMSC.SetSpoofed).
+	Submits, Receipts, PoRs, Spoofed atomic.Int64
+	seenMu                           sync.Mutex
+	seen                             map[string]int // submit_sm user data (hex) → times
 }
 
 // Seen counts how often each user data (hex) was submitted.
@@ -226,7 +226,7 @@ func (sc *smppConn) submit(q *pdu.SubmitSM, seq int32) {
 		return
 	}
 	srv.s.mu.Lock()
-	card, unreachable := srv.s.cards[dest], srv.s.unreachable[dest]
+	card, unreachable, spoofed := srv.s.cards[dest], srv.s.unreachable[dest], srv.s.spoofed[dest]
 	srv.s.mu.Unlock()
 	if card == nil {
 		sc.respond(data.SUBMIT_SM_RESP, seq, uint32(data.ESME_RINVDSTADR), []byte{0})
@@ -261,6 +261,21 @@ func (sc *smppConn) submit(q *pdu.SubmitSM, seq int32) {
 		return
 	}
 	srv.PoRs.Add(1)
+	if spoofed && len(por) > 0 {
+		// Before the card's own PoR, a forged one (the card's with its
+		// last octet changed), as an SMS from anyone to the OTA short
+		// code would come.
+		forged := append([]byte(nil), por...)
+		forged[len(forged)-1] ^= 0xa5
+		srv.Spoofed.Add(1)
+		srv.mo(sc, q, dest, forged)
+	}
+	srv.mo(sc, q, dest, por)
+}
+
+// mo sends a PoR from dest to the submitter of q as a mobile-originated
+// deliver_sm (or holds it, see HoldMO).
+func (srv *SMPPServer) mo(sc *smppConn, q *pdu.SubmitSM, dest string, por []byte) {
 	mo := pdu.NewDeliverSM().(*pdu.DeliverSM)
 	mo.SourceAddr, _ = pdu.NewAddressWithTonNpiAddr(q.DestAddr.Ton(), q.DestAddr.Npi(), dest)
 	mo.DestAddr, _ = pdu.NewAddressWithTonNpiAddr(q.SourceAddr.Ton(), q.SourceAddr.Npi(), q.SourceAddr.Address())
