@@ -46,7 +46,16 @@ const (
 )
 
 func secretAAD(iccid, name string, keyIndex int) []byte {
-	return []byte(iccid + "/" + name + "/" + strconv.Itoa(keyIndex))
+	return appendSecretAAD(nil, iccid, name, keyIndex)
+}
+
+// appendSecretAAD is secretAAD appended to dst (a worker's buffer).
+func appendSecretAAD(dst []byte, iccid, name string, keyIndex int) []byte {
+	dst = append(dst, iccid...)
+	dst = append(dst, '/')
+	dst = append(dst, name...)
+	dst = append(dst, '/')
+	return strconv.AppendInt(dst, int64(keyIndex), 10)
 }
 
 // seal wraps a card secret under the master key and stores it.

@@ -2,9 +2,7 @@ package processor
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 
 	"resub/formats/native"
 	"resub/processor/ledger"
@@ -23,75 +21,164 @@ type InventoryImport struct {
 // InputType implements FileStep.
 func (s *InventoryImport) InputType() string { return native.Inventory.Name }
 
-// Apply implements FileStep.
+// Apply implements FileStep. It works by sets (ledger.ImportStage): the
+// cards' secrets are unwrapped from the sender's transport key and sealed
+// under our master key on the other cores while the file is read, the
+// sealed cards are staged in line order, and a few statements judge them
+// against the ledger and store them at the end.
 func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 	p := w.P
-	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		iccid := rec.Get(native.FieldICCID)
-		prof := rec.Get(native.FieldProfile)
-		if prof == "" {
-			prof = s.Profile
-		}
-		pr, ok := p.Profiles[prof]
-		if !ok {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, fmt.Sprintf("unknown card profile %q", prof))
-		}
-		idx, _ := rec.Int(native.FieldKeyIndex)
-		n, _ := rec.Int(native.FieldKeyListLength)
-		if pr.OTA.KeyIndex != nil && (idx == 0 || n == 0) {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "a 3b profile needs key-index and key-list-length")
-		}
-		if pr.OTA.KeyIndex != nil && idx != 1 {
-			// Only pair 1 is ever revealed to the first operator.
-			return w.Refuse(fmt.Sprintf("security error: line %d gives card %s at key index %d; an inventory gives pair 1 only", rec.Line, iccid, idx), nil)
-		}
-		secrets, err := w.unwrapSecrets(rec, native.FieldKi, native.FieldOPc, native.FieldKIc, native.FieldKID, native.FieldKIK)
-		if err != nil {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
-		}
-		defer wipe(secrets)
-		kvn, _ := rec.Int(native.FieldKVN)
-		counter, _ := rec.Int(native.FieldCounter)
-		otaAlg := rec.Get(native.FieldOTAAlg)
-		var algErr error
-		if otaAlg == "" && kvn > 0 {
-			// The file names none: the profile implies it.
-			otaAlg, algErr = profileOTAAlg(pr, len(secrets[SecKIc]))
-		}
-		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), otaAlg); err != nil {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, err.Error())
-		}
-		if algErr != nil {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonInvalid, "ota-alg: "+algErr.Error())
-		}
-		fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
-		card := &ledger.Card{
-			ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), State: ledger.CardActive, Profile: prof,
-			Algorithm: rec.Get(native.FieldAlgorithm), Source: w.File.Name, KeyIndex: int(idx), ListLength: int(n), SecretsFP: fp,
-		}
-		created, err := w.Tx.InsertCard(ctx, card)
-		var ce *ledger.ConflictError
-		if errors.As(err, &ce) {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonDuplicate, "card already imported with different secrets")
-		}
+	stage, err := w.Tx.StageImport(ctx, importSecrets)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	pipe := newOrderedPipe(ctx, func(it *inventoryItem) error {
+		return sealInventoryCard(p, w.Partner, it)
+	}, func(it *inventoryItem) error {
+		return stage.Add(ctx, it.line)
+	}, nil)
+	defer pipe.stop()
+	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		it, err := s.inventoryItem(w, rec)
 		if err != nil {
 			return err
 		}
-		if created {
-			for name, v := range secrets {
-				if err := p.seal(ctx, w.Tx, iccid, name, int(idx), v); err != nil {
-					return err
-				}
-			}
-			if kvn > 0 {
-				if err := w.Tx.PutKeySet(ctx, iccid, ledger.KeySet{KeyIndex: int(idx), KVN: int(kvn), KIcAlg: otaAlg, KIDAlg: otaAlg, Counter: counter}); err != nil {
-					return err
-				}
-			}
-		}
-		w.Counts.Accepted++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: card.IMSI, Status: recordAccepted, Partner: w.Partner.Name})
+		return pipe.add(it)
 	})
+	if err != nil {
+		return err
+	}
+	if err := pipe.finish(); err != nil {
+		return err
+	}
+	out, err := stage.Take(ctx, ledger.ImportTake{
+		BatchID: w.BatchID, Partner: w.Partner.Name, State: ledger.CardActive, MasterKey: p.Vault.KeyID(),
+		Accepted: recordAccepted, Rejected: recordRejected,
+		OtherSecrets: ledger.Verdict{Reason: ReasonDuplicate, Detail: "card already imported with different secrets"},
+	})
+	if err != nil {
+		return err
+	}
+	w.Counts.Accepted += out.Accepted
+	w.Counts.Rejected += out.Rejected
+	return stage.Close(ctx)
+}
+
+// inventoryItem is one card of a native inventory on its way to the
+// stage: what the stage keeps, and the record's wrapped secret fields by
+// importSecrets (the record itself is reused by the reader).
+type inventoryItem struct {
+	line    ledger.ImportLine
+	pr      *Profile
+	wrapped []string
+}
+
+// inventoryItem judges a record by the checks that need neither the
+// ledger nor a key, in the import's order: a known card profile, a 3b
+// card's key index and list length (a later pair than the first refuses
+// the whole file as a security error). A failed check is the line's
+// verdict.
+func (s *InventoryImport) inventoryItem(w *Work, rec *native.Record) (inventoryItem, error) {
+	iccid := rec.Get(native.FieldICCID)
+	prof := rec.Get(native.FieldProfile)
+	if prof == "" {
+		prof = s.Profile
+	}
+	idx, _ := rec.Int(native.FieldKeyIndex)
+	n, _ := rec.Int(native.FieldKeyListLength)
+	kvn, _ := rec.Int(native.FieldKVN)
+	counter, _ := rec.Int(native.FieldCounter)
+	it := inventoryItem{line: ledger.ImportLine{Line: rec.Line, ICCID: iccid, IMSI: rec.Get(native.FieldIMSI), Profile: prof,
+		Algorithm: rec.Get(native.FieldAlgorithm), Source: w.File.Name, KeyIndex: int(idx), ListLength: int(n),
+		KVN: int(kvn), KIcAlg: rec.Get(native.FieldOTAAlg), KIDAlg: rec.Get(native.FieldOTAAlg), Counter: counter}}
+	l := &it.line
+	pr, ok := w.P.Profiles[prof]
+	if !ok {
+		l.Reason, l.Detail = ReasonInvalid, fmt.Sprintf("unknown card profile %q", prof)
+		return it, nil
+	}
+	it.pr = pr
+	if pr.OTA.KeyIndex != nil && (idx == 0 || n == 0) {
+		l.Reason, l.Detail = ReasonInvalid, "a 3b profile needs key-index and key-list-length"
+		return it, nil
+	}
+	if pr.OTA.KeyIndex != nil && idx != 1 {
+		// Only pair 1 is ever revealed to the first operator.
+		return it, w.Refuse(fmt.Sprintf("security error: line %d gives card %s at key index %d; an inventory gives pair 1 only", rec.Line, iccid, idx), nil)
+	}
+	it.wrapped = make([]string, len(importSecrets))
+	for i, name := range importSecrets {
+		it.wrapped[i] = rec.Get(name)
+	}
+	return it, nil
+}
+
+// sealInventoryCard unwraps a card's secrets from the sender's transport
+// key (a field that does not open is the line's verdict), seals them under
+// our master key and fingerprints them. A secret that does not seal fails
+// the work.
+func sealInventoryCard(p *Party, from *Partner, it *inventoryItem) error {
+	l := &it.line
+	if l.Reason != "" {
+		return nil
+	}
+	secrets, err := unwrapFields(from, importSecrets, it.wrapped)
+	it.wrapped = nil
+	if err != nil {
+		l.Reason, l.Detail = ReasonInvalid, err.Error()
+		return nil
+	}
+	defer wipe(secrets)
+	if !checkImportSecrets(l, it.pr, secrets) {
+		return nil
+	}
+	return sealImportLine(p.Vault, l, secrets)
+}
+
+// checkImportSecrets checks the lengths of a card's opened secrets against
+// their algorithms: the card's (l.Algorithm) and its key set's — the
+// file's (l.KIcAlg), else the one the card profile implies
+// (profileOTAAlg) — and records the key set's algorithm in l. A secret of
+// a wrong length is named as such (the field, never the value) before the
+// OTA cipher it leaves undetermined. A failed check is the line's verdict;
+// it reports whether the line passed.
+func checkImportSecrets(l *ledger.ImportLine, pr *Profile, secrets map[string][]byte) bool {
+	otaAlg := l.KIcAlg
+	var algErr error
+	if otaAlg == "" && l.KVN > 0 {
+		// The file names none: the profile implies it.
+		otaAlg, algErr = profileOTAAlg(pr, len(secrets[SecKIc]))
+	}
+	if err := checkSecrets(secrets, l.Algorithm, otaAlg); err != nil {
+		l.Reason, l.Detail = ReasonInvalid, err.Error()
+		return false
+	}
+	if algErr != nil {
+		l.Reason, l.Detail = ReasonInvalid, "ota-alg: "+algErr.Error()
+		return false
+	}
+	l.KIcAlg, l.KIDAlg = otaAlg, otaAlg
+	return true
+}
+
+// sealImportLine seals a card's opened secrets under the master key into
+// l, by importSecrets, and fingerprints them.
+func sealImportLine(v Vault, l *ledger.ImportLine, secrets map[string][]byte) error {
+	l.Sealed = make([][]byte, len(importSecrets))
+	for i, name := range importSecrets {
+		plain, ok := secrets[name]
+		if !ok {
+			continue
+		}
+		blob, err := v.Seal(secretAAD(l.ICCID, name, l.KeyIndex), plain)
+		if err != nil {
+			return fmt.Errorf("seal %s of %s: %w", name, l.ICCID, err)
+		}
+		l.Sealed[i] = blob
+	}
+	l.SecretsFP = v.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
+	return nil
 }
 
 // unwrapSecrets opens the wrapped secret fields of a record with the
@@ -118,61 +205,82 @@ func (w *Work) unwrapSecrets(rec *native.Record, fields ...string) (map[string][
 }
 
 // MSISDNImport records the MSISDN of each card from the operator's own
-// map (vendor files carry none).
+// map (vendor files carry none). It works by sets (ledger.MSISDNStage).
 type MSISDNImport struct{}
 
 // InputType implements FileStep.
 func (MSISDNImport) InputType() string { return native.MSISDNMap.Name }
 
+// findsDuplicates: the stage finds repeated ICCIDs, IMSIs and MSISDNs, so
+// that the reader keeps nothing per record.
+func (MSISDNImport) findsDuplicates() bool { return true }
+
 // Apply implements FileStep.
 func (MSISDNImport) Apply(ctx context.Context, w *Work) error {
-	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		err := w.Tx.SetMSISDN(ctx, rec.Get(native.FieldICCID), rec.Get(native.FieldIMSI), rec.Get(native.FieldMSISDN))
-		if errors.Is(err, ledger.ErrNotFound) {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonUnknownICCID, "no card with this ICCID and IMSI")
-		}
-		if err != nil {
-			return err
-		}
-		w.Counts.Accepted++
-		return nil
+	stage, err := w.Tx.StageMSISDNs(ctx)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
+		return stage.Add(ctx, rec.Line, rec.Get(native.FieldICCID), rec.Get(native.FieldIMSI), rec.Get(native.FieldMSISDN))
 	})
+	if err != nil {
+		return err
+	}
+	accepted, rejected, err := stage.Take(ctx, ledger.MSISDNTake{BatchID: w.BatchID, Partner: w.Partner.Name, Rejected: recordRejected,
+		DuplicateICCID:  duplicateVerdict(w, native.FieldICCID),
+		DuplicateIMSI:   duplicateVerdict(w, native.FieldIMSI),
+		DuplicateMSISDN: duplicateVerdict(w, native.FieldMSISDN),
+		Unknown:         ledger.Verdict{Reason: ReasonUnknownICCID, Detail: "no card with this ICCID and IMSI"}})
+	if err != nil {
+		return err
+	}
+	w.Counts.Accepted += accepted
+	w.Counts.Rejected += rejected
+	return nil
 }
 
 // Authorisation records the M2M operator's switch authorisation: which of
 // its cards may move to which recipient from which date. Only the owner of
-// a card may authorise its move.
+// a card may authorise its move. It works by sets
+// (ledger.AuthorisationStage): the lines are staged as they are read and
+// judged and recorded by a few statements at the end.
 type Authorisation struct{}
 
 // InputType implements FileStep.
 func (Authorisation) InputType() string { return native.SwitchAuthorisation.Name }
 
+// findsDuplicates: the stage finds repeated ICCIDs, so that the reader
+// keeps nothing per record.
+func (Authorisation) findsDuplicates() bool { return true }
+
 // Apply implements FileStep.
 func (Authorisation) Apply(ctx context.Context, w *Work) error {
-	return w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		iccid := rec.Get(native.FieldICCID)
-		c, err := w.Tx.Card(ctx, iccid)
-		if errors.Is(err, ledger.ErrNotFound) {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonUnknownICCID, "")
-		}
-		if err != nil {
-			return err
-		}
-		if c.Owner != "" && c.Owner != w.Header.Sender {
-			return w.reject(ctx, rec, w.Partner.Name, ReasonNotAuthorised, "the card belongs to another customer")
-		}
-		if c.Owner == "" {
-			if err := w.Tx.Transition(ctx, iccid, nil, c.State, "owner recorded", w.Source, &ledger.CardUpdate{Owner: &w.Header.Sender}); err != nil {
-				return err
-			}
-		}
+	stage, err := w.Tx.StageAuthorisations(ctx)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
 		date, _ := rec.Date(native.FieldCutoverDate)
-		err = w.Tx.PutAuthorisation(ctx, ledger.Authorisation{ICCID: iccid, Recipient: rec.Get(native.FieldRecipient),
-			FromDate: date.Format("2006-01-02"), Owner: w.Header.Sender, FileID: w.File.ID})
-		if err != nil {
-			return err
-		}
-		w.Counts.Accepted++
-		return w.Tx.Audit(ctx, w.Header.Sender, "authorise", iccid, "to "+rec.Get(native.FieldRecipient)+" from "+date.Format("2006-01-02")+" line "+strconv.Itoa(rec.Line))
+		return stage.Add(ctx, ledger.AuthorisationLine{Line: rec.Line, ICCID: rec.Get(native.FieldICCID),
+			Recipient: rec.Get(native.FieldRecipient), FromDate: date.Format("2006-01-02")})
 	})
+	if err != nil {
+		return err
+	}
+	out, err := stage.Take(ctx, ledger.AuthorisationTake{
+		BatchID: w.BatchID, Partner: w.Partner.Name, Owner: w.Header.Sender, FileID: w.File.ID,
+		Event: "owner recorded", Ref: w.Source, Action: "authorise", Rejected: recordRejected,
+		DuplicateICCID: duplicateVerdict(w, native.FieldICCID),
+		Unknown:        ledger.Verdict{Reason: ReasonUnknownICCID},
+		OtherOwner:     ledger.Verdict{Reason: ReasonNotAuthorised, Detail: "the card belongs to another customer"},
+	})
+	if err != nil {
+		return err
+	}
+	w.Counts.Accepted += out.Accepted
+	w.Counts.Rejected += out.Rejected
+	return nil
 }

@@ -253,11 +253,12 @@ var renderOTABatch = &renderer{
 		// Pages are read from the ledger while the previous page's
 		// packets are built on every core and written.
 		segs := make([]string, otaPageSize)
+		workers := newOTAWorkers()
 		i := 0
 		return readAhead(ctx, func(ctx context.Context, page func([]ledger.BatchMessage) error) error {
 			return p.Ledger.BatchMessagePages(ctx, o.BatchID, otaPageSize, []string{SecKIc, SecKID}, page)
 		}, func(ctx context.Context, page []ledger.BatchMessage) error {
-			if err := p.buildPage(ctx, page, segs[:len(page)]); err != nil {
+			if err := p.buildPage(ctx, workers, page, segs[:len(page)]); err != nil {
 				return err
 			}
 			for j, bm := range page {
@@ -308,24 +309,57 @@ var renderOTABatch = &renderer{
 // otaPageSize is how many messages an OTA batch renders at a time.
 const otaPageSize = 1024
 
+// otaWorker is what one core keeps from page to page while it builds
+// packets: an encoder rekeyed for every card, the secured data and the
+// hex text of the segments of the page's messages it built, one after the
+// other.
+type otaWorker struct {
+	enc    ota.Encoder
+	script ota.ScriptBuffer
+	aad    []byte
+	data   []byte
+	text   []byte
+	ends   []int // end of each message's text in text, in the worker's order
+}
+
+func newOTAWorkers() []*otaWorker {
+	ws := make([]*otaWorker, runtime.GOMAXPROCS(0))
+	for i := range ws {
+		ws[i] = new(otaWorker)
+	}
+	return ws
+}
+
 // buildPage builds the secured packets of a page of messages into segs
 // (as the ota-batch writes them), on every core: worker k takes messages
-// k, k+W, k+2W …, so each result has its own slot and order is kept.
-func (p *Party) buildPage(ctx context.Context, page []ledger.BatchMessage, segs []string) error {
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(page)/16))
+// k, k+W, k+2W …, so each result has its own slot and order is kept. A
+// worker writes its messages' text into its own buffer, made one string
+// once the page is done; each message's text is a piece of it, so the
+// page costs a string a worker, not a string a message.
+func (p *Party) buildPage(ctx context.Context, ws []*otaWorker, page []ledger.BatchMessage, segs []string) error {
+	workers := min(len(ws), max(1, len(page)/16))
 	g, ctx := errgroup.WithContext(ctx)
 	for k := range workers {
+		w := ws[k]
 		g.Go(func() error {
+			w.text, w.ends = w.text[:0], w.ends[:0]
 			for j := k; j < len(page); j += workers {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				m, c := page[j].Msg, page[j].Card
-				msg, err := p.buildMessageFrom(m, c, page[j].Secrets)
+				msg, err := p.buildMessageWith(w, m, c, page[j].Secrets)
 				if err != nil {
 					return fmt.Errorf("message %d to %s: %w", m.ID, m.ICCID, err)
 				}
-				segs[j] = segmentsText(msg.Segments)
+				w.text = appendSegmentsText(w.text, msg.Segments)
+				w.ends = append(w.ends, len(w.text))
+			}
+			all := string(w.text)
+			start := 0
+			for i, end := range w.ends {
+				segs[k+i*workers] = all[start:end]
+				start = end
 			}
 			return nil
 		})
@@ -333,14 +367,22 @@ func (p *Party) buildPage(ctx context.Context, page []ledger.BatchMessage, segs 
 	return g.Wait()
 }
 
-// buildMessageFrom is buildMessage with the card's wrapped secrets already
-// read: only KIc and KID are opened, and wiped once the packet is built.
-func (p *Party) buildMessageFrom(m *ledger.Message, c *ledger.Card, secrets []ledger.Secret) (ota.Message, error) {
+// buildMessageWith builds one message with a worker's encoder, the card's
+// wrapped secrets already read: only KIc and KID are opened, and wiped
+// once the packet is built. The message shares the worker's buffers until
+// its next message.
+func (p *Party) buildMessageWith(w *otaWorker, m *ledger.Message, c *ledger.Card, secrets []ledger.Secret) (ota.Message, error) {
 	prof := p.Profiles[c.Profile]
 	if prof == nil {
 		return ota.Message{}, fmt.Errorf("card %s: profile %s not configured", c.ICCID, c.Profile)
 	}
-	apdus, _, err := p.script(m, c, prof)
+	var apdus []ota.APDU
+	var err error
+	if m.Kind == msgUpdate {
+		apdus, _, err = prof.OTA.UpdateScriptInto(&w.script, p.change(c, prof))
+	} else {
+		apdus, _, err = p.script(m, c, prof)
+	}
 	if err != nil {
 		return ota.Message{}, err
 	}
@@ -360,23 +402,29 @@ func (p *Party) buildMessageFrom(m *ledger.Message, c *ledger.Card, secrets []le
 		default:
 			continue
 		}
-		b, err := p.Vault.Open(secretAAD(c.ICCID, s.Name, s.KeyIndex), s.Blob)
+		w.aad = appendSecretAAD(w.aad[:0], c.ICCID, s.Name, s.KeyIndex)
+		b, err := p.Vault.Open(w.aad, s.Blob)
 		if err != nil {
 			return ota.Message{}, fmt.Errorf("open %s of %s: %w", s.Name, c.ICCID, err)
 		}
 		*dst = b
 	}
-	return ota.BuildMessage(otaParams(prof, m.KVN, tar), keys, prof.OTA.Format, uint64(m.Counter), apdus, byte(m.ConcatRef))
+	w.data = ota.SecuredData(w.data[:0], prof.OTA.Format, apdus)
+	return w.enc.Message(otaParams(prof, m.KVN, tar), keys, uint64(m.Counter), w.data, byte(m.ConcatRef))
+}
+
+// buildMessageFrom is buildMessageWith on a worker of its own: the
+// message shares no buffer with any other (the SMSC's submitter keeps
+// several messages at once).
+func (p *Party) buildMessageFrom(m *ledger.Message, c *ledger.Card, secrets []ledger.Secret) (ota.Message, error) {
+	return p.buildMessageWith(new(otaWorker), m, c, secrets)
 }
 
 func messageID(p *Party, id int64) string { return p.Name + "-" + strconv.FormatInt(id, 10) }
 
-func segmentsText(segs [][]byte) string {
-	n := 0
-	for _, s := range segs {
-		n += 2*len(s) + 1
-	}
-	b := make([]byte, 0, n)
+// appendSegmentsText appends the segments as the ota-batch writes them:
+// lower-case hex, separated by single spaces.
+func appendSegmentsText(b []byte, segs [][]byte) []byte {
 	const hexd = "0123456789abcdef"
 	for i, s := range segs {
 		if i > 0 {
@@ -386,7 +434,7 @@ func segmentsText(segs [][]byte) string {
 			b = append(b, hexd[c>>4], hexd[c&0x0f])
 		}
 	}
-	return string(b)
+	return b
 }
 
 // renderIMSIResult writes the answers of a batch's records for one

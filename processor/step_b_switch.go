@@ -3,7 +3,6 @@ package processor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 
@@ -131,6 +130,12 @@ func (w *Work) reject(ctx context.Context, rec *native.Record, partner, reason, 
 // request becomes an imsi-list for each donor, with a new IMSI for every
 // card from our own ranges. An IMSI is never handed out twice, across runs
 // and restarts; a rerun of the same request allocates nothing new.
+//
+// It works by sets (ledger.SwitchStage): the lines are staged as they are
+// read, with what can be judged without the ledger (the donor, the
+// cut-over date); then a few statements judge every line against the
+// cards, one pass in file order hands out the IMSIs, and the cards and
+// every answer are written at once.
 type SwitchRequest struct {
 	// Donor is the donor partner when records do not name one.
 	Donor *Partner
@@ -139,86 +144,77 @@ type SwitchRequest struct {
 // InputType implements FileStep.
 func (s *SwitchRequest) InputType() string { return native.SwitchRequest.Name }
 
+// findsDuplicates: the stage finds repeated ICCIDs, so that the reader
+// keeps nothing per record.
+func (s *SwitchRequest) findsDuplicates() bool { return true }
+
 // Apply implements FileStep.
 func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 	p := w.P
-	donors := map[string]*Partner{}
 	donorOf := func(rec *native.Record) *Partner {
 		if code := rec.Get(native.FieldDonor); code != "" {
 			return p.PartnerByCode(code)
 		}
 		return s.Donor
 	}
-	err := w.eachRecord(ctx, func(rec *native.Record) string {
+	stage, err := w.Tx.StageSwitch(ctx)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	err = w.eachRecord(ctx, func(rec *native.Record) string {
 		if d := donorOf(rec); d != nil {
 			return d.Name
 		}
 		return ""
 	}, func(rec *native.Record) error {
-		iccid := rec.Get(native.FieldICCID)
-		donor := donorOf(rec)
-		if donor == nil {
-			return w.reject(ctx, rec, "", ReasonInvalid, "no donor operator known for this card")
-		}
-		date, _ := rec.Date(native.FieldCutoverDate)
-		if date.Before(day(p.now())) {
-			return w.reject(ctx, rec, donor.Name, ReasonDatePast, "cut-over date "+date.Format("2006-01-02")+" is past")
-		}
-		if c, err := w.Tx.Card(ctx, iccid); err == nil && c.State != cardRejectedAtDonor && c.State != ledger.CardReleased {
-			return w.reject(ctx, rec, donor.Name, ReasonAlreadyMoving, "card is "+c.State+" here")
-		}
-		ref := w.Source + ":" + strconv.Itoa(rec.Line)
-		imsi, err := p.allocate(ctx, w.Tx, iccid, ref)
-		if err != nil {
-			if errors.Is(err, ledger.ErrRangeExhausted) {
-				return w.reject(ctx, rec, donor.Name, ReasonInternal, "no free IMSI in our ranges")
-			}
-			return err
-		}
-		card := &ledger.Card{ICCID: iccid, IMSI: imsi, State: cardRequested, Owner: w.Header.Sender, Source: donor.Code,
-			Cutover: date.Format("2006-01-02"), RequestRef: ref}
-		if _, err := w.Tx.Card(ctx, iccid); err == nil {
-			err = w.Tx.Transition(ctx, iccid, nil, cardRequested, "switch request", ref,
-				&ledger.CardUpdate{IMSI: &imsi, Cutover: &card.Cutover, RequestRef: &ref, Owner: &card.Owner, Recipient: ledger.Str("")})
-			if err != nil {
-				return err
-			}
-		} else if _, err := w.Tx.InsertCard(ctx, card); err != nil {
-			return err
-		}
-		donors[donor.Name] = donor
-		w.Counts.Accepted++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: imsi,
-			Status: recordRequested, Partner: donor.Name, Data: card.Cutover})
+		l := ledger.SwitchLine{Line: rec.Line, ICCID: rec.Get(native.FieldICCID), Ref: w.Source + ":" + strconv.Itoa(rec.Line)}
+		l.Reason, l.Detail = switchVerdict(p, rec, donorOf(rec), &l)
+		return stage.Add(ctx, l)
 	})
 	if err != nil {
 		return err
 	}
-	for _, d := range donors {
-		if _, err := w.Plan(ctx, "imsi-list", native.IMSIList.Name, d, false); err != nil {
+	ranges := make([]ledger.IMSIRange, len(p.RangeList))
+	for i, r := range p.RangeList {
+		ranges[i] = ledger.IMSIRange{Name: r.Name, From: r.From, To: r.To}
+	}
+	out, err := stage.Take(ctx, ledger.SwitchTake{
+		BatchID: w.BatchID, State: cardRequested, Reopen: []string{cardRejectedAtDonor, ledger.CardReleased},
+		Event: "switch request", Owner: w.Header.Sender, Ranges: ranges,
+		Accepted: recordRequested, Rejected: recordRejected,
+		DuplicateICCID: duplicateVerdict(w, native.FieldICCID),
+		OtherState:     ledger.Verdict{Reason: ReasonAlreadyMoving, Detail: "card is ", DetailEnd: " here"},
+		Exhausted:      ledger.Verdict{Reason: ReasonInternal, Detail: "no free IMSI in our ranges"},
+	})
+	if err != nil {
+		return err
+	}
+	w.Counts.Accepted += out.Accepted
+	w.Counts.Rejected += out.Rejected
+	for _, name := range out.Partners {
+		if _, err := w.Plan(ctx, "imsi-list", native.IMSIList.Name, p.Partners[name], false); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// allocate hands out a new IMSI from our ranges, in order.
-func (p *Party) allocate(ctx context.Context, tx *ledger.Tx, iccid, ref string) (string, error) {
-	var last error
-	for _, r := range p.RangeList {
-		imsi, err := tx.AllocateIMSI(ctx, r.Name, r.From, r.To, iccid, ref)
-		if err == nil {
-			return imsi, nil
-		}
-		if !errors.Is(err, ledger.ErrRangeExhausted) {
-			return "", err
-		}
-		last = err
+// switchVerdict judges a switch request line by what needs no ledger, in
+// the step's order: a donor must be known, the cut-over date must not be
+// past. It fills l's donor and date and returns a rejection's reason and
+// detail, or "" when the line passes.
+func switchVerdict(p *Party, rec *native.Record, donor *Partner, l *ledger.SwitchLine) (reason, detail string) {
+	if donor == nil {
+		return ReasonInvalid, "no donor operator known for this card"
 	}
-	if last == nil {
-		last = fmt.Errorf("no IMSI ranges configured: %w", ledger.ErrRangeExhausted)
+	l.Partner, l.Source = donor.Name, donor.Code
+	date, _ := rec.Date(native.FieldCutoverDate)
+	l.Cutover = date.Format("2006-01-02")
+	if date.Before(day(p.now())) {
+		return ReasonDatePast, "cut-over date " + l.Cutover + " is past"
 	}
-	return "", last
+	return "", ""
 }
 
 // renderIMSIList writes the imsi-list of a switch-request batch for one

@@ -2,12 +2,15 @@ package processor
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"strconv"
 
 	"resub/formats/native"
 	"resub/processor/ledger"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Handover is the donor's sweep over confirmed cards: each card that moved
@@ -22,78 +25,43 @@ type Handover struct {
 // Name implements SweepStep.
 func (s *Handover) Name() string { return "handover" }
 
-// Apply implements SweepStep.
+// Apply implements SweepStep. The cards are taken by sets
+// (ledger.Tx.HandOver): a few statements over the confirmed cards, however
+// many there are.
 func (s *Handover) Apply(ctx context.Context, w *Work) error {
-	// Streamed: CardsInState reads committed state a page at a time, so
-	// the cards this transaction hands over stay in its pages and memory
-	// stays flat in the number of cards.
-	noAlg, err := s.withoutOTAAlg(ctx, w)
-	if err != nil {
-		return err
+	var threeB []string
+	for name, prof := range w.P.Profiles {
+		if prof.OTA.KeyIndex != nil {
+			threeB = append(threeB, name)
+		}
 	}
-	threeB, i := 0, 0
-	err = w.P.Ledger.CardsInState(ctx, ledger.CardConfirmed, func(c *ledger.Card) error {
-		if c.Recipient != s.Recipient.Code {
-			return nil
-		}
-		prof := w.P.Profiles[c.Profile]
-		if noAlg[c.ICCID] && (prof == nil || prof.OTA.KeyIndex == nil) {
-			// Never a key set the recipient cannot use: the card
-			// waits, confirmed, until its algorithm is recorded.
-			w.P.log().Error("card not handed over: its OTA key set has no algorithm", "iccid", c.ICCID, "recipient", s.Recipient.Name)
-			return nil
-		}
-		i++
-		if err := w.Tx.Transition(ctx, c.ICCID, []string{ledger.CardConfirmed}, ledger.CardHandedOver, "handover", w.Source, nil); err != nil {
-			var se *ledger.StateError
-			if errors.As(err, &se) {
-				return nil
-			}
-			return err
-		}
-		kind := native.Kind3a
-		if prof != nil && prof.OTA.KeyIndex != nil {
-			kind = native.Kind3b
-			threeB++
-		}
-		w.Counts.Records++
-		w.Counts.Accepted++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: i, ICCID: c.ICCID, IMSI: c.IMSI,
-			Status: recordAccepted, Partner: s.Recipient.Name, Data: kind})
+	slices.Sort(threeB)
+	out, err := w.Tx.HandOver(ctx, ledger.HandOver{
+		BatchID: w.BatchID, Recipient: s.Recipient.Code, Partner: s.Recipient.Name,
+		From: ledger.CardConfirmed, To: ledger.CardHandedOver, Event: "handover", Ref: w.Source,
+		Status: recordAccepted, ThreeB: threeB, Kind3a: native.Kind3a, Kind3b: native.Kind3b,
+		// Never a key set the recipient cannot use: such a card waits,
+		// confirmed, until its algorithm is recorded.
+		HoldWithoutOTAAlg: true,
 	})
 	if err != nil {
 		return err
 	}
-	if w.Counts.Records == 0 {
+	for _, iccid := range out.Held {
+		w.P.log().Error("card not handed over: its OTA key set has no algorithm", "iccid", iccid, "recipient", s.Recipient.Name)
+	}
+	w.Counts.Records += out.Cards
+	w.Counts.Accepted += out.Cards
+	if out.Cards == 0 {
 		return nil
 	}
-	if threeB > 0 {
+	if out.ThreeB > 0 {
 		if err := w.PlanTo(ctx, "key-release", native.KeyRelease.Name, s.Manufacturer, "manufacturer"); err != nil {
 			return err
 		}
 	}
 	_, err = w.Plan(ctx, "handover", native.Handover.Name, s.Recipient, false)
 	return err
-}
-
-// withoutOTAAlg lists the recipient's confirmed cards whose key set in use
-// has no algorithm recorded (none, normally: every import records one).
-func (s *Handover) withoutOTAAlg(ctx context.Context, w *Work) (map[string]bool, error) {
-	rows, err := w.Tx.Query(ctx, `SELECT c.iccid FROM cards c JOIN key_sets k ON k.iccid = c.iccid AND k.key_index = c.key_index
-		WHERE c.state = ? AND c.recipient = ? AND k.kic_alg = ''`, ledger.CardConfirmed, s.Recipient.Code)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var iccid string
-		if err := rows.Scan(&iccid); err != nil {
-			return nil, err
-		}
-		out[iccid] = true
-	}
-	return out, rows.Err()
 }
 
 // renderHandover writes the handover of a batch: 3a records carry the
@@ -107,9 +75,18 @@ var renderHandover = &renderer{
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
 		to := p.Partners[o.Partner]
 		rec := native.NewRecord(native.Handover)
+		wrapped := make([][]string, cardPageSize)
 		return p.Ledger.BatchCardPages(ctx, o.BatchID, o.Partner, "", cardPageSize, func(page []ledger.BatchCard) error {
-			for _, bc := range page {
-				if err := p.handoverRecord(rec, to, bc); err != nil {
+			if len(page) > len(wrapped) {
+				wrapped = make([][]string, len(page))
+			}
+			if err := p.rewrapPage(ctx, to, page, wrapped[:len(page)]); err != nil {
+				return err
+			}
+			for j, bc := range page {
+				err := p.handoverRecord(rec, to, bc, wrapped[j])
+				wrapped[j] = nil
+				if err != nil {
 					return err
 				}
 				if err := emit(rec); err != nil {
@@ -124,8 +101,59 @@ var renderHandover = &renderer{
 // cardPageSize is how many batch records a renderer reads at a time.
 const cardPageSize = 1000
 
-// handoverRecord fills rec with one card of a handover batch.
-func (p *Party) handoverRecord(rec *native.Record, to *Partner, bc ledger.BatchCard) error {
+// handoverSecretFields are the secret fields of a 3a handover record, in
+// the order rewrapPage gives them.
+var handoverSecretFields = []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK}
+
+// rewrapPage re-wraps the secrets of a page's 3a cards under the
+// recipient's transport key, on every core: worker k takes cards k, k+W,
+// k+2W …, each result in its own slot. wrapped[j] holds card j's fields by
+// handoverSecretFields ("" where the card has none); nil for a card that
+// carries no secrets.
+func (p *Party) rewrapPage(ctx context.Context, to *Partner, page []ledger.BatchCard, wrapped [][]string) error {
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(page)/16))
+	g, ctx := errgroup.WithContext(ctx)
+	for k := range workers {
+		g.Go(func() error {
+			for j := k; j < len(page); j += workers {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				bc := page[j]
+				if bc.Card == nil || bc.Record.Data == native.KindCancel || bc.Record.Data == native.Kind3b {
+					continue
+				}
+				if to.Transport == nil {
+					return fmt.Errorf("handover to %s: no transport key configured", to.Name)
+				}
+				secrets, err := p.openSecrets(bc.Card.ICCID, bc.Secrets)
+				if err != nil {
+					return err
+				}
+				fields := make([]string, len(handoverSecretFields))
+				for i, name := range handoverSecretFields {
+					v, ok := secrets[name]
+					if !ok {
+						continue
+					}
+					if fields[i], err = to.Transport.Wrap(v); err != nil {
+						wipe(secrets)
+						return fmt.Errorf("wrap %s: %w", name, err)
+					}
+				}
+				wipe(secrets)
+				wrapped[j] = fields
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// handoverRecord fills rec with one card of a handover batch; wrapped
+// are its secret fields already re-wrapped for the recipient
+// (rewrapPage).
+func (p *Party) handoverRecord(rec *native.Record, to *Partner, bc ledger.BatchCard, wrapped []string) error {
 	r, c := bc.Record, bc.Card
 	if c == nil {
 		return fmt.Errorf("card %s: %w", r.ICCID, ledger.ErrNotFound)
@@ -151,13 +179,13 @@ func (p *Party) handoverRecord(rec *native.Record, to *Partner, bc ledger.BatchC
 	if to.Transport == nil {
 		return fmt.Errorf("handover to %s: no transport key configured", to.Name)
 	}
-	secrets, err := p.openSecrets(c.ICCID, bc.Secrets)
-	if err != nil {
-		return err
+	if len(wrapped) != len(handoverSecretFields) {
+		return fmt.Errorf("card %s: secrets not re-wrapped", c.ICCID)
 	}
-	defer wipe(secrets)
-	if err := wrapInto(rec, to.Transport, secrets, SecKi, SecOPc, SecKIc, SecKID, SecKIK); err != nil {
-		return err
+	for i, name := range handoverSecretFields {
+		if wrapped[i] != "" {
+			rec.Set(name, wrapped[i])
+		}
 	}
 	rec.Set(native.FieldAlgorithm, c.Algorithm)
 	for _, k := range bc.KeySets {

@@ -42,6 +42,20 @@ func (s *InventoryImport) ApplyRaw(ctx context.Context, w *Work, r io.Reader) er
 	if pr == nil {
 		return w.Refuse(fmt.Sprintf("no card profile for the file (header says %q, job none)", h.Profile), nil)
 	}
+	stage, err := w.Tx.StageImport(ctx, importSecrets)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	// The cards' secrets are unwrapped, checked, sealed under our master
+	// key and fingerprinted on the other cores while this goroutine reads
+	// on; the sealed cards are staged in line order.
+	pipe := newOrderedPipe(ctx, func(it *vendorItem) error {
+		return s.sealVendorCard(p, w.Partner, h, pr, it)
+	}, func(it *vendorItem) error {
+		return stage.Add(ctx, it.line)
+	}, func(it *vendorItem) { it.zero() })
+	defer pipe.stop()
 	for {
 		c, err := rd.Read()
 		if errors.Is(err, io.EOF) {
@@ -68,78 +82,67 @@ func (s *InventoryImport) ApplyRaw(ctx context.Context, w *Work, r io.Reader) er
 			continue
 		}
 		w.Counts.Records++
-		err = s.importVendorCard(ctx, w, h, c, pr)
+		if w.Counts.Records%progressEvery == 0 {
+			p.progress("records", w.Counts.Records)
+		}
+		it := newVendorItem(w, h, c, pr)
 		c.Zero()
-		if err != nil {
+		if err := pipe.add(it); err != nil {
 			return err
 		}
 	}
-	return nil
+	if err := pipe.finish(); err != nil {
+		return err
+	}
+	out, err := stage.Take(ctx, ledger.ImportTake{
+		BatchID: w.BatchID, Partner: w.Partner.Name, State: ledger.CardActive, MasterKey: p.Vault.KeyID(),
+		Accepted: recordAccepted, Rejected: recordRejected,
+		OtherSecrets: ledger.Verdict{Reason: ReasonDuplicate, Detail: "card already imported with different secrets"},
+	})
+	if err != nil {
+		return err
+	}
+	w.Counts.Accepted += out.Accepted
+	w.Counts.Rejected += out.Rejected
+	return stage.Close(ctx)
 }
 
-func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vendor.Header, c *vendor.Card, pr *Profile) error {
-	p := w.P
-	reject := func(reason, detail string) error {
-		w.Counts.Rejected++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: c.Line, ICCID: c.ICCID, IMSI: c.IMSI, Status: recordRejected, Reason: reason, Detail: detail, Partner: w.Partner.Name})
-	}
-	secrets := map[string][]byte{}
-	defer wipe(secrets)
-	open := func(name string, v []byte) error {
-		if len(v) == 0 {
+// importSecrets are the secrets of an imported card, in the order the
+// stage keeps them (ledger.ImportLine.Sealed).
+var importSecrets = []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK}
+
+// vendorItem is one card of a vendor file on its way to the stage: what
+// the stage keeps, and the card's secret fields as read (copied: the
+// reader's card is zeroed at once), by importSecrets.
+type vendorItem struct {
+	line      ledger.ImportLine
+	raw       [][]byte
+	encrypted bool
+	// listLength is the card's key list length (3b), 0 when the card
+	// gives none.
+	listLength int
+}
+
+func newVendorItem(w *Work, h *vendor.Header, c *vendor.Card, pr *Profile) vendorItem {
+	it := vendorItem{encrypted: c.Encrypted, listLength: c.KeyListLength, raw: make([][]byte, len(importSecrets))}
+	it.line = ledger.ImportLine{Line: c.Line, ICCID: c.ICCID, IMSI: c.IMSI, Profile: pr.Name, Source: w.File.Name}
+	cp := func(b []byte) []byte {
+		if len(b) == 0 {
 			return nil
 		}
-		if !c.Encrypted {
-			secrets[name] = append([]byte(nil), v...)
-			return nil
-		}
-		if w.Partner.Transport == nil {
-			return fmt.Errorf("secrets encrypted under %q but no transport key configured", h.TransportKey)
-		}
-		b, err := w.Partner.Transport.Unwrap(h.TransportKey + ":" + hex.EncodeToString(v))
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		secrets[name] = b
-		return nil
+		return append([]byte(nil), b...)
 	}
-	kvn := 0
-	if err := open(SecKi, c.Ki); err != nil {
-		return reject(ReasonInvalid, err.Error())
-	}
-	if err := open(SecOPc, c.OPc); err != nil {
-		return reject(ReasonInvalid, err.Error())
-	}
+	it.raw[0], it.raw[1] = cp(c.Ki), cp(c.OPc)
 	if len(c.KeySets) > 0 {
 		ks := c.KeySets[0]
-		kvn = ks.KVN
-		for _, kv := range []struct {
-			n string
-			v []byte
-		}{{SecKIc, ks.KIc}, {SecKID, ks.KID}, {SecKIK, ks.KIK}} {
-			if err := open(kv.n, kv.v); err != nil {
-				return reject(ReasonInvalid, err.Error())
-			}
-		}
+		it.line.KVN = ks.KVN
+		it.raw[2], it.raw[3], it.raw[4] = cp(ks.KIc), cp(ks.KID), cp(ks.KIK)
 	}
-	idx, n := 0, 0
-	if pr.OTA.KeyIndex != nil {
-		idx, n = 1, c.KeyListLength
-		if n == 0 {
-			n = h.KeyListLength
-		}
-		if n < 1 {
-			return reject(ReasonInvalid, "3b card without a key list length")
-		}
+	counter := c.Counter
+	if counter < 0 {
+		counter = 0
 	}
-	// The vendor's file names no OTA cipher: the importing job's
-	// profile implies it, recorded with the key set (the handover needs
-	// it: a 16-octet key is AES-128 or 3DES with two keys).
-	otaAlg := ""
-	var algErr error
-	if kvn > 0 {
-		otaAlg, algErr = profileOTAAlg(pr, len(secrets[SecKIc]))
-	}
+	it.line.Counter = counter
 	alg := c.Algorithm
 	if alg == "" {
 		alg = h.Algorithm
@@ -147,43 +150,70 @@ func (s *InventoryImport) importVendorCard(ctx context.Context, w *Work, h *vend
 	if alg == "" {
 		alg = pr.Algorithm
 	}
-	// A secret of a wrong length is named as such before the cipher it
-	// leaves undetermined.
-	if err := checkSecrets(secrets, alg, otaAlg); err != nil {
-		return reject(ReasonInvalid, err.Error())
+	it.line.Algorithm = alg
+	return it
+}
+
+// zero overwrites the item's secret fields as read.
+func (it *vendorItem) zero() {
+	for _, b := range it.raw {
+		clear(b)
 	}
-	if algErr != nil {
-		return reject(ReasonInvalid, "ota-alg: "+algErr.Error())
-	}
-	fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
-	card := &ledger.Card{ICCID: c.ICCID, IMSI: c.IMSI, State: ledger.CardActive, Profile: pr.Name, Algorithm: alg, Source: w.File.Name,
-		KeyIndex: idx, ListLength: n, SecretsFP: fp}
-	created, err := w.Tx.InsertCard(ctx, card)
-	var ce *ledger.ConflictError
-	if errors.As(err, &ce) {
-		return reject(ReasonDuplicate, "card already imported with different secrets")
-	}
-	if err != nil {
-		return err
-	}
-	if created {
-		for name, v := range secrets {
-			if err := p.seal(ctx, w.Tx, c.ICCID, name, idx, v); err != nil {
-				return err
-			}
+}
+
+// sealVendorCard judges one card by the checks that need no ledger, as a
+// card of a vendor file always was — each secret must open under the
+// sender's transport key, a 3b card needs its key list length — then
+// seals its secrets under our master key and fingerprints them. A failed
+// check is the line's verdict; a secret that does not seal fails the
+// work.
+func (s *InventoryImport) sealVendorCard(p *Party, from *Partner, h *vendor.Header, pr *Profile, it *vendorItem) error {
+	defer it.zero()
+	l := &it.line
+	secrets := map[string][]byte{}
+	defer wipe(secrets)
+	open := func(name string, v []byte) error {
+		if len(v) == 0 {
+			return nil
 		}
-		if kvn > 0 {
-			counter := c.Counter
-			if counter < 0 {
-				counter = 0
-			}
-			if err := w.Tx.PutKeySet(ctx, c.ICCID, ledger.KeySet{KeyIndex: idx, KVN: kvn, KIcAlg: otaAlg, KIDAlg: otaAlg, Counter: counter}); err != nil {
-				return err
-			}
+		if !it.encrypted {
+			secrets[name] = append([]byte(nil), v...)
+			return nil
+		}
+		if from.Transport == nil {
+			return fmt.Errorf("secrets encrypted under %q but no transport key configured", h.TransportKey)
+		}
+		b, err := from.Transport.Unwrap(h.TransportKey + ":" + hex.EncodeToString(v))
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		secrets[name] = b
+		return nil
+	}
+	for i, name := range importSecrets {
+		if err := open(name, it.raw[i]); err != nil {
+			l.Reason, l.Detail = ReasonInvalid, err.Error()
+			return nil
 		}
 	}
-	w.Counts.Accepted++
-	return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: c.Line, ICCID: c.ICCID, IMSI: c.IMSI, Status: recordAccepted, Partner: w.Partner.Name})
+	if pr.OTA.KeyIndex != nil {
+		n := it.listLength
+		if n == 0 {
+			n = h.KeyListLength
+		}
+		if n < 1 {
+			l.Reason, l.Detail = ReasonInvalid, "3b card without a key list length"
+			return nil
+		}
+		l.KeyIndex, l.ListLength = 1, n
+	}
+	// The vendor's file names no OTA cipher (l.KIcAlg is empty): the
+	// importing job's profile implies it, recorded with the key set (the
+	// handover needs it: a 16-octet key is AES-128 or 3DES with two keys).
+	if !checkImportSecrets(l, pr, secrets) {
+		return nil
+	}
+	return sealImportLine(p.Vault, l, secrets)
 }
 
 // ManufacturerImport is the manufacturer's import of its own batch data:

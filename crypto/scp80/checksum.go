@@ -1,7 +1,6 @@
 package scp80
 
 import (
-	"crypto/cipher"
 	"crypto/subtle"
 	"fmt"
 	"hash/crc32"
@@ -9,11 +8,12 @@ import (
 
 // Checksum computes an RC or CC incrementally, in the manner of hash.Hash:
 // Reset, Write the covered octets in order, then Sum. Create it once per
-// key set and reuse it; it is not safe for concurrent use.
+// key set and reuse it, or Rekey it for the next key set; it is not safe
+// for concurrent use.
 type Checksum struct {
-	alg   ChecksumAlg
-	block cipher.Block
-	bs    int
+	alg ChecksumAlg
+	k   keyed
+	bs  int
 	// CBC-MAC / CMAC state: the running chain value, a partial block and,
 	// for CMAC, the subkeys K1 and K2.
 	x      [16]byte
@@ -27,40 +27,57 @@ type Checksum struct {
 
 // NewChecksum returns the checksum of alg under key (ignored for an RC).
 func NewChecksum(alg ChecksumAlg, key []byte) (*Checksum, error) {
-	if !alg.KeyLengthOK(len(key)) {
-		return nil, fmt.Errorf("%w: %s takes no %d-octet key", ErrKeyLength, alg, len(key))
+	c := new(Checksum)
+	if err := c.Rekey(alg, key); err != nil {
+		return nil, err
 	}
-	c := &Checksum{alg: alg}
+	return c, nil
+}
+
+// Rekey makes c the checksum of alg under key, as NewChecksum does,
+// reusing c itself: only the standard library's key schedules are
+// allocated. On error c is left unusable until a successful Rekey.
+func (c *Checksum) Rekey(alg ChecksumAlg, key []byte) error {
+	c.alg, c.bs, c.k.block = ChecksumNone, 0, nil
+	clear(c.k1[:])
+	clear(c.k2[:])
+	if !alg.KeyLengthOK(len(key)) {
+		return fmt.Errorf("%w: %s takes no %d-octet key", ErrKeyLength, alg, len(key))
+	}
 	var err error
 	switch alg {
 	case ChecksumNone, ChecksumCRC16, ChecksumCRC32:
 	case MACDES:
-		c.block, err = newBlock('d', key)
+		err = c.k.rekey('d', key)
 	case MAC3DES2, MAC3DES3:
-		c.block, err = newBlock('t', key)
+		err = c.k.rekey('t', key)
 	case MACAES:
-		c.block, err = newBlock('a', key)
-		if err == nil {
-			c.cmacSubkeys()
-		}
+		err = c.k.rekey('a', key)
 	default:
-		return nil, fmt.Errorf("%w: checksum %s", ErrUnsupported, alg)
+		return fmt.Errorf("%w: checksum %s", ErrUnsupported, alg)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if c.block != nil {
-		c.bs = c.block.BlockSize()
+	c.alg = alg
+	if c.k.block != nil {
+		c.bs = c.k.block.BlockSize()
+	}
+	if alg == MACAES {
+		c.cmacSubkeys()
 	}
 	c.Reset()
-	return c, nil
+	return nil
 }
 
 // cmacSubkeys derives K1 and K2 of SP 800-38B §6.1.
 func (c *Checksum) cmacSubkeys() {
-	var l [16]byte
-	c.block.Encrypt(l[:], l[:])
-	double(&c.k1, &l)
+	// The scratch field, not a local: a local passed to the interface's
+	// Encrypt would escape, one allocation a card.
+	l := &c.tmp
+	clear(l[:])
+	c.k.block.Encrypt(l[:], l[:])
+	double(&c.k1, l)
 	double(&c.k2, &c.k1)
 	clear(l[:])
 }
@@ -105,7 +122,7 @@ func (c *Checksum) Write(p []byte) (int, error) {
 		for len(p) > 0 {
 			if c.n == bs {
 				subtle.XORBytes(c.x[:bs], c.x[:bs], c.buf[:bs])
-				c.block.Encrypt(c.x[:bs], c.x[:bs])
+				c.k.block.Encrypt(c.x[:bs], c.x[:bs])
 				c.n = 0
 			}
 			k := copy(c.buf[c.n:bs], p)
@@ -120,7 +137,7 @@ func (c *Checksum) Write(p []byte) (int, error) {
 			p = p[k:]
 			if c.n == bs {
 				subtle.XORBytes(c.x[:bs], c.x[:bs], c.buf[:bs])
-				c.block.Encrypt(c.x[:bs], c.x[:bs])
+				c.k.block.Encrypt(c.x[:bs], c.x[:bs])
 				c.n = 0
 			}
 		}
@@ -151,7 +168,7 @@ func (c *Checksum) Sum(b []byte) []byte {
 			subtle.XORBytes(last, last, c.k2[:])
 		}
 		subtle.XORBytes(last, last, c.x[:])
-		c.block.Encrypt(last, last)
+		c.k.block.Encrypt(last, last)
 		return append(b, last[:8]...)
 	default:
 		x := c.tmp[:8]
@@ -161,7 +178,7 @@ func (c *Checksum) Sum(b []byte) []byte {
 			for i := range c.n {
 				x[i] ^= c.buf[i]
 			}
-			c.block.Encrypt(x, x)
+			c.k.block.Encrypt(x, x)
 		}
 		return append(b, x...)
 	}

@@ -7,49 +7,85 @@ import (
 	"fmt"
 )
 
-// newBlock builds the block cipher for a DES-family or AES key. des3 with a
+// keyed holds the block cipher of one key. Two-key triple DES is kept
+// here by value, so that building it again for the next card reuses the
+// holder and only the standard library's key schedules are new.
+type keyed struct {
+	block cipher.Block
+	ede   ede2
+}
+
+// rekey builds the block cipher for a DES-family or AES key. des3 with a
 // 16-octet key builds K1,K2,K1.
-func newBlock(family byte, key []byte) (cipher.Block, error) {
+func (h *keyed) rekey(family byte, key []byte) error {
+	var err error
 	switch family {
 	case 'd':
-		return des.NewCipher(key)
+		h.block, err = des.NewCipher(key)
 	case 't':
-		if len(key) == 16 {
-			// Two single-DES schedules instead of three: K1,K2,K1 shares
-			// K1, and the key schedule dominates the cost of a codec
-			// built per card. Per block it is as fast as des's own EDE.
-			k1, err := des.NewCipher(key[:8])
-			if err != nil {
-				return nil, err
-			}
-			k2, err := des.NewCipher(key[8:])
-			if err != nil {
-				return nil, err
-			}
-			return ede2{k1, k2}, nil
+		if len(key) != 16 {
+			h.block, err = des.NewTripleDESCipher(key)
+			break
 		}
-		return des.NewTripleDESCipher(key)
+		// Two single-DES schedules instead of three: K1,K2,K1 shares
+		// K1, and the key schedule dominates the cost of a codec built
+		// per card. Per block it is as fast as des's own EDE.
+		h.block = nil
+		if h.ede.k1, err = des.NewCipher(key[:8]); err != nil {
+			break
+		}
+		if h.ede.k2, err = des.NewCipher(key[8:]); err != nil {
+			break
+		}
+		h.block = &h.ede
 	case 'a':
-		return aes.NewCipher(key)
+		h.block, err = aes.NewCipher(key)
+	default:
+		panic("scp80: unknown family")
 	}
-	panic("scp80: unknown family")
+	if err != nil {
+		h.block = nil
+	}
+	return err
+}
+
+// newBlock builds the block cipher for a DES-family or AES key.
+func newBlock(family byte, key []byte) (cipher.Block, error) {
+	h := new(keyed)
+	if err := h.rekey(family, key); err != nil {
+		return nil, err
+	}
+	return h.block, nil
 }
 
 // Cipher encrypts and decrypts under a KIc key. Create it once per key set
-// and reuse it; it is not safe for concurrent use.
+// and reuse it, or Rekey it for the next key set; it is not safe for
+// concurrent use.
 type Cipher struct {
-	alg   CipherAlg
-	block cipher.Block
-	bs    int
-	prev  [16]byte
-	tmp   [16]byte
+	alg  CipherAlg
+	k    keyed
+	bs   int
+	prev [16]byte
+	tmp  [16]byte
 }
 
 // NewCipher returns the cipher of alg under key. The key is copied into the
 // expanded key schedule; the caller may zero its slice afterwards.
 func NewCipher(alg CipherAlg, key []byte) (*Cipher, error) {
+	c := new(Cipher)
+	if err := c.Rekey(alg, key); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Rekey makes c the cipher of alg under key, as NewCipher does, reusing c
+// itself: only the standard library's key schedules are allocated. On
+// error c is left unusable until a successful Rekey.
+func (c *Cipher) Rekey(alg CipherAlg, key []byte) error {
+	c.alg, c.bs, c.k.block = alg, 0, nil
 	if !alg.KeyLengthOK(len(key)) {
-		return nil, fmt.Errorf("%w: %s takes no %d-octet key", ErrKeyLength, alg, len(key))
+		return fmt.Errorf("%w: %s takes no %d-octet key", ErrKeyLength, alg, len(key))
 	}
 	var fam byte
 	switch alg {
@@ -60,13 +96,13 @@ func NewCipher(alg CipherAlg, key []byte) (*Cipher, error) {
 	case CipherAES:
 		fam = 'a'
 	default:
-		return nil, fmt.Errorf("%w: cipher %s", ErrUnsupported, alg)
+		return fmt.Errorf("%w: cipher %s", ErrUnsupported, alg)
 	}
-	b, err := newBlock(fam, key)
-	if err != nil {
-		return nil, err
+	if err := c.k.rekey(fam, key); err != nil {
+		return err
 	}
-	return &Cipher{alg: alg, block: b, bs: b.BlockSize()}, nil
+	c.bs = c.k.block.BlockSize()
+	return nil
 }
 
 // Algorithm returns the cipher's algorithm.
@@ -77,13 +113,13 @@ func (c *Cipher) BlockSize() int { return c.bs }
 
 // Encrypt enciphers src into dst (which may be src itself) with IV 0.
 func (c *Cipher) Encrypt(dst, src []byte) error {
-	if len(src)%c.bs != 0 || len(dst) < len(src) {
+	if c.bs == 0 || len(src)%c.bs != 0 || len(dst) < len(src) {
 		return ErrBlockSize
 	}
 	bs := c.bs
 	if c.alg == CipherDESECB {
 		for i := 0; i < len(src); i += bs {
-			c.block.Encrypt(dst[i:i+bs], src[i:i+bs])
+			c.k.block.Encrypt(dst[i:i+bs], src[i:i+bs])
 		}
 		return nil
 	}
@@ -93,7 +129,7 @@ func (c *Cipher) Encrypt(dst, src []byte) error {
 		for j := range bs {
 			prev[j] ^= src[i+j]
 		}
-		c.block.Encrypt(prev, prev)
+		c.k.block.Encrypt(prev, prev)
 		copy(dst[i:i+bs], prev)
 	}
 	return nil
@@ -101,13 +137,13 @@ func (c *Cipher) Encrypt(dst, src []byte) error {
 
 // Decrypt deciphers src into dst (which may be src itself) with IV 0.
 func (c *Cipher) Decrypt(dst, src []byte) error {
-	if len(src)%c.bs != 0 || len(dst) < len(src) {
+	if c.bs == 0 || len(src)%c.bs != 0 || len(dst) < len(src) {
 		return ErrBlockSize
 	}
 	bs := c.bs
 	if c.alg == CipherDESECB {
 		for i := 0; i < len(src); i += bs {
-			c.block.Decrypt(dst[i:i+bs], src[i:i+bs])
+			c.k.block.Decrypt(dst[i:i+bs], src[i:i+bs])
 		}
 		return nil
 	}
@@ -116,7 +152,7 @@ func (c *Cipher) Decrypt(dst, src []byte) error {
 	clear(prev)
 	for i := 0; i < len(src); i += bs {
 		copy(tmp, src[i:i+bs])
-		c.block.Decrypt(dst[i:i+bs], tmp)
+		c.k.block.Decrypt(dst[i:i+bs], tmp)
 		for j := range bs {
 			dst[i+j] ^= prev[j]
 		}
@@ -129,15 +165,15 @@ func (c *Cipher) Decrypt(dst, src []byte) error {
 // under K1.
 type ede2 struct{ k1, k2 cipher.Block }
 
-func (e ede2) BlockSize() int { return des.BlockSize }
+func (e *ede2) BlockSize() int { return des.BlockSize }
 
-func (e ede2) Encrypt(dst, src []byte) {
+func (e *ede2) Encrypt(dst, src []byte) {
 	e.k1.Encrypt(dst, src)
 	e.k2.Decrypt(dst, dst)
 	e.k1.Encrypt(dst, dst)
 }
 
-func (e ede2) Decrypt(dst, src []byte) {
+func (e *ede2) Decrypt(dst, src []byte) {
 	e.k1.Decrypt(dst, src)
 	e.k2.Encrypt(dst, dst)
 	e.k1.Decrypt(dst, dst)

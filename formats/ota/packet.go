@@ -2,6 +2,7 @@ package ota
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"resub/crypto/scp80"
@@ -25,14 +26,25 @@ type Keys struct {
 
 // Codec holds the cipher and checksums of one key set under one set of
 // Params and encodes and decodes command and response packets. Build it
-// once per card and key set and reuse it: encoding and decoding do not
-// allocate beyond the caller's dst. A Codec is not safe for concurrent use.
+// once per card and key set and reuse it, or Rekey it for the next card:
+// encoding and decoding do not allocate beyond the caller's dst, and
+// rekeying allocates only the standard library's key schedules. A Codec is
+// not safe for concurrent use.
 type Codec struct {
 	p      Params
 	cipher *scp80.Cipher   // nil unless the command or the PoR is ciphered
 	cmdSum *scp80.Checksum // nil when the command carries no RC/CC
 	porSum *scp80.Checksum // nil when the PoR carries no RC/CC
+	// The states the pointers above point into, kept so that Rekey
+	// reuses them.
+	ownCipher      scp80.Cipher
+	ownCmd, ownPoR scp80.Checksum
+	keyed          bool // false after a failed Rekey
 }
+
+// errUnkeyed is returned by the encoders of a codec whose last Rekey
+// failed: it must never emit a packet under half-built security.
+var errUnkeyed = errors.New("ota: codec used after a failed Rekey")
 
 // NewCodec builds the codec for p with the keys k. It fails when the SPI
 // needs a key that k lacks, when a key has the wrong length for the
@@ -40,35 +52,50 @@ type Codec struct {
 // supported (implicit, proprietary, digital signature). The key bytes are
 // expanded into cipher state; the caller may zero k afterwards.
 func NewCodec(p Params, k Keys) (*Codec, error) {
-	if r := p.SPI.Reserved(); r != 0 {
-		return nil, fmt.Errorf("ota: SPI %s has reserved bits set (%04x)", p.SPI, r)
-	}
-	c := &Codec{p: p}
-	if p.SPI.Ciphered() || p.SPI.PoRCiphered() {
-		alg, err := p.KIc.Algorithm()
-		if err != nil {
-			return nil, err
-		}
-		if k.KIc == nil {
-			return nil, fmt.Errorf("%w: KIc (SPI %s ciphers)", ErrNoKey, p.SPI)
-		}
-		if c.cipher, err = scp80.NewCipher(alg, k.KIc); err != nil {
-			return nil, fmt.Errorf("ota: KIc %s: %w", p.KIc, err)
-		}
-	}
-	var err error
-	if c.cmdSum, err = newSum(p.KID, p.SPI.Checksum(), k.KID); err != nil {
-		return nil, fmt.Errorf("ota: command checksum: %w", err)
-	}
-	if c.cmdSum != nil && p.SPI.PoRChecksum() == p.SPI.Checksum() {
-		c.porSum = c.cmdSum // same algorithm and key: share the key schedule
-	} else if c.porSum, err = newSum(p.KID, p.SPI.PoRChecksum(), k.KID); err != nil {
-		return nil, fmt.Errorf("ota: PoR checksum: %w", err)
+	c := new(Codec)
+	if err := c.Rekey(p, k); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
-func newSum(kid KID, kind scp80.ChecksumKind, key []byte) (*scp80.Checksum, error) {
+// Rekey makes c the codec of p with the keys k, as NewCodec does, reusing
+// c's cipher and checksum states. On error c must not be used until a
+// successful Rekey.
+func (c *Codec) Rekey(p Params, k Keys) error {
+	c.p, c.cipher, c.cmdSum, c.porSum, c.keyed = p, nil, nil, nil, false
+	if r := p.SPI.Reserved(); r != 0 {
+		return fmt.Errorf("ota: SPI %s has reserved bits set (%04x)", p.SPI, r)
+	}
+	if p.SPI.Ciphered() || p.SPI.PoRCiphered() {
+		alg, err := p.KIc.Algorithm()
+		if err != nil {
+			return err
+		}
+		if k.KIc == nil {
+			return fmt.Errorf("%w: KIc (SPI %s ciphers)", ErrNoKey, p.SPI)
+		}
+		if err := c.ownCipher.Rekey(alg, k.KIc); err != nil {
+			return fmt.Errorf("ota: KIc %s: %w", p.KIc, err)
+		}
+		c.cipher = &c.ownCipher
+	}
+	var err error
+	if c.cmdSum, err = rekeySum(&c.ownCmd, p.KID, p.SPI.Checksum(), k.KID); err != nil {
+		return fmt.Errorf("ota: command checksum: %w", err)
+	}
+	if c.cmdSum != nil && p.SPI.PoRChecksum() == p.SPI.Checksum() {
+		c.porSum = c.cmdSum // same algorithm and key: share the key schedule
+	} else if c.porSum, err = rekeySum(&c.ownPoR, p.KID, p.SPI.PoRChecksum(), k.KID); err != nil {
+		return fmt.Errorf("ota: PoR checksum: %w", err)
+	}
+	c.keyed = true
+	return nil
+}
+
+// rekeySum makes s the checksum of kind under key, or returns nil when the
+// SPI asks for none.
+func rekeySum(s *scp80.Checksum, kid KID, kind scp80.ChecksumKind, key []byte) (*scp80.Checksum, error) {
 	if kind == scp80.KindNone {
 		return nil, nil
 	}
@@ -82,8 +109,7 @@ func newSum(kid KID, kind scp80.ChecksumKind, key []byte) (*scp80.Checksum, erro
 	if !alg.NeedsKey() {
 		key = nil
 	}
-	s, err := scp80.NewChecksum(alg, key)
-	if err != nil {
+	if err := s.Rekey(alg, key); err != nil {
 		return nil, fmt.Errorf("KID %s: %w", kid, err)
 	}
 	return s, nil
@@ -117,6 +143,9 @@ func padLen(n, bs int) int { return (bs - n%bs) % bs }
 // counter is always written; whether the card checks it is the SPI's
 // business.
 func (c *Codec) EncodeCommand(dst []byte, counter uint64, data []byte) ([]byte, error) {
+	if !c.keyed {
+		return dst, errUnkeyed
+	}
 	if counter > MaxCounter {
 		return dst, fmt.Errorf("ota: counter %d exceeds 5 octets", counter)
 	}

@@ -147,6 +147,9 @@ func (c *Codec) DecodeResponse(tpud []byte) (Response, error) {
 // over UDH, header, CNTR, PCNTR, status, data and padding; then the part
 // after TAR ciphered with minimal zero padding.
 func (c *Codec) EncodeResponse(dst []byte, counter uint64, status Status, data []byte) ([]byte, error) {
+	if !c.keyed {
+		return dst, errUnkeyed
+	}
 	if counter > MaxCounter {
 		return dst, fmt.Errorf("ota: counter %d exceeds 5 octets", counter)
 	}

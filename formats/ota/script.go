@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"resub/crypto/scp80"
@@ -190,13 +191,15 @@ func ParseAddressing(s string) (Addressing, error) {
 }
 
 // builder starts a script builder for the profile's addressing.
-func (p *Profile) builder() *scriptBuilder {
-	b := &scriptBuilder{cla: p.CLA, adf: orPath(p.ADFPath, Path{FIDMF, FIDCurrentADF}), anchored: true}
+// The script is built into sb, emptied first.
+func (p *Profile) builder(sb *ScriptBuffer) scriptBuilder {
+	sb.reset()
+	b := scriptBuilder{cla: p.CLA, sb: sb, adf: orPath(p.ADFPath, pathDefaultADF), anchored: true}
 	switch p.Addressing {
 	case Address7FFF:
-		b.adf, b.anchored = Path{FIDCurrentADF}, false
+		b.adf, b.anchored = pathCurrentADF, false
 	case AddressPath:
-		b.adf, b.anchored, b.full = Path{FIDMF, FIDCurrentADF}, false, true
+		b.adf, b.anchored, b.full = pathDefaultADF, false, true
 	case AddressAID:
 		b.aid, b.anchored = p.USIMAID, false
 	}
@@ -325,34 +328,61 @@ func orPath(p, def Path) Path {
 	return p
 }
 
+// ScriptBuffer holds a script built into it: its APDUs and the octets
+// they share. Reuse it for the next card's script (one per worker): once
+// it has grown to a script's size, building a script allocates nothing.
+// The APDUs it returns are valid until it is used again.
+type ScriptBuffer struct {
+	octets  []byte
+	apdus   []APDU
+	scratch [32]byte
+}
+
+func (sb *ScriptBuffer) reset() {
+	sb.octets, sb.apdus = sb.octets[:0], sb.apdus[:0]
+}
+
 // scriptBuilder emits SELECTs only when the target differs from what is
 // selected. A relative path of one FID keeps the builder in the TAR's start
 // directory ("anchored"); after an absolute path or a path into a sub-DF,
 // a relative path is preceded by the ADF path (SELECT by FID cannot reach
 // an EF of the parent directory).
 type scriptBuilder struct {
-	cla      byte
-	apdus    []APDU
-	cur      string // the path last selected
+	cla byte
+	sb  *ScriptBuffer
+	// The path last selected, and whether it was relative to the start
+	// directory; curSet is false when nothing is known to be selected.
+	cur      Path
+	curRel   bool
+	curSet   bool
 	adf      Path
 	aid      []byte // when set, ADF.USIM is selected by this AID
 	anchored bool
 	full     bool // every path from the MF: never stay anchored
 }
 
+// Paths the builder selects by default (package-level, so that building a
+// script does not allocate them).
+var (
+	pathDefaultADF = Path{FIDMF, FIDCurrentADF}
+	pathCurrentADF = Path{FIDCurrentADF}
+	pathIMSI       = Path{FIDIMSI}
+	pathAD         = Path{FIDAD}
+	pathLOCI       = Path{FIDLOCI}
+	pathPSLOCI     = Path{FIDPSLOCI}
+	pathEPSLOCI    = Path{FIDEPSLOCI}
+	path5GSLOCI    = Path{FIDDF5GS, FID5GS3GPPLOCI}
+)
+
 func (b *scriptBuilder) selectPath(p Path) {
-	full := p.String()
-	if !p.absolute() {
-		full = "start/" + full
-	}
-	if full == b.cur {
+	rel := !p.absolute()
+	if b.curSet && b.curRel == rel && slices.Equal(b.cur, p) {
 		return
 	}
-	if !p.absolute() && !b.anchored {
+	if rel && !b.anchored {
 		if len(b.aid) > 0 {
 			// SELECT by DF name, first or only occurrence, no data back.
-			a := append(APDU{b.cla, 0xa4, 0x04, 0x0c, byte(len(b.aid))}, b.aid...)
-			b.apdus = append(b.apdus, a)
+			b.apdu([]byte{b.cla, 0xa4, 0x04, 0x0c, byte(len(b.aid))}, b.aid)
 		} else {
 			for _, f := range b.adf {
 				b.selectFID(f)
@@ -362,48 +392,65 @@ func (b *scriptBuilder) selectPath(p Path) {
 	for _, f := range p {
 		b.selectFID(f)
 	}
-	b.cur = full
-	b.anchored = !p.absolute() && len(p) == 1 && !b.full
+	b.cur, b.curRel, b.curSet = p, rel, true
+	b.anchored = rel && len(p) == 1 && !b.full
+}
+
+// apdu appends an APDU of the given octets and data to the buffer.
+func (b *scriptBuilder) apdu(head []byte, data []byte) {
+	sb := b.sb
+	s := len(sb.octets)
+	sb.octets = append(sb.octets, head...)
+	sb.octets = append(sb.octets, data...)
+	sb.apdus = append(sb.apdus, APDU(sb.octets[s:len(sb.octets):len(sb.octets)]))
 }
 
 func (b *scriptBuilder) selectFID(f uint16) {
 	if b.cla == 0xa0 {
-		b.apdus = append(b.apdus, APDU{0xa0, 0xa4, 0x00, 0x00, 0x02, byte(f >> 8), byte(f)})
+		b.apdu([]byte{0xa0, 0xa4, 0x00, 0x00, 0x02, byte(f >> 8), byte(f)}, nil)
 		return
 	}
-	b.apdus = append(b.apdus, APDU{b.cla, 0xa4, 0x00, 0x0c, 0x02, byte(f >> 8), byte(f)})
+	b.apdu([]byte{b.cla, 0xa4, 0x00, 0x0c, 0x02, byte(f >> 8), byte(f)}, nil)
 }
 
 func (b *scriptBuilder) update(p Path, off int, data []byte) {
 	b.selectPath(p)
-	a := make(APDU, 0, 5+len(data))
-	a = append(a, b.cla, 0xd6, byte(off>>8), byte(off), byte(len(data)))
-	b.apdus = append(b.apdus, append(a, data...))
+	b.apdu([]byte{b.cla, 0xd6, byte(off >> 8), byte(off), byte(len(data))}, data)
 }
 
 func (b *scriptBuilder) read(p Path, n int) {
 	b.selectPath(p)
-	b.apdus = append(b.apdus, APDU{b.cla, 0xb0, 0x00, 0x00, byte(n)})
+	b.apdu([]byte{b.cla, 0xb0, 0x00, 0x00, byte(n)}, nil)
 }
 
 // Location file contents that make the ME attach afresh: temporary
 // identities FF, area code "deleted" (FFFE), update status "not updated".
-func invalidLOCI(plmn [3]byte) []byte {
-	return append(append([]byte{0xff, 0xff, 0xff, 0xff}, plmn[:]...), 0xff, 0xfe, 0xff, 0x01)
+func appendInvalidLOCI(dst []byte, plmn [3]byte) []byte {
+	dst = append(dst, 0xff, 0xff, 0xff, 0xff)
+	dst = append(dst, plmn[:]...)
+	return append(dst, 0xff, 0xfe, 0xff, 0x01)
 }
 
-func invalidPSLOCI(plmn [3]byte) []byte {
-	return append(append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, plmn[:]...), 0xff, 0xfe, 0xff, 0x01)
+func appendInvalidPSLOCI(dst []byte, plmn [3]byte) []byte {
+	dst = append(dst, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	dst = append(dst, plmn[:]...)
+	return append(dst, 0xff, 0xfe, 0xff, 0x01)
 }
 
-func invalidEPSLOCI(plmn [3]byte) []byte {
-	b := bytes.Repeat([]byte{0xff}, 12)
-	return append(append(b, plmn[:]...), 0xff, 0xfe, 0x01)
+func appendInvalidEPSLOCI(dst []byte, plmn [3]byte) []byte {
+	for range 12 {
+		dst = append(dst, 0xff)
+	}
+	dst = append(dst, plmn[:]...)
+	return append(dst, 0xff, 0xfe, 0x01)
 }
 
-func invalid5GSLOCI(plmn [3]byte) []byte {
-	b := bytes.Repeat([]byte{0xff}, 13)
-	return append(append(b, plmn[:]...), 0xff, 0xff, 0xfe, 0x01)
+func appendInvalid5GSLOCI(dst []byte, plmn [3]byte) []byte {
+	for range 13 {
+		dst = append(dst, 0xff)
+	}
+	dst = append(dst, plmn[:]...)
+	return append(dst, 0xff, 0xff, 0xfe, 0x01)
 }
 
 // Script is an IMSI-change script with what judging its PoR needs.
@@ -429,6 +476,21 @@ func (p *Profile) UpdateScript(c Change) ([]APDU, [EFIMSILen]byte, error) {
 // profile appends it, and a final READ BINARY of EF_IMSI so that the PoR
 // carries the new contents.
 func (p *Profile) Update(c Change) (Script, error) {
+	return p.UpdateInto(new(ScriptBuffer), c)
+}
+
+// UpdateScriptInto is UpdateScript built into sb: the APDUs share sb's
+// octets and are valid until sb is used again.
+func (p *Profile) UpdateScriptInto(sb *ScriptBuffer, c Change) ([]APDU, [EFIMSILen]byte, error) {
+	sc, err := p.UpdateInto(sb, c)
+	return sc.APDUs, sc.EFIMSI, err
+}
+
+// UpdateInto is Update built into sb: the script's APDUs share sb's
+// octets and are valid until sb is used again. Once sb has grown to a
+// script's size it allocates nothing (unless the profile appends a
+// key-index command).
+func (p *Profile) UpdateInto(sb *ScriptBuffer, c Change) (Script, error) {
 	var sc Script
 	ef, err := EncodeIMSI(c.NewIMSI)
 	sc.EFIMSI = ef
@@ -443,28 +505,29 @@ func (p *Profile) Update(c Change) (Script, error) {
 	if err != nil {
 		return sc, err
 	}
-	b := p.builder()
-	imsiPath := orPath(p.IMSIPath, Path{FIDIMSI})
+	b := p.builder(sb)
+	imsiPath := orPath(p.IMSIPath, pathIMSI)
 	b.update(imsiPath, 0, ef[:])
-	sc.IMSIWrite = len(b.apdus)
+	sc.IMSIWrite = len(sb.apdus)
 	if c.OldMNCLen != c.NewMNCLen {
 		off := p.ADMNCOffset
 		if off == 0 {
 			off = 3
 		}
-		b.update(orPath(p.ADPath, Path{FIDAD}), off, []byte{byte(c.NewMNCLen)})
+		sb.scratch[0] = byte(c.NewMNCLen)
+		b.update(orPath(p.ADPath, pathAD), off, sb.scratch[:1])
 	}
 	if p.InvalidateLOCI {
-		b.update(Path{FIDLOCI}, 0, invalidLOCI(pb))
+		b.update(pathLOCI, 0, appendInvalidLOCI(sb.scratch[:0], pb))
 	}
 	if p.InvalidatePSLOCI {
-		b.update(Path{FIDPSLOCI}, 0, invalidPSLOCI(pb))
+		b.update(pathPSLOCI, 0, appendInvalidPSLOCI(sb.scratch[:0], pb))
 	}
 	if p.InvalidateEPSLOCI {
-		b.update(Path{FIDEPSLOCI}, 0, invalidEPSLOCI(pb))
+		b.update(pathEPSLOCI, 0, appendInvalidEPSLOCI(sb.scratch[:0], pb))
 	}
 	if p.Invalidate5GSLOCI {
-		b.update(Path{FIDDF5GS, FID5GS3GPPLOCI}, 0, invalid5GSLOCI(pb))
+		b.update(path5GSLOCI, 0, appendInvalid5GSLOCI(sb.scratch[:0], pb))
 	}
 	for _, u := range p.Extra {
 		b.update(u.Path, u.Offset, u.Data)
@@ -477,11 +540,11 @@ func (p *Profile) Update(c Change) (Script, error) {
 		if err != nil {
 			return sc, err
 		}
-		b.apdus = append(b.apdus, a)
-		b.cur = "" // the command may change the current EF
+		sb.apdus = append(sb.apdus, a)
+		b.curSet = false // the command may change the current EF
 	}
 	b.read(imsiPath, EFIMSILen)
-	sc.APDUs = b.apdus
+	sc.APDUs = sb.apdus
 	return sc, nil
 }
 
@@ -490,9 +553,9 @@ func (p *Profile) Update(c Change) (Script, error) {
 // more, EFIMSI = the contents expected). The READ BINARY alone would fail:
 // an RFM session starts with no EF selected.
 func (p *Profile) ReadIMSIScript() []APDU {
-	b := p.builder()
-	b.read(orPath(p.IMSIPath, Path{FIDIMSI}), EFIMSILen)
-	return b.apdus
+	b := p.builder(new(ScriptBuffer))
+	b.read(orPath(p.IMSIPath, pathIMSI), EFIMSILen)
+	return b.sb.apdus
 }
 
 // Command fills the template with the absolute key index.

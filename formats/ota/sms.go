@@ -37,33 +37,52 @@ func SegmentCount(n int) int {
 // segments share one backing array.
 func Segment(pkt []byte, ref byte) ([][]byte, error) {
 	n := SegmentCount(len(pkt))
-	if n > maxSegments {
-		return nil, fmt.Errorf("%w: %d octets need %d SMS", ErrTooLong, len(pkt), n)
-	}
+	_, segs, err := AppendSegments(make([]byte, 0, segmentedLen(len(pkt), n)), make([][]byte, 0, n), pkt, ref)
+	return segs, err
+}
+
+// segmentedLen is the length of the TP-UD of n segments carrying a packet
+// of pktLen octets.
+func segmentedLen(pktLen, n int) int {
 	if n == 1 {
-		ud := make([]byte, 0, 3+len(pkt))
-		ud = append(ud, 0x02, ieiCPI, 0x00)
-		return [][]byte{append(ud, pkt...)}, nil
+		return 3 + pktLen
 	}
-	buf := make([]byte, 0, len(pkt)+8+6*(n-1))
-	segs := make([][]byte, n)
+	return pktLen + 8 + 6*(n-1)
+}
+
+// AppendSegments is Segment into the caller's buffers: it appends the
+// TP-UD of every SMS to dst and each one's slice of it to segs, and
+// returns both. With buffers of enough capacity it does not allocate.
+func AppendSegments(dst []byte, segs [][]byte, pkt []byte, ref byte) ([]byte, [][]byte, error) {
+	n := SegmentCount(len(pkt))
+	if n > maxSegments {
+		return dst, segs, fmt.Errorf("%w: %d octets need %d SMS", ErrTooLong, len(pkt), n)
+	}
+	// Grown once, so that every segment's slice stays in one array.
+	dst = slices.Grow(dst, segmentedLen(len(pkt), n))
+	if n == 1 {
+		s := len(dst)
+		dst = append(dst, 0x02, ieiCPI, 0x00)
+		dst = append(dst, pkt...)
+		return dst, append(segs, dst[s:len(dst):len(dst)]), nil
+	}
 	for i := range n {
-		s := len(buf)
+		s := len(dst)
 		var chunk []byte
 		if i == 0 {
-			buf = append(buf, 0x07, ieiConcat8, 0x03, ref, byte(n), 1, ieiCPI, 0x00)
+			dst = append(dst, 0x07, ieiConcat8, 0x03, ref, byte(n), 1, ieiCPI, 0x00)
 			chunk = pkt[:firstCapacity]
 			pkt = pkt[firstCapacity:]
 		} else {
-			buf = append(buf, 0x05, ieiConcat8, 0x03, ref, byte(n), byte(i+1))
+			dst = append(dst, 0x05, ieiConcat8, 0x03, ref, byte(n), byte(i+1))
 			k := min(len(pkt), laterCapacity)
 			chunk = pkt[:k]
 			pkt = pkt[k:]
 		}
-		buf = append(buf, chunk...)
-		segs[i] = buf[s:len(buf):len(buf)]
+		dst = append(dst, chunk...)
+		segs = append(segs, dst[s:len(dst):len(dst)])
 	}
-	return segs, nil
+	return dst, segs, nil
 }
 
 // udh is the part of a user data header this package cares about.

@@ -388,10 +388,6 @@ func (t *Tx) SettleSubmitted(ctx context.Context, ids []int64) (int64, error) {
 	return n, nil
 }
 
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
 // SettleDelivered marks a message delivered once every segment's receipt
 // says so (and no other outcome settled it).
 func (t *Tx) SettleDelivered(ctx context.Context, id int64) error {

@@ -6,6 +6,10 @@
 // the stage benchmarks drive. Test-only material: every key is made fresh
 // and thrown away.
 //
+// Before the stages it measures the engine floor (Floor): the bare
+// statements no set-based step can avoid for the same N on the same
+// engine, against which each stage's time is given as a multiple.
+//
 // Stages, in order:
 //
 //	generate          the vendor output file, MSISDN map, switch authorisation and switch request (N records each)
@@ -44,6 +48,9 @@ type Options struct {
 	// Ledger puts the parties' ledgers on PostgreSQL (a schema each, dropped
 	// at the end); the zero value keeps SQLite files.
 	Ledger LedgerOptions
+	// Floor, when set, is called with the engine floor (see Floor),
+	// measured before the first stage.
+	Floor func(Floor)
 }
 
 // Stage is one measured stage.
@@ -59,6 +66,18 @@ type Stage struct {
 	// stage, in bytes (see PeakRSS for how it is measured); 0 when the
 	// system does not say.
 	PeakRSS int64
+	// Floor is the engine floor for the same number of records on the
+	// same engine (see Floor); 0 when not measured.
+	Floor time.Duration
+}
+
+// XFloor is the stage's time as a multiple of the engine floor (0 when
+// the floor is not known).
+func (s Stage) XFloor() float64 {
+	if s.Floor <= 0 {
+		return 0
+	}
+	return s.Elapsed.Seconds() / s.Floor.Seconds()
 }
 
 // RecordsPerSecond is the stage's throughput.
@@ -72,8 +91,8 @@ func (s Stage) RecordsPerSecond() float64 {
 // Names of the stages, in order.
 var Names = []string{"generate", "import", "b-switch-request", "a-imsi-list", "a-handover", "b-handover"}
 
-// Run runs every stage on a fleet of o.Records cards and returns the
-// measured stages followed by the total.
+// Run measures the engine floor, then runs every stage on a fleet of
+// o.Records cards and returns the measured stages followed by the total.
 func Run(ctx context.Context, o Options) ([]Stage, error) {
 	dir := o.Dir
 	if dir == "" {
@@ -91,6 +110,13 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 		return nil, err
 	}
 	defer w.Close()
+	floor, err := w.measureFloor(ctx, o.Records)
+	if err != nil {
+		return nil, err
+	}
+	if o.Floor != nil {
+		o.Floor(floor)
+	}
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
@@ -104,7 +130,7 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 		{"b-handover", w.HandoverIntake},
 	}
 	var stages []Stage
-	total := Stage{Name: "total", Records: o.Records}
+	total := Stage{Name: "total", Records: o.Records, Floor: floor.Total()}
 	for _, s := range steps {
 		if s.name == "" {
 			if err := s.fn(ctx); err != nil {
@@ -116,6 +142,7 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 		if err != nil {
 			return stages, fmt.Errorf("stage %s: %w", s.name, err)
 		}
+		st.Floor = floor.Total()
 		stages = append(stages, st)
 		total.Elapsed += st.Elapsed
 		total.CPU += st.CPU

@@ -9,6 +9,7 @@ import (
 
 	"resub/processor/ledger/ledgertest"
 	"resub/processor/ledger/postgres"
+	"time"
 )
 
 var records = flag.Int("bench.records", 2000, "fleet size of the stage benchmarks")
@@ -16,7 +17,9 @@ var records = flag.Int("bench.records", 2000, "fleet size of the stage benchmark
 func TestRunEveryStage(t *testing.T) {
 	n := 300
 	var seen []string
-	stages, err := Run(context.Background(), Options{Records: n, Dir: t.TempDir(), Stage: func(s Stage) { seen = append(seen, s.Name) }})
+	var floor Floor
+	stages, err := Run(context.Background(), Options{Records: n, Dir: t.TempDir(), Stage: func(s Stage) { seen = append(seen, s.Name) },
+		Floor: func(f Floor) { floor = f }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,6 +30,9 @@ func TestRunEveryStage(t *testing.T) {
 	for _, s := range stages {
 		if s.Records != n || s.Elapsed <= 0 || s.RecordsPerSecond() <= 0 {
 			t.Errorf("stage %+v", s)
+		}
+		if s.Floor != floor.Total() || s.XFloor() <= 0 {
+			t.Errorf("stage %s: floor %v, x floor %v; the floor measured %+v", s.Name, s.Floor, s.XFloor(), floor)
 		}
 	}
 }
@@ -52,6 +58,33 @@ func TestRunEveryStageOnPostgres(t *testing.T) {
 	if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'resub_bench_%'`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("%d benchmark schemas left (%v)", left, err)
 	}
+}
+
+// The floor's statements touch every one of the n rows (each checks its
+// count) and each part takes time.
+func TestMeasureFloor(t *testing.T) {
+	f, err := MeasureFloor(context.Background(), t.TempDir(), 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Insert <= 0 || f.Update <= 0 || f.Read <= 0 || f.Total() != f.Insert+f.Update+f.Read {
+		t.Errorf("floor %+v", f)
+	}
+}
+
+// BenchmarkFloor: the engine floor alone, for -bench.records cards (the
+// ledger filled before it is not counted in floor-s).
+func BenchmarkFloor(b *testing.B) {
+	var sum time.Duration
+	for b.Loop() {
+		f, err := MeasureFloor(context.Background(), b.TempDir(), *records)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum += f.Total()
+	}
+	b.ReportMetric(sum.Seconds()/float64(b.N), "floor-s")
+	b.ReportMetric(float64(*records)*float64(b.N)/sum.Seconds(), "records/s")
 }
 
 // benchStage prepares a world up to (not including) stage and measures

@@ -200,7 +200,7 @@ func newPGPlace(ctx context.Context, lo LedgerOptions) (*pgPlace, error) {
 	p := &pgPlace{url: lo.URL, password: config.SecretRef(lo.Password), admin: admin, schemas: map[string]string{}}
 	tag := make([]byte, 4)
 	rand.Read(tag)
-	for _, code := range []string{codeA, codeB} {
+	for _, code := range []string{codeA, codeB, codeFloor} {
 		schema := "resub_bench_" + strings.ToLower(code) + "_" + hex.EncodeToString(tag)
 		if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
 			admin.Close()
@@ -209,6 +209,34 @@ func newPGPlace(ctx context.Context, lo LedgerOptions) (*pgPlace, error) {
 		p.schemas[code] = schema
 	}
 	return p, nil
+}
+
+// codeFloor names the place of the engine floor's ledger.
+const codeFloor = "FLOOR"
+
+// measureFloor measures the engine floor for n records on the engine the
+// parties' ledgers are on (a ledger of its own beside theirs).
+func (w *World) measureFloor(ctx context.Context, n int) (Floor, error) {
+	if w.pg == nil {
+		return MeasureFloor(ctx, w.dir, n)
+	}
+	u, err := w.pg.ledgerOf(codeFloor)
+	if err != nil {
+		return Floor{}, err
+	}
+	var pw config.Secret
+	if w.pg.password != "" {
+		if pw, err = config.ResolveRef(w.pg.password); err != nil {
+			return Floor{}, fmt.Errorf("bench: ledger password: %w", err)
+		}
+		defer pw.Wipe()
+	}
+	db, err := postgres.Open(ctx, u, pw.Bytes())
+	if err != nil {
+		return Floor{}, err
+	}
+	defer db.Close()
+	return MeasureFloorOn(ctx, db, n)
 }
 
 // ledgerOf is a party's ledger URL in the place.

@@ -87,6 +87,9 @@ func (w *world) submitSMPP(ctx context.Context, code string) error {
 		return fmt.Errorf("%s job ota-submit: %w", code, err)
 	}
 	w.say("    %s %-14s %s", code, "ota-submit", strings.TrimPrefix(sum.String(), "job ota-submit: "))
+	if sum.PoRsIgnored > 0 {
+		w.say("    %s %-14s %d PoR(s) did not verify: ignored, nothing changed", code, "ota-submit", sum.PoRsIgnored)
+	}
 	return nil
 }
 

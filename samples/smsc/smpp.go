@@ -43,7 +43,7 @@ type SMPPServer struct {
 	HoldMO atomic.Bool
 	heldMu sync.Mutex
 	held   []pdu.PDU
-	// Stats.
+	// Stats. Spoofed counts the forged PoRs sent (see SMSC.SetSpoofed).
 	Submits, Receipts, PoRs, Spoofed atomic.Int64
 	seenMu                           sync.Mutex
 	seen                             map[string]int // submit_sm user data (hex) → times
@@ -262,25 +262,25 @@ func (sc *smppConn) submit(q *pdu.SubmitSM, seq int32) {
 	}
 	srv.PoRs.Add(1)
 	if spoofed && len(por) > 0 {
-		// Someone else's SMS to the OTA short code, ahead of the card's
-		// own PoR: the card's with its last octet changed.
+		// Before the card's own PoR, a forged one (the card's with its
+		// last octet changed), as an SMS from anyone to the OTA short
+		// code would come.
 		forged := append([]byte(nil), por...)
 		forged[len(forged)-1] ^= 0xa5
 		srv.Spoofed.Add(1)
-		sc.mo(q, dest, forged)
+		srv.mo(sc, q, dest, forged)
 	}
-	sc.mo(q, dest, por)
+	srv.mo(sc, q, dest, por)
 }
 
-// mo sends user data ud from dest to the submitter's source address as a
-// mobile-originated deliver_sm (or holds it, see HoldMO).
-func (sc *smppConn) mo(q *pdu.SubmitSM, dest string, ud []byte) {
-	srv := sc.srv
+// mo sends a PoR from dest to the submitter of q as a mobile-originated
+// deliver_sm (or holds it, see HoldMO).
+func (srv *SMPPServer) mo(sc *smppConn, q *pdu.SubmitSM, dest string, por []byte) {
 	mo := pdu.NewDeliverSM().(*pdu.DeliverSM)
 	mo.SourceAddr, _ = pdu.NewAddressWithTonNpiAddr(q.DestAddr.Ton(), q.DestAddr.Npi(), dest)
 	mo.DestAddr, _ = pdu.NewAddressWithTonNpiAddr(q.SourceAddr.Ton(), q.SourceAddr.Npi(), q.SourceAddr.Address())
 	mo.EsmClass, mo.ProtocolID = 0x40, 0x7F
-	_ = mo.Message.SetMessageDataWithEncoding(ud, simCoding{})
+	_ = mo.Message.SetMessageDataWithEncoding(por, simCoding{})
 	if srv.HoldMO.Load() {
 		srv.heldMu.Lock()
 		srv.held = append(srv.held, mo)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ota
+
+const raceEnabled = false

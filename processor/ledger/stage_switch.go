@@ -1,0 +1,423 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// SwitchStage is a recipient's switch request done by sets: the lines of
+// one file go into a temporary table as they are read (with the verdicts
+// reached without the ledger), then a handful of statements judge every
+// line against the cards, one pass over the accepted lines in file order
+// hands out the new IMSIs from the ranges, and the cards, their events and
+// every line's answer are written by statements over the whole table,
+// whatever the number of records. It lives in one transaction; Close drops
+// the tables.
+//
+// An IMSI is never handed out twice: a new one is the next number of a
+// range, from its cursor on, that has no allocation (imsi_allocations
+// holds every IMSI ever allocated and is keyed by it), and a line that
+// got an IMSI before under the same reference (a rerun) gets that one
+// again.
+type SwitchStage struct {
+	t     *Tx
+	rows  *Inserter
+	alloc *Inserter // the IMSIs handed out by Take, a row a line
+	vals  []any
+}
+
+// SwitchLine is one switch request line in the stage.
+type SwitchLine struct {
+	Line  int
+	ICCID string
+	// Partner is the donor partner's name, Source its code ("" when no
+	// donor is known: the line carries a verdict).
+	Partner, Source string
+	Cutover         string // YYYY-MM-DD
+	Ref             string // the line's request reference (file and line)
+	// Reason and Detail are a verdict reached while staging; an empty
+	// Reason is none. It comes before every rule of Take.
+	Reason, Detail string
+}
+
+// The stage's tables: temporary, private to the transaction's connection.
+const (
+	switchTable      = "stage_b_switch"
+	switchAllocTable = "stage_b_switch_alloc"
+)
+
+// StageSwitch creates the stage. A stage left over by an earlier attempt
+// on this connection is dropped first.
+func (t *Tx) StageSwitch(ctx context.Context) (*SwitchStage, error) {
+	s := &SwitchStage{t: t}
+	if err := s.drop(ctx); err != nil {
+		return nil, err
+	}
+	for _, q := range []string{
+		`CREATE TEMP TABLE ` + switchTable + ` (
+  line    INTEGER PRIMARY KEY,
+  iccid   TEXT NOT NULL,
+  partner TEXT NOT NULL,
+  source  TEXT NOT NULL,
+  cutover TEXT NOT NULL,
+  ref     TEXT NOT NULL,
+  reason  TEXT NOT NULL,
+  detail  TEXT NOT NULL,
+  had     TEXT NOT NULL DEFAULT '',
+  imsi    TEXT NOT NULL DEFAULT ''
+)`,
+		`CREATE INDEX ` + switchTable + `_iccid ON ` + switchTable + ` (iccid)`,
+		`CREATE TEMP TABLE ` + switchAllocTable + ` (line INTEGER PRIMARY KEY, imsi TEXT NOT NULL)`,
+	} {
+		if _, err := t.tx.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("switch stage: %w", err)
+		}
+	}
+	s.rows = t.Inserter(switchTable, []string{"line", "iccid", "partner", "source", "cutover", "ref", "reason", "detail"}, stageChunk)
+	s.alloc = t.Inserter(switchAllocTable, []string{"line", "imsi"}, 512)
+	s.vals = make([]any, 0, 8)
+	return s, nil
+}
+
+// Add stages one line. Rows are written several to a statement; Take
+// writes the rest.
+func (s *SwitchStage) Add(ctx context.Context, l SwitchLine) error {
+	s.vals = append(s.vals[:0], l.Line, l.ICCID, l.Partner, l.Source, l.Cutover, l.Ref, l.Reason, l.Detail)
+	err := s.rows.Add(ctx, s.vals...)
+	clear(s.vals)
+	if err != nil {
+		return fmt.Errorf("switch stage: %w", err)
+	}
+	return nil
+}
+
+// IMSIRange is an inclusive range of IMSIs of one length, named for its
+// allocation cursor.
+type IMSIRange struct {
+	Name, From, To string
+}
+
+// SwitchTake says how Take judges the staged lines and what it records.
+type SwitchTake struct {
+	BatchID int64
+	// State is what an accepted card becomes; Reopen the states in which
+	// a card already here may be requested again. Event is the reason of
+	// the card event of a reopened card (a new card's is "imported", as
+	// for every card that enters the ledger).
+	State  string
+	Reopen []string
+	Event  string
+	Owner  string // the requesting M2M operator
+	// Ranges are ours, in the order they are used.
+	Ranges []IMSIRange
+	// Accepted and Rejected are the batch record statuses of the lines.
+	Accepted, Rejected string
+	// DuplicateICCID, when it has a reason, rejects a line whose ICCID an
+	// earlier line has (Detail + line + DetailEnd + ICCID), before every
+	// other rule and the staged verdicts: the stage finds repeats, so
+	// the reader keeps nothing per record.
+	DuplicateICCID Verdict
+	// The rules, in order after the staged verdicts: the first that holds
+	// rejects a line.
+	OtherState Verdict // the card is here in a state not in Reopen: Detail + state + DetailEnd
+	Exhausted  Verdict // no free IMSI left in any range
+}
+
+// SwitchOutcome counts a Take's lines and names the donors of the
+// accepted ones (sorted).
+type SwitchOutcome struct {
+	Accepted, Rejected int
+	Partners           []string
+}
+
+// switchPage is how many lines the allocation pass reads at a time.
+const switchPage = 1024
+
+// Take judges every staged line, hands out the IMSIs, creates or reopens
+// the cards and records every line's answer.
+func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, error) {
+	var out SwitchOutcome
+	t := s.t
+	if err := s.rows.Flush(ctx); err != nil {
+		return out, fmt.Errorf("switch stage: %w", err)
+	}
+	now := ts(t.Now())
+	reopen := `''`
+	var reopenArgs []any
+	if len(o.Reopen) > 0 {
+		reopen = placeholders(len(o.Reopen))
+		for _, st := range o.Reopen {
+			reopenArgs = append(reopenArgs, st)
+		}
+	}
+	if o.DuplicateICCID.Reason != "" {
+		if _, err := t.Exec(ctx, `UPDATE `+switchTable+` SET reason = ?, detail = ? || line || ? || iccid
+			WHERE EXISTS (SELECT 1 FROM `+switchTable+` d WHERE d.iccid = `+switchTable+`.iccid AND d.line < `+switchTable+`.line)`,
+			o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd); err != nil {
+			return out, fmt.Errorf("switch stage: repeated ICCIDs: %w", err)
+		}
+	}
+	steps := []struct {
+		what  string
+		query string
+		args  []any
+	}{
+		{"cards here", `UPDATE ` + switchTable + ` SET had = (SELECT c.state FROM cards c WHERE c.iccid = ` + switchTable + `.iccid)
+			WHERE EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + switchTable + `.iccid)`, nil},
+		{"cards moving", `UPDATE ` + switchTable + ` SET reason = ?, detail = ? || had || ?
+			WHERE reason = '' AND had <> '' AND had NOT IN (` + reopen + `)`,
+			append([]any{o.OtherState.Reason, o.OtherState.Detail, o.OtherState.DetailEnd}, reopenArgs...)},
+		{"earlier allocations", `UPDATE ` + switchTable + ` SET imsi = (SELECT a.imsi FROM imsi_allocations a WHERE a.iccid = ` + switchTable + `.iccid AND a.ref = ` + switchTable + `.ref)
+			WHERE reason = '' AND EXISTS (SELECT 1 FROM imsi_allocations a WHERE a.iccid = ` + switchTable + `.iccid AND a.ref = ` + switchTable + `.ref)`, nil},
+	}
+	for _, st := range steps {
+		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
+			return out, fmt.Errorf("switch stage: %s: %w", st.what, err)
+		}
+	}
+	if err := s.allocate(ctx, o.Ranges, now); err != nil {
+		return out, err
+	}
+	steps = []struct {
+		what  string
+		query string
+		args  []any
+	}{
+		{"new IMSIs", `UPDATE ` + switchTable + ` SET imsi = (SELECT a.imsi FROM ` + switchAllocTable + ` a WHERE a.line = ` + switchTable + `.line)
+			WHERE line IN (SELECT line FROM ` + switchAllocTable + `)`, nil},
+		{"exhausted", `UPDATE ` + switchTable + ` SET reason = ?, detail = ? WHERE reason = '' AND imsi = ''`,
+			[]any{o.Exhausted.Reason, o.Exhausted.Detail}},
+		{"reopened cards' events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
+			SELECT iccid, ?, had, ?, ?, ref FROM ` + switchTable + ` WHERE reason = '' AND had <> '' ORDER BY line`,
+			[]any{now, o.State, o.Event}},
+		{"reopened cards", `UPDATE cards SET state = ?, updated_at = ?, imsi = s.imsi, cutover = s.cutover, request_ref = s.ref, owner = ?, recipient = ''
+			FROM ` + switchTable + ` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.had <> ''`,
+			[]any{o.State, now, o.Owner}},
+		{"new cards", `INSERT INTO cards (` + cardCols + `)
+			SELECT iccid, imsi, '', ?, '', '', ?, source, 0, 0, '', '', cutover, ref, 0, '', ?, ?, '', ''
+			FROM ` + switchTable + ` WHERE reason = '' AND had = '' ORDER BY line`,
+			[]any{o.State, o.Owner, now, now}},
+		{"new cards' events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
+			SELECT iccid, ?, '', ?, 'imported', source FROM ` + switchTable + ` WHERE reason = '' AND had = '' ORDER BY line`,
+			[]any{now, o.State}},
+		{"answers", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
+			SELECT ?, line, iccid, CASE WHEN reason = '' THEN imsi ELSE '' END, CASE WHEN reason = '' THEN ? ELSE ? END,
+				reason, detail, partner, CASE WHEN reason = '' THEN cutover ELSE '' END
+			FROM ` + switchTable + ` ORDER BY line
+			ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
+				reason = excluded.reason, detail = excluded.detail, partner = excluded.partner, data = excluded.data`,
+			[]any{o.BatchID, o.Accepted, o.Rejected}},
+	}
+	for _, st := range steps {
+		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
+			return out, fmt.Errorf("switch stage: %s: %w", st.what, err)
+		}
+	}
+	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN reason = '' THEN 1 ELSE 0 END), 0), COUNT(*) FROM `+switchTable).Scan(&out.Accepted, &out.Rejected); err != nil {
+		return out, fmt.Errorf("switch stage: counts: %w", err)
+	}
+	out.Rejected -= out.Accepted
+	rows, err := t.Query(ctx, `SELECT DISTINCT partner FROM `+switchTable+` WHERE reason = '' ORDER BY partner`)
+	if err != nil {
+		return out, fmt.Errorf("switch stage: donors: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return out, err
+		}
+		out.Partners = append(out.Partners, p)
+	}
+	return out, rows.Err()
+}
+
+// allocate is the one pass that hands out new IMSIs: the accepted lines
+// without one, a page at a time in line order, each get the next free
+// number of the first range that has one. The numbers already allocated
+// are read a window at a time, from the cursor up, so that a number is
+// skipped without a query of its own. Each range's cursor ends past its
+// last number handed out.
+func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now string) error {
+	t := s.t
+	type rng struct {
+		IMSIRange
+		lo, hi, cur uint64
+		width       int
+		used        bool
+		after       uint64 // one past the last number handed out
+		// taken holds the allocated numbers of [cur, winHi].
+		taken map[uint64]bool
+		winHi uint64
+		ready bool
+	}
+	rs := make([]*rng, 0, len(ranges))
+	for _, r := range ranges {
+		lo, err1 := strconv.ParseUint(r.From, 10, 64)
+		hi, err2 := strconv.ParseUint(r.To, 10, 64)
+		if err1 != nil || err2 != nil || len(r.From) != len(r.To) || lo > hi {
+			return fmt.Errorf("IMSI range %s: bad bounds %s-%s", r.Name, r.From, r.To)
+		}
+		x := &rng{IMSIRange: r, lo: lo, hi: hi, cur: lo, width: len(r.From)}
+		var next string
+		err := t.QueryRow(ctx, `SELECT next FROM alloc_cursors WHERE range_name = ?`, r.Name).Scan(&next)
+		if err == nil {
+			if v, perr := strconv.ParseUint(next, 10, 64); perr == nil && v > x.cur {
+				x.cur = v
+			}
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		rs = append(rs, x)
+	}
+	ins := t.Inserter("imsi_allocations", []string{"imsi", "iccid", "state", "ref", "created_at", "updated_at"}, 512)
+	format := func(v uint64, width int) string {
+		d := strconv.FormatUint(v, 10)
+		for len(d) < width {
+			d = "0" + d
+		}
+		return d
+	}
+	const window = 4096
+	// loadWindow reads the allocated numbers of r from cur on.
+	loadWindow := func(r *rng) error {
+		if err := ins.Flush(ctx); err != nil {
+			return err
+		}
+		r.winHi = min(r.hi, r.cur+window-1)
+		r.taken = map[uint64]bool{}
+		rows, err := t.Query(ctx, `SELECT imsi FROM imsi_allocations WHERE imsi >= ? AND imsi <= ?`, format(r.cur, r.width), format(r.winHi, r.width))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var imsi string
+			if err := rows.Scan(&imsi); err != nil {
+				return err
+			}
+			if len(imsi) != r.width {
+				continue // another range's length, between ours in text order
+			}
+			if v, err := strconv.ParseUint(imsi, 10, 64); err == nil {
+				r.taken[v] = true
+			}
+		}
+		r.ready = true
+		return rows.Err()
+	}
+	// next is the next free number of r, or false when r has none left.
+	next := func(r *rng) (uint64, bool, error) {
+		for r.cur <= r.hi {
+			if !r.ready || r.cur > r.winHi {
+				if err := loadWindow(r); err != nil {
+					return 0, false, err
+				}
+			}
+			v := r.cur
+			r.cur++
+			if !r.taken[v] {
+				return v, true, nil
+			}
+		}
+		return 0, false, nil
+	}
+	type line struct {
+		n          int
+		iccid, ref string
+	}
+	page := make([]line, 0, switchPage)
+	after, ri := -1<<62, 0
+	for ri < len(rs) {
+		page = page[:0]
+		rows, err := t.Query(ctx, `SELECT line, iccid, ref FROM `+switchTable+` WHERE reason = '' AND imsi = '' AND line > ? ORDER BY line LIMIT ?`, after, switchPage)
+		if err != nil {
+			return fmt.Errorf("switch stage: allocation: %w", err)
+		}
+		for rows.Next() {
+			var l line
+			if err := rows.Scan(&l.n, &l.iccid, &l.ref); err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1].n
+		for _, l := range page {
+			var v uint64
+			found := false
+			for ri < len(rs) {
+				var err error
+				if v, found, err = next(rs[ri]); err != nil {
+					return fmt.Errorf("switch stage: allocation: %w", err)
+				}
+				if found {
+					break
+				}
+				ri++
+			}
+			if !found {
+				break // every range is exhausted: the rest stay without an IMSI
+			}
+			r := rs[ri]
+			r.used, r.after = true, v+1
+			imsi := format(v, r.width)
+			if err := ins.Add(ctx, imsi, l.iccid, IMSIAllocated, l.ref, now, now); err != nil {
+				return fmt.Errorf("switch stage: allocation: %w", err)
+			}
+			if err := s.alloc.Add(ctx, l.n, imsi); err != nil {
+				return fmt.Errorf("switch stage: allocation: %w", err)
+			}
+		}
+	}
+	if err := ins.Flush(ctx); err != nil {
+		return fmt.Errorf("switch stage: allocation: %w", err)
+	}
+	if err := s.alloc.Flush(ctx); err != nil {
+		return fmt.Errorf("switch stage: allocation: %w", err)
+	}
+	for _, r := range rs {
+		if !r.used {
+			continue
+		}
+		if _, err := t.Exec(ctx, `INSERT INTO alloc_cursors (range_name, next) VALUES (?, ?) ON CONFLICT (range_name) DO UPDATE SET next = excluded.next`,
+			r.Name, format(r.after, r.width)); err != nil {
+			return fmt.Errorf("switch stage: cursor of %s: %w", r.Name, err)
+		}
+	}
+	return nil
+}
+
+// Close drops the stage's tables. It is safe to call more than once.
+func (s *SwitchStage) Close(ctx context.Context) error {
+	s.rows.Discard()
+	if s.alloc != nil {
+		s.alloc.Discard()
+	}
+	return s.drop(ctx)
+}
+
+func (s *SwitchStage) drop(ctx context.Context) error {
+	for _, tb := range []string{switchTable, switchAllocTable} {
+		if _, err := s.t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+tb); err != nil {
+			return fmt.Errorf("switch stage: %w", err)
+		}
+	}
+	return nil
+}
+
+// placeholders is "?, ?, …" for n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

@@ -1,0 +1,372 @@
+package processor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"resub/formats/native"
+	"resub/formats/ota"
+	"resub/formats/vendor"
+	"resub/processor"
+	"resub/processor/ledger"
+	"resub/samples/fleet"
+)
+
+// vendorText is a SIM vendor's output file whose secrets are encrypted
+// under the vendor's transport key; edit may change a card's secrets as
+// written (after encryption).
+func vendorText(t *testing.T, w *world, cards []*fleet.Card, profile string, listLength int, edit func(i int, c *vendor.Card)) string {
+	t.Helper()
+	enc := func(v []byte) []byte { return vendorEnc(t, w, v) }
+	var buf bytes.Buffer
+	vw := vendor.NewWriter(&buf)
+	h := &vendor.Header{Customer: "MNOA", Quantity: len(cards), Type: "USIM", Profile: profile, Batch: "VB-1", Algorithm: "MILENAGE",
+		TransportKey: "tk-va", KeyListLength: listLength}
+	if err := vw.WriteHeader(h, []string{"ICCID", "IMSI", "KI", "OPC", "KIC1", "KID1", "KIK1", "CNTR1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cards {
+		ks := c.Keys(1)
+		vc := &vendor.Card{ICCID: c.ICCID, IMSI: c.IMSI, Ki: enc(c.Ki(1)), OPc: enc(c.OPc), Counter: 7,
+			KeySets: []vendor.KeySet{{KVN: 1, KIc: enc(ks.KIc), KID: enc(ks.KID), KIK: enc(ks.KIK)}}}
+		if edit != nil {
+			edit(i, vc)
+		}
+		if err := vw.Write(vc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := vw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// The vendor file import by sets, each rule alone and together: a secret
+// that does not open, a card already here with the same secrets (a no-op)
+// or with others (rejected), a 3b card without its key list length, a
+// secret of a wrong length, the reader's own rejections; every key set
+// stored takes the profile's OTA cipher. It gives the answers listed here and leaves
+// exactly the ledger (cards, events, secrets, key sets, answers) the
+// card-at-a-time import leaves.
+func TestVendorImportJudgesEveryLine(t *testing.T) {
+	f, err := fleet.New(fleet.Options{N: 12, Seed: "vendor-stage", KVN: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := fleet.New(fleet.Options{N: 12, Seed: "vendor-stage-other", KVN: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Cards
+	type want struct {
+		status, reason, detail string
+	}
+	run := func(step func(string) processor.FileStep) (string, []processor.Counts, [][]ledger.BatchRecord) {
+		ctx := context.Background()
+		w := newWorld(t)
+		a := w.party("MNOA", mustRanges(t, "001-01"), nil)
+		w.partner(a, "vendor", "VENDOR", "manufacturer", "tk-va", nil, false)
+		p3b := *w.prof
+		o := *w.prof.OTA
+		o.Name = "usim-3b"
+		o.KeyIndex = &ota.KeyIndexCommand{TAR: ota.TAR{0xb0, 0, 0x20}, Template: ota.APDU{0x80, 0xe2, 0, 0, 1, 0}, IndexOffset: 5}
+		p3b.Name, p3b.OTA = "usim-3b", &o
+		a.Profiles["usim-3b"] = &p3b
+		// Earlier: cards 2 and 3 imported one by one.
+		w.process(a, "vendor", &processor.InventoryImportPerRecord{}, w.sendRaw("VENDOR", "MNOA", "VENDOR_VB-0.out.pgp", vendorText(t, w, c[2:4], w.prof.Name, 0, nil)))
+		var counts []processor.Counts
+		var answers [][]ledger.BatchRecord
+		for k, text := range []string{
+			vendorText(t, w, []*fleet.Card{c[0], c[1], c[2], c[3], c[4], c[5], c[6]}, w.prof.Name, 0, func(i int, vc *vendor.Card) {
+				switch i {
+				case 1: // a Ki that does not open
+					vc.Ki[len(vc.Ki)-1] ^= 1
+				case 3: // card 3 again, with another card's secrets
+					oc := other.Cards[3]
+					vc.OPc = vendorEnc(t, w, oc.OPc)
+				case 5: // a KIK that does not open
+					vc.KeySets[0].KIK[0] ^= 1
+				case 6: // an ICCID that is not one
+					vc.ICCID = vc.ICCID[:len(vc.ICCID)-1] + string('0'+(vc.ICCID[len(vc.ICCID)-1]-'0'+1)%10)
+				}
+			}),
+			// 3b without a key list length; with a Ki that does not open
+			// too, the Ki answers.
+			vendorText(t, w, []*fleet.Card{c[7], c[8]}, "usim-3b", 0, func(i int, vc *vendor.Card) {
+				if i == 1 {
+					vc.Ki[0] ^= 1
+				}
+			}),
+			// A KIc of a wrong length (the file names no OTA cipher: the
+			// length answers, not the cipher it leaves undetermined).
+			vendorText(t, w, []*fleet.Card{c[9], c[10], c[11]}, "usim-3b", 4, func(i int, vc *vendor.Card) {
+				if i == 2 {
+					vc.KeySets[0].KIc = vendorEnc(t, w, c[11].Keys(1).KIc[:5])
+				}
+			}),
+		} {
+			res := w.process(a, "vendor", step(""), w.sendRaw("VENDOR", "MNOA", "VENDOR_VB-"+string(rune('1'+k))+".out.pgp", text))
+			counts = append(counts, res.Counts)
+			rows, err := a.Ledger.Query(ctx, `SELECT iccid, status, reason, detail FROM batch_records WHERE batch_id = ? ORDER BY line`, res.BatchID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rs []ledger.BatchRecord
+			for rows.Next() {
+				var r ledger.BatchRecord
+				if err := rows.Scan(&r.ICCID, &r.Status, &r.Reason, &r.Detail); err != nil {
+					t.Fatal(err)
+				}
+				rs = append(rs, r)
+			}
+			rows.Close()
+			answers = append(answers, rs)
+		}
+		if n := count(t, a, `SELECT COUNT(*) FROM key_sets WHERE kic_alg <> 'aes-128' OR kid_alg <> 'aes-128'`); n != 0 {
+			t.Errorf("%d key sets without the profile's algorithm (aes-128)", n)
+		}
+		dump := dumpLedger(t, a) + dumpQueries(t, a,
+			`SELECT iccid, name, key_index, master_key, length(blob) > 0 FROM card_secrets ORDER BY iccid, name, key_index`,
+			`SELECT * FROM key_sets ORDER BY iccid, key_index, kvn`)
+		return dump, counts, answers
+	}
+	setDump, counts, answers := run(func(string) processor.FileStep { return &processor.InventoryImport{} })
+	refDump, refCounts, _ := run(func(string) processor.FileStep { return &processor.InventoryImportPerRecord{} })
+
+	wants := [][]want{
+		{{"accepted", "", ""}, {"rejected", processor.ReasonInvalid, "ki: "}, {"accepted", "", ""},
+			{"rejected", processor.ReasonDuplicate, "card already imported with different secrets"},
+			{"accepted", "", ""}, {"rejected", processor.ReasonInvalid, "kik: "}, {"rejected", processor.ReasonInvalid, ""}},
+		{{"rejected", processor.ReasonInvalid, "3b card without a key list length"}, {"rejected", processor.ReasonInvalid, "ki: "}},
+		{{"accepted", "", ""}, {"accepted", "", ""}, {"rejected", processor.ReasonInvalid, "kic: "}},
+	}
+	for k, ws := range wants {
+		if len(answers[k]) != len(ws) {
+			t.Fatalf("file %d: %d answers, want %d: %+v", k+1, len(answers[k]), len(ws), answers[k])
+		}
+		for i, wnt := range ws {
+			r := answers[k][i]
+			if r.Status != wnt.status || r.Reason != wnt.reason || !strings.HasPrefix(r.Detail, wnt.detail) {
+				t.Errorf("file %d line %d: %s %s %q, want %s %s %q…", k+1, i+1, r.Status, r.Reason, r.Detail, wnt.status, wnt.reason, wnt.detail)
+			}
+		}
+		if counts[k] != refCounts[k] {
+			t.Errorf("file %d: counts %+v; the card-at-a-time import's %+v", k+1, counts[k], refCounts[k])
+		}
+	}
+	if setDump != refDump {
+		a, b := strings.Split(setDump, "\n"), strings.Split(refDump, "\n")
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("the ledgers differ first at line %d:\nby sets:        %s\ncard at a time: %s", i, a[i], b[i])
+			}
+		}
+		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
+	}
+}
+
+func vendorEnc(t *testing.T, w *world, v []byte) []byte {
+	t.Helper()
+	s, err := processor.NewTransport(w.tks["tk-va"]).Wrap(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(s[strings.IndexByte(s, ':')+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Thousands of cards in clear (many batches of the sealing workers in
+// flight, staged in line order): the set-based import leaves exactly the
+// ledger the card-at-a-time import leaves.
+func TestVendorImportManyCardsSameAsPerRecord(t *testing.T) {
+	const n = 3000
+	f, err := fleet.New(fleet.Options{N: n, Seed: "vendor-many", KVN: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(step processor.FileStep) (string, processor.Counts) {
+		w := newWorld(t)
+		a := w.party("MNOA", mustRanges(t, "001-01"), nil)
+		w.partner(a, "vendor", "VENDOR", "manufacturer", "tk-va", nil, false)
+		var buf bytes.Buffer
+		if err := f.WriteVendor(&buf, f.Cards, "MNOA", w.prof.Name, "VB-MANY"); err != nil {
+			t.Fatal(err)
+		}
+		res := w.process(a, "vendor", step, w.sendRaw("VENDOR", "MNOA", "VENDOR_VB-MANY.out.pgp", buf.String()))
+		return dumpLedger(t, a) + dumpQueries(t, a,
+			`SELECT iccid, name, key_index, master_key, length(blob) > 0 FROM card_secrets ORDER BY iccid, name, key_index`,
+			`SELECT * FROM key_sets ORDER BY iccid, key_index, kvn`), res.Counts
+	}
+	setDump, counts := run(&processor.InventoryImport{})
+	refDump, refCounts := run(&processor.InventoryImportPerRecord{})
+	if counts.Accepted != n || counts != refCounts {
+		t.Errorf("counts %+v; the card-at-a-time import's %+v", counts, refCounts)
+	}
+	if setDump != refDump {
+		t.Fatal("the ledgers differ")
+	}
+}
+
+// The native inventory by sets, each rule alone and together: an unknown
+// card profile, a 3b card without its key index, a wrapped secret that does
+// not open, a card already here with the same secrets (a no-op) or with
+// others (rejected), the reader's own rejections, secrets of a wrong
+// length (named as such, also when no OTA cipher is named), a key set
+// without ota-alg taking the profile's. The ledger is the one the
+// card-at-a-time import leaves.
+func TestNativeInventorySameAsPerRecord(t *testing.T) {
+	f, err := fleet.New(fleet.Options{N: 13, Seed: "native-stage", KVN: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := fleet.New(fleet.Options{N: 10, Seed: "native-stage-other", KVN: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Cards
+	run := func(step processor.FileStep) (string, processor.Counts, []ledger.BatchRecord, string) {
+		ctx := context.Background()
+		w := newWorld(t)
+		a := w.party("MNOA", mustRanges(t, "001-01"), nil)
+		w.partner(a, "vendor", "VENDOR", "manufacturer", "tk-va", nil, false)
+		p3b := *w.prof
+		o := *w.prof.OTA
+		o.Name = "usim-3b"
+		o.KeyIndex = &ota.KeyIndexCommand{TAR: ota.TAR{0xb0, 0, 0x20}, Template: ota.APDU{0x80, 0xe2, 0, 0, 1, 0}, IndexOffset: 5}
+		p3b.Name, p3b.OTA = "usim-3b", &o
+		a.Profiles["usim-3b"] = &p3b
+		wrap := processor.NewTransport(w.tks["tk-va"])
+		send := func(cards []*fleet.Card, edit func(i int, r *native.Record)) string {
+			recs := func(emit func(*native.Record) error) error {
+				i := 0
+				return f.InventoryRecords(wrap, w.prof.Name, cards)(func(r *native.Record) error {
+					if edit != nil {
+						edit(i, r)
+					}
+					i++
+					return emit(r)
+				})
+			}
+			return w.send("VENDOR", "MNOA", native.Inventory, len(cards), false, "tk-va", recs)
+		}
+		// Earlier: cards 2 and 3 imported one by one.
+		w.process(a, "vendor", &processor.InventoryImportPerRecord{}, send(c[2:4], nil))
+		otherKi, err := wrap.Wrap(other.Cards[3].Ki(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shortKi, err := wrap.Wrap(other.Cards[4].Ki(1)[:15])
+		if err != nil {
+			t.Fatal(err)
+		}
+		shortKIc, err := wrap.Wrap(other.Cards[5].Keys(1).KIc[:5])
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := w.process(a, "vendor", step, send(c[:13], func(i int, r *native.Record) {
+			switch i {
+			case 1:
+				r.Set(native.FieldProfile, "nope")
+			case 3:
+				r.Set(native.FieldKi, otherKi) // other secrets than those here
+			case 4:
+				r.Set(native.FieldKIc, otherHexDigit(r.Get(native.FieldKIc)))
+			case 5:
+				r.Set(native.FieldProfile, "usim-3b")
+				r.Set(native.FieldKeyIndex, "")
+			case 6: // unknown profile and a secret that does not open: the profile answers
+				r.Set(native.FieldProfile, "nope")
+				r.Set(native.FieldKi, otherHexDigit(r.Get(native.FieldKi)))
+			case 7:
+				r.Set(native.FieldProfile, "usim-3b")
+				r.Set(native.FieldKeyIndex, "1")
+				r.Set(native.FieldKeyListLength, "4")
+			case 8:
+				r.Set(native.FieldAlgorithm, "nonsense")
+			case 9: // a Ki of a wrong length
+				r.Set(native.FieldKi, shortKi)
+			case 10: // no OTA cipher named: the profile's
+				r.Set(native.FieldOTAAlg, "")
+			case 11: // none named and a KIc of a wrong length: the length answers
+				r.Set(native.FieldOTAAlg, "")
+				r.Set(native.FieldKIc, shortKIc)
+			case 12: // a KIc of a wrong length for the cipher named
+				r.Set(native.FieldKIc, shortKIc)
+			}
+		}))
+		rows, err := a.Ledger.Query(ctx, `SELECT iccid, status, reason, detail FROM batch_records WHERE batch_id = ? ORDER BY line`, res.BatchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs []ledger.BatchRecord
+		for rows.Next() {
+			var r ledger.BatchRecord
+			if err := rows.Scan(&r.ICCID, &r.Status, &r.Reason, &r.Detail); err != nil {
+				t.Fatal(err)
+			}
+			rs = append(rs, r)
+		}
+		rows.Close()
+		var alg string
+		if err := a.Ledger.QueryRow(ctx, `SELECT kic_alg || '/' || kid_alg FROM key_sets WHERE iccid = ?`, c[10].ICCID).Scan(&alg); err != nil {
+			t.Fatal(err)
+		}
+		return dumpLedger(t, a) + dumpQueries(t, a,
+			`SELECT iccid, name, key_index, master_key, length(blob) > 0 FROM card_secrets ORDER BY iccid, name, key_index`,
+			`SELECT * FROM key_sets ORDER BY iccid, key_index, kvn`), res.Counts, rs, alg
+	}
+	setDump, counts, answers, alg := run(&processor.InventoryImport{})
+	refDump, refCounts, _, _ := run(&processor.InventoryImportPerRecord{})
+	want := []struct{ status, reason, detail string }{
+		{"accepted", "", ""}, {"rejected", processor.ReasonInvalid, `unknown card profile "nope"`}, {"accepted", "", ""},
+		{"rejected", processor.ReasonDuplicate, "card already imported with different secrets"},
+		{"rejected", processor.ReasonInvalid, "kic: "}, {"rejected", processor.ReasonInvalid, "a 3b profile needs key-index and key-list-length"},
+		{"rejected", processor.ReasonInvalid, `unknown card profile "nope"`}, {"accepted", "", ""}, {"rejected", processor.ReasonInvalid, ""},
+		{"rejected", processor.ReasonInvalid, "ki: "}, {"accepted", "", ""},
+		{"rejected", processor.ReasonInvalid, "kic: "}, {"rejected", processor.ReasonInvalid, "kic: "},
+	}
+	if len(answers) != len(want) {
+		t.Fatalf("%d answers, want %d: %+v", len(answers), len(want), answers)
+	}
+	for i, wnt := range want {
+		r := answers[i]
+		if r.Status != wnt.status || r.Reason != wnt.reason || !strings.HasPrefix(r.Detail, wnt.detail) {
+			t.Errorf("line %d: %s %s %q, want %s %s %q…", i+1, r.Status, r.Reason, r.Detail, wnt.status, wnt.reason, wnt.detail)
+		}
+	}
+	for _, i := range []int{9, 11, 12} {
+		if strings.Contains(answers[i].Detail, "ota-alg") {
+			t.Errorf("line %d: %q: the length, not the cipher, should answer", i+1, answers[i].Detail)
+		}
+	}
+	if alg != "aes-128/aes-128" {
+		t.Errorf("card %s: key set recorded with %q, want the profile's aes-128 (usim-aes, 16-octet keys)", c[10].ICCID, alg)
+	}
+	if counts != refCounts {
+		t.Errorf("counts %+v; the card-at-a-time import's %+v", counts, refCounts)
+	}
+	if setDump != refDump {
+		a, b := strings.Split(setDump, "\n"), strings.Split(refDump, "\n")
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("the ledgers differ first at line %d:\nby sets:        %s\ncard at a time: %s", i, a[i], b[i])
+			}
+		}
+		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
+	}
+}
+
+// otherHexDigit changes the last hex digit of a wrapped field.
+func otherHexDigit(s string) string {
+	if s[len(s)-1] == 'a' {
+		return s[:len(s)-1] + "b"
+	}
+	return s[:len(s)-1] + "a"
+}
