@@ -327,7 +327,7 @@ func (t *Tx) PutSecret(ctx context.Context, iccid string, s Secret) error {
 
 // Secrets returns a card's wrapped secrets of one key index.
 func (t *Tx) Secrets(ctx context.Context, iccid string, keyIndex int) ([]Secret, error) {
-	rows, err := t.Query(ctx, `SELECT name, key_index, master_key, blob FROM card_secrets WHERE iccid = ? AND key_index = ? ORDER BY name`, iccid, keyIndex)
+	rows, err := t.QueryAll(ctx, `SELECT name, key_index, master_key, blob FROM card_secrets WHERE iccid = ? AND key_index = ? ORDER BY name`, iccid, keyIndex)
 	if err != nil {
 		return nil, err
 	}
