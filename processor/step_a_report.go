@@ -151,14 +151,8 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 	}
 	tx := w.Tx
 	tar, terr := ota.ResponseTAR(r.PoR)
-	// The state is checked in Go, not in SQL: with it there, SQLite
-	// searches by the state-led index (every sent message) instead of
-	// the one led by the MSISDN (a card has a handful of messages).
-	rows, err := tx.QueryAll(ctx, `SELECT id, state FROM ota_messages WHERE msisdn = ? ORDER BY id DESC`, r.MSISDN)
-	if err != nil {
-		return PoRJudgement{}, err
-	}
-	ids, err := scanSentIDs(rows)
+	// The MSISDN's outstanding messages, read whole in one statement.
+	msgs, err := tx.MessagesIn(ctx, r.MSISDN, ledger.MsgSent)
 	if err != nil {
 		return PoRJudgement{}, err
 	}
@@ -170,7 +164,7 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 		// an earlier attempt, retried on an unsecured error PoR.
 		return p.latePoR(ctx, w, r, tar)
 	}
-	if len(ids) == 0 {
+	if len(msgs) == 0 {
 		if j, ok, err := late(); ok || err != nil {
 			return j, err
 		}
@@ -181,11 +175,7 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 	if terr != nil {
 		reason = "not a PoR: " + terr.Error()
 	}
-	for _, id := range ids {
-		m, err := tx.Message(ctx, id)
-		if err != nil {
-			return PoRJudgement{}, err
-		}
+	for _, m := range msgs {
 		if target == nil {
 			target = m
 		}
@@ -437,24 +427,6 @@ func (w *Work) matchDelivery(ctx context.Context, r PoRReport) (*ledger.Message,
 		return nil, ReasonDuplicate, nil
 	}
 	return m, "", nil
-}
-
-// scanSentIDs reads (id, state) rows and keeps the ids of messages sent
-// and not yet judged.
-func scanSentIDs(rows *sql.Rows) ([]int64, error) {
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		var state string
-		if err := rows.Scan(&id, &state); err != nil {
-			return nil, err
-		}
-		if state == ledger.MsgSent {
-			ids = append(ids, id)
-		}
-	}
-	return ids, rows.Err()
 }
 
 func scanIDs(rows *sql.Rows) ([]int64, error) {
