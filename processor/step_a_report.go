@@ -456,7 +456,12 @@ func (p *Party) decodePoR(ctx context.Context, tx *ledger.Tx, m *ledger.Message,
 	if err != nil {
 		return ota.Response{}, c, err
 	}
-	keys, err := p.cardSecrets(ctx, tx, c.ICCID, m.KeyIndex)
+	// The OTA key set alone: a PoR needs no other secret opened.
+	list, err := tx.SecretPair(ctx, c.ICCID, m.KeyIndex, SecKIc, SecKID)
+	if err != nil {
+		return ota.Response{}, c, err
+	}
+	keys, err := p.openSecrets(c.ICCID, list)
 	if err != nil {
 		return ota.Response{}, c, err
 	}
