@@ -151,14 +151,8 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 	}
 	tx := w.Tx
 	tar, terr := ota.ResponseTAR(r.PoR)
-	// The state is checked in Go, not in SQL: with it there, SQLite
-	// searches by the state-led index (every sent message) instead of
-	// the one led by the MSISDN (a card has a handful of messages).
-	rows, err := tx.Query(ctx, `SELECT id, state FROM ota_messages WHERE msisdn = ? ORDER BY id DESC`, r.MSISDN)
-	if err != nil {
-		return PoRJudgement{}, err
-	}
-	ids, err := scanSentIDs(rows)
+	// The MSISDN's outstanding messages, read whole in one statement.
+	msgs, err := tx.MessagesIn(ctx, r.MSISDN, ledger.MsgSent)
 	if err != nil {
 		return PoRJudgement{}, err
 	}
@@ -170,7 +164,7 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 		// an earlier attempt, retried on an unsecured error PoR.
 		return p.latePoR(ctx, w, r, tar)
 	}
-	if len(ids) == 0 {
+	if len(msgs) == 0 {
 		if j, ok, err := late(); ok || err != nil {
 			return j, err
 		}
@@ -181,11 +175,7 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 	if terr != nil {
 		reason = "not a PoR: " + terr.Error()
 	}
-	for _, id := range ids {
-		m, err := tx.Message(ctx, id)
-		if err != nil {
-			return PoRJudgement{}, err
-		}
+	for _, m := range msgs {
 		if target == nil {
 			target = m
 		}
@@ -198,10 +188,10 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 			}
 			continue
 		}
-		resp, _, derr := p.decodePoR(ctx, tx, m, r.PoR)
+		resp, c, derr := p.decodePoR(ctx, tx, m, r.PoR)
 		why := unverified(m, resp, derr)
 		if why == "" {
-			return p.judgeVerified(ctx, w, m, r, resp)
+			return p.judgeVerified(ctx, w, m, c, r, resp)
 		}
 		if target.TAR != m.TAR || target == m {
 			target, reason = m, why
@@ -236,13 +226,9 @@ func (p *Party) latePoR(ctx context.Context, w *Work, r PoRReport, tar ota.TAR) 
 		if err != nil {
 			return PoRJudgement{}, false, err
 		}
-		resp, _, derr := p.decodePoR(ctx, tx, m, r.PoR)
+		resp, c, derr := p.decodePoR(ctx, tx, m, r.PoR)
 		if derr != nil || resp.Unsecured || resp.Counter != uint64(m.Counter) {
 			continue
-		}
-		c, err := tx.Card(ctx, m.ICCID)
-		if err != nil {
-			return PoRJudgement{}, false, err
 		}
 		v, err := p.verdictFor(ctx, m, c, resp)
 		if err != nil {
@@ -255,7 +241,7 @@ func (p *Party) latePoR(ctx context.Context, w *Work, r PoRReport, tar ota.TAR) 
 		case v.Outcome == ota.OutcomeConfirmed && c.State == ledger.CardMoving:
 			// The card took that attempt: confirmed (a retry still
 			// outstanding finds a card no longer moving).
-			j.Recipient, err = p.applyVerdict(ctx, w, m, r.Line, v, resp, true)
+			j.Recipient, err = p.applyVerdictTo(ctx, w, m, c, r.Line, v, resp, true)
 			return j, true, err
 		case v.Outcome == ota.OutcomeConfirmed || v.Outcome == ota.OutcomeIncomplete:
 			if err := tx.SetMessageState(ctx, m.ID, m.State, ota.OutcomeIncomplete.String(), "late PoR: "+v.Reason); err != nil {
@@ -443,24 +429,6 @@ func (w *Work) matchDelivery(ctx context.Context, r PoRReport) (*ledger.Message,
 	return m, "", nil
 }
 
-// scanSentIDs reads (id, state) rows and keeps the ids of messages sent
-// and not yet judged.
-func scanSentIDs(rows *sql.Rows) ([]int64, error) {
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		var state string
-		if err := rows.Scan(&id, &state); err != nil {
-			return nil, err
-		}
-		if state == ledger.MsgSent {
-			ids = append(ids, id)
-		}
-	}
-	return ids, rows.Err()
-}
-
 func scanIDs(rows *sql.Rows) ([]int64, error) {
 	defer rows.Close()
 	var ids []int64
@@ -488,7 +456,12 @@ func (p *Party) decodePoR(ctx context.Context, tx *ledger.Tx, m *ledger.Message,
 	if err != nil {
 		return ota.Response{}, c, err
 	}
-	keys, err := p.cardSecrets(ctx, tx, c.ICCID, m.KeyIndex)
+	// The OTA key set alone: a PoR needs no other secret opened.
+	list, err := tx.SecretPair(ctx, c.ICCID, m.KeyIndex, SecKIc, SecKID)
+	if err != nil {
+		return ota.Response{}, c, err
+	}
+	keys, err := p.openSecrets(c.ICCID, list)
 	if err != nil {
 		return ota.Response{}, c, err
 	}
@@ -503,17 +476,14 @@ func (p *Party) decodePoR(ctx context.Context, tx *ledger.Tx, m *ledger.Message,
 }
 
 // judgeVerified judges a PoR that verified against m (or an unsecured
-// error PoR for it) and applies the verdict.
-func (p *Party) judgeVerified(ctx context.Context, w *Work, m *ledger.Message, r PoRReport, resp ota.Response) (PoRJudgement, error) {
-	c, err := w.Tx.Card(ctx, m.ICCID)
-	if err != nil {
-		return PoRJudgement{}, err
-	}
+// error PoR for it) and applies the verdict; c is m's card as decodePoR
+// read it in this transaction.
+func (p *Party) judgeVerified(ctx context.Context, w *Work, m *ledger.Message, c *ledger.Card, r PoRReport, resp ota.Response) (PoRJudgement, error) {
 	v, err := p.verdictFor(ctx, m, c, resp)
 	if err != nil {
 		return PoRJudgement{}, err
 	}
-	rcpt, err := p.applyVerdict(ctx, w, m, r.Line, v, resp, true)
+	rcpt, err := p.applyVerdictTo(ctx, w, m, c, r.Line, v, resp, true)
 	return PoRJudgement{Message: m, Verdict: v, Recipient: rcpt}, err
 }
 
@@ -548,11 +518,17 @@ func (p *Party) verdictFor(ctx context.Context, m *ledger.Message, c *ledger.Car
 // returns the recipient to tell, if any. withPoR says the verdict comes
 // from a PoR (resp) rather than from the SMSC's delivery report.
 func (p *Party) applyVerdict(ctx context.Context, w *Work, m *ledger.Message, line int, verdict ota.Verdict, resp ota.Response, withPoR bool) (*Partner, error) {
-	tx := w.Tx
-	c, err := tx.Card(ctx, m.ICCID)
+	c, err := w.Tx.Card(ctx, m.ICCID)
 	if err != nil {
 		return nil, err
 	}
+	return p.applyVerdictTo(ctx, w, m, c, line, verdict, resp, withPoR)
+}
+
+// applyVerdictTo is applyVerdict with m's card c already read in the
+// work's transaction (and not changed since).
+func (p *Party) applyVerdictTo(ctx context.Context, w *Work, m *ledger.Message, c *ledger.Card, line int, verdict ota.Verdict, resp ota.Response, withPoR bool) (*Partner, error) {
+	tx := w.Tx
 	recipient := p.PartnerByCode(c.Recipient)
 	prof := p.Profiles[c.Profile]
 	ref := fmt.Sprintf("message %d", m.ID)

@@ -503,3 +503,37 @@ func TestLatePoRConfirmsUnknown(t *testing.T) {
 	}
 	noCounterReuse(t, a)
 }
+
+// countingVault counts the secrets opened through it.
+type countingVault struct {
+	processor.Vault
+	opened int
+}
+
+func (v *countingVault) Open(aad, blob []byte) ([]byte, error) {
+	v.opened++
+	return v.Vault.Open(aad, blob)
+}
+
+// TestPoROpensTheOTAKeysOnce: a PoR is verified and judged with the
+// card's OTA key set (KIc, KID) opened once; no other secret of the card
+// (Ki, OPc, KIK) is unsealed to judge it.
+func TestPoROpensTheOTAKeysOnce(t *testing.T) {
+	s := startSwitch(t, 4, nil)
+	w, f, a := s.w, s.f, s.a
+	report := w.runSMSC(s.batch, "MNOA")
+	v := &countingVault{Vault: a.Vault}
+	a.Vault = v
+	res := w.process(a, "smsc", &processor.OTAReport{}, report)
+	if res.Counts.Accepted != 4 {
+		t.Fatalf("counts %+v", res.Counts)
+	}
+	for _, c := range f.Cards {
+		if st := cardState(t, a, c.ICCID); st != ledger.CardConfirmed {
+			t.Errorf("card %s is %s", c.ICCID, st)
+		}
+	}
+	if v.opened != 2*4 {
+		t.Errorf("%d secrets opened for 4 PoRs, want 8 (KIc and KID once each)", v.opened)
+	}
+}

@@ -327,10 +327,25 @@ func (t *Tx) PutSecret(ctx context.Context, iccid string, s Secret) error {
 
 // Secrets returns a card's wrapped secrets of one key index.
 func (t *Tx) Secrets(ctx context.Context, iccid string, keyIndex int) ([]Secret, error) {
-	rows, err := t.Query(ctx, `SELECT name, key_index, master_key, blob FROM card_secrets WHERE iccid = ? AND key_index = ? ORDER BY name`, iccid, keyIndex)
+	rows, err := t.QueryAll(ctx, `SELECT name, key_index, master_key, blob FROM card_secrets WHERE iccid = ? AND key_index = ? ORDER BY name`, iccid, keyIndex)
 	if err != nil {
 		return nil, err
 	}
+	return scanSecrets(rows)
+}
+
+// SecretPair returns two of a card's wrapped secrets of one key index,
+// by name (those of them it holds): the OTA key set of a PoR, without
+// the others.
+func (t *Tx) SecretPair(ctx context.Context, iccid string, keyIndex int, a, b string) ([]Secret, error) {
+	rows, err := t.QueryAll(ctx, `SELECT name, key_index, master_key, blob FROM card_secrets WHERE iccid = ? AND key_index = ? AND name IN (?, ?) ORDER BY name`, iccid, keyIndex, a, b)
+	if err != nil {
+		return nil, err
+	}
+	return scanSecrets(rows)
+}
+
+func scanSecrets(rows *sql.Rows) ([]Secret, error) {
 	defer rows.Close()
 	var out []Secret
 	for rows.Next() {

@@ -190,6 +190,21 @@ func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	return t.tx.QueryContext(ctx, t.d.q(query), args...)
 }
 
+// QueryAll runs a query in the transaction through its prepared
+// statement, like Exec: for a query run once per record of a hot path.
+// The caller reads the rows to the end (or closes them) before running
+// the same query text again, as the statement's cursor is shared.
+func (t *Tx) QueryAll(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, t.d.q(query), args...)
+}
+
 // QueryRow runs a one-row query in the transaction. Scan the row before
 // running the same query text again (the statement is shared).
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {

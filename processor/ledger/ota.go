@@ -167,6 +167,29 @@ func (t *Tx) MatchMessage(ctx context.Context, msisdn, tar string, counter int64
 	return m, notFound(err, fmt.Sprintf("message to %s TAR %s counter %d", msisdn, tar, counter))
 }
 
+// MessagesIn returns the messages to an MSISDN in the given state, the
+// newest first. The state is checked in Go, not in SQL: with it there,
+// SQLite searches by the state-led index (every message in that state)
+// instead of the one led by the MSISDN (a card has a handful).
+func (t *Tx) MessagesIn(ctx context.Context, msisdn, state string) ([]*Message, error) {
+	rows, err := t.QueryAll(ctx, `SELECT `+msgCols+` FROM ota_messages WHERE msisdn = ? ORDER BY id DESC`, msisdn)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		m, err := scanMsg(rows)
+		if err != nil {
+			return nil, err
+		}
+		if m.State == state {
+			out = append(out, m)
+		}
+	}
+	return out, rows.Err()
+}
+
 // Message returns one message.
 func (t *Tx) Message(ctx context.Context, id int64) (*Message, error) {
 	m, err := scanMsg(t.QueryRow(ctx, `SELECT `+msgCols+` FROM ota_messages WHERE id = ?`, id))
