@@ -155,7 +155,7 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 		}
 	}
 	if o.DuplicateICCID.Reason != "" {
-		if _, err := t.Exec(ctx, `UPDATE `+switchTable+` SET reason = ?, detail = ? || line || ? || iccid
+		if _, err := t.Exec(ctx, `UPDATE `+switchTable+` SET reason = ?, detail = ? || CAST(line AS TEXT) || ? || iccid
 			WHERE EXISTS (SELECT 1 FROM `+switchTable+` d WHERE d.iccid = `+switchTable+`.iccid AND d.line < `+switchTable+`.line)`,
 			o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd); err != nil {
 			return out, fmt.Errorf("switch stage: repeated ICCIDs: %w", err)
@@ -331,7 +331,7 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 		iccid, ref string
 	}
 	page := make([]line, 0, switchPage)
-	after, ri := -1<<62, 0
+	after, ri := -1<<31, 0 // before every line (line is a 32-bit INTEGER on a server)
 	for ri < len(rs) {
 		page = page[:0]
 		rows, err := t.Query(ctx, `SELECT line, iccid, ref FROM `+switchTable+` WHERE reason = '' AND imsi = '' AND line > ? ORDER BY line LIMIT ?`, after, switchPage)

@@ -126,7 +126,12 @@ type StateChange struct {
 // StateChanges sums the card events after event afterID by hour and
 // transition (events that keep the state are left out), and returns the
 // last event ID it read: a caller keeps the sums and asks only for what
-// is new. Events are numbered in commit order (one writer at a time).
+// is new. Events are numbered in commit order, one writer at a time: on
+// SQLite by its write lock, on PostgreSQL by the advisory lock every write
+// transaction takes first and that is released only once its commit is
+// visible (the identity column hands out IDs without per-session caching).
+// An event whose ID is below one already read is therefore never committed
+// later.
 func (d *DB) StateChanges(ctx context.Context, afterID int64) ([]StateChange, int64, error) {
 	var last int64
 	if err := d.QueryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM card_events`).Scan(&last); err != nil {
