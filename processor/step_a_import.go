@@ -52,17 +52,7 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 	if err := pipe.finish(); err != nil {
 		return err
 	}
-	out, err := stage.Take(ctx, ledger.ImportTake{
-		BatchID: w.BatchID, Partner: w.Partner.Name, State: ledger.CardActive, MasterKey: p.Vault.KeyID(),
-		Accepted: recordAccepted, Rejected: recordRejected,
-		OtherSecrets: ledger.Verdict{Reason: ReasonDuplicate, Detail: "card already imported with different secrets"},
-	})
-	if err != nil {
-		return err
-	}
-	w.Counts.Accepted += out.Accepted
-	w.Counts.Rejected += out.Rejected
-	return stage.Close(ctx)
+	return w.takeImport(ctx, stage)
 }
 
 // inventoryItem is one card of a native inventory on its way to the

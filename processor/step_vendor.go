@@ -94,8 +94,14 @@ func (s *InventoryImport) ApplyRaw(ctx context.Context, w *Work, r io.Reader) er
 	if err := pipe.finish(); err != nil {
 		return err
 	}
+	return w.takeImport(ctx, stage)
+}
+
+// takeImport judges and takes the cards staged for an import (vendor file
+// or native inventory) and counts the answers.
+func (w *Work) takeImport(ctx context.Context, stage *ledger.ImportStage) error {
 	out, err := stage.Take(ctx, ledger.ImportTake{
-		BatchID: w.BatchID, Partner: w.Partner.Name, State: ledger.CardActive, MasterKey: p.Vault.KeyID(),
+		BatchID: w.BatchID, Partner: w.Partner.Name, State: ledger.CardActive, MasterKey: w.P.Vault.KeyID(),
 		Accepted: recordAccepted, Rejected: recordRejected,
 		OtherSecrets: ledger.Verdict{Reason: ReasonDuplicate, Detail: "card already imported with different secrets"},
 	})

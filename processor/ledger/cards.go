@@ -280,7 +280,12 @@ func (d *DB) CountByState(ctx context.Context) (map[string]int, error) {
 
 // countByState counts the rows of table per state.
 func (d *DB) countByState(ctx context.Context, table string) (map[string]int, error) {
-	rows, err := d.Query(ctx, `SELECT state, COUNT(*) FROM `+table+` GROUP BY state`)
+	return d.tally(ctx, `SELECT state, COUNT(*) FROM `+table+` GROUP BY state`)
+}
+
+// tally reads (key, count) rows into a map.
+func (d *DB) tally(ctx context.Context, q string, args ...any) (map[string]int, error) {
+	rows, err := d.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

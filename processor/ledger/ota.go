@@ -231,20 +231,7 @@ func (d *DB) MessagesOfBatch(ctx context.Context, batchID int64, fn func(*Messag
 
 // OverdueMessages lists sent messages whose deadline passed.
 func (d *DB) OverdueMessages(ctx context.Context, now time.Time) ([]*Message, error) {
-	rows, err := d.Query(ctx, `SELECT `+msgCols+` FROM ota_messages WHERE state = 'sent' AND deadline <> '' AND deadline < ? ORDER BY id`, ts(now))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Message
-	for rows.Next() {
-		m, err := scanMsg(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return d.messages(ctx, `SELECT `+msgCols+` FROM ota_messages WHERE state = 'sent' AND deadline <> '' AND deadline < ? ORDER BY id`, ts(now))
 }
 
 // CountMessages counts messages per state.

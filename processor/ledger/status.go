@@ -233,21 +233,7 @@ func (d *DB) RecordsPage(ctx context.Context, batchID int64, status string, afte
 
 // RecordTallies counts a batch's records by status.
 func (d *DB) RecordTallies(ctx context.Context, batchID int64) (map[string]int, error) {
-	rows, err := d.Query(ctx, `SELECT status, COUNT(*) FROM batch_records WHERE batch_id = ? GROUP BY status`, batchID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var s string
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, err
-		}
-		out[s] = n
-	}
-	return out, rows.Err()
+	return d.tally(ctx, `SELECT status, COUNT(*) FROM batch_records WHERE batch_id = ? GROUP BY status`, batchID)
 }
 
 func (d *DB) records(ctx context.Context, q string, args ...any) ([]BatchRecord, error) {
