@@ -433,7 +433,10 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 		}
 		// Send within window and rate.
 		sent := 0
-		for len(queue) > 0 && len(inflight) < window && len(results)+recording < backlog && !now.Before(pausedUntil) && !now.Before(nextSend) && !stopping {
+		// Stopping, a message whose first segments went out is finished
+		// first: a card can use only a whole message, and one cut short
+		// would be unknown until its deadline.
+		for len(queue) > 0 && len(inflight) < window && len(results)+recording < backlog && !now.Before(pausedUntil) && !now.Before(nextSend) && (!stopping || queue[0].seg.Seq > 1) {
 			fl := queue[0]
 			queue = queue[1:]
 			seq := s.tx.next()
@@ -478,7 +481,7 @@ func (s *session) run(ctx context.Context, deadline time.Time, until Until, st *
 				}
 			}
 		}
-		if stopping && len(inflight) == 0 {
+		if stopping && len(inflight) == 0 && (len(queue) == 0 || queue[0].seg.Seq == 1) {
 			// Taken but never sent: back to the store.
 			if err := waitFetch(); err != nil {
 				return s.abort(lose, err)

@@ -126,9 +126,15 @@ type smppConn struct {
 	bound bool
 	// parts gathers concatenated segments by destination and reference.
 	parts map[string][][]byte
+	// unacked are the deliver_sm sent and not yet answered, by sequence
+	// number: an SMSC stores and forwards, so those the ESME never
+	// answered go to the next session bound to receive.
+	ackMu   sync.Mutex
+	unacked map[int32]pdu.PDU
 }
 
 func (sc *smppConn) serve() {
+	defer sc.requeueUnacked()
 	br := bufio.NewReaderSize(sc.c, 64<<10)
 	var hdr [16]byte
 	for {
@@ -196,7 +202,11 @@ func (sc *smppConn) handle(p pdu.PDU, seq int32) bool {
 			return true
 		}
 		sc.submit(q, seq)
-	case *pdu.DeliverSMResp, *pdu.EnquireLinkResp, *pdu.GenericNack:
+	case *pdu.DeliverSMResp:
+		sc.ackMu.Lock()
+		delete(sc.unacked, seq)
+		sc.ackMu.Unlock()
+	case *pdu.EnquireLinkResp, *pdu.GenericNack:
 	default:
 		if uint32(p.GetHeader().CommandID)&0x80000000 == 0 {
 			sc.respond(data.GENERIC_NACK, seq, uint32(data.ESME_RINVCMDID), nil)
@@ -341,6 +351,14 @@ func (simCoding) DataCoding() byte                { return 0xF6 }
 func (sc *smppConn) send(p pdu.PDU) {
 	s := sc.seq.Add(1)
 	p.SetSequenceNumber(s)
+	if _, ok := p.(*pdu.DeliverSM); ok {
+		sc.ackMu.Lock()
+		if sc.unacked == nil {
+			sc.unacked = map[int32]pdu.PDU{}
+		}
+		sc.unacked[s] = p
+		sc.ackMu.Unlock()
+	}
 	b := pdu.NewBuffer(make([]byte, 0, 256))
 	p.Marshal(b)
 	sc.write(b.Bytes())
@@ -354,6 +372,29 @@ func (sc *smppConn) respond(id data.CommandIDType, seq int32, status uint32, bod
 	binary.BigEndian.PutUint32(b[12:16], uint32(seq))
 	copy(b[16:], body)
 	sc.write(b)
+}
+
+// requeueUnacked keeps the deliver_sm this session never had answered
+// (in the order they were sent) for the next session bound to receive.
+func (sc *smppConn) requeueUnacked() {
+	sc.ackMu.Lock()
+	seqs := make([]int32, 0, len(sc.unacked))
+	for q := range sc.unacked {
+		seqs = append(seqs, q)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	ps := make([]pdu.PDU, len(seqs))
+	for i, q := range seqs {
+		ps[i] = sc.unacked[q]
+	}
+	sc.unacked = nil
+	sc.ackMu.Unlock()
+	if len(ps) == 0 {
+		return
+	}
+	sc.srv.heldMu.Lock()
+	sc.srv.held = append(sc.srv.held, ps...)
+	sc.srv.heldMu.Unlock()
 }
 
 // write buffers b; serve flushes once the ESME's pipelined PDUs are
