@@ -114,20 +114,7 @@ func (d *DB) Batch(ctx context.Context, id int64) (*Batch, error) {
 
 // Batches lists batches, newest first, optionally of one status.
 func (d *DB) Batches(ctx context.Context, status string, limit int) ([]*Batch, error) {
-	rows, err := d.Query(ctx, `SELECT `+batchCols+` FROM batches WHERE (? = '' OR status = ?) ORDER BY id DESC LIMIT ?`, status, status, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Batch
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
+	return d.BatchesPage(ctx, status, 0, limit)
 }
 
 // QueryRowsBatch calls fn for a batch's records of one status, inside the

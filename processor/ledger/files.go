@@ -116,20 +116,7 @@ func (d *DB) FileByName(ctx context.Context, direction, name string) (*File, err
 
 // Files lists files, newest first, optionally of one status.
 func (d *DB) Files(ctx context.Context, status string, limit int) ([]*File, error) {
-	rows, err := d.Query(ctx, `SELECT `+fileCols+` FROM files WHERE (? = '' OR status = ?) ORDER BY id DESC LIMIT ?`, status, status, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*File
-	for rows.Next() {
-		f, err := scanFile(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return d.FilesPage(ctx, status, 0, limit)
 }
 
 // NextSeq allocates the next sequence number we send for (sender,
