@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 
 	"resub/processor/ledger/postgres"
@@ -28,11 +29,12 @@ type benchLine struct {
 }
 
 func runBench(e *env, args []string) error {
-	fs := e.newFlags("bench", "bench --records N [--ledger URL [--ledger-password REF]] [--keep DIR] [--json]")
+	fs := e.newFlags("bench", "bench --records N [--ledger URL [--ledger-password REF]] [--keep DIR] [--profile DIR] [--json]")
 	n := fs.Int("records", 0, "fleet size: cards in the files and ledgers (required)")
 	keep := fs.String("keep", "", "run in DIR and keep every file there (default: a temporary folder, removed)")
 	pgURL := fs.String("ledger", "", "put both parties' ledgers on this PostgreSQL server (postgres://USER@HOST:PORT/DB?sslmode=…; a schema each, dropped at the end); default SQLite files")
 	pgPass := fs.String("ledger-password", "", "the PostgreSQL password by reference (env:NAME or file:PATH); default PGPASSFILE / ~/.pgpass")
+	profile := fs.String("profile", "", "write a CPU profile of each stage to DIR/STAGE.pprof (the folder is made if missing)")
 	asJSON := fs.Bool("json", false, "one JSON object per stage: stage, records, seconds, records_per_s, peak_rss_bytes, floor_seconds, x_floor")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -51,6 +53,11 @@ func runBench(e *env, args []string) error {
 	if *pgPass != "" && !strings.HasPrefix(*pgPass, "env:") && !strings.HasPrefix(*pgPass, "file:") {
 		return usagef("bench: --ledger-password takes a reference (env:NAME or file:PATH), never the password")
 	}
+	if *profile != "" {
+		if err := os.MkdirAll(*profile, 0o700); err != nil {
+			return fmt.Errorf("bench: --profile: %w", err)
+		}
+	}
 	enc := json.NewEncoder(e.io.out)
 	var werr error
 	floor := func(f bench.Floor) {
@@ -61,7 +68,7 @@ func runBench(e *env, args []string) error {
 			*n, f.Total().Seconds(), f.Insert.Seconds(), f.Update.Seconds(), f.Read.Seconds())
 		fmt.Fprintf(e.io.out, "%-17s %10s %9s %9s %12s %9s %8s\n", "stage", "records", "seconds", "cpu s", "records/s", "peak RSS", "x floor")
 	}
-	_, err := bench.Run(e.ctx, bench.Options{Records: *n, Dir: *keep, Log: e.log, Ledger: bench.LedgerOptions{URL: *pgURL, Password: *pgPass}, Floor: floor, Stage: func(s bench.Stage) {
+	_, err := bench.Run(e.ctx, bench.Options{Records: *n, Dir: *keep, Log: e.log, Ledger: bench.LedgerOptions{URL: *pgURL, Password: *pgPass}, Floor: floor, Profile: *profile, Stage: func(s bench.Stage) {
 		l := benchLine{Stage: s.Name, Records: s.Records, Seconds: round(s.Elapsed.Seconds(), 3), RecordsPerS: round(s.RecordsPerSecond(), 0), PeakRSSBytes: s.PeakRSS,
 			FloorSeconds: round(s.Floor.Seconds(), 6), XFloor: round(s.XFloor(), 2)}
 		if *asJSON {

@@ -29,8 +29,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"time"
 )
 
@@ -51,6 +53,9 @@ type Options struct {
 	// Floor, when set, is called with the engine floor (see Floor),
 	// measured before the first stage.
 	Floor func(Floor)
+	// Profile, when set, is a folder that receives a CPU profile of each
+	// stage (STAGE.pprof, for go tool pprof).
+	Profile string
 }
 
 // Stage is one measured stage.
@@ -138,7 +143,11 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 			}
 			continue
 		}
-		st, err := Measure(ctx, s.name, o.Records, s.fn)
+		fn := s.fn
+		if o.Profile != "" {
+			fn = profiled(filepath.Join(o.Profile, s.name+".pprof"), s.fn)
+		}
+		st, err := Measure(ctx, s.name, o.Records, fn)
 		if err != nil {
 			return stages, fmt.Errorf("stage %s: %w", s.name, err)
 		}
@@ -170,4 +179,24 @@ func Measure(ctx context.Context, name string, records int, fn func(context.Cont
 	err := fn(ctx)
 	st := Stage{Name: name, Records: records, Elapsed: time.Since(start), CPU: cpuTime() - cpu0, PeakRSS: PeakRSS()}
 	return st, err
+}
+
+// profiled wraps fn so that a CPU profile of it is written to path.
+func profiled(path string, fn func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		err = fn(ctx)
+		pprof.StopCPUProfile()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
 }
