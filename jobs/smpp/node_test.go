@@ -537,3 +537,54 @@ func TestNodeSMPPStopRecordsWhatCame(t *testing.T) {
 		t.Errorf("%d sent, %d given back", sent, back)
 	}
 }
+
+// TestNodeSMPPStopFinishesAStartedMessage: a run stopped between the
+// segments of a concatenated message still sends the rest of it (a card
+// can use only a whole message), then gives back only whole messages.
+func TestNodeSMPPStopFinishesAStartedMessage(t *testing.T) {
+	var segs []Segment
+	for _, s := range otaSegments(12) {
+		if s.Key.Seq > 1 || !s.Last {
+			segs = append(segs, s) // the two-segment messages only
+		}
+	}
+	n := nodesmsc.Start(t, scenario("hold_ms", 300))
+	st := &memStore{segs: segs}
+	cfg := testConfig(n.Port)
+	cfg.Window = 1
+	c := &Client{Cfg: cfg, Store: st, Poll: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	// The run is told to stop once the SMSC has the first segment, whose
+	// response it holds 300 ms.
+	go func() {
+		n.WaitCount("submit_sm", 1)
+		cancel()
+	}()
+	if _, err := c.Run(ctx, time.Now().Add(10*time.Second), func(int) bool { return false }); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	res, _ := st.snapshot()
+	sent := map[int64][]int{}
+	for _, r := range res {
+		sent[r.Key.Message] = append(sent[r.Key.Message], r.Key.Seq)
+	}
+	if len(sent) == 0 || len(sent) == len(segs)/2 {
+		t.Fatalf("%d of %d messages went out: the stop did not land mid-run", len(sent), len(segs)/2)
+	}
+	for msg, seqs := range sent {
+		if len(seqs) != 2 {
+			t.Errorf("message %d: segments %v went out, a card cannot use a part", msg, seqs)
+		}
+	}
+	st.mu.Lock()
+	back := st.segs[len(segs):]
+	st.mu.Unlock()
+	for _, s := range back {
+		if s.Key.Seq == 2 && sent[s.Key.Message] != nil {
+			t.Errorf("segment %v given back although its message's first went out", s.Key)
+		}
+	}
+	if got := len(n.PDUs("submit_sm")); got != len(res) {
+		t.Errorf("%d submit_sm, %d outcomes recorded", got, len(res))
+	}
+}
