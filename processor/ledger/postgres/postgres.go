@@ -160,6 +160,10 @@ func OpenAt(ctx context.Context, rawURL string, password []byte, target int, opt
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCollation(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger %s: %w", Redact(rawURL), err)
+	}
 	l, err := ledger.NewAt(ctx, db, Dialect, target, opts...)
 	if err != nil {
 		db.Close()
@@ -206,6 +210,38 @@ func OpenSQL(ctx context.Context, rawURL string, password []byte) (*sql.DB, erro
 		return nil, fmt.Errorf("ledger %s: %w", Redact(rawURL), scrub(err))
 	}
 	return db, nil
+}
+
+// checkCollation refuses a database whose text order is not byte order.
+// The ledger pages and renders in the order of text columns (ICCIDs,
+// IMSIs, partner and file names); a locale's order (which skips
+// punctuation, folds case) would make the same ledger render differently
+// on the two engines and after `ledger copy`. PostgreSQL fixes a
+// database's collation when it is made, so the remedy is to make it so.
+func checkCollation(ctx context.Context, db *sql.DB) error {
+	var name, collate string
+	var provider sql.NullString
+	// datlocprovider exists from PostgreSQL 15 (libc before).
+	err := db.QueryRowContext(ctx, `SELECT d.datname, d.datcollate, to_jsonb(d) ->> 'datlocprovider' FROM pg_database d WHERE d.datname = current_database()`).Scan(&name, &collate, &provider)
+	if err != nil {
+		return fmt.Errorf("reading the database's collation: %w", err)
+	}
+	if provider.Valid && provider.String != "c" {
+		return fmt.Errorf("database %q sorts text by an ICU locale; the ledger needs byte order: make it with CREATE DATABASE … TEMPLATE template0 LOCALE_PROVIDER libc LC_COLLATE 'C' (or 'C.UTF-8')", name)
+	}
+	if !byteOrder(collate) {
+		return fmt.Errorf("database %q sorts text by locale %q; the ledger needs byte order: make it with CREATE DATABASE … TEMPLATE template0 LC_COLLATE 'C' (or 'C.UTF-8')", name, collate)
+	}
+	return nil
+}
+
+// byteOrder reports whether a libc collation name sorts by code point.
+func byteOrder(collate string) bool {
+	switch strings.ToLower(collate) {
+	case "c", "posix", "c.utf-8", "c.utf8":
+		return true
+	}
+	return false
 }
 
 // scrub keeps an error and drops nothing but its text's password, which

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -319,6 +320,39 @@ func TestPasswordAndPassfile(t *testing.T) {
 	db, err = postgres.Open(ctx, srv.URL(), nil)
 	if err != nil {
 		t.Fatalf("the password from PGPASSFILE: %v", err)
+	}
+	db.Close()
+}
+
+// TestLocaleOrderedDatabaseRefused: a database sorting text by a locale
+// (here ICU's en-US, which the server has whatever the machine's locales)
+// is refused at open, naming the remedy; byte order is accepted.
+func TestLocaleOrderedDatabaseRefused(t *testing.T) {
+	server := ledgertest.ServerURL(t)
+	ctx := context.Background()
+	admin, err := postgres.OpenSQL(ctx, server, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := fmt.Sprintf("resub_test_icu_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(`CREATE DATABASE ` + name + ` TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`); err != nil {
+		t.Skipf("this server cannot make an ICU database: %v", err)
+	}
+	t.Cleanup(func() { admin.Exec(`DROP DATABASE IF EXISTS ` + name) })
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	_, err = postgres.Open(ctx, u.String(), nil)
+	if err == nil || !strings.Contains(err.Error(), "byte order") || !strings.Contains(err.Error(), name) {
+		t.Fatalf("ICU-ordered database opened: %v", err)
+	}
+	// The test server's own database is C.UTF-8: accepted.
+	db, err := postgres.Open(ctx, ledgertest.NewDatabase(t), nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 	db.Close()
 }
