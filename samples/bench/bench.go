@@ -94,7 +94,7 @@ func (s Stage) RecordsPerSecond() float64 {
 }
 
 // Names of the stages, in order.
-var Names = []string{"generate", "import", "b-switch-request", "a-imsi-list", "a-handover", "b-handover"}
+var Names = []string{"generate", "import", "b-switch-request", "a-imsi-list", "a-ota-report", "a-handover", "b-handover"}
 
 // Run measures the engine floor, then runs every stage on a fleet of
 // o.Records cards and returns the measured stages followed by the total.
@@ -130,7 +130,8 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 		{"import", w.Import},
 		{"b-switch-request", w.SwitchRequest},
 		{"a-imsi-list", w.IMSIList},
-		{"", w.Confirm},
+		{"", w.SMSCReport},
+		{"a-ota-report", w.OTAReport},
 		{"a-handover", w.Handover},
 		{"b-handover", w.HandoverIntake},
 	}
