@@ -1,0 +1,342 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// ReportStage is the donor's ota-report intake done by sets: the lines of
+// one SMSC report go into a temporary table as they are read; one joined
+// pass reads, for every line that is its MSISDN's only line and whose
+// MSISDN has exactly one outstanding message, that message, its card and
+// the card's sealed OTA key set (the caller verifies and judges each PoR
+// in Go); the verdicts the caller records go into a second table and are
+// applied by a handful of statements, whatever their number. Every other
+// line (no PoR, an MSISDN repeated in the report or with several
+// outstanding messages or none, a verdict the caller takes line by line)
+// is left to the caller, in line order (Rest). It lives in one
+// transaction; Close drops the tables. Nothing secret is staged: a PoR is
+// integrity-protected data the card sent in clear over the air.
+type ReportStage struct {
+	t        *Tx
+	lines    *Inserter
+	verdicts *Inserter
+}
+
+// The stage's temporary tables, private to the transaction's connection.
+const (
+	reportStageTable    = "stage_a_report"
+	reportVerdictsTable = "stage_a_report_verdicts"
+)
+
+// StagedPoR is a staged report line whose MSISDN has exactly one
+// outstanding message: the line, its PoR, the message, its card, and the
+// card's sealed OTA keys of the message's key index (nil where the card
+// holds none).
+type StagedPoR struct {
+	Line     int
+	PoR      []byte
+	Message  *Message
+	Card     *Card
+	KIc, KID *Secret
+}
+
+// ReportLine is a staged line left to be taken one at a time.
+type ReportLine struct {
+	Line                              int
+	MSISDN, MessageID, Status, Detail string
+	PoR                               []byte
+}
+
+// ReportVerdict is the verdict on one staged PoR, applied by Apply: the
+// message gets State, PoRStatus and Detail; with Confirm, its card moves
+// from moving to confirmed (taking its new IMSI), with the card event
+// and the line's outcome record (status Status, for Partner).
+type ReportVerdict struct {
+	Line                     int
+	MessageID                int64
+	ICCID                    string
+	State, PoRStatus, Detail string
+	Confirm                  bool
+	NewIMSI, Partner         string
+}
+
+// StageReport creates the stage (a stage left over by an earlier attempt
+// on this connection is dropped first).
+func (t *Tx) StageReport(ctx context.Context) (*ReportStage, error) {
+	s := &ReportStage{t: t}
+	if err := s.drop(ctx); err != nil {
+		return nil, err
+	}
+	blob := t.d.dialect.Blob
+	for _, q := range []string{
+		`CREATE TEMP TABLE ` + reportStageTable + ` (
+  line       INTEGER PRIMARY KEY,
+  msisdn     TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  status     TEXT NOT NULL,
+  detail     TEXT NOT NULL,
+  por        ` + blob + `
+)`,
+		`CREATE TEMP TABLE ` + reportVerdictsTable + ` (
+  line       INTEGER PRIMARY KEY,
+  message_id BIGINT NOT NULL,
+  iccid      TEXT NOT NULL,
+  state      TEXT NOT NULL,
+  por_status TEXT NOT NULL,
+  detail     TEXT NOT NULL,
+  confirm    INTEGER NOT NULL,
+  new_imsi   TEXT NOT NULL,
+  partner    TEXT NOT NULL
+)`,
+	} {
+		if _, err := t.tx.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("report stage: %w", err)
+		}
+	}
+	s.lines = t.Inserter(reportStageTable, []string{"line", "msisdn", "message_id", "status", "detail", "por"}, stageChunk)
+	s.verdicts = t.Inserter(reportVerdictsTable, []string{"line", "message_id", "iccid", "state", "por_status", "detail", "confirm", "new_imsi", "partner"}, stageChunk)
+	return s, nil
+}
+
+// Add stages one report line (por nil: a delivery report without PoR).
+func (s *ReportStage) Add(ctx context.Context, line int, msisdn, messageID, status, detail string, por []byte) error {
+	var p any
+	if len(por) > 0 {
+		p = por
+	}
+	if err := s.lines.Add(ctx, line, msisdn, messageID, status, detail, p); err != nil {
+		return fmt.Errorf("report stage: %w", err)
+	}
+	return nil
+}
+
+// Index writes the staged lines still held and indexes them by MSISDN;
+// call it once, after the last Add and before PoRs.
+func (s *ReportStage) Index(ctx context.Context) error {
+	if err := s.lines.Flush(ctx); err != nil {
+		return fmt.Errorf("report stage: %w", err)
+	}
+	if _, err := s.t.Exec(ctx, `CREATE INDEX `+reportStageTable+`_msisdn ON `+reportStageTable+` (msisdn)`); err != nil {
+		return fmt.Errorf("report stage: %w", err)
+	}
+	return nil
+}
+
+// reportPage is how many staged PoRs PoRs reads at a time.
+const reportPage = 512
+
+// PoRs calls fn, in line order, with each staged line that carries a PoR,
+// is the only line of its MSISDN in the report, and whose MSISDN has
+// exactly one outstanding (sent) message, with that message, its card and
+// the card's sealed KIc and KID of the message's key index (secret names
+// kic and kid). It reads in pages of a joined query, each read whole
+// before fn sees its lines, so fn may write in the transaction.
+func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*StagedPoR) error) error {
+	q := `SELECT s.line, s.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
+			a.key_index, a.master_key, a.blob, b.key_index, b.master_key, b.blob
+		FROM ` + reportStageTable + ` s
+		JOIN ota_messages m ON m.msisdn = s.msisdn AND m.state = ?
+		JOIN cards c ON c.iccid = m.iccid
+		LEFT JOIN card_secrets a ON a.iccid = m.iccid AND a.name = ? AND a.key_index = m.key_index
+		LEFT JOIN card_secrets b ON b.iccid = m.iccid AND b.name = ? AND b.key_index = m.key_index
+		WHERE s.line > ? AND s.por IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM ` + reportStageTable + ` d WHERE d.msisdn = s.msisdn AND d.line <> s.line)
+			AND NOT EXISTS (SELECT 1 FROM ota_messages o WHERE o.msisdn = s.msisdn AND o.state = ? AND o.id <> m.id)
+		ORDER BY s.line LIMIT ` + fmt.Sprint(reportPage)
+	after := 0 // lines count from 1
+	page := make([]*StagedPoR, 0, reportPage)
+	for {
+		page = page[:0]
+		rows, err := s.t.Query(ctx, q, MsgSent, kic, kid, after, MsgSent)
+		if err != nil {
+			return fmt.Errorf("report stage: PoRs: %w", err)
+		}
+		for rows.Next() {
+			p := &StagedPoR{Message: &Message{}, Card: &Card{}}
+			var mts msgTimes
+			var cts cardTimes
+			var ai, bi *int
+			var am, bm *string
+			var ab, bb []byte
+			dest := append([]any{&p.Line, &p.PoR}, p.Message.dest(&mts)...)
+			dest = append(dest, p.Card.dest(&cts)...)
+			dest = append(dest, &ai, &am, &ab, &bi, &bm, &bb)
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return fmt.Errorf("report stage: PoRs: %w", err)
+			}
+			mts.set(p.Message)
+			cts.set(p.Card)
+			if ab != nil {
+				p.KIc = &Secret{Name: kic, KeyIndex: *ai, MasterKey: *am, Blob: ab}
+			}
+			if bb != nil {
+				p.KID = &Secret{Name: kid, KeyIndex: *bi, MasterKey: *bm, Blob: bb}
+			}
+			page = append(page, p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("report stage: PoRs: %w", err)
+		}
+		for _, p := range page {
+			if err := fn(p); err != nil {
+				return err
+			}
+		}
+		if len(page) < reportPage {
+			return nil
+		}
+		after = page[len(page)-1].Line
+	}
+}
+
+// prefixCols qualifies each column of a column list.
+func prefixCols(prefix, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, c := range parts {
+		parts[i] = prefix + c
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Judged records the verdict on one staged PoR (written several to a
+// statement; Apply writes the rest).
+func (s *ReportStage) Judged(ctx context.Context, v ReportVerdict) error {
+	confirm := 0
+	if v.Confirm {
+		confirm = 1
+	}
+	if err := s.verdicts.Add(ctx, v.Line, v.MessageID, v.ICCID, v.State, v.PoRStatus, v.Detail, confirm, v.NewIMSI, v.Partner); err != nil {
+		return fmt.Errorf("report stage: %w", err)
+	}
+	return nil
+}
+
+// ReportApplied counts what Apply did.
+type ReportApplied struct {
+	Messages, Confirmed int
+}
+
+// Apply applies every recorded verdict: the messages take their state,
+// PoR status and detail; the cards to confirm move from moving to
+// confirmed with their new IMSI, each with its event (reason event, ref
+// "message ID") and its outcome record in batch batchID (status status).
+// A card to confirm that is no longer moving is an error: nothing else
+// in this transaction moves it.
+func (s *ReportStage) Apply(ctx context.Context, batchID int64, event, status string) (ReportApplied, error) {
+	var out ReportApplied
+	if err := s.verdicts.Flush(ctx); err != nil {
+		return out, fmt.Errorf("report stage: %w", err)
+	}
+	t := s.t
+	now := ts(t.Now())
+	v := reportVerdictsTable
+	res, err := t.Exec(ctx, `UPDATE ota_messages SET state = v.state, por_status = v.por_status, detail = v.detail, updated_at = ?
+		FROM `+v+` v WHERE ota_messages.id = v.message_id`, now)
+	if err != nil {
+		return out, fmt.Errorf("report: messages: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return out, err
+	}
+	out.Messages = int(n)
+	res, err = t.Exec(ctx, `UPDATE cards SET state = ?, updated_at = ?, imsi = v.new_imsi
+		FROM `+v+` v WHERE v.confirm = 1 AND cards.iccid = v.iccid AND cards.state = ?`, CardConfirmed, now, CardMoving)
+	if err != nil {
+		return out, fmt.Errorf("report: cards: %w", err)
+	}
+	if n, err = res.RowsAffected(); err != nil {
+		return out, err
+	}
+	out.Confirmed = int(n)
+	var want int
+	if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM `+v+` WHERE confirm = 1`).Scan(&want); err != nil {
+		return out, err
+	}
+	if want != out.Confirmed {
+		return out, fmt.Errorf("report: %d cards confirmed, %d verdicts confirm", out.Confirmed, want)
+	}
+	steps := []struct {
+		what, query string
+		args        []any
+	}{
+		{"card events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
+			SELECT iccid, ?, ?, ?, ?, 'message ' || message_id FROM ` + v + ` WHERE confirm = 1 ORDER BY line`,
+			[]any{now, CardMoving, CardConfirmed, event}},
+		{"outcomes", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
+			SELECT ?, line, iccid, new_imsi, ?, '', '', partner, '' FROM ` + v + ` WHERE confirm = 1 ORDER BY line`,
+			[]any{batchID, status}},
+	}
+	for _, st := range steps {
+		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
+			return out, fmt.Errorf("report: %s: %w", st.what, err)
+		}
+	}
+	return out, nil
+}
+
+// Rest calls fn, in line order, with each staged line that has no
+// verdict recorded, in pages read whole before fn sees them (fn may
+// write in the transaction).
+func (s *ReportStage) Rest(ctx context.Context, fn func(ReportLine) error) error {
+	if err := s.verdicts.Flush(ctx); err != nil {
+		return fmt.Errorf("report stage: %w", err)
+	}
+	q := `SELECT s.line, s.msisdn, s.message_id, s.status, s.detail, s.por FROM ` + reportStageTable + ` s
+		WHERE s.line > ? AND NOT EXISTS (SELECT 1 FROM ` + reportVerdictsTable + ` v WHERE v.line = s.line)
+		ORDER BY s.line LIMIT ` + fmt.Sprint(reportPage)
+	after := 0 // lines count from 1
+	var page []ReportLine
+	for {
+		page = page[:0]
+		rows, err := s.t.Query(ctx, q, after)
+		if err != nil {
+			return fmt.Errorf("report stage: lines: %w", err)
+		}
+		for rows.Next() {
+			var l ReportLine
+			if err := rows.Scan(&l.Line, &l.MSISDN, &l.MessageID, &l.Status, &l.Detail, &l.PoR); err != nil {
+				rows.Close()
+				return fmt.Errorf("report stage: lines: %w", err)
+			}
+			page = append(page, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("report stage: lines: %w", err)
+		}
+		for _, l := range page {
+			if err := fn(l); err != nil {
+				return err
+			}
+		}
+		if len(page) < reportPage {
+			return nil
+		}
+		after = page[len(page)-1].Line
+	}
+}
+
+// Close drops the stage's tables (the transaction's end would leave them
+// for the next work on the same connection).
+func (s *ReportStage) Close(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	s.lines.Discard()
+	s.verdicts.Discard()
+	return s.drop(ctx)
+}
+
+func (s *ReportStage) drop(ctx context.Context) error {
+	for _, tb := range []string{reportVerdictsTable, reportStageTable} {
+		if _, err := s.t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+tb); err != nil {
+			return fmt.Errorf("report stage: %w", err)
+		}
+	}
+	return nil
+}
