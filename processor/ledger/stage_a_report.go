@@ -134,22 +134,12 @@ const reportPage = 512
 // kic and kid). It reads in pages of a joined query, each read whole
 // before fn sees its lines, so fn may write in the transaction.
 func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*StagedPoR) error) error {
-	q := `SELECT s.line, s.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
-			a.key_index, a.master_key, a.blob, b.key_index, b.master_key, b.blob
-		FROM ` + reportStageTable + ` s
-		JOIN ota_messages m ON m.msisdn = s.msisdn AND m.state = ?
-		JOIN cards c ON c.iccid = m.iccid
-		LEFT JOIN card_secrets a ON a.iccid = m.iccid AND a.name = ? AND a.key_index = m.key_index
-		LEFT JOIN card_secrets b ON b.iccid = m.iccid AND b.name = ? AND b.key_index = m.key_index
-		WHERE s.line > ? AND s.por IS NOT NULL
-			AND NOT EXISTS (SELECT 1 FROM ` + reportStageTable + ` d WHERE d.msisdn = s.msisdn AND d.line <> s.line)
-			AND NOT EXISTS (SELECT 1 FROM ota_messages o WHERE o.msisdn = s.msisdn AND o.state = ? AND o.id <> m.id)
-		ORDER BY s.line LIMIT ` + fmt.Sprint(reportPage)
+	q := porsQuery
 	after := 0 // lines count from 1
 	page := make([]*StagedPoR, 0, reportPage)
 	for {
 		page = page[:0]
-		rows, err := s.t.Query(ctx, q, MsgSent, kic, kid, after, MsgSent)
+		rows, err := s.t.Query(ctx, q, kic, kid, after, MsgSent, MsgSent)
 		if err != nil {
 			return fmt.Errorf("report stage: PoRs: %w", err)
 		}
@@ -192,6 +182,25 @@ func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*Staged
 		after = page[len(page)-1].Line
 	}
 }
+
+// porsQuery is the joined read of PoRs (arguments: the names of KIc and
+// KID, the last line read, the outstanding state twice). The stage leads
+// (CROSS JOIN keeps it the outer loop in SQLite: a page is a range of its
+// primary key, in order) and each line finds its MSISDN's messages by
+// ota_messages_match; the state is compared as an expression (|| ”), so
+// that no engine searches the state-led index instead (every outstanding
+// message of the fleet, for every line).
+var porsQuery = `SELECT s.line, s.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
+			a.key_index, a.master_key, a.blob, b.key_index, b.master_key, b.blob
+		FROM ` + reportStageTable + ` s
+		CROSS JOIN ota_messages m
+		JOIN cards c ON c.iccid = m.iccid
+		LEFT JOIN card_secrets a ON a.iccid = m.iccid AND a.name = ? AND a.key_index = m.key_index
+		LEFT JOIN card_secrets b ON b.iccid = m.iccid AND b.name = ? AND b.key_index = m.key_index
+		WHERE s.line > ? AND s.por IS NOT NULL AND m.msisdn = s.msisdn AND m.state || '' = ?
+			AND NOT EXISTS (SELECT 1 FROM ` + reportStageTable + ` d WHERE d.msisdn = s.msisdn AND d.line <> s.line)
+			AND NOT EXISTS (SELECT 1 FROM ota_messages o WHERE o.msisdn = s.msisdn AND o.id <> m.id AND o.state || '' = ?)
+		ORDER BY s.line LIMIT ` + fmt.Sprint(reportPage)
 
 // prefixCols qualifies each column of a column list.
 func prefixCols(prefix, cols string) string {
