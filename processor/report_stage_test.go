@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -178,5 +179,65 @@ func TestOTAReportSameAsPerRecord(t *testing.T) {
 		if !strings.Contains(ref.log, want) {
 			t.Errorf("the reference run logged no %q", want)
 		}
+	}
+}
+
+// Across pages: more verified single lines than one read of the stage
+// takes, and more lines left to the judge than one page of those, give
+// the ledger, counts and files of the line-at-a-time intake.
+func TestOTAReportManyLinesSameAsPerRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fleet of 1,100 cards, twice")
+	}
+	const n = 1100
+	type run struct {
+		dump, files, log string
+		res              *processor.Result
+	}
+	play := func(step processor.FileStep) run {
+		s := startSwitch(t, n, nil)
+		w, a := s.w, s.a
+		var logs bytes.Buffer
+		a.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		genuine := readReport(t, w.runSMSC(s.batch, "MNOA"))
+		var lines []reportLine
+		for i, l := range genuine {
+			if i%3 == 0 {
+				lines = append(lines, reportLine{l.id, l.msisdn, l.status, garble(t, l.por), l.detail})
+			}
+			lines = append(lines, l)
+		}
+		res := w.process(a, "smsc", step, s.writeReport(t, lines))
+		var files []string
+		for _, o := range res.Outputs {
+			_, recs := w.readOutput(a, o)
+			for _, r := range recs {
+				files = append(files, o.Type+" "+r.Get(native.FieldICCID)+" "+r.Get(native.FieldStatus)+" "+r.Get(native.FieldReason))
+			}
+		}
+		dump := dumpLedger(t, a) + dumpQueries(t, a,
+			`SELECT id, iccid, kind, counter, state, por_status, detail, updated_at FROM ota_messages ORDER BY id`)
+		return run{dump: dump, files: strings.Join(files, "\n"), res: res, log: logs.String()}
+	}
+	set := play(&processor.OTAReport{})
+	// Every card's line but those after a forgery (every third card) by sets.
+	if want := fmt.Sprintf("messages=%d confirmed=%d", n-(n+2)/3, n-(n+2)/3); !strings.Contains(set.log, want) {
+		t.Errorf("the set-based intake did not judge every single verified line (want %s)", want)
+	}
+	ref := play(&processor.OTAReportPerRecord{})
+	if c := set.res.Counts; c != ref.res.Counts || c.Accepted != n || c.PoRsIgnored != (n+2)/3 {
+		t.Errorf("counts %+v, the line-at-a-time intake counted %+v", c, ref.res.Counts)
+	}
+	if set.files != ref.files {
+		t.Errorf("files differ")
+	}
+	if set.dump != ref.dump {
+		a, b := strings.Split(set.dump, "\n"), strings.Split(ref.dump, "\n")
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("the ledgers differ first at line %d:\nby sets:        %s\nline at a time: %s", i, a[i], b[i])
+			}
+		}
+		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
 	}
 }
