@@ -27,7 +27,9 @@ type ReportStage struct {
 // The stage's temporary tables, private to the transaction's connection.
 const (
 	reportStageTable    = "stage_a_report"
-	reportVerdictsTable = "stage_a_report_verdicts"
+	reportPoRsTable     = "stage_a_report_pors"     // lines to read with their message
+	reportVerdictsTable = "stage_a_report_verdicts" // verdicts to apply
+	reportRestTable     = "stage_a_report_rest"     // lines left to take one at a time
 )
 
 // StagedPoR is a staged report line whose MSISDN has exactly one
@@ -90,6 +92,8 @@ func (t *Tx) StageReport(ctx context.Context) (*ReportStage, error) {
   new_imsi   TEXT NOT NULL,
   partner    TEXT NOT NULL
 )`,
+		`CREATE TEMP TABLE ` + reportPoRsTable + ` (line INTEGER PRIMARY KEY, message_id BIGINT NOT NULL)`,
+		`CREATE TEMP TABLE ` + reportRestTable + ` (line INTEGER PRIMARY KEY)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("report stage: %w", err)
@@ -112,14 +116,47 @@ func (s *ReportStage) Add(ctx context.Context, line int, msisdn, messageID, stat
 	return nil
 }
 
-// Index writes the staged lines still held and indexes them by MSISDN;
-// call it once, after the last Add and before PoRs.
+// Index writes the staged lines still held, indexes them by MSISDN and
+// lists, in one statement, the lines PoRs reads: those that carry a PoR,
+// are the only line of their MSISDN in the report, and whose MSISDN has
+// exactly one outstanding (sent) message, each with that message. Call
+// it once, after the last Add and before PoRs.
+//
+// The stage leads (CROSS JOIN keeps it the outer loop in SQLite) and each
+// line finds its MSISDN's messages by ota_messages_match; the state is
+// compared as an expression (|| ”), so that SQLite never searches the
+// state-led index instead (every outstanding message of the fleet, for
+// every line). Made once for the whole report, the list lets a server
+// pick a plan for the whole set, where a paged query would be planned (and
+// run) again for every page.
 func (s *ReportStage) Index(ctx context.Context) error {
 	if err := s.lines.Flush(ctx); err != nil {
 		return fmt.Errorf("report stage: %w", err)
 	}
-	if _, err := s.t.Exec(ctx, `CREATE INDEX `+reportStageTable+`_msisdn ON `+reportStageTable+` (msisdn)`); err != nil {
+	t := s.t
+	if _, err := t.Exec(ctx, `CREATE INDEX `+reportStageTable+`_msisdn ON `+reportStageTable+` (msisdn)`); err != nil {
 		return fmt.Errorf("report stage: %w", err)
+	}
+	_, err := t.Exec(ctx, `INSERT INTO `+reportPoRsTable+` (line, message_id)
+		SELECT s.line, m.id FROM `+reportStageTable+` s CROSS JOIN ota_messages m
+		WHERE s.por IS NOT NULL AND m.msisdn = s.msisdn AND m.state || '' = ?
+			AND NOT EXISTS (SELECT 1 FROM `+reportStageTable+` d WHERE d.msisdn = s.msisdn AND d.line <> s.line)
+			AND NOT EXISTS (SELECT 1 FROM ota_messages o WHERE o.msisdn = s.msisdn AND o.id <> m.id AND o.state || '' = ?)`,
+		MsgSent, MsgSent)
+	if err != nil {
+		return fmt.Errorf("report stage: PoRs: %w", err)
+	}
+	return t.analyze(ctx, reportPoRsTable)
+}
+
+// analyze has a server's planner learn a staged table just filled by a
+// statement (Inserter.Flush does so for the tables it fills).
+func (t *Tx) analyze(ctx context.Context, table string) error {
+	if !t.d.dialect.Analyze {
+		return nil
+	}
+	if _, err := t.tx.ExecContext(ctx, `ANALYZE `+table); err != nil {
+		return fmt.Errorf("analyze %s: %w", table, err)
 	}
 	return nil
 }
@@ -127,19 +164,19 @@ func (s *ReportStage) Index(ctx context.Context) error {
 // reportPage is how many staged PoRs PoRs reads at a time.
 const reportPage = 512
 
-// PoRs calls fn, in line order, with each staged line that carries a PoR,
-// is the only line of its MSISDN in the report, and whose MSISDN has
-// exactly one outstanding (sent) message, with that message, its card and
-// the card's sealed KIc and KID of the message's key index (secret names
-// kic and kid). It reads in pages of a joined query, each read whole
-// before fn sees its lines, so fn may write in the transaction.
+// PoRs calls fn, in line order, with each line Index listed, its message,
+// the message's card and the card's sealed KIc and KID of the message's
+// key index (secret names kic and kid). It reads in pages of a joined
+// query (the list's primary key leads, every other table is found by its
+// key), each read whole before fn sees its lines, so fn may write in the
+// transaction.
 func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*StagedPoR) error) error {
 	q := porsQuery
 	after := 0 // lines count from 1
 	page := make([]*StagedPoR, 0, reportPage)
 	for {
 		page = page[:0]
-		rows, err := s.t.Query(ctx, q, kic, kid, after, MsgSent, MsgSent)
+		rows, err := s.t.Query(ctx, q, kic, kid, after)
 		if err != nil {
 			return fmt.Errorf("report stage: PoRs: %w", err)
 		}
@@ -183,24 +220,18 @@ func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*Staged
 	}
 }
 
-// porsQuery is the joined read of PoRs (arguments: the names of KIc and
-// KID, the last line read, the outstanding state twice). The stage leads
-// (CROSS JOIN keeps it the outer loop in SQLite: a page is a range of its
-// primary key, in order) and each line finds its MSISDN's messages by
-// ota_messages_match; the state is compared as an expression (|| ”), so
-// that no engine searches the state-led index instead (every outstanding
-// message of the fleet, for every line).
-var porsQuery = `SELECT s.line, s.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
+// porsQuery is a page of PoRs (arguments: the names of KIc and KID, the
+// last line read).
+var porsQuery = `SELECT x.line, s.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
 			a.key_index, a.master_key, a.blob, b.key_index, b.master_key, b.blob
-		FROM ` + reportStageTable + ` s
+		FROM ` + reportPoRsTable + ` x
+		CROSS JOIN ` + reportStageTable + ` s
 		CROSS JOIN ota_messages m
-		JOIN cards c ON c.iccid = m.iccid
+		CROSS JOIN cards c
 		LEFT JOIN card_secrets a ON a.iccid = m.iccid AND a.name = ? AND a.key_index = m.key_index
 		LEFT JOIN card_secrets b ON b.iccid = m.iccid AND b.name = ? AND b.key_index = m.key_index
-		WHERE s.line > ? AND s.por IS NOT NULL AND m.msisdn = s.msisdn AND m.state || '' = ?
-			AND NOT EXISTS (SELECT 1 FROM ` + reportStageTable + ` d WHERE d.msisdn = s.msisdn AND d.line <> s.line)
-			AND NOT EXISTS (SELECT 1 FROM ota_messages o WHERE o.msisdn = s.msisdn AND o.id <> m.id AND o.state || '' = ?)
-		ORDER BY s.line LIMIT ` + fmt.Sprint(reportPage)
+		WHERE x.line > ? AND s.line = x.line AND m.id = x.message_id AND c.iccid = m.iccid
+		ORDER BY x.line LIMIT ` + fmt.Sprint(reportPage)
 
 // prefixCols qualifies each column of a column list.
 func prefixCols(prefix, cols string) string {
@@ -289,15 +320,23 @@ func (s *ReportStage) Apply(ctx context.Context, batchID int64, event, status st
 }
 
 // Rest calls fn, in line order, with each staged line that has no
-// verdict recorded, in pages read whole before fn sees them (fn may
-// write in the transaction).
+// verdict recorded (listed once, in one statement), in pages read whole
+// before fn sees them (fn may write in the transaction). Call it once.
 func (s *ReportStage) Rest(ctx context.Context, fn func(ReportLine) error) error {
 	if err := s.verdicts.Flush(ctx); err != nil {
 		return fmt.Errorf("report stage: %w", err)
 	}
-	q := `SELECT s.line, s.msisdn, s.message_id, s.status, s.detail, s.por FROM ` + reportStageTable + ` s
-		WHERE s.line > ? AND NOT EXISTS (SELECT 1 FROM ` + reportVerdictsTable + ` v WHERE v.line = s.line)
-		ORDER BY s.line LIMIT ` + fmt.Sprint(reportPage)
+	t := s.t
+	_, err := t.Exec(ctx, `INSERT INTO `+reportRestTable+` (line)
+		SELECT s.line FROM `+reportStageTable+` s WHERE NOT EXISTS (SELECT 1 FROM `+reportVerdictsTable+` v WHERE v.line = s.line)`)
+	if err != nil {
+		return fmt.Errorf("report stage: lines: %w", err)
+	}
+	if err := t.analyze(ctx, reportRestTable); err != nil {
+		return err
+	}
+	q := `SELECT s.line, s.msisdn, s.message_id, s.status, s.detail, s.por FROM ` + reportRestTable + ` x CROSS JOIN ` + reportStageTable + ` s
+		WHERE x.line > ? AND s.line = x.line ORDER BY x.line LIMIT ` + fmt.Sprint(reportPage)
 	after := 0 // lines count from 1
 	var page []ReportLine
 	for {
@@ -342,7 +381,7 @@ func (s *ReportStage) Close(ctx context.Context) error {
 }
 
 func (s *ReportStage) drop(ctx context.Context) error {
-	for _, tb := range []string{reportVerdictsTable, reportStageTable} {
+	for _, tb := range []string{reportRestTable, reportVerdictsTable, reportPoRsTable, reportStageTable} {
 		if _, err := s.t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+tb); err != nil {
 			return fmt.Errorf("report stage: %w", err)
 		}
