@@ -7,17 +7,19 @@ import (
 )
 
 // ReportStage is the donor's ota-report intake done by sets: the lines of
-// one SMSC report go into a temporary table as they are read; one joined
-// pass reads, for every line that is its MSISDN's only line and whose
-// MSISDN has exactly one outstanding message, that message, its card and
-// the card's sealed OTA key set (the caller verifies and judges each PoR
-// in Go); the verdicts the caller records go into a second table and are
-// applied by a handful of statements, whatever their number. Every other
-// line (no PoR, an MSISDN repeated in the report or with several
-// outstanding messages or none, a verdict the caller takes line by line)
-// is left to the caller, in line order (Rest). It lives in one
-// transaction; Close drops the tables. Nothing secret is staged: a PoR is
-// integrity-protected data the card sent in clear over the air.
+// one SMSC report go into a temporary table as they are read; one
+// statement lists every line that is its MSISDN's only line and whose
+// MSISDN has exactly one outstanding message, with that message; a joined
+// read of that list, a page at a time by primary keys, gives each such
+// line with its message, its card and the card's sealed OTA key set (the
+// caller verifies and judges each PoR in Go); the verdicts the caller
+// records go into a second table and are applied by a handful of
+// statements, whatever their number. Every other line (no PoR, an MSISDN
+// repeated in the report or with several outstanding messages or none, a
+// verdict the caller takes line by line) is left to the caller, in line
+// order (Rest). It lives in one transaction; Close drops the tables.
+// Nothing secret is staged: a PoR is integrity-protected data the card
+// sent in clear over the air.
 type ReportStage struct {
 	t        *Tx
 	lines    *Inserter
@@ -53,8 +55,8 @@ type ReportLine struct {
 
 // ReportVerdict is the verdict on one staged PoR, applied by Apply: the
 // message gets State, PoRStatus and Detail; with Confirm, its card moves
-// from moving to confirmed (taking its new IMSI), with the card event
-// and the line's outcome record (status Status, for Partner).
+// from moving to confirmed (taking NewIMSI, its new IMSI), with the card
+// event and the line's outcome record for Partner.
 type ReportVerdict struct {
 	Line                     int
 	MessageID                int64
@@ -124,9 +126,9 @@ func (s *ReportStage) Add(ctx context.Context, line int, msisdn, messageID, stat
 //
 // The stage leads (CROSS JOIN keeps it the outer loop in SQLite) and each
 // line finds its MSISDN's messages by ota_messages_match; the state is
-// compared as an expression (|| ”), so that SQLite never searches the
-// state-led index instead (every outstanding message of the fleet, for
-// every line). Made once for the whole report, the list lets a server
+// compared through an expression (concatenated with the empty string),
+// so that SQLite never searches the state-led index instead (every
+// outstanding message of the fleet, for every line). Made once for the whole report, the list lets a server
 // pick a plan for the whole set, where a paged query would be planned (and
 // run) again for every page.
 func (s *ReportStage) Index(ctx context.Context) error {
