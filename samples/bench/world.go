@@ -552,19 +552,19 @@ func (w *World) IMSIList(ctx context.Context) error {
 }
 
 // SMSCReport stands in for the SMSC and the cards (it is not timed): it
-// reads the ota-batch A delivered to the SMSC's drop, hands each message to
-// the simulated UICC of its card (made from the card's keys when its
+// reads each ota-batch A delivered to the SMSC's drop, hands each message
+// to the simulated UICC of its card (made from the card's keys when its
 // message comes, then dropped: memory stays flat in N), and puts the
-// report of every card's verified PoR where A's ota-report job picks it
-// up.
+// report of every card's verified PoR, one per batch, where A's ota-report
+// job picks it up.
 func (w *World) SMSCReport(ctx context.Context) error {
 	outbox := w.dropDir(codeA, "smsc", "outbox")
 	batches, err := filepath.Glob(filepath.Join(outbox, "*_ota-batch_*"))
 	if err != nil {
 		return err
 	}
-	if len(batches) != 1 {
-		return fmt.Errorf("bench: %d ota-batch files in %s, want 1", len(batches), outbox)
+	if len(batches) == 0 {
+		return fmt.Errorf("bench: no ota-batch in %s", outbox)
 	}
 	w.fleet.Opts.Profile = w.a.Party.Profiles[profileName].OTA
 	cardOf := func(msisdn string) (*simcard.Card, error) {
@@ -580,30 +580,43 @@ func (w *World) SMSCReport(ctx context.Context) error {
 		}
 		return c.SIM, nil
 	}
-	in, err := os.Open(batches[0])
-	if err != nil {
-		return err
-	}
-	defer in.Close()
 	sm := smsc.New()
 	sm.Now = w.now
-	name := fmt.Sprintf("SMSC_%s_ota-report_%s_000001.txt", codeA, w.now().Format("20060102"))
-	path := filepath.Join(w.dropDir(codeA, "smsc", "inbox"), name)
+	pors := 0
+	for i, batch := range batches {
+		st, err := w.smscReport(sm, batch, i+1, cardOf)
+		if err != nil {
+			return fmt.Errorf("bench: ota-report for %s: %w", filepath.Base(batch), err)
+		}
+		pors += st.PoRs
+	}
+	if pors != w.n {
+		return fmt.Errorf("bench: the SMSC has %d PoRs, want %d", pors, w.n)
+	}
+	return nil
+}
+
+// smscReport writes the SMSC's report number seq on one ota-batch.
+func (w *World) smscReport(sm *smsc.SMSC, batch string, seq int, cardOf func(string) (*simcard.Card, error)) (smsc.Stats, error) {
 	var st smsc.Stats
+	in, err := os.Open(batch)
+	if err != nil {
+		return st, err
+	}
+	defer in.Close()
+	name := fmt.Sprintf("SMSC_%s_ota-report_%s_%06d.txt", codeA, w.now().Format("20060102"), seq)
+	path := filepath.Join(w.dropDir(codeA, "smsc", "inbox"), name)
 	err = writeWith(path+".part", 0o600, func(f *os.File) error {
 		var err error
-		if st, err = sm.Stream(in, f, smsc.Report{Sender: "SMSC", Receiver: codeA, Sequence: 1}, cardOf); err != nil {
+		if st, err = sm.Stream(in, f, smsc.Report{Sender: "SMSC", Receiver: codeA, Sequence: seq}, cardOf); err != nil {
 			return err
 		}
 		return f.Sync()
 	})
 	if err != nil {
-		return fmt.Errorf("bench: ota-report: %w", err)
+		return st, err
 	}
-	if st.PoRs != w.n {
-		return fmt.Errorf("bench: the SMSC has %d PoRs of %d messages, want %d", st.PoRs, st.Messages, w.n)
-	}
-	return os.Rename(path+".part", path)
+	return st, os.Rename(path+".part", path)
 }
 
 // OTAReport runs A's ota-report job on the SMSC's report: every PoR
