@@ -15,12 +15,13 @@ import (
 // exactly one outstanding message, the message, its card and the card's
 // sealed OTA keys; each PoR is verified and judged on the other cores by
 // the rules JudgePoR applies (matchPoR, verdictFor, verdictAction), and
-// the verdicts that only judge the message or confirm the card are
-// applied by a few statements over all of them. Every other line — no
-// PoR, a PoR that does not verify, a repeated MSISDN, several or no
-// outstanding messages, a failure to retry, an outcome for an engineer,
-// another kind of message — goes through JudgePoR, in line order, as
-// before: the ledger ends as the record-at-a-time intake leaves it.
+// the verdicts that only judge the message, confirm the card or ignore a
+// PoR that does not verify are applied by a few statements over all of
+// them. Every other line — no PoR, a PoR that may be a late answer to a
+// failed message, a repeated MSISDN, several or no outstanding messages,
+// a failure to retry, an outcome for an engineer, another kind of
+// message — goes through JudgePoR, in line order, as before: the ledger
+// ends as the record-at-a-time intake leaves it.
 func (s *OTAReport) Apply(ctx context.Context, w *Work) error {
 	smsc := s.SMSC
 	if smsc == nil {
@@ -46,14 +47,14 @@ func (s *OTAReport) Apply(ctx context.Context, w *Work) error {
 	if err != nil {
 		return err
 	}
-	applied, err := st.Apply(ctx, w.BatchID, porConfirmed, resultCompleted)
+	applied, err := st.Apply(ctx, w.BatchID)
 	if err != nil {
 		return err
 	}
 	if applied.Messages != judged {
 		return fmt.Errorf("ota-report: %d messages judged by sets, %d verdicts", applied.Messages, judged)
 	}
-	w.P.log().Info("ota-report: PoRs judged by sets", "file", w.File.Name, "messages", applied.Messages, "confirmed", applied.Confirmed)
+	w.P.log().Info("ota-report: PoRs judged by sets", "file", w.File.Name, "messages", applied.Messages, "confirmed", applied.Confirmed, "ignored", applied.Noted)
 	err = st.Rest(ctx, func(l ledger.ReportLine) error {
 		return w.judgeReportLine(ctx, PoRReport{MSISDN: l.MSISDN, MessageID: l.MessageID, PoR: l.PoR, Status: l.Status, Detail: l.Detail, Line: l.Line}, recipients)
 	})
@@ -113,6 +114,7 @@ func (w *Work) judgeReportLine(ctx context.Context, r PoRReport, recipients map[
 type stagedPoR struct {
 	sp        *ledger.StagedPoR
 	bulk      bool
+	ignored   string // why the PoR does not verify (bulk: recorded, nothing changes)
 	act       porAction
 	verdict   ota.Verdict
 	recipient *Partner
@@ -121,16 +123,15 @@ type stagedPoR struct {
 // judgeStagedPoRs verifies and judges the staged PoRs on the other cores
 // and records the verdicts it can apply by sets (see OTAReport.Apply); it
 // returns how many. Each decision is the record-at-a-time judge's own:
-// matchPoR over the MSISDN's one outstanding message, verdictFor, then
-// verdictAction.
+// matchPoR over the MSISDN's one outstanding message, then verdictFor and
+// verdictAction for a PoR that verifies; one that does not is recorded
+// as ignored, unless it may be a late answer to a failed message (the
+// judge looks for one).
 func (p *Party) judgeStagedPoRs(ctx context.Context, w *Work, st *ledger.ReportStage, recipients map[string]*Partner) (int, error) {
 	judged := 0
 	work := func(it *stagedPoR) error {
 		it.bulk = false
 		m, c := it.sp.Message, it.sp.Card
-		if m.Kind != msgUpdate {
-			return nil
-		}
 		prof := p.Profiles[c.Profile]
 		tar, terr := ota.ResponseTAR(it.sp.PoR)
 		mt := matchPoR([]*ledger.Message{m}, tar, terr, func(m *ledger.Message) (ota.Response, *ledger.Card, error) {
@@ -147,7 +148,14 @@ func (p *Party) judgeStagedPoRs(ctx context.Context, w *Work, st *ledger.ReportS
 			return resp, c, err
 		})
 		if mt.Message == nil {
-			// Not verified: perhaps a late PoR; the judge decides.
+			if terr == nil && it.sp.Late {
+				// Perhaps a late PoR: the judge decides.
+				return nil
+			}
+			it.ignored, it.bulk = mt.Reason, true
+			return nil
+		}
+		if m.Kind != msgUpdate {
 			return nil
 		}
 		v, err := p.verdictFor(ctx, m, c, mt.Resp)
@@ -168,7 +176,19 @@ func (p *Party) judgeStagedPoRs(ctx context.Context, w *Work, st *ledger.ReportS
 			return nil
 		}
 		m, c, v := it.sp.Message, it.sp.Card, it.verdict
-		rv := ledger.ReportVerdict{Line: it.sp.Line, MessageID: m.ID, ICCID: c.ICCID, State: msgState(v.Outcome), PoRStatus: v.Outcome.String(), Detail: v.Reason}
+		rv := ledger.ReportVerdict{Line: it.sp.Line, MessageID: m.ID, ICCID: c.ICCID, CardState: c.State}
+		judged++
+		if it.ignored != "" {
+			rv.State, rv.PoRStatus, rv.Detail = m.State, porIgnored, it.ignored
+			rv.Card, rv.Event = ledger.ReportNote, "PoR ignored: "+it.ignored
+			rv.Record = ledger.BatchRecord{Status: recordRejected, Reason: ReasonPoRUnverified,
+				Detail: fmt.Sprintf("message %d stays outstanding: %s", m.ID, it.ignored)}
+			w.Counts.PoRsIgnored++
+			w.Counts.Rejected++
+			p.log().Warn("PoR ignored: the message stays outstanding", "iccid", c.ICCID, "message", m.ID, "reason", it.ignored)
+			return st.Judged(ctx, rv)
+		}
+		rv.State, rv.PoRStatus, rv.Detail = msgState(v.Outcome), v.Outcome.String(), v.Reason
 		log := p.log().With("iccid", c.ICCID, "message", m.ID, "outcome", v.Outcome.String())
 		switch it.act {
 		case actPending:
@@ -178,13 +198,13 @@ func (p *Party) judgeStagedPoRs(ctx context.Context, w *Work, st *ledger.ReportS
 			log.Info("report for a card no longer moving", "state", c.State)
 		case actConfirm:
 			log.Debug("IMSI change confirmed")
-			rv.Confirm, rv.NewIMSI = true, c.NewIMSI
+			rv.Card, rv.Event = ledger.ReportConfirm, porConfirmed
+			rv.Record = ledger.BatchRecord{IMSI: c.NewIMSI, Status: resultCompleted}
 			if it.recipient != nil {
-				rv.Partner = it.recipient.Name
+				rv.Record.Partner = it.recipient.Name
 				recipients[it.recipient.Name] = it.recipient
 			}
 		}
-		judged++
 		w.Counts.Accepted++
 		return st.Judged(ctx, rv)
 	}

@@ -44,6 +44,9 @@ type StagedPoR struct {
 	Message  *Message
 	Card     *Card
 	KIc, KID *Secret
+	// Late says the MSISDN has messages judged failed: a PoR that does
+	// not verify against Message may answer one of them.
+	Late bool
 }
 
 // ReportLine is a staged line left to be taken one at a time.
@@ -54,17 +57,32 @@ type ReportLine struct {
 }
 
 // ReportVerdict is the verdict on one staged PoR, applied by Apply: the
-// message gets State, PoRStatus and Detail; with Confirm, its card moves
-// from moving to confirmed (taking NewIMSI, its new IMSI), with the card
-// event and the line's outcome record for Partner.
+// message gets State, PoRStatus and Detail; Card says what becomes of its
+// card.
 type ReportVerdict struct {
 	Line                     int
 	MessageID                int64
 	ICCID                    string
 	State, PoRStatus, Detail string
-	Confirm                  bool
-	NewIMSI, Partner         string
+	Card                     ReportCardAction
+	// CardState is the card's state as read (ReportConfirm: moving).
+	CardState string
+	// Event is the reason of the card's event; Record the line's record
+	// in the batch (its line, batch and ICCID are the verdict's), for
+	// ReportConfirm and ReportNote.
+	Event  string
+	Record BatchRecord
 }
+
+// ReportCardAction is what a verdict does to the message's card.
+type ReportCardAction int
+
+// The card actions of a verdict.
+const (
+	ReportKeep    ReportCardAction = iota // nothing
+	ReportConfirm                         // moving → confirmed, taking its new IMSI (Record.IMSI)
+	ReportNote                            // its state kept, the event recorded (a PoR ignored)
+)
 
 // StageReport creates the stage (a stage left over by an earlier attempt
 // on this connection is dropped first).
@@ -90,11 +108,16 @@ func (t *Tx) StageReport(ctx context.Context) (*ReportStage, error) {
   state      TEXT NOT NULL,
   por_status TEXT NOT NULL,
   detail     TEXT NOT NULL,
-  confirm    INTEGER NOT NULL,
-  new_imsi   TEXT NOT NULL,
+  card       INTEGER NOT NULL,
+  card_state TEXT NOT NULL,
+  event      TEXT NOT NULL,
+  imsi       TEXT NOT NULL,
+  status     TEXT NOT NULL,
+  reason     TEXT NOT NULL,
+  rec_detail TEXT NOT NULL,
   partner    TEXT NOT NULL
 )`,
-		`CREATE TEMP TABLE ` + reportPoRsTable + ` (line INTEGER PRIMARY KEY, message_id BIGINT NOT NULL)`,
+		`CREATE TEMP TABLE ` + reportPoRsTable + ` (line INTEGER PRIMARY KEY, message_id BIGINT NOT NULL, late INTEGER NOT NULL)`,
 		`CREATE TEMP TABLE ` + reportRestTable + ` (line INTEGER PRIMARY KEY)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
@@ -102,7 +125,8 @@ func (t *Tx) StageReport(ctx context.Context) (*ReportStage, error) {
 		}
 	}
 	s.lines = t.Inserter(reportStageTable, []string{"line", "msisdn", "message_id", "status", "detail", "por"}, stageChunk)
-	s.verdicts = t.Inserter(reportVerdictsTable, []string{"line", "message_id", "iccid", "state", "por_status", "detail", "confirm", "new_imsi", "partner"}, stageChunk)
+	s.verdicts = t.Inserter(reportVerdictsTable, []string{"line", "message_id", "iccid", "state", "por_status", "detail",
+		"card", "card_state", "event", "imsi", "status", "reason", "rec_detail", "partner"}, stageChunk)
 	return s, nil
 }
 
@@ -121,8 +145,9 @@ func (s *ReportStage) Add(ctx context.Context, line int, msisdn, messageID, stat
 // Index writes the staged lines still held, indexes them by MSISDN and
 // lists, in one statement, the lines PoRs reads: those that carry a PoR,
 // are the only line of their MSISDN in the report, and whose MSISDN has
-// exactly one outstanding (sent) message, each with that message. Call
-// it once, after the last Add and before PoRs.
+// exactly one outstanding (sent) message, each with that message and
+// whether the MSISDN has messages judged failed (StagedPoR.Late).
+// Call it once, after the last Add and before PoRs.
 //
 // The stage leads (CROSS JOIN keeps it the outer loop in SQLite) and each
 // line finds its MSISDN's messages by ota_messages_match; the state is
@@ -139,12 +164,14 @@ func (s *ReportStage) Index(ctx context.Context) error {
 	if _, err := t.Exec(ctx, `CREATE INDEX `+reportStageTable+`_msisdn ON `+reportStageTable+` (msisdn)`); err != nil {
 		return fmt.Errorf("report stage: %w", err)
 	}
-	_, err := t.Exec(ctx, `INSERT INTO `+reportPoRsTable+` (line, message_id)
-		SELECT s.line, m.id FROM `+reportStageTable+` s CROSS JOIN ota_messages m
+	_, err := t.Exec(ctx, `INSERT INTO `+reportPoRsTable+` (line, message_id, late)
+		SELECT s.line, m.id,
+			CASE WHEN EXISTS (SELECT 1 FROM ota_messages f WHERE f.msisdn = s.msisdn AND f.state || '' = ?) THEN 1 ELSE 0 END
+		FROM `+reportStageTable+` s CROSS JOIN ota_messages m
 		WHERE s.por IS NOT NULL AND m.msisdn = s.msisdn AND m.state || '' = ?
 			AND NOT EXISTS (SELECT 1 FROM `+reportStageTable+` d WHERE d.msisdn = s.msisdn AND d.line <> s.line)
 			AND NOT EXISTS (SELECT 1 FROM ota_messages o WHERE o.msisdn = s.msisdn AND o.id <> m.id AND o.state || '' = ?)`,
-		MsgSent, MsgSent)
+		MsgFailed, MsgSent, MsgSent)
 	if err != nil {
 		return fmt.Errorf("report stage: PoRs: %w", err)
 	}
@@ -189,7 +216,7 @@ func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*Staged
 			var ai, bi *int
 			var am, bm *string
 			var ab, bb []byte
-			dest := append([]any{&p.Line, &p.PoR}, p.Message.dest(&mts)...)
+			dest := append([]any{&p.Line, &p.Late, &p.PoR}, p.Message.dest(&mts)...)
 			dest = append(dest, p.Card.dest(&cts)...)
 			dest = append(dest, &ai, &am, &ab, &bi, &bm, &bb)
 			if err := rows.Scan(dest...); err != nil {
@@ -224,7 +251,7 @@ func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*Staged
 
 // porsQuery is a page of PoRs (arguments: the names of KIc and KID, the
 // last line read).
-var porsQuery = `SELECT x.line, s.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
+var porsQuery = `SELECT x.line, x.late, s.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
 			a.key_index, a.master_key, a.blob, b.key_index, b.master_key, b.blob
 		FROM ` + reportPoRsTable + ` x
 		CROSS JOIN ` + reportStageTable + ` s
@@ -247,11 +274,9 @@ func prefixCols(prefix, cols string) string {
 // Judged records the verdict on one staged PoR (written several to a
 // statement; Apply writes the rest).
 func (s *ReportStage) Judged(ctx context.Context, v ReportVerdict) error {
-	confirm := 0
-	if v.Confirm {
-		confirm = 1
-	}
-	if err := s.verdicts.Add(ctx, v.Line, v.MessageID, v.ICCID, v.State, v.PoRStatus, v.Detail, confirm, v.NewIMSI, v.Partner); err != nil {
+	r := v.Record
+	if err := s.verdicts.Add(ctx, v.Line, v.MessageID, v.ICCID, v.State, v.PoRStatus, v.Detail,
+		int(v.Card), v.CardState, v.Event, r.IMSI, r.Status, r.Reason, r.Detail, r.Partner); err != nil {
 		return fmt.Errorf("report stage: %w", err)
 	}
 	return nil
@@ -259,16 +284,17 @@ func (s *ReportStage) Judged(ctx context.Context, v ReportVerdict) error {
 
 // ReportApplied counts what Apply did.
 type ReportApplied struct {
-	Messages, Confirmed int
+	Messages, Confirmed, Noted int
 }
 
 // Apply applies every recorded verdict: the messages take their state,
 // PoR status and detail; the cards to confirm move from moving to
-// confirmed with their new IMSI, each with its event (reason event, ref
-// "message ID") and its outcome record in batch batchID (status status).
-// A card to confirm that is no longer moving is an error: nothing else
-// in this transaction moves it.
-func (s *ReportStage) Apply(ctx context.Context, batchID int64, event, status string) (ReportApplied, error) {
+// confirmed with their new IMSI, those to note keep their state (the
+// time they changed is now); each card confirmed or noted gets its event
+// (ref "message ID") and its line's record in batch batchID. A card no
+// longer in the state its verdict read is an error: nothing else in this
+// transaction moves it.
+func (s *ReportStage) Apply(ctx context.Context, batchID int64) (ReportApplied, error) {
 	var out ReportApplied
 	if err := s.verdicts.Flush(ctx); err != nil {
 		return out, fmt.Errorf("report stage: %w", err)
@@ -276,42 +302,46 @@ func (s *ReportStage) Apply(ctx context.Context, batchID int64, event, status st
 	t := s.t
 	now := ts(t.Now())
 	v := reportVerdictsTable
-	res, err := t.Exec(ctx, `UPDATE ota_messages SET state = v.state, por_status = v.por_status, detail = v.detail, updated_at = ?
-		FROM `+v+` v WHERE ota_messages.id = v.message_id`, now)
-	if err != nil {
-		return out, fmt.Errorf("report: messages: %w", err)
+	exec := func(what, query string, args ...any) (int, error) {
+		res, err := t.Exec(ctx, query, args...)
+		if err != nil {
+			return 0, fmt.Errorf("report: %s: %w", what, err)
+		}
+		n, err := res.RowsAffected()
+		return int(n), err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
+	var err error
+	if out.Messages, err = exec("messages", `UPDATE ota_messages SET state = v.state, por_status = v.por_status, detail = v.detail, updated_at = ?
+		FROM `+v+` v WHERE ota_messages.id = v.message_id`, now); err != nil {
 		return out, err
 	}
-	out.Messages = int(n)
-	res, err = t.Exec(ctx, `UPDATE cards SET state = ?, updated_at = ?, imsi = v.new_imsi
-		FROM `+v+` v WHERE v.confirm = 1 AND cards.iccid = v.iccid AND cards.state = ?`, CardConfirmed, now, CardMoving)
-	if err != nil {
-		return out, fmt.Errorf("report: cards: %w", err)
-	}
-	if n, err = res.RowsAffected(); err != nil {
+	if out.Confirmed, err = exec("cards confirmed", `UPDATE cards SET state = ?, updated_at = ?, imsi = v.imsi
+		FROM `+v+` v WHERE v.card = ? AND cards.iccid = v.iccid AND cards.state = ?`, CardConfirmed, now, ReportConfirm, CardMoving); err != nil {
 		return out, err
 	}
-	out.Confirmed = int(n)
-	var want int
-	if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM `+v+` WHERE confirm = 1`).Scan(&want); err != nil {
+	if out.Noted, err = exec("cards noted", `UPDATE cards SET updated_at = ?
+		FROM `+v+` v WHERE v.card = ? AND cards.iccid = v.iccid AND cards.state = v.card_state`, now, ReportNote); err != nil {
 		return out, err
 	}
-	if want != out.Confirmed {
-		return out, fmt.Errorf("report: %d cards confirmed, %d verdicts confirm", out.Confirmed, want)
+	var confirm, note int
+	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN card = ? THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN card = ? THEN 1 ELSE 0 END), 0) FROM `+v,
+		ReportConfirm, ReportNote).Scan(&confirm, &note); err != nil {
+		return out, err
+	}
+	if confirm != out.Confirmed || note != out.Noted {
+		return out, fmt.Errorf("report: %d cards confirmed and %d noted, the verdicts confirm %d and note %d", out.Confirmed, out.Noted, confirm, note)
 	}
 	steps := []struct {
 		what, query string
 		args        []any
 	}{
 		{"card events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
-			SELECT iccid, ?, ?, ?, ?, 'message ' || message_id FROM ` + v + ` WHERE confirm = 1 ORDER BY line`,
-			[]any{now, CardMoving, CardConfirmed, event}},
-		{"outcomes", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
-			SELECT ?, line, iccid, new_imsi, ?, '', '', partner, '' FROM ` + v + ` WHERE confirm = 1 ORDER BY line`,
-			[]any{batchID, status}},
+			SELECT iccid, ?, card_state, CASE WHEN card = ? THEN ? ELSE card_state END, event, 'message ' || message_id
+			FROM ` + v + ` WHERE card <> ? ORDER BY line`,
+			[]any{now, ReportConfirm, CardConfirmed, ReportKeep}},
+		{"records", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
+			SELECT ?, line, iccid, imsi, status, reason, rec_detail, partner, '' FROM ` + v + ` WHERE card <> ? ORDER BY line`,
+			[]any{batchID, ReportKeep}},
 	}
 	for _, st := range steps {
 		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
