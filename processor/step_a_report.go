@@ -33,54 +33,6 @@ type OTAReport struct {
 // InputType implements FileStep.
 func (s *OTAReport) InputType() string { return native.OTAReport.Name }
 
-// Apply implements FileStep. Every line goes through JudgePoR, the one
-// way a report reaches a card.
-func (s *OTAReport) Apply(ctx context.Context, w *Work) error {
-	smsc := s.SMSC
-	if smsc == nil {
-		smsc = w.Partner
-	}
-	recipients := map[string]*Partner{}
-	err := w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		por, _ := rec.Hex(native.FieldPoR)
-		j, err := w.P.JudgePoR(ctx, w, PoRReport{
-			MSISDN: rec.Get(native.FieldMSISDN), MessageID: rec.Get(native.FieldMessageID), PoR: por,
-			Status: rec.Get(native.FieldStatus), Detail: rec.Get(native.FieldDetail), Line: rec.Line,
-		})
-		if err != nil {
-			return err
-		}
-		switch {
-		case j.Message == nil:
-			w.Counts.Rejected++
-			return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, Status: recordRejected, Reason: j.Reason, Detail: j.Detail})
-		case j.Ignored != "":
-			w.Counts.Rejected++
-			return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: j.Message.ICCID, Status: recordRejected, Reason: ReasonPoRUnverified,
-				Detail: fmt.Sprintf("message %d stays outstanding: %s", j.Message.ID, j.Ignored)})
-		}
-		w.Counts.Accepted++
-		if j.Recipient != nil {
-			recipients[j.Recipient.Name] = j.Recipient
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, r := range recipients {
-		if _, err := w.Plan(ctx, "imsi-result", native.IMSIResult.Name, r, false); err != nil {
-			return err
-		}
-	}
-	if w.Counts.Messages > 0 {
-		if _, err := w.Plan(ctx, "ota-batch", native.OTABatch.Name, smsc, false); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ReasonPoRUnverified marks a report line whose PoR did not verify against
 // the card's outstanding message (checksum, deciphering, counter, TAR, or
 // an OK status without the security the SPI asks for). It changed nothing;
@@ -170,6 +122,40 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 		}
 		return p.unmatched(ctx, tx, r.MSISDN)
 	}
+	mt := matchPoR(msgs, tar, terr, func(m *ledger.Message) (ota.Response, *ledger.Card, error) {
+		return p.decodePoR(ctx, tx, m, r.PoR)
+	})
+	if mt.Message != nil {
+		return p.judgeVerified(ctx, w, mt.Message, mt.Card, r, mt.Resp)
+	}
+	if j, ok, err := late(); ok || err != nil {
+		return j, err
+	}
+	return p.ignorePoR(ctx, w, mt.Target, mt.Reason)
+}
+
+// porMatch is what matchPoR made of a PoR among its MSISDN's outstanding
+// messages: the message it verified against (with its card and the
+// decoded response), or, when none, the message it is recorded on as
+// ignored and why.
+type porMatch struct {
+	Message *ledger.Message
+	Card    *ledger.Card
+	Resp    ota.Response
+	Target  *ledger.Message
+	Reason  string
+}
+
+// matchPoR is the one rule by which a PoR is taken as the answer to one
+// of its MSISDN's outstanding messages msgs (at least one, the newest
+// first): among those sent to its TAR (in clear; terr when the PoR has
+// none readable), the first against which it verifies (decode decodes it
+// with a message's card keys; unverified says whether that verifies).
+// When none does, the PoR is recorded on the newest message of its TAR
+// with why it did not verify there, else on the newest message. It reads
+// nothing itself: the record-at-a-time judge and the set-based intake
+// give it their own decode.
+func matchPoR(msgs []*ledger.Message, tar ota.TAR, terr error, decode func(*ledger.Message) (ota.Response, *ledger.Card, error)) porMatch {
 	var target *ledger.Message // the message an unverified PoR is recorded on
 	reason := "not a PoR"
 	if terr != nil {
@@ -188,19 +174,16 @@ func (p *Party) JudgePoR(ctx context.Context, w *Work, r PoRReport) (PoRJudgemen
 			}
 			continue
 		}
-		resp, c, derr := p.decodePoR(ctx, tx, m, r.PoR)
+		resp, c, derr := decode(m)
 		why := unverified(m, resp, derr)
 		if why == "" {
-			return p.judgeVerified(ctx, w, m, c, r, resp)
+			return porMatch{Message: m, Card: c, Resp: resp}
 		}
 		if target.TAR != m.TAR || target == m {
 			target, reason = m, why
 		}
 	}
-	if j, ok, err := late(); ok || err != nil {
-		return j, err
-	}
-	return p.ignorePoR(ctx, w, target, reason)
+	return porMatch{Target: target, Reason: reason}
 }
 
 // latePoR takes a verified PoR for one of the MSISDN's update messages
@@ -452,8 +435,7 @@ func (p *Party) decodePoR(ctx context.Context, tx *ledger.Tx, m *ledger.Message,
 	if prof == nil {
 		return ota.Response{}, c, fmt.Errorf("profile %s not configured", c.Profile)
 	}
-	tar, err := ota.ParseTAR(m.TAR)
-	if err != nil {
+	if _, err := ota.ParseTAR(m.TAR); err != nil {
 		return ota.Response{}, c, err
 	}
 	// The OTA key set alone: a PoR needs no other secret opened.
@@ -461,18 +443,30 @@ func (p *Party) decodePoR(ctx context.Context, tx *ledger.Tx, m *ledger.Message,
 	if err != nil {
 		return ota.Response{}, c, err
 	}
-	keys, err := p.openSecrets(c.ICCID, list)
+	resp, err := p.decodeSealed(prof, m, c.ICCID, list, por)
+	return resp, c, err
+}
+
+// decodeSealed decodes a PoR for message m of card iccid with the card's
+// sealed OTA key set list (KIc and KID, those the card holds), opened
+// only for this. It reads nothing from the ledger: both the
+// record-at-a-time judge and the set-based intake (on any core) use it.
+func (p *Party) decodeSealed(prof *Profile, m *ledger.Message, iccid string, list []ledger.Secret, por []byte) (ota.Response, error) {
+	tar, err := ota.ParseTAR(m.TAR)
 	if err != nil {
-		return ota.Response{}, c, err
+		return ota.Response{}, err
+	}
+	keys, err := p.openSecrets(iccid, list)
+	if err != nil {
+		return ota.Response{}, err
 	}
 	defer wipe(keys)
 	codec, err := ota.NewCodec(otaParams(prof, m.KVN, tar), ota.Keys{KIc: keys[SecKIc], KID: keys[SecKID]})
 	if err != nil {
-		return ota.Response{}, c, err
+		return ota.Response{}, err
 	}
 	buf := append([]byte(nil), por...)
-	resp, err := codec.DecodeResponse(buf)
-	return resp, c, err
+	return codec.DecodeResponse(buf)
 }
 
 // judgeVerified judges a PoR that verified against m (or an unsecured
@@ -555,7 +549,8 @@ func (p *Party) applyVerdictTo(ctx context.Context, w *Work, m *ledger.Message, 
 	case msgRotate:
 		return nil, p.judgeRotation(ctx, w, m, c, verdict, withPoR && resp.Status == ota.StatusMoreTime)
 	}
-	if verdict.Outcome == ota.OutcomePending {
+	act := verdictAction(c.State, verdict.Outcome, c.Attempts, maxAttempts(recipient))
+	if act == actPending {
 		// The answer follows (status 0B/0C, or 08 "more time"): the
 		// message stays outstanding; the deadline decides.
 		log.Info("PoR: answer pending", "reason", verdict.Reason)
@@ -564,7 +559,7 @@ func (p *Party) applyVerdictTo(ctx context.Context, w *Work, m *ledger.Message, 
 	if err := tx.SetMessageState(ctx, m.ID, msgState(verdict.Outcome), verdict.Outcome.String(), verdict.Reason); err != nil {
 		return nil, err
 	}
-	if c.State != ledger.CardMoving {
+	if act == actMessage {
 		log.Info("report for a card no longer moving", "state", c.State)
 		return nil, nil
 	}
@@ -572,22 +567,18 @@ func (p *Party) applyVerdictTo(ctx context.Context, w *Work, m *ledger.Message, 
 	if recipient != nil {
 		out.Partner = recipient.Name
 	}
-	maxAttempts := 3
-	if recipient != nil && recipient.Policy.MaxAttempts > 0 {
-		maxAttempts = recipient.Policy.MaxAttempts
-	}
-	switch verdict.Outcome {
-	case ota.OutcomeConfirmed:
+	switch act {
+	case actConfirm:
 		log.Info("IMSI change confirmed")
 		// A 3b card keeps answering under its old pair until its reset
 		// (the profile's key-index timing): the ledger's index stays the
 		// one we hold keys for; the handover names the next.
 		upd := &ledger.CardUpdate{IMSI: &c.NewIMSI}
-		if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardConfirmed, "PoR confirmed", ref, upd); err != nil {
+		if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardConfirmed, porConfirmed, ref, upd); err != nil {
 			return nil, err
 		}
 		out.Status = resultCompleted
-	case ota.OutcomeUnknown:
+	case actUnknown:
 		log.Warn("IMSI change outcome unknown", "reason", verdict.Reason)
 		if err := tx.Transition(ctx, c.ICCID, []string{ledger.CardMoving}, ledger.CardUnknown, verdict.Reason, ref, nil); err != nil {
 			return nil, err
@@ -605,7 +596,7 @@ func (p *Party) applyVerdictTo(ctx context.Context, w *Work, m *ledger.Message, 
 		if verdict.Outcome == ota.OutcomeIncomplete {
 			what = "EF_IMSI written, script incomplete"
 		}
-		if c.Attempts < maxAttempts {
+		if act == actRetry {
 			// The script is idempotent: a card that took part of it
 			// takes the whole again under the new counter.
 			log.Warn(what+"; retrying with a new counter", "reason", verdict.Reason, "attempt", c.Attempts+1)
@@ -639,6 +630,51 @@ func (p *Party) applyVerdictTo(ctx context.Context, w *Work, m *ledger.Message, 
 		return nil, err
 	}
 	return recipient, nil
+}
+
+// porConfirmed is the card event of an IMSI change a PoR confirmed.
+const porConfirmed = "PoR confirmed"
+
+// porAction is what a verdict on an IMSI update message does to its
+// card and the recipient, whichever path applies it.
+type porAction int
+
+const (
+	actPending porAction = iota // the message stays outstanding, nothing else changes
+	actMessage                  // the message is judged; its card is no longer moving: nothing else
+	actConfirm                  // confirmed, the recipient told completed
+	actUnknown                  // unknown, the recipient told unknown
+	actRetry                    // a new attempt under the next counter
+	actManual                   // retries exhausted: an engineer decides, the recipient told
+)
+
+// verdictAction is the one rule of what outcome o of an IMSI update's PoR
+// or delivery report does, for a card in cardState that made attempts of
+// at most maxAttempts. It reads and writes nothing: the record-at-a-time
+// judge and the set-based intake both decide by it.
+func verdictAction(cardState string, o ota.Outcome, attempts, maxAttempts int) porAction {
+	switch {
+	case o == ota.OutcomePending:
+		return actPending
+	case cardState != ledger.CardMoving:
+		return actMessage
+	case o == ota.OutcomeConfirmed:
+		return actConfirm
+	case o == ota.OutcomeUnknown:
+		return actUnknown
+	case attempts < maxAttempts:
+		return actRetry
+	}
+	return actManual
+}
+
+// maxAttempts is how many attempts a move to recipient makes before an
+// engineer decides (its policy, else 3).
+func maxAttempts(recipient *Partner) int {
+	if recipient != nil && recipient.Policy.MaxAttempts > 0 {
+		return recipient.Policy.MaxAttempts
+	}
+	return 3
 }
 
 // imsiWritten reports whether this verdict or an earlier attempt of the

@@ -16,12 +16,14 @@
 //	import            A's inventory, MSISDN-map and authorisation jobs
 //	b-switch-request  B allocates N IMSIs and sends the encrypted, signed imsi-list
 //	a-imsi-list       A's nightly step: pickup, verify, check, N secured OTA packets, ota-batch + imsi-result
+//	a-ota-report      A's ota-report job on the SMSC's report of N verified PoRs: every card confirmed, imsi-result
 //	a-handover        A's handover sweep over the N confirmed cards
 //	b-handover        B's handover intake: keys sealed, provisioning + handover-ack
 //
-// Between a-imsi-list and a-handover the cards are confirmed by one SQL
-// statement in A's ledger, standing in for the SMSC and a million PoRs;
-// that step is not a stage.
+// Between a-imsi-list and a-ota-report the benchmark plays the SMSC and
+// the cards (World.SMSCReport, not timed): each message of A's ota-batch
+// goes to its card's simulated UICC, made when its message comes, and the
+// report of their PoRs is streamed to A's inbox.
 package bench
 
 import (
@@ -94,7 +96,7 @@ func (s Stage) RecordsPerSecond() float64 {
 }
 
 // Names of the stages, in order.
-var Names = []string{"generate", "import", "b-switch-request", "a-imsi-list", "a-handover", "b-handover"}
+var Names = []string{"generate", "import", "b-switch-request", "a-imsi-list", "a-ota-report", "a-handover", "b-handover"}
 
 // Run measures the engine floor, then runs every stage on a fleet of
 // o.Records cards and returns the measured stages followed by the total.
@@ -130,7 +132,8 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 		{"import", w.Import},
 		{"b-switch-request", w.SwitchRequest},
 		{"a-imsi-list", w.IMSIList},
-		{"", w.Confirm},
+		{"", w.SMSCReport},
+		{"a-ota-report", w.OTAReport},
 		{"a-handover", w.Handover},
 		{"b-handover", w.HandoverIntake},
 	}

@@ -102,7 +102,7 @@ func benchStage(b *testing.B, stage string) {
 			fn   func(context.Context) error
 		}{
 			{"generate", w.Generate}, {"import", w.Import}, {"b-switch-request", w.SwitchRequest},
-			{"a-imsi-list", w.IMSIList}, {"confirm", w.Confirm}, {"a-handover", w.Handover}, {"b-handover", w.HandoverIntake},
+			{"a-imsi-list", w.IMSIList}, {"smsc", w.SMSCReport}, {"a-ota-report", w.OTAReport}, {"a-handover", w.Handover}, {"b-handover", w.HandoverIntake},
 		}
 		for _, s := range steps {
 			if s.name == stage {
@@ -126,5 +126,6 @@ func BenchmarkGenerate(b *testing.B)        { benchStage(b, "generate") }
 func BenchmarkImport(b *testing.B)          { benchStage(b, "import") }
 func BenchmarkSwitchRequest(b *testing.B)   { benchStage(b, "b-switch-request") }
 func BenchmarkAIMSIList(b *testing.B)       { benchStage(b, "a-imsi-list") }
+func BenchmarkAOTAReport(b *testing.B)      { benchStage(b, "a-ota-report") }
 func BenchmarkAHandover(b *testing.B)       { benchStage(b, "a-handover") }
 func BenchmarkBHandoverIntake(b *testing.B) { benchStage(b, "b-handover") }

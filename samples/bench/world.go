@@ -19,11 +19,13 @@ import (
 
 	"resub/crypto/pgp"
 	"resub/formats/native"
+	"resub/formats/ota/simcard"
 	"resub/jobs"
 	"resub/jobs/config"
 	"resub/processor/ledger"
 	"resub/processor/ledger/postgres"
 	"resub/samples/fleet"
+	"resub/samples/smsc"
 )
 
 // World is the two operators of the benchmark, each with its own
@@ -414,6 +416,8 @@ func (w *World) writeConfig(code string) (string, error) {
 		}
 		if w.smpp != nil {
 			jobList = append(jobList, job("ota-submit", "a-ota-submit", "smsc", nil))
+		} else {
+			jobList = append(jobList, job("ota-report", "a-ota-report", "smsc", nil))
 		}
 		jobList[0]["profile"] = profileName
 	case codeB:
@@ -547,21 +551,90 @@ func (w *World) IMSIList(ctx context.Context) error {
 	return nil
 }
 
-// Confirm stands in for the SMSC and the cards: every moving card at A is
-// set confirmed with its new IMSI in one SQL statement, as a PoR would.
-// (Simulating a million UICCs is not what the benchmark measures.)
-func (w *World) Confirm(ctx context.Context) error {
-	return w.a.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE cards SET state = ?, imsi = new_imsi WHERE state = ?`, ledger.CardConfirmed, ledger.CardMoving)
+// SMSCReport stands in for the SMSC and the cards (it is not timed): it
+// reads each ota-batch A delivered to the SMSC's drop, hands each message
+// to the simulated UICC of its card (made from the card's keys when its
+// message comes, then dropped: memory stays flat in N), and puts the
+// report of every card's verified PoR, one per batch, where A's ota-report
+// job picks it up.
+func (w *World) SMSCReport(ctx context.Context) error {
+	outbox := w.dropDir(codeA, "smsc", "outbox")
+	batches, err := filepath.Glob(filepath.Join(outbox, "*_ota-batch_*"))
+	if err != nil {
+		return err
+	}
+	if len(batches) == 0 {
+		return fmt.Errorf("bench: no ota-batch in %s", outbox)
+	}
+	w.fleet.Opts.Profile = w.a.Party.Profiles[profileName].OTA
+	cardOf := func(msisdn string) (*simcard.Card, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		c := w.fleet.ByMSISDN(msisdn)
+		if c == nil {
+			return nil, nil
+		}
+		if err := w.fleet.BuildSIM(c); err != nil {
+			return nil, err
+		}
+		return c.SIM, nil
+	}
+	sm := smsc.New()
+	sm.Now = w.now
+	pors := 0
+	for i, batch := range batches {
+		st, err := w.smscReport(sm, batch, i+1, cardOf)
 		if err != nil {
+			return fmt.Errorf("bench: ota-report for %s: %w", filepath.Base(batch), err)
+		}
+		pors += st.PoRs
+	}
+	if pors != w.n {
+		return fmt.Errorf("bench: the SMSC has %d PoRs, want %d", pors, w.n)
+	}
+	return nil
+}
+
+// smscReport writes the SMSC's report number seq on one ota-batch.
+func (w *World) smscReport(sm *smsc.SMSC, batch string, seq int, cardOf func(string) (*simcard.Card, error)) (smsc.Stats, error) {
+	var st smsc.Stats
+	in, err := os.Open(batch)
+	if err != nil {
+		return st, err
+	}
+	defer in.Close()
+	name := fmt.Sprintf("SMSC_%s_ota-report_%s_%06d.txt", codeA, w.now().Format("20060102"), seq)
+	path := filepath.Join(w.dropDir(codeA, "smsc", "inbox"), name)
+	err = writeWith(path+".part", 0o600, func(f *os.File) error {
+		var err error
+		if st, err = sm.Stream(in, f, smsc.Report{Sender: "SMSC", Receiver: codeA, Sequence: seq}, cardOf); err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err == nil && n != int64(w.n) {
-			return fmt.Errorf("bench: %d cards confirmed, want %d", n, w.n)
-		}
-		return err
+		return f.Sync()
 	})
+	if err != nil {
+		return st, err
+	}
+	return st, os.Rename(path+".part", path)
+}
+
+// OTAReport runs A's ota-report job on the SMSC's report: every PoR
+// matched to its message, verified with its card's keys and judged, the
+// cards confirmed, the imsi-result to B written, encrypted, signed and
+// delivered. Every card must end confirmed.
+func (w *World) OTAReport(ctx context.Context) error {
+	if _, err := w.run(ctx, w.a, "ota-report", w.n); err != nil {
+		return err
+	}
+	counts, err := w.a.Ledger.CountByState(ctx)
+	if err != nil {
+		return err
+	}
+	if counts[ledger.CardConfirmed] != w.n {
+		return fmt.Errorf("bench: %d cards confirmed at A after the ota-report, want %d", counts[ledger.CardConfirmed], w.n)
+	}
+	return nil
 }
 
 // Handover runs A's handover sweep: every confirmed card handed over to B

@@ -155,6 +155,16 @@ func (f *Fleet) Card(i int) *Card {
 	return c
 }
 
+// ByMSISDN makes the card of an MSISDN (as Card does), or nil when no
+// card of the fleet has it.
+func (f *Fleet) ByMSISDN(msisdn string) *Card {
+	n, err := strconv.ParseUint(msisdn, 10, 64)
+	if err != nil || n < f.msisdnBase || n-f.msisdnBase >= uint64(f.Opts.N) {
+		return nil
+	}
+	return f.Card(int(n - f.msisdnBase))
+}
+
 // All yields the fleet's cards: those in Cards when it holds any, else
 // Opts.N cards made one at a time (memory stays flat in N).
 func (f *Fleet) All() iter.Seq[*Card] {
