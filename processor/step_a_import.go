@@ -52,7 +52,7 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 	if err := pipe.finish(); err != nil {
 		return err
 	}
-	return w.takeImport(ctx, stage)
+	return w.takeImport(ctx, stage, ledger.Verdict{}, ledger.Verdict{}, false, false)
 }
 
 // inventoryItem is one card of a native inventory on its way to the
