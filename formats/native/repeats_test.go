@@ -43,14 +43,14 @@ func repeatsInventory(t *testing.T) []byte {
 	recs := []string{
 		rec(func(f []string) { f[iccid], f[imsi] = iccids[0], "001010000000001" }),
 		rec(func(f []string) { f[iccid], f[imsi], f[alg] = iccids[1], "001010000000002", "nonsense" }), // a field's problem
-		rec(func(f []string) { f[iccid], f[imsi] = iccids[0], "001010000000003" }),                      // line 1's ICCID
-		rec(func(f []string) { f[iccid], f[imsi] = iccids[2], "001010000000002" }),                      // line 2's IMSI
+		rec(func(f []string) { f[iccid], f[imsi] = iccids[0], "001010000000003" }),                     // line 1's ICCID
+		rec(func(f []string) { f[iccid], f[imsi] = iccids[2], "001010000000002" }),                     // line 2's IMSI
 		rec(func(f []string) { f[iccid], f[imsi], f[alg] = iccids[0], "001010000000005", "nonsense" }), // a repeat and a field's problem
 		rec(func(f []string) { f[iccid], f[imsi], f[kvn] = iccids[3], "001010000000006", "" }),         // a cross-field problem
 		rec(func(f []string) { f[iccid], f[imsi], f[kvn] = iccids[3], "001010000000007", "" }),         // a repeat and a cross-field problem
-		rec(func(f []string) { f[iccid], f[imsi] = "8999901000000000010", "001010000000001" }),          // a bad ICCID and a repeated IMSI
-		rec(func(f []string) { f[iccid], f[imsi] = iccids[4], "001010000000001" }),                      // IMSI of line 1
-		rec(func(f []string) { f[iccid], f[imsi] = iccids[1], "001010000000002" }),                      // both, of line 2
+		rec(func(f []string) { f[iccid], f[imsi] = "8999901000000000010", "001010000000001" }),         // a bad ICCID and a repeated IMSI
+		rec(func(f []string) { f[iccid], f[imsi] = iccids[4], "001010000000001" }),                     // IMSI of line 1
+		rec(func(f []string) { f[iccid], f[imsi] = iccids[1], "001010000000002" }),                     // both, of line 2
 	}
 	var out bytes.Buffer
 	for _, l := range head {
