@@ -42,8 +42,6 @@ func (t *Tx) StageAuthorisations(ctx context.Context) (*AuthorisationStage, erro
   known     INTEGER NOT NULL DEFAULT 0,
   owner     TEXT NOT NULL DEFAULT ''
 )`,
-		// Repeated ICCIDs are found through it.
-		`CREATE INDEX ` + authTable + `_iccid ON ` + authTable + ` (iccid)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("authorisation stage: %w", err)
@@ -101,11 +99,13 @@ func (s *AuthorisationStage) Take(ctx context.Context, o AuthorisationTake) (Aut
 		query string
 		args  []any
 	}{
+		// Every line after the first of an ICCID, found by one sort (no
+		// index kept up while staging).
 		{"repeated ICCIDs", `UPDATE ` + st + ` SET reason = ?, detail = ? || line || ? || iccid
-			WHERE ? <> '' AND EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.iccid = ` + st + `.iccid AND d.line < ` + st + `.line)`,
+			WHERE ? <> '' AND line IN (SELECT line FROM
+				(SELECT line, ROW_NUMBER() OVER (PARTITION BY iccid ORDER BY line) AS n FROM ` + st + `) AS r WHERE n > 1)`,
 			[]any{o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd, o.DuplicateICCID.Reason}},
-		{"cards", `UPDATE ` + st + ` SET known = 1, owner = (SELECT c.owner FROM cards c WHERE c.iccid = ` + st + `.iccid)
-			WHERE EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid)`, nil},
+		{"cards", `UPDATE ` + st + ` SET known = 1, owner = c.owner FROM cards c WHERE c.iccid = ` + st + `.iccid`, nil},
 		{"unknown cards", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND known = 0`, []any{o.Unknown.Reason, o.Unknown.Detail}},
 		{"other owners", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND owner <> '' AND owner <> ?`,
 			[]any{o.OtherOwner.Reason, o.OtherOwner.Detail, o.Owner}},

@@ -289,37 +289,54 @@ func (s *ImportStage) Take(ctx context.Context, o ImportTake) (ImportOutcome, er
 		step{"other secrets here", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND known = 1 AND had_fp <> secrets_fp`,
 			[]any{o.OtherSecrets.Reason, o.OtherSecrets.Detail}},
 	)
+	// takes are the lines that create their card: the first line of a
+	// new card. Once the repeats are found, that is every line left whose
+	// ICCID counts in them; the others (no repeats found, or an ICCID
+	// that does not count) are judged by ICCID here.
+	takes, byICCID := "win = 1", "true"
 	if o.DuplicateICCID.Reason != "" {
-		// Every line left repeats no earlier line's ICCID, but those whose
-		// ICCID does not count in the repeats.
-		steps = append(steps, step{"new cards", `UPDATE ` + st + ` SET win = 1 WHERE reason = '' AND known = 0 AND own = 1 AND ki = 1`, nil})
+		takes, byICCID = "(win = 1 OR (ki = 1 AND own = 1 AND known = 0 AND reason = ''))", "ki = 0"
 	}
 	// The first line that stands for a new card creates it; a later
 	// line of the same card meets what it created.
 	steps = append(steps,
 		step{"first lines", `UPDATE ` + st + ` SET win = 1 WHERE line IN (SELECT line FROM
 			(SELECT line, ROW_NUMBER() OVER (PARTITION BY iccid ORDER BY line) AS n FROM ` + st + `
-			WHERE reason = '' AND known = 0 AND own = 1 AND win = 0 AND (ki = 0 OR ? = '')) AS f WHERE n = 1)`, []any{o.DuplicateICCID.Reason}},
-		step{"other secrets in the file", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND known = 0 AND own = 1 AND win = 0 AND secrets_fp <>
-			(SELECT f.secrets_fp FROM ` + st + ` f WHERE f.iccid = ` + st + `.iccid AND f.win = 1)`,
+			WHERE reason = '' AND known = 0 AND own = 1 AND ` + byICCID + `) AS f WHERE n = 1)`, nil},
+		step{"other secrets in the file", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND known = 0 AND own = 1 AND win = 0 AND ` + byICCID + `
+			AND secrets_fp <> (SELECT f.secrets_fp FROM ` + st + ` f WHERE f.iccid = ` + st + `.iccid AND f.win = 1)`,
 			[]any{o.OtherSecrets.Reason, o.OtherSecrets.Detail}},
 	)
+	// The card's secrets: one row a secret, made from the line's
+	// columns, in line order (no sort: the scan's own order).
+	var names, pick strings.Builder
+	var secretArgs []any
+	for i, name := range s.secrets {
+		if i > 0 {
+			names.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&names, "SELECT %d AS i, CAST(? AS TEXT) AS name", i)
+		secretArgs = append(secretArgs, name)
+		fmt.Fprintf(&pick, " WHEN %d THEN s.s%d", i, i)
+	}
+	blob := `CASE n.i` + pick.String() + ` END`
 	steps = append(steps, []step{
 		{"cards", `INSERT INTO cards (` + cardCols + `)
 			SELECT iccid, imsi, '', ?, profile, algorithm, '', source, key_index, list_length, '', '', '', '', 0, secrets_fp, ?, ?, '', ''
-			FROM ` + st + ` WHERE win = 1 ORDER BY line`, []any{o.State, now, now}},
+			FROM ` + st + ` WHERE ` + takes + ` ORDER BY line`, []any{o.State, now, now}},
 		{"events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
-			SELECT iccid, ?, '', ?, 'imported', source FROM ` + st + ` WHERE win = 1 ORDER BY line`, []any{now, o.State}},
+			SELECT iccid, ?, '', ?, 'imported', source FROM ` + st + ` WHERE ` + takes + ` ORDER BY line`, []any{now, o.State}},
 		{"key sets", `INSERT INTO key_sets (iccid, key_index, kvn, kic_alg, kid_alg, counter)
-			SELECT iccid, key_index, kvn, kic_alg, kid_alg, counter FROM ` + st + ` WHERE win = 1 AND kvn > 0 ORDER BY line
+			SELECT iccid, key_index, kvn, kic_alg, kid_alg, counter FROM ` + st + ` WHERE ` + takes + ` AND kvn > 0 ORDER BY line
 			ON CONFLICT (iccid, key_index, kvn) DO UPDATE SET kic_alg = excluded.kic_alg, kid_alg = excluded.kid_alg,
 			counter = CASE WHEN excluded.counter > key_sets.counter THEN excluded.counter ELSE key_sets.counter END`, nil},
 	}...)
-	for i, name := range s.secrets {
-		steps = append(steps, step{"secret " + name, fmt.Sprintf(`INSERT INTO card_secrets (iccid, name, key_index, master_key, blob)
-			SELECT iccid, ?, key_index, ?, s%d FROM `+st+` WHERE win = 1 AND s%d IS NOT NULL ORDER BY line
-			ON CONFLICT (iccid, name, key_index) DO UPDATE SET master_key = excluded.master_key, blob = excluded.blob`, i, i),
-			[]any{name, o.MasterKey}})
+	if len(s.secrets) > 0 {
+		steps = append(steps, step{"secrets", `INSERT INTO card_secrets (iccid, name, key_index, master_key, blob)
+			SELECT s.iccid, n.name, s.key_index, ?, ` + blob + ` FROM ` + st + ` s CROSS JOIN (` + names.String() + `) AS n
+			WHERE ` + takes + ` AND ` + blob + ` IS NOT NULL ORDER BY s.line
+			ON CONFLICT (iccid, name, key_index) DO UPDATE SET master_key = excluded.master_key, blob = excluded.blob`,
+			append([]any{o.MasterKey}, secretArgs...)})
 	}
 	steps = append(steps, step{"answers", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
 		SELECT ?, line, iccid, CASE WHEN ? = 1 AND (di = 1 OR dm = 1) THEN '' ELSE imsi END, CASE WHEN reason = '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + st + ` WHERE own = 1 ORDER BY line

@@ -34,9 +34,6 @@ func (t *Tx) StageMSISDNs(ctx context.Context) (*MSISDNStage, error) {
   reason TEXT NOT NULL DEFAULT '',
   detail TEXT NOT NULL DEFAULT ''
 )`,
-		`CREATE INDEX ` + msisdnTable + `_iccid ON ` + msisdnTable + ` (iccid)`,
-		`CREATE INDEX ` + msisdnTable + `_imsi ON ` + msisdnTable + ` (imsi)`,
-		`CREATE INDEX ` + msisdnTable + `_msisdn ON ` + msisdnTable + ` (msisdn)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("msisdn stage: %w", err)
@@ -91,8 +88,11 @@ func (s *MSISDNStage) Take(ctx context.Context, o MSISDNTake) (accepted, rejecte
 		if d.v.Reason == "" {
 			continue
 		}
+		// Every line after the first of a value, found by one sort (no
+		// index kept up while staging).
 		steps = append(steps, step{"repeated " + d.col + "s", `UPDATE ` + st + ` SET reason = ?, detail = ? || line || ? || ` + d.col + `
-			WHERE reason = '' AND EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.` + d.col + ` = ` + st + `.` + d.col + ` AND d.line < ` + st + `.line)`,
+			WHERE reason = '' AND line IN (SELECT line FROM
+				(SELECT line, ROW_NUMBER() OVER (PARTITION BY ` + d.col + ` ORDER BY line) AS n FROM ` + st + `) AS r WHERE n > 1)`,
 			[]any{d.v.Reason, d.v.Detail, d.v.DetailEnd}})
 	}
 	steps = append(steps,
