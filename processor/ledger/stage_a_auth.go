@@ -97,11 +97,11 @@ func (s *AuthorisationStage) Take(ctx context.Context, o AuthorisationTake) (Aut
 		query string
 		args  []any
 	}{
-		// Every line after the first of an ICCID, found by one sort (no
-		// index kept up while staging).
+		// Every line after the first of an ICCID, through an index built
+		// once the lines are staged (none kept up while staging).
+		{"index", `CREATE INDEX ` + st + `_iccid ON ` + st + ` (iccid)`, nil},
 		{"repeated ICCIDs", `UPDATE ` + st + ` SET reason = ?, detail = ? || line || ? || iccid
-			WHERE ? <> '' AND line IN (SELECT line FROM
-				(SELECT line, ROW_NUMBER() OVER (PARTITION BY iccid ORDER BY line) AS n FROM ` + st + `) AS r WHERE n > 1)`,
+			WHERE ? <> '' AND EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.iccid = ` + st + `.iccid AND d.line < ` + st + `.line)`,
 			[]any{o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd, o.DuplicateICCID.Reason}},
 		// Only the rejected lines are written; the cards' owners are read
 		// where they are needed (the events before the owners change).

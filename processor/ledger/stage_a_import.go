@@ -238,11 +238,14 @@ func (s *ImportStage) Take(ctx context.Context, o ImportTake) (ImportOutcome, er
 	}
 	var steps []step
 	if o.DuplicateICCID.Reason != "" && o.DuplicateIMSI.Reason != "" {
-		// The repeats: every line after the first of a key, found by one
-		// sort a key (no index needed).
+		// The repeats: every line after the first of a key, through the
+		// stage's indexes (built now, unless Repeats needed them before).
+		if err := s.index(ctx); err != nil {
+			return out, err
+		}
 		for _, k := range []struct{ col, flag, mark string }{{"iccid", "ki", "di"}, {"imsi", "mi", "dm"}} {
-			steps = append(steps, step{"repeated " + k.col + "s", `UPDATE ` + st + ` SET ` + k.mark + ` = 1 WHERE line IN (SELECT line FROM
-				(SELECT line, ROW_NUMBER() OVER (PARTITION BY ` + k.col + ` ORDER BY line) AS n FROM ` + st + ` WHERE ` + k.flag + ` = 1) AS r WHERE n > 1)`, nil})
+			steps = append(steps, step{"repeated " + k.col + "s", `UPDATE ` + st + ` SET ` + k.mark + ` = 1 WHERE ` + k.flag + ` = 1 AND EXISTS
+				(SELECT 1 FROM ` + st + ` d WHERE d.` + k.col + ` = ` + st + `.` + k.col + ` AND d.` + k.flag + ` = 1 AND d.line < ` + st + `.line)`, nil})
 		}
 		iccidDup := `? || line || ? || iccid`
 		imsiDup := `? || line || ? || imsi`

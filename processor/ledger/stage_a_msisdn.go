@@ -87,11 +87,11 @@ func (s *MSISDNStage) Take(ctx context.Context, o MSISDNTake) (accepted, rejecte
 		if d.v.Reason == "" {
 			continue
 		}
-		// Every line after the first of a value, found by one sort (no
-		// index kept up while staging).
+		// Every line after the first of a value, through an index built
+		// once the lines are staged (none kept up while staging).
+		steps = append(steps, step{"index", `CREATE INDEX ` + st + `_` + d.col + ` ON ` + st + ` (` + d.col + `)`, nil})
 		steps = append(steps, step{"repeated " + d.col + "s", `UPDATE ` + st + ` SET reason = ?, detail = ? || line || ? || ` + d.col + `
-			WHERE reason = '' AND line IN (SELECT line FROM
-				(SELECT line, ROW_NUMBER() OVER (PARTITION BY ` + d.col + ` ORDER BY line) AS n FROM ` + st + `) AS r WHERE n > 1)`,
+			WHERE reason = '' AND EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.` + d.col + ` = ` + st + `.` + d.col + ` AND d.line < ` + st + `.line)`,
 			[]any{d.v.Reason, d.v.Detail, d.v.DetailEnd}})
 	}
 	steps = append(steps,
