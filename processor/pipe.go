@@ -117,8 +117,8 @@ func (op *orderedPipe[T]) emitHead() error {
 	return nil
 }
 
-// finish emits every item added and ends the workers.
-func (op *orderedPipe[T]) finish() error {
+// sync emits every item added so far; the workers go on.
+func (op *orderedPipe[T]) sync() error {
 	if err := op.submit(); err != nil {
 		return err
 	}
@@ -126,6 +126,14 @@ func (op *orderedPipe[T]) finish() error {
 		if err := op.emitHead(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// finish emits every item added and ends the workers.
+func (op *orderedPipe[T]) finish() error {
+	if err := op.sync(); err != nil {
+		return err
 	}
 	op.stop()
 	return nil

@@ -21,6 +21,11 @@ type InventoryImport struct {
 // InputType implements FileStep.
 func (s *InventoryImport) InputType() string { return native.Inventory.Name }
 
+// findsDuplicates: the stage finds repeated ICCIDs and IMSIs of a native
+// inventory (a vendor file's too, see ApplyRaw), so that the reader keeps
+// nothing per record.
+func (s *InventoryImport) findsDuplicates() bool { return true }
+
 // Apply implements FileStep. It works by sets (ledger.ImportStage): the
 // cards' secrets are unwrapped from the sender's transport key and sealed
 // under our master key on the other cores while the file is read, the
@@ -39,12 +44,43 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 		return stage.Add(ctx, it.line)
 	}, nil)
 	defer pipe.stop()
-	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
+	rd := w.Reader
+	err = w.eachRecordOr(ctx, nil, func(rec *native.Record) error {
 		it, err := s.inventoryItem(w, rec)
 		if err != nil {
 			return err
 		}
+		iccid, imsi := rd.DuplicateKeys(rec)
+		it.line.NoICCIDKey, it.line.NoIMSIKey = iccid == "", imsi == ""
 		return pipe.add(it)
+	}, func(rec *native.Record, problems error) (error, error) {
+		// A record the reader rejected: staged for its keys, every
+		// earlier record staged first; a repeat it makes is named as the
+		// reader would have.
+		keys := ledger.ImportLine{KeysOnly: true}
+		if ps := native.Problems(problems); len(ps) > 0 {
+			keys.Line = ps[0].Line
+		}
+		if rec != nil {
+			keys.Line = rec.Line
+			keys.ICCID, keys.IMSI = rd.DuplicateKeys(rec)
+		}
+		if err := pipe.sync(); err != nil {
+			return nil, err
+		}
+		if keys.ICCID != "" || keys.IMSI != "" {
+			iccid, imsi, err := stage.Repeats(ctx, keys.Line, keys.ICCID, keys.IMSI)
+			if err != nil {
+				return nil, err
+			}
+			problems = rd.WithRepeats(rec, problems, iccid, imsi)
+		}
+		if keys.Line > 0 {
+			if err := stage.Add(ctx, keys); err != nil {
+				return nil, err
+			}
+		}
+		return problems, nil
 	})
 	if err != nil {
 		return err
@@ -52,7 +88,7 @@ func (s *InventoryImport) Apply(ctx context.Context, w *Work) error {
 	if err := pipe.finish(); err != nil {
 		return err
 	}
-	return w.takeImport(ctx, stage)
+	return w.takeImport(ctx, stage, duplicateVerdict(w, native.FieldICCID), duplicateVerdict(w, native.FieldIMSI), false, false)
 }
 
 // inventoryItem is one card of a native inventory on its way to the

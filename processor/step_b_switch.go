@@ -42,6 +42,14 @@ const (
 // rejecting invalid ones (recorded with INVALID_RECORD and the problem).
 // Refusals of the whole file (quantity, truncation) end the work.
 func (w *Work) eachRecord(ctx context.Context, partner func(*native.Record) string, fn func(*native.Record) error) error {
+	return w.eachRecordOr(ctx, partner, fn, nil)
+}
+
+// eachRecordOr is eachRecord, with rejected (when not nil) called for each
+// record the reader rejected (rec nil when the line could not be split)
+// before its answer: it returns the problems to answer with (a step that
+// finds repeats itself names them as the reader would have).
+func (w *Work) eachRecordOr(ctx context.Context, partner func(*native.Record) string, fn func(*native.Record) error, rejected func(rec *native.Record, problems error) (error, error)) error {
 	for {
 		rec, err := w.Reader.Read()
 		if errors.Is(err, io.EOF) {
@@ -58,6 +66,13 @@ func (w *Work) eachRecord(ctx context.Context, partner func(*native.Record) stri
 			}
 			w.Counts.Records++
 			w.Counts.Rejected++
+			if rejected != nil {
+				problems, ferr := rejected(rec, err)
+				if ferr != nil {
+					return ferr
+				}
+				err = problems
+			}
 			br := ledger.BatchRecord{BatchID: w.BatchID, Status: recordRejected, Reason: reasonOf(err), Detail: firstProblem(err)}
 			if rec != nil {
 				br.Line, br.ICCID, br.IMSI = rec.Line, rec.Get(native.FieldICCID), rec.Get(native.FieldIMSI)

@@ -29,7 +29,10 @@ func (s *InventoryImport) ApplyRaw(ctx context.Context, w *Work, r io.Reader) er
 	if pr := p.Profiles[s.Profile]; pr != nil && pr.OTA.KeyIndex != nil {
 		threeB = true
 	}
-	rd := vendor.NewReader(r, vendor.Options{File: w.File.Name, ICCID: w.Partner.ICCIDRules, KeyList: threeB, MaxLineLength: p.MaxLineBytes, Limits: p.Limits})
+	// The stage finds repeated ICCIDs and IMSIs: the reader keeps nothing
+	// per card.
+	rd := vendor.NewReader(r, vendor.Options{File: w.File.Name, ICCID: w.Partner.ICCIDRules, KeyList: threeB, MaxLineLength: p.MaxLineBytes, Limits: p.Limits,
+		CallerFindsDuplicates: true})
 	h, err := rd.Header()
 	if err != nil && (h == nil || !native.Recoverable(err)) {
 		return w.Refuse("vendor header: "+firstProblem(err), err)
@@ -63,20 +66,16 @@ func (s *InventoryImport) ApplyRaw(ctx context.Context, w *Work, r io.Reader) er
 		}
 		if err != nil {
 			if !native.Recoverable(err) || fileLevel(err) {
+				if c != nil {
+					c.Zero()
+				}
 				return w.Refuse(firstProblem(err), err)
 			}
-			w.Counts.Records++
-			w.Counts.Rejected++
-			line := 0
-			if ps := native.Problems(err); len(ps) > 0 {
-				line = ps[0].Line
-			}
-			iccid := ""
+			err = w.rejectVendorLine(ctx, rd, pipe, stage, c, err)
 			if c != nil {
-				iccid = c.ICCID
 				c.Zero()
 			}
-			if err := w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: line, ICCID: iccid, Status: recordRejected, Reason: reasonOf(err), Detail: firstProblem(err), Partner: w.Partner.Name}); err != nil {
+			if err != nil {
 				return err
 			}
 			continue
@@ -86,6 +85,8 @@ func (s *InventoryImport) ApplyRaw(ctx context.Context, w *Work, r io.Reader) er
 			p.progress("records", w.Counts.Records)
 		}
 		it := newVendorItem(w, h, c, pr)
+		ic, im := rd.DuplicateKeys(c)
+		it.line.NoICCIDKey, it.line.NoIMSIKey = ic == "", im == ""
 		c.Zero()
 		if err := pipe.add(it); err != nil {
 			return err
@@ -94,19 +95,68 @@ func (s *InventoryImport) ApplyRaw(ctx context.Context, w *Work, r io.Reader) er
 	if err := pipe.finish(); err != nil {
 		return err
 	}
-	return w.takeImport(ctx, stage)
+	iccidCol, imsiCol, imsiFirst := rd.KeyColumns()
+	return w.takeImport(ctx, stage, duplicateVerdict(w, iccidCol), duplicateVerdict(w, imsiCol), imsiFirst, true)
+}
+
+// rejectVendorLine answers a line the reader rejected (c is its card, nil
+// when the line could not be split), naming a repeat of an earlier line's
+// ICCID or IMSI as the reader would have had it found repeats itself, and
+// stages the line for its keys (the repeats of later lines and the bound
+// on lines with problems).
+func (w *Work) rejectVendorLine(ctx context.Context, rd *vendor.Reader, pipe *orderedPipe[vendorItem], stage *ledger.ImportStage, c *vendor.Card, err error) error {
+	w.Counts.Records++
+	w.Counts.Rejected++
+	keys := ledger.ImportLine{KeysOnly: true}
+	br := ledger.BatchRecord{BatchID: w.BatchID, Status: recordRejected, Partner: w.Partner.Name}
+	if ps := native.Problems(err); len(ps) > 0 {
+		keys.Line = ps[0].Line
+	}
+	if c != nil {
+		keys.Line, br.ICCID = c.Line, c.ICCID
+		keys.ICCID, keys.IMSI = rd.DuplicateKeys(c)
+	}
+	// Every earlier line is staged before this one.
+	if err := pipe.sync(); err != nil {
+		return err
+	}
+	if keys.ICCID != "" || keys.IMSI != "" {
+		iccid, imsi, rerr := stage.Repeats(ctx, keys.Line, keys.ICCID, keys.IMSI)
+		if rerr != nil {
+			return rerr
+		}
+		err = rd.WithRepeats(c, err, iccid, imsi)
+	}
+	if keys.Line > 0 {
+		if err := stage.Add(ctx, keys); err != nil {
+			return err
+		}
+	}
+	br.Line, br.Reason, br.Detail = keys.Line, reasonOf(err), firstProblem(err)
+	return w.Tx.PutBatchRecord(ctx, br)
 }
 
 // takeImport judges and takes the cards staged for an import (vendor file
 // or native inventory) and counts the answers.
-func (w *Work) takeImport(ctx context.Context, stage *ledger.ImportStage) error {
+// A line repeating an earlier line's ICCID or IMSI is a duplicate
+// (dupICCID, dupIMSI: the reader's words), both named in column order
+// (imsiFirst), answered without the IMSI for a vendor file (as its
+// reader's rejections are); the repeats count towards limits.max_record_errors as the
+// reader's own rejections do.
+func (w *Work) takeImport(ctx context.Context, stage *ledger.ImportStage, dupICCID, dupIMSI ledger.Verdict, imsiFirst, vendorFile bool) error {
 	out, err := stage.Take(ctx, ledger.ImportTake{
 		BatchID: w.BatchID, Partner: w.Partner.Name, State: ledger.CardActive, MasterKey: w.P.Vault.KeyID(),
 		Accepted: recordAccepted, Rejected: recordRejected,
+		DuplicateICCID: dupICCID, DuplicateIMSI: dupIMSI, IMSIFirst: imsiFirst, RepeatsWithoutIMSI: vendorFile,
+		MaxProblems:  w.P.Limits.MaxRecordErrors,
 		OtherSecrets: ledger.Verdict{Reason: ReasonDuplicate, Detail: "card already imported with different secrets"},
 	})
 	if err != nil {
 		return err
+	}
+	if out.TooMany > 0 {
+		pe := native.TooManyErrors(w.File.Name, w.P.Limits.MaxRecordErrors, out.TooMany)
+		return w.Refuse(firstProblem(native.Fatal(pe)), native.Fatal(pe))
 	}
 	w.Counts.Accepted += out.Accepted
 	w.Counts.Rejected += out.Rejected

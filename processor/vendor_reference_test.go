@@ -23,6 +23,9 @@ type InventoryImportPerRecord struct {
 // Native implements RawStep.
 func (s *InventoryImportPerRecord) Native(r *bufio.Reader) bool { return s.InventoryImport.Native(r) }
 
+// findsDuplicates: the reader finds repeats, as it did.
+func (s *InventoryImportPerRecord) findsDuplicates() bool { return false }
+
 // ApplyRaw implements RawStep: the SIM vendor's output file. For 3b cards
 // the file may give pair 1 and the list length only; a later pair refuses
 // the whole file as a security error before any card is stored.

@@ -84,3 +84,73 @@ func (c *RecordChecker) Check(rec *Record) ErrorList {
 func (c *RecordChecker) add(errs *ErrorList, line int, field string, err error) {
 	*errs = append(*errs, &ParseError{File: c.opts.File, Line: line, Field: field, Err: err})
 }
+
+// DuplicateKeys returns the ICCID and IMSI of a record the reader returned
+// (with or without problems) that a reader finding duplicates itself would
+// have remembered for the later records — the values of the unique
+// columns that pass their checks —, "" for either when none. It is for a
+// caller that reads with CallerFindsDuplicates.
+func (r *Reader) DuplicateKeys(rec *Record) (iccid, imsi string) {
+	if rec == nil || r.opts.NoValidate {
+		return "", ""
+	}
+	for fi := range r.schema.Fields {
+		f := &r.schema.Fields[fi]
+		v := rec.vals[fi]
+		if !f.Unique || r.absent[fi] || v == "" || checkValue(f, v, &r.opts) != nil {
+			continue
+		}
+		switch f.Kind {
+		case ICCID:
+			if _, ok := ident.ICCIDKey(v); ok {
+				iccid = v
+			}
+		case IMSI:
+			if _, ok := ident.IMSIKey(v); ok {
+				imsi = v
+			}
+		}
+	}
+	return iccid, imsi
+}
+
+// WithRepeats returns a record's problems (err, as Read returned them with
+// the record; nil when none) as a reader finding duplicates itself would
+// have returned them had an earlier record the record's ICCID (iccid)
+// and/or IMSI (imsi): the record is checked again with those values known.
+func (r *Reader) WithRepeats(rec *Record, err error, iccid, imsi bool) error {
+	if rec == nil || (!iccid && !imsi) || r.opts.NoValidate {
+		return err
+	}
+	fields := r.schema.Fields
+	dups := make([]*ident.KeySet, len(fields))
+	for fi := range fields {
+		f := &fields[fi]
+		if !f.Unique || r.absent[fi] || !(f.Kind == ICCID && iccid || f.Kind == IMSI && imsi) {
+			continue
+		}
+		var key uint64
+		var ok bool
+		if f.Kind == ICCID {
+			key, ok = ident.ICCIDKey(rec.vals[fi])
+		} else {
+			key, ok = ident.IMSIKey(rec.vals[fi])
+		}
+		if ok {
+			dups[fi] = ident.NewKeySet()
+			dups[fi].Add(key)
+		}
+	}
+	// The problems Read gave before the record's own (the line's) stay.
+	own := (&RecordChecker{schema: r.schema, opts: &r.opts, transportKey: r.header.TransportKey, absent: r.absent, dups: make([]*ident.KeySet, len(fields))}).Check(rec)
+	ps := Problems(err)
+	out := make(ErrorList, 0, len(ps)+2)
+	if n := len(ps) - len(own); n > 0 {
+		out = append(out, ps[:n]...)
+	}
+	out = append(out, (&RecordChecker{schema: r.schema, opts: &r.opts, transportKey: r.header.TransportKey, absent: r.absent, dups: dups}).Check(rec)...)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}

@@ -59,7 +59,15 @@ func (t *Tally) Record(line int, bad bool) *ParseError {
 func (t *Tally) Problem(line int) *ParseError {
 	t.bad++
 	if m := t.Limits.MaxRecordErrors; m > 0 && t.bad > m {
-		return &ParseError{File: t.File, Err: fmt.Errorf("%w: more than %d (the last at line %d)", ErrTooManyErrors, m, line)}
+		return TooManyErrors(t.File, m, line)
 	}
 	return nil
+}
+
+// TooManyErrors is the problem of a file with more than max records with
+// problems, the one past max at line: for a caller that finds some of the
+// problems itself (CallerFindsDuplicates) and bounds them as the reader
+// would have.
+func TooManyErrors(file string, max int64, line int) *ParseError {
+	return &ParseError{File: file, Err: fmt.Errorf("%w: more than %d (the last at line %d)", ErrTooManyErrors, max, line)}
 }

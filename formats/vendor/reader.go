@@ -33,6 +33,12 @@ type Options struct {
 	// Limits bound the cards and the cards with problems, as for native
 	// files (zero: no bound).
 	Limits native.Limits
+	// CallerFindsDuplicates leaves repeated ICCIDs and IMSIs to the caller
+	// (a step that stages every card in its ledger finds them there): the
+	// reader then keeps no memory per card, however long the file.
+	// DuplicateKeys, KeyColumns and WithRepeats give the caller what the
+	// reader would have remembered and said.
+	CallerFindsDuplicates bool
 }
 
 // maxHeaderLines bounds the header and input blocks.
@@ -67,8 +73,11 @@ func NewReader(r io.Reader, opts Options) *Reader {
 	if max <= 0 {
 		max = 4096
 	}
-	return &Reader{opts: opts, br: bufio.NewReaderSize(r, max+2), max: max, delim: opts.Delimiter,
-		iccids: ident.NewKeySet(), imsis: ident.NewKeySet(), tally: native.Tally{Limits: opts.Limits, File: opts.File}}
+	rd := &Reader{opts: opts, br: bufio.NewReaderSize(r, max+2), max: max, delim: opts.Delimiter, tally: native.Tally{Limits: opts.Limits, File: opts.File}}
+	if !opts.CallerFindsDuplicates {
+		rd.iccids, rd.imsis = ident.NewKeySet(), ident.NewKeySet()
+	}
+	return rd
 }
 
 func (r *Reader) perr(line int, field string, err error) *native.ParseError {
@@ -393,7 +402,7 @@ func (r *Reader) parse(l string) (*Card, native.ErrorList) {
 				continue
 			}
 			c.ICCID = s
-			if k, ok := ident.ICCIDKey(s); ok {
+			if k, ok := ident.ICCIDKey(s); ok && r.iccids != nil {
 				if !r.iccids.Add(k) {
 					add(col.name, fmt.Errorf("%w: %s", native.ErrDuplicate, s))
 				}
@@ -405,7 +414,7 @@ func (r *Reader) parse(l string) (*Card, native.ErrorList) {
 			}
 			c.IMSI = v
 			k, _ := ident.IMSIKey(v)
-			if !r.imsis.Add(k) {
+			if r.imsis != nil && !r.imsis.Add(k) {
 				add(col.name, fmt.Errorf("%w: %s", native.ErrDuplicate, v))
 			}
 		case "CNTR":
@@ -464,6 +473,94 @@ func (r *Reader) parse(l string) (*Card, native.ErrorList) {
 		}
 	}
 	return c, errs
+}
+
+// DuplicateKeys returns the ICCID and IMSI of a card the reader returned
+// (with or without problems) that a reader finding duplicates itself would
+// have remembered for the later cards: "" for either when none.
+func (r *Reader) DuplicateKeys(c *Card) (iccid, imsi string) {
+	if c == nil {
+		return "", ""
+	}
+	if _, ok := ident.ICCIDKey(c.ICCID); ok {
+		iccid = c.ICCID
+	}
+	if _, ok := ident.IMSIKey(c.IMSI); ok {
+		imsi = c.IMSI
+	}
+	return iccid, imsi
+}
+
+// KeyColumns returns the names of the ICCID and IMSI columns as the file
+// writes them (they name the field of a duplicate) and whether the IMSI
+// column comes first (a card repeating both is reported in column order).
+func (r *Reader) KeyColumns() (iccid, imsi string, imsiFirst bool) {
+	ip, mp := -1, -1
+	for i, c := range r.cols {
+		switch {
+		case c.base == "ICCID" && ip < 0:
+			iccid, ip = c.name, i
+		case c.base == "IMSI" && mp < 0:
+			imsi, mp = c.name, i
+		}
+	}
+	return iccid, imsi, mp >= 0 && mp < ip
+}
+
+// WithRepeats returns a card's problems as a reader finding duplicates
+// itself would have returned them: err (the card's problems, nil when
+// none) with a duplicate problem on the ICCID and/or IMSI column, each in
+// its column's place among them.
+func (r *Reader) WithRepeats(c *Card, err error, iccid, imsi bool) error {
+	ps := native.Problems(err)
+	if !iccid && !imsi {
+		return err
+	}
+	// A problem's place: the line's own problems first, then the columns
+	// in order, then the secret columns (checked after the others).
+	place := func(p *native.ParseError) int {
+		if p.Field == "" {
+			return -1
+		}
+		for i, col := range r.cols {
+			if col.name != p.Field {
+				continue
+			}
+			switch col.base {
+			case "KI", "OPC", "KIC", "KID", "KIK":
+				return len(r.cols) + i
+			}
+			return i
+		}
+		return 2 * len(r.cols)
+	}
+	type dup struct {
+		at  int
+		err *native.ParseError
+	}
+	var dups []dup
+	for i, col := range r.cols {
+		switch {
+		case col.base == "ICCID" && iccid:
+			dups = append(dups, dup{i, r.perr(c.Line, col.name, fmt.Errorf("%w: %s", native.ErrDuplicate, c.ICCID))})
+			iccid = false
+		case col.base == "IMSI" && imsi:
+			dups = append(dups, dup{i, r.perr(c.Line, col.name, fmt.Errorf("%w: %s", native.ErrDuplicate, c.IMSI))})
+			imsi = false
+		}
+	}
+	out := make(native.ErrorList, 0, len(ps)+len(dups))
+	for _, p := range ps {
+		for len(dups) > 0 && dups[0].at < place(p) {
+			out = append(out, dups[0].err)
+			dups = dups[1:]
+		}
+		out = append(out, p)
+	}
+	for _, d := range dups {
+		out = append(out, d.err)
+	}
+	return out
 }
 
 func (c *Card) keySet(kvn int) *KeySet {

@@ -38,12 +38,8 @@ func (t *Tx) StageAuthorisations(ctx context.Context) (*AuthorisationStage, erro
   recipient TEXT NOT NULL,
   from_date TEXT NOT NULL,
   reason    TEXT NOT NULL DEFAULT '',
-  detail    TEXT NOT NULL DEFAULT '',
-  known     INTEGER NOT NULL DEFAULT 0,
-  owner     TEXT NOT NULL DEFAULT ''
+  detail    TEXT NOT NULL DEFAULT ''
 )`,
-		// Repeated ICCIDs are found through it.
-		`CREATE INDEX ` + authTable + `_iccid ON ` + authTable + ` (iccid)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("authorisation stage: %w", err)
@@ -101,19 +97,26 @@ func (s *AuthorisationStage) Take(ctx context.Context, o AuthorisationTake) (Aut
 		query string
 		args  []any
 	}{
+		// Every line after the first of an ICCID, through an index built
+		// once the lines are staged (none kept up while staging).
+		{"index", `CREATE INDEX ` + st + `_iccid ON ` + st + ` (iccid)`, nil},
 		{"repeated ICCIDs", `UPDATE ` + st + ` SET reason = ?, detail = ? || line || ? || iccid
 			WHERE ? <> '' AND EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.iccid = ` + st + `.iccid AND d.line < ` + st + `.line)`,
 			[]any{o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd, o.DuplicateICCID.Reason}},
-		{"cards", `UPDATE ` + st + ` SET known = 1, owner = (SELECT c.owner FROM cards c WHERE c.iccid = ` + st + `.iccid)
-			WHERE EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid)`, nil},
-		{"unknown cards", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND known = 0`, []any{o.Unknown.Reason, o.Unknown.Detail}},
-		{"other owners", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND owner <> '' AND owner <> ?`,
-			[]any{o.OtherOwner.Reason, o.OtherOwner.Detail, o.Owner}},
+		// Only the rejected lines are written; the cards' owners are read
+		// where they are needed (the events before the owners change).
+		// One look at each line's card: none (unknown), or another
+		// customer's.
+		{"unknown cards and other owners", `UPDATE ` + st + `
+			SET reason = CASE WHEN EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid) THEN ? ELSE ? END,
+				detail = CASE WHEN EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid) THEN ? ELSE ? END
+			WHERE reason = '' AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid AND (c.owner = '' OR c.owner = ?))`,
+			[]any{o.OtherOwner.Reason, o.Unknown.Reason, o.OtherOwner.Detail, o.Unknown.Detail, o.Owner}},
 		{"owners' events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
 			SELECT c.iccid, ?, c.state, c.state, ?, ? FROM ` + st + ` s JOIN cards c ON c.iccid = s.iccid
-			WHERE s.reason = '' AND s.owner = '' ORDER BY s.line`, []any{now, o.Event, o.Ref}},
+			WHERE s.reason = '' AND c.owner = '' ORDER BY s.line`, []any{now, o.Event, o.Ref}},
 		{"owners", `UPDATE cards SET owner = ?, updated_at = ? FROM ` + st + ` s
-			WHERE cards.iccid = s.iccid AND s.reason = '' AND s.owner = ''`, []any{o.Owner, now}},
+			WHERE cards.iccid = s.iccid AND s.reason = '' AND cards.owner = ''`, []any{o.Owner, now}},
 		{"authorisations", `INSERT INTO authorisations (iccid, recipient, from_date, owner, file_id)
 			SELECT iccid, recipient, from_date, ?, ? FROM ` + st + ` WHERE reason = '' ORDER BY line
 			ON CONFLICT (iccid, recipient) DO UPDATE SET from_date = excluded.from_date, owner = excluded.owner, file_id = excluded.file_id`,

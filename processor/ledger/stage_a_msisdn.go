@@ -30,13 +30,9 @@ func (t *Tx) StageMSISDNs(ctx context.Context) (*MSISDNStage, error) {
   iccid  TEXT NOT NULL,
   imsi   TEXT NOT NULL,
   msisdn TEXT NOT NULL,
-  known  INTEGER NOT NULL DEFAULT 0,
   reason TEXT NOT NULL DEFAULT '',
   detail TEXT NOT NULL DEFAULT ''
 )`,
-		`CREATE INDEX ` + msisdnTable + `_iccid ON ` + msisdnTable + ` (iccid)`,
-		`CREATE INDEX ` + msisdnTable + `_imsi ON ` + msisdnTable + ` (imsi)`,
-		`CREATE INDEX ` + msisdnTable + `_msisdn ON ` + msisdnTable + ` (msisdn)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("msisdn stage: %w", err)
@@ -91,14 +87,19 @@ func (s *MSISDNStage) Take(ctx context.Context, o MSISDNTake) (accepted, rejecte
 		if d.v.Reason == "" {
 			continue
 		}
+		// Every line after the first of a value, through an index built
+		// once the lines are staged (none kept up while staging).
+		steps = append(steps, step{"index", `CREATE INDEX ` + st + `_` + d.col + ` ON ` + st + ` (` + d.col + `)`, nil})
 		steps = append(steps, step{"repeated " + d.col + "s", `UPDATE ` + st + ` SET reason = ?, detail = ? || line || ? || ` + d.col + `
 			WHERE reason = '' AND EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.` + d.col + ` = ` + st + `.` + d.col + ` AND d.line < ` + st + `.line)`,
 			[]any{d.v.Reason, d.v.Detail, d.v.DetailEnd}})
 	}
 	steps = append(steps,
-		step{"cards", `UPDATE ` + st + ` SET known = 1 WHERE reason = '' AND EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid AND c.imsi = ` + st + `.imsi)`, nil},
-		step{"unknown cards", `UPDATE ` + st + ` SET reason = ?, detail = ? WHERE reason = '' AND known = 0`, []any{o.Unknown.Reason, o.Unknown.Detail}},
-		step{"msisdns", `UPDATE cards SET msisdn = s.msisdn, updated_at = ? FROM ` + st + ` s WHERE cards.iccid = s.iccid AND cards.imsi = s.imsi AND s.known = 1`, []any{now}},
+		// Only the unknown lines are written: every line left is a card's.
+		step{"unknown cards", `UPDATE ` + st + ` SET reason = ?, detail = ?
+			WHERE reason = '' AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid AND c.imsi = ` + st + `.imsi)`,
+			[]any{o.Unknown.Reason, o.Unknown.Detail}},
+		step{"msisdns", `UPDATE cards SET msisdn = s.msisdn, updated_at = ? FROM ` + st + ` s WHERE cards.iccid = s.iccid AND cards.imsi = s.imsi AND s.reason = ''`, []any{now}},
 		step{"answers", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
 			SELECT ?, line, iccid, imsi, ?, reason, detail, ?, '' FROM ` + st + ` WHERE reason <> '' ORDER BY line
 			ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
@@ -110,7 +111,7 @@ func (s *MSISDNStage) Take(ctx context.Context, o MSISDNTake) (accepted, rejecte
 			return 0, 0, fmt.Errorf("msisdn stage: %s: %w", q.what, err)
 		}
 	}
-	err = t.QueryRow(ctx, `SELECT COALESCE(SUM(known), 0), COUNT(*) FROM `+st).Scan(&accepted, &rejected)
+	err = t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN reason = '' THEN 1 ELSE 0 END), 0), COUNT(*) FROM `+st).Scan(&accepted, &rejected)
 	if err != nil {
 		return 0, 0, fmt.Errorf("msisdn stage: counts: %w", err)
 	}
