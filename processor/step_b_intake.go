@@ -395,27 +395,6 @@ func (s *HandoverIntake) manufacturerName() string {
 	return s.Manufacturer.Name
 }
 
-// takeCard makes a requested card ours: secrets sealed, key set with its
-// counter, active; its IMSI allocation confirmed.
-func (p *Party) takeCard(ctx context.Context, w *Work, c *ledger.Card, prof *Profile, alg string, keyIndex int, secrets map[string][]byte, kvn int, otaAlg string, counter int64, upd *ledger.CardUpdate) error {
-	if err := p.sealAll(ctx, w.Tx, c.ICCID, keyIndex, secrets); err != nil {
-		return err
-	}
-	if kvn > 0 {
-		if err := w.Tx.PutKeySet(ctx, c.ICCID, ledger.KeySet{KeyIndex: keyIndex, KVN: kvn, KIcAlg: otaAlg, KIDAlg: otaAlg, Counter: counter}); err != nil {
-			return err
-		}
-	}
-	fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
-	if _, err := w.Tx.Exec(ctx, `UPDATE cards SET profile = ?, algorithm = ?, secrets_fp = ? WHERE iccid = ?`, prof.Name, alg, fp, c.ICCID); err != nil {
-		return err
-	}
-	if err := w.Tx.Transition(ctx, c.ICCID, []string{cardRequested, cardIncomingKeys}, ledger.CardActive, "provisioned", w.Source, upd); err != nil {
-		return err
-	}
-	return w.Tx.SetIMSIState(ctx, c.IMSI, ledger.IMSIConfirmed)
-}
-
 // renderAck writes the handover-ack of an intake batch.
 var renderAck = &renderer{
 	schema: native.HandoverAck,

@@ -241,29 +241,12 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 				o.From}},
 	}
 	if len(s.secrets) > 0 {
-		// One pass over the stage for every secret name: each line
-		// meets the list of names, and picks its column by number.
-		var names, pick strings.Builder
-		args := []any{o.MasterKey}
-		for i, name := range s.secrets {
-			if i > 0 {
-				names.WriteString(", ")
-			}
-			fmt.Fprintf(&names, "(%d, ?)", i)
-			fmt.Fprintf(&pick, " WHEN %d THEN st.s%d", i, i)
-			args = append(args, name)
-		}
+		q, args := secretsFromStage(stageTable, s.secrets, "0", "st.reason = '' AND st.own = 1", o.MasterKey)
 		steps = append(steps, struct {
 			what  string
 			query string
 			args  []any
-		}{"secrets", `INSERT INTO card_secrets (iccid, name, key_index, master_key, blob)
-			SELECT iccid, name, 0, ?, blob FROM (
-				SELECT st.line AS line, st.iccid AS iccid, n.column2 AS name, CASE n.column1` + pick.String() + ` END AS blob
-				FROM ` + stageTable + ` st CROSS JOIN (VALUES ` + names.String() + `) AS n
-				WHERE st.reason = '' AND st.own = 1) AS x
-			WHERE blob IS NOT NULL
-			ON CONFLICT (iccid, name, key_index) DO UPDATE SET master_key = excluded.master_key, blob = excluded.blob`, args})
+		}{"secrets", q, args})
 	}
 	steps = append(steps, []struct {
 		what  string
