@@ -30,8 +30,12 @@ func BenchmarkKeyResponseIntake(b *testing.B) {
 		name string
 		mk   func(*processor.Party) processor.FileStep
 	}{
-		{"set", func(p *processor.Party) processor.FileStep { return &processor.KeyResponseIntake{HLR: p.Partners["hlr"]} }},
-		{"record", func(p *processor.Party) processor.FileStep { return &processor.KeyResponsePerRecord{HLR: p.Partners["hlr"]} }},
+		{"set", func(p *processor.Party) processor.FileStep {
+			return &processor.KeyResponseIntake{HLR: p.Partners["hlr"]}
+		}},
+		{"record", func(p *processor.Party) processor.FileStep {
+			return &processor.KeyResponsePerRecord{HLR: p.Partners["hlr"]}
+		}},
 	} {
 		b.Run(step.name, func(b *testing.B) {
 			for b.Loop() {

@@ -24,6 +24,7 @@ type HandoverStage struct {
 	secrets []string // names of the sealed secrets, in StagedCard.Sealed order
 	rows    *Inserter
 	vals    []any // one staged row's values, reused
+	indexed bool  // the stage's ICCID and IMSI indexes exist
 }
 
 // StagedCard is one 3a handover record in the stage.
@@ -88,13 +89,8 @@ func (t *Tx) StageHandover(ctx context.Context, secretNames []string) (*Handover
   own        INTEGER NOT NULL,
   dup        INTEGER NOT NULL DEFAULT 0` + cols.String() + `
 )`
-	for _, q := range []string{ddl,
-		`CREATE INDEX ` + stageTable + `_iccid ON ` + stageTable + ` (iccid)`,
-		`CREATE INDEX ` + stageTable + `_imsi ON ` + stageTable + ` (imsi)`,
-	} {
-		if _, err := t.tx.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("handover stage: %w", err)
-		}
+	if _, err := t.tx.ExecContext(ctx, ddl); err != nil {
+		return nil, fmt.Errorf("handover stage: %w", err)
 	}
 	names := []string{"line", "iccid", "imsi", "msisdn", "profile", "profile_name", "algorithm", "kvn", "ota_alg", "counter", "secrets_fp", "reason", "detail", "own"}
 	for i := range secretNames {
@@ -133,10 +129,26 @@ func (s *HandoverStage) Add(ctx context.Context, c StagedCard) error {
 	return nil
 }
 
+// flush writes the rows queued so far and indexes the stage by ICCID and
+// IMSI: built once over what is staged when first needed (a file of 3a
+// records alone is indexed once, at Take), then kept up by every row
+// staged after.
 func (s *HandoverStage) flush(ctx context.Context) error {
 	if err := s.rows.Flush(ctx); err != nil {
 		return fmt.Errorf("handover stage: %w", err)
 	}
+	if s.indexed {
+		return nil
+	}
+	for _, q := range []string{
+		`CREATE INDEX ` + stageTable + `_iccid ON ` + stageTable + ` (iccid)`,
+		`CREATE INDEX ` + stageTable + `_imsi ON ` + stageTable + ` (imsi)`,
+	} {
+		if _, err := s.t.tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("handover stage: %w", err)
+		}
+	}
+	s.indexed = true
 	return nil
 }
 
@@ -215,29 +227,34 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 	}
 	t := s.t
 	now := ts(t.Now())
+	st := stageTable
+	earlierICCID := `EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.iccid = ` + st + `.iccid AND d.line < ` + st + `.line)`
+	earlierIMSI := `EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.imsi = ` + st + `.imsi AND d.line < ` + st + `.line)`
 	steps := []struct {
 		what  string
 		query string
 		args  []any
 	}{
-		{"repeated ICCIDs", `UPDATE ` + stageTable + ` SET dup = 1, reason = ?, detail = ? || line || ? || iccid
-			WHERE own = 1 AND EXISTS (SELECT 1 FROM ` + stageTable + ` d WHERE d.iccid = ` + stageTable + `.iccid AND d.line < ` + stageTable + `.line)`,
-			[]any{o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd}},
-		{"repeated IMSIs", `UPDATE ` + stageTable + ` SET dup = 1, reason = ?, detail = ? || line || ? || imsi
-			WHERE own = 1 AND dup = 0 AND imsi <> '' AND EXISTS (SELECT 1 FROM ` + stageTable + ` d WHERE d.imsi = ` + stageTable + `.imsi AND d.line < ` + stageTable + `.line)`,
-			[]any{o.DuplicateIMSI.Reason, o.DuplicateIMSI.Detail, o.DuplicateIMSI.DetailEnd}},
-		{"unknown cards", `UPDATE ` + stageTable + ` SET reason = ?, detail = ?
-			WHERE own = 1 AND dup = 0 AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + stageTable + `.iccid)`,
-			[]any{o.UnknownCard.Reason, o.UnknownCard.Detail}},
-		{"judge", `UPDATE ` + stageTable + ` SET
-			reason = CASE WHEN c.state <> ? THEN ? WHEN c.imsi <> ` + stageTable + `.imsi THEN ? ELSE ? END,
-			detail = CASE WHEN c.state <> ? THEN ? || c.state || ?
-				WHEN c.imsi <> ` + stageTable + `.imsi THEN ?
-				ELSE ? || ` + stageTable + `.profile || ? END
-			FROM cards c WHERE c.iccid = ` + stageTable + `.iccid AND ` + stageTable + `.own = 1 AND ` + stageTable + `.dup = 0 AND (c.state <> ? OR c.imsi <> ` + stageTable + `.imsi
-				OR ` + stageTable + `.profile_name = '')`,
-			[]any{o.From, o.OtherState.Reason, o.OtherIMSI.Reason, o.NoProfile.Reason,
-				o.From, o.OtherState.Detail, o.OtherState.DetailEnd, o.OtherIMSI.Detail, o.NoProfile.Detail, o.NoProfile.DetailEnd,
+		// One pass: a line repeats the ICCID, else the IMSI, of an
+		// earlier one (the probes are repeated only for the few that do).
+		{"repeated ICCIDs and IMSIs", `UPDATE ` + st + ` SET dup = 1,
+			reason = CASE WHEN ` + earlierICCID + ` THEN ? ELSE ? END,
+			detail = CASE WHEN ` + earlierICCID + ` THEN ? || line || ? || iccid ELSE ? || line || ? || imsi END
+			WHERE own = 1 AND (` + earlierICCID + ` OR (imsi <> '' AND ` + earlierIMSI + `))`,
+			[]any{o.DuplicateICCID.Reason, o.DuplicateIMSI.Reason,
+				o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd, o.DuplicateIMSI.Detail, o.DuplicateIMSI.DetailEnd}},
+		// One probe of the cards a line: a line whose card is here, in
+		// From, with its IMSI, and whose profile is configured passes;
+		// the others (few) are judged by the rules in order.
+		{"judge", `UPDATE ` + st + ` SET
+			reason = COALESCE((SELECT CASE WHEN c.state <> ? THEN ? WHEN c.imsi <> ` + st + `.imsi THEN ? ELSE ? END
+				FROM cards c WHERE c.iccid = ` + st + `.iccid), ?),
+			detail = COALESCE((SELECT CASE WHEN c.state <> ? THEN ? || c.state || ? WHEN c.imsi <> ` + st + `.imsi THEN ?
+				ELSE ? || ` + st + `.profile || ? END FROM cards c WHERE c.iccid = ` + st + `.iccid), ?)
+			WHERE own = 1 AND dup = 0 AND (profile_name = ''
+				OR NOT EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid AND c.state = ? AND c.imsi = ` + st + `.imsi))`,
+			[]any{o.From, o.OtherState.Reason, o.OtherIMSI.Reason, o.NoProfile.Reason, o.UnknownCard.Reason,
+				o.From, o.OtherState.Detail, o.OtherState.DetailEnd, o.OtherIMSI.Detail, o.NoProfile.Detail, o.NoProfile.DetailEnd, o.UnknownCard.Detail,
 				o.From}},
 	}
 	if len(s.secrets) > 0 {
@@ -271,9 +288,9 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 	}...)
 	// The card events are written before the cards move (they read the
 	// accepted lines only); the cards last, checked against the count.
-	for _, st := range steps {
-		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
-			return out, fmt.Errorf("handover stage: %s: %w", st.what, err)
+	for _, x := range steps {
+		if _, err := t.Exec(ctx, x.query, x.args...); err != nil {
+			return out, fmt.Errorf("handover stage: %s: %w", x.what, err)
 		}
 	}
 	res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, algorithm = s.algorithm, secrets_fp = s.secrets_fp, msisdn = s.msisdn,
