@@ -151,4 +151,3 @@ func (s *HandoverIntakePerRecord) Apply(ctx context.Context, w *Work) error {
 	}
 	return nil
 }
-
