@@ -333,6 +333,7 @@ func (s *KeyResponseIntake) Apply(ctx context.Context, w *Work) error {
 		return err
 	}
 	take.BatchID, take.Ref, take.MasterKey = w.BatchID, w.Source, p.Vault.KeyID()
+	take.Took = w.tookStatement("key-response")
 	out, err := stage.Take(ctx, take)
 	if err != nil {
 		return err

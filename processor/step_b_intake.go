@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"resub/formats/native"
 	"resub/processor/ledger"
@@ -99,6 +100,7 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		OtherState:     ledger.Verdict{Reason: ReasonDuplicate, Detail: "card is ", DetailEnd: " here"},
 		OtherIMSI:      ledger.Verdict{Reason: ReasonInvalid, Detail: detailOtherIMSI},
 		NoProfile:      ledger.Verdict{Reason: ReasonProvisioning, Detail: "card profile ", DetailEnd: " unknown here"},
+		Took:           w.tookStatement("handover intake"),
 	})
 	if err != nil {
 		return err
@@ -122,6 +124,14 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		}
 	}
 	return nil
+}
+
+// tookStatement logs how long each of a step's set-based statements ran
+// (debug).
+func (w *Work) tookStatement(step string) func(string, time.Duration) {
+	return func(what string, d time.Duration) {
+		w.P.log().Debug(step+" statement", "file", w.File.Name, "statement", what, "seconds", d.Seconds())
+	}
 }
 
 // duplicateVerdict answers a repeated field as the reader would:

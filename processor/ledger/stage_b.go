@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // HandoverStage is a recipient's handover intake done by sets: the 3a
@@ -217,6 +218,8 @@ type HandoverTake struct {
 	OtherState     Verdict // the card is not in From: detail is Detail + state + DetailEnd
 	OtherIMSI      Verdict // the record's IMSI is not the card's
 	NoProfile      Verdict // no profile configured: Detail + the record's profile + DetailEnd
+	// Took, when set, is told how long each statement ran.
+	Took func(statement string, d time.Duration)
 }
 
 // Verdict is a rejection's reason code and detail (around a value where
@@ -314,27 +317,39 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 	}...)
 	// The card events are written before the cards move (they read the
 	// accepted lines only); the cards last, checked against the count.
+	took := func(what string, since time.Time) {
+		if o.Took != nil {
+			o.Took(what, time.Since(since))
+		}
+	}
 	for _, x := range steps {
-		if _, err := t.Exec(ctx, x.query, x.args...); err != nil {
+		t0 := time.Now()
+		_, err := t.Exec(ctx, x.query, x.args...)
+		took(x.what, t0)
+		if err != nil {
 			return out, fmt.Errorf("handover stage: %s: %w", x.what, err)
 		}
 	}
+	t0 := time.Now()
 	res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, algorithm = s.algorithm, secrets_fp = s.secrets_fp, msisdn = s.msisdn,
 		state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.own = 1 AND s.three_b = 0 AND cards.state = ?`, o.To, now, o.From)
 	if err != nil {
 		return out, fmt.Errorf("handover stage: cards: %w", err)
 	}
+	took("cards", t0)
 	moved, err := res.RowsAffected()
 	if err != nil {
 		return out, err
 	}
 	if s.threeB > 0 {
+		t0 := time.Now()
 		res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, msisdn = s.msisdn, key_index = s.key_index, list_length = s.list_length,
 			state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.own = 1 AND s.three_b = 1 AND cards.state = ?`,
 			o.RequestedState, now, o.From)
 		if err != nil {
 			return out, fmt.Errorf("handover stage: 3b cards: %w", err)
 		}
+		took("3b cards", t0)
 		n, err := res.RowsAffected()
 		if err != nil {
 			return out, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // KeyStage is a recipient's intake of the manufacturer's key-response (3b)
@@ -281,6 +282,8 @@ type KeyTake struct {
 	// OTAAlgs are the ciphers of the key sets that name none, as the
 	// card's profile implies them, by profile and KIc length.
 	OTAAlgs []KeyOTAAlg
+	// Took, when set, is told how long each statement ran.
+	Took func(statement string, d time.Duration)
 }
 
 // KeyOTAAlg is the cipher of the key sets of one profile and KIc length.
@@ -350,18 +353,27 @@ func (s *KeyStage) Take(ctx context.Context, o KeyTake) (KeyOutcome, error) {
 				keyTake, keyRefused, o.Refused.Detail, o.Unusable.Detail}, pargs...)},
 	)
 	for _, x := range steps {
-		if _, err := t.Exec(ctx, x.query, x.args...); err != nil {
+		t0 := time.Now()
+		_, err := t.Exec(ctx, x.query, x.args...)
+		if o.Took != nil {
+			o.Took(x.what, time.Since(t0))
+		}
+		if err != nil {
 			return out, fmt.Errorf("key stage: %s: %w", x.what, err)
 		}
 	}
 	args := []any{keyTake, o.To, o.Manual, keyTake}
 	args = append(args, prargs...)
 	args = append(args, keyTake, keyTake, now, o.From)
+	t0 := time.Now()
 	res, err := t.Exec(ctx, `UPDATE cards SET state = CASE s.verdict WHEN ? THEN ? ELSE ? END,
 		profile = CASE WHEN s.verdict = ? THEN `+profile+` ELSE cards.profile END,
 		algorithm = CASE WHEN s.verdict = ? THEN s.algorithm ELSE cards.algorithm END,
 		secrets_fp = CASE WHEN s.verdict = ? THEN s.secrets_fp ELSE cards.secrets_fp END,
 		updated_at = ? FROM `+st+` s WHERE cards.iccid = s.iccid AND s.`+judged+` AND cards.state = ?`, args...)
+	if o.Took != nil {
+		o.Took("cards", time.Since(t0))
+	}
 	if err != nil {
 		return out, fmt.Errorf("key stage: cards: %w", err)
 	}
