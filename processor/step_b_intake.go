@@ -150,12 +150,12 @@ const (
 // the stage keeps them (ledger.StagedCard.Sealed).
 var handoverSecrets = []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK}
 
-// sealPipe stages the 3a records of an intake: their secrets are unwrapped
-// from the sender's transport key, sealed under our master key, wiped and
-// fingerprinted by workers on the other cores while the caller goes on
-// reading the file, and the sealed lines are staged by the caller, in
-// line order, as their batches come back. (Vault and Transport are safe
-// for concurrent use.)
+// sealPipe stages the 3a and 3b records of an intake: a 3a record's
+// secrets are unwrapped from the sender's transport key, sealed under our
+// master key, wiped and fingerprinted by workers on the other cores while
+// the caller goes on reading the file (a 3b record carries none), and the
+// lines are staged by the caller, in line order, as their batches come
+// back. (Vault and Transport are safe for concurrent use.)
 type sealPipe struct {
 	ctx     context.Context
 	p       *Party
