@@ -270,7 +270,15 @@ var renderKeyResponse = &renderer{
 // answer: a released pair completes the card (sealed, provisioned,
 // acknowledged to the donor); a refusal, or a pair whose secrets have
 // lengths their algorithms do not take, is acknowledged as rejected and
-// leaves the card to an engineer.
+// leaves the card to an engineer. An answer about a card that is not
+// waiting for its keys here (unknown, moved on, or answered by an earlier
+// line of the file) is rejected without an answer.
+//
+// It works by sets (ledger.KeyStage): each line is staged as it is read,
+// a released pair unwrapped from the manufacturer's transport key, checked
+// and sealed under our master key by workers on the other cores; then a
+// few statements judge every line against the cards and take them, and
+// the provisioning file is rendered from the batch's records.
 type KeyResponseIntake struct {
 	HLR *Partner
 }
@@ -278,79 +286,181 @@ type KeyResponseIntake struct {
 // InputType implements FileStep.
 func (s *KeyResponseIntake) InputType() string { return native.KeyResponse.Name }
 
+// keyLine is a key-response line on its way to the stage.
+type keyLine struct {
+	sc      ledger.StagedKeys
+	wrapped []string // the released pair's wrapped fields, by handoverSecrets
+}
+
 // Apply implements FileStep.
 func (s *KeyResponseIntake) Apply(ctx context.Context, w *Work) error {
 	p := w.P
-	donors := map[string]*Partner{}
-	provisioned := 0
-	err := w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		iccid := rec.Get(native.FieldICCID)
-		c, err := w.Tx.Card(ctx, iccid)
-		if errors.Is(err, ledger.ErrNotFound) || (err == nil && c.State != cardIncomingKeys) {
-			w.Counts.Rejected++
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		donor := p.PartnerByCode(c.Source)
-		if donor == nil {
-			return fmt.Errorf("card %s: donor %s is not a configured partner", iccid, c.Source)
-		}
-		donors[donor.Name] = donor
+	stage, err := w.Tx.StageKeys(ctx, handoverSecrets)
+	if err != nil {
+		return err
+	}
+	defer stage.Close(ctx)
+	from := w.Partner
+	pipe := newOrderedPipe(ctx, func(l *keyLine) error { return p.sealKeyLine(from, l) },
+		func(l *keyLine) error { return stage.Add(ctx, l.sc) }, nil)
+	defer pipe.stop()
+	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
 		idx, _ := rec.Int(native.FieldKeyIndex)
-		if rec.Get(native.FieldStatus) != keyReleased || int(idx) != c.KeyIndex {
-			w.Counts.Rejected++
-			if err := w.Tx.Transition(ctx, iccid, []string{cardIncomingKeys}, ledger.CardManual, "manufacturer refused: "+rec.Get(native.FieldReason), w.Source, nil); err != nil {
-				return err
-			}
-			return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: c.IMSI, Status: recordRejected,
-				Reason: ReasonKeyIndex, Detail: "manufacturer: " + rec.Get(native.FieldReason), Partner: donor.Name})
-		}
-		secrets, err := w.unwrapSecrets(rec, native.FieldKi, native.FieldOPc, native.FieldKIc, native.FieldKID, native.FieldKIK)
-		if err != nil {
-			return w.Refuse("secrets of "+iccid+": "+err.Error(), err)
-		}
-		defer wipe(secrets)
-		if err := checkSecrets(secrets, rec.Get(native.FieldAlgorithm), rec.Get(native.FieldOTAAlg)); err != nil {
-			// The pair cannot work on the card: nothing is provisioned,
-			// the card waits for an engineer and the donor is told.
-			w.Counts.Rejected++
-			if err := w.Tx.Transition(ctx, iccid, []string{cardIncomingKeys}, ledger.CardManual, "manufacturer's keys unusable: "+err.Error(), w.Source, nil); err != nil {
-				return err
-			}
-			return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: c.IMSI, Status: recordRejected,
-				Reason: ReasonInvalid, Detail: "manufacturer's keys: " + err.Error(), Partner: donor.Name})
-		}
 		kvn, _ := rec.Int(native.FieldKVN)
-		prof := p.Profiles[c.Profile]
-		if prof == nil {
-			return fmt.Errorf("card %s: profile %s not configured", iccid, c.Profile)
-		}
-		otaAlg := rec.Get(native.FieldOTAAlg)
-		if otaAlg == "" && kvn > 0 {
-			// The manufacturer names none: the card's profile implies it.
-			if otaAlg, err = profileOTAAlg(prof, len(secrets[SecKIc])); err != nil {
-				return w.Refuse("key set of "+iccid+": ota-alg: "+err.Error(), err)
+		l := keyLine{sc: ledger.StagedKeys{Line: rec.Line, ICCID: rec.Get(native.FieldICCID), KeyIndex: int(idx),
+			Released: rec.Get(native.FieldStatus) == keyReleased, Reason: rec.Get(native.FieldReason),
+			Algorithm: rec.Get(native.FieldAlgorithm), KVN: int(kvn), OTAAlg: rec.Get(native.FieldOTAAlg)}}
+		if l.sc.Released {
+			l.wrapped = make([]string, len(handoverSecrets))
+			for i, name := range handoverSecrets {
+				l.wrapped[i] = rec.Get(name)
 			}
 		}
-		if err := p.takeCard(ctx, w, c, prof, rec.Get(native.FieldAlgorithm), int(idx), secrets, int(kvn), otaAlg, 0, nil); err != nil {
-			return err
-		}
-		provisioned++
-		w.Counts.Accepted++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: c.IMSI, Status: native.StatusProvisioned, Partner: donor.Name})
+		return pipe.add(l)
 	})
 	if err != nil {
 		return err
 	}
+	if err := pipe.finish(); err != nil {
+		return err
+	}
+	j, err := stage.Judge(ctx, cardIncomingKeys)
+	if err != nil {
+		return err
+	}
+	take, donors, err := s.check(w, j)
+	if err != nil {
+		return err
+	}
+	take.BatchID, take.Ref, take.MasterKey = w.BatchID, w.Source, p.Vault.KeyID()
+	take.Took = w.tookStatement("key-response")
+	out, err := stage.Take(ctx, take)
+	if err != nil {
+		return err
+	}
+	if err := stage.Close(ctx); err != nil {
+		return err
+	}
+	w.Counts.Accepted += out.Accepted
+	w.Counts.Rejected += out.Rejected + out.Ignored
 	for _, d := range donors {
 		if _, err := w.Plan(ctx, "handover-ack", native.HandoverAck.Name, d, false); err != nil {
 			return err
 		}
 	}
-	if provisioned > 0 {
-		err = w.PlanTo(ctx, "provisioning", native.Provisioning.Name, s.HLR, "hlr")
+	if out.Accepted > 0 {
+		return w.PlanTo(ctx, "provisioning", native.Provisioning.Name, s.HLR, "hlr")
 	}
-	return err
+	return nil
+}
+
+// check holds the judged lines against our configuration: every donor a
+// configured partner, every profile configured, every key set's cipher
+// known. The first line in the file that fails ends the work as the
+// record-at-a-time intake did at that line: a refusal of the file for
+// secrets that do not unwrap or a cipher the profile cannot imply, an
+// error for a missing partner or profile. It returns how Take records the
+// lines and the donors to acknowledge, in the order of their codes.
+func (s *KeyResponseIntake) check(w *Work, j ledger.KeyJudgement) (ledger.KeyTake, []*Partner, error) {
+	p := w.P
+	take := ledger.KeyTake{
+		From: cardIncomingKeys, To: ledger.CardActive, Manual: ledger.CardManual, Event: "provisioned",
+		RefusedEvent: "manufacturer refused: ", UnusableEvent: "manufacturer's keys unusable: ",
+		IMSIState: ledger.IMSIConfirmed, Accepted: native.StatusProvisioned, Rejected: recordRejected,
+		Refused:  ledger.Verdict{Reason: ReasonKeyIndex, Detail: "manufacturer: "},
+		Unusable: ledger.Verdict{Reason: ReasonInvalid, Detail: "manufacturer's keys: "},
+		Partners: map[string]string{}, Profiles: map[string]string{},
+	}
+	// The first failing line wins; on one line, the checks in the order
+	// the record-at-a-time intake made them.
+	var first struct {
+		line, rank int
+		err        error
+	}
+	fail := func(line, rank int, err error) {
+		if first.err == nil || line < first.line || (line == first.line && rank < first.rank) {
+			first.line, first.rank, first.err = line, rank, err
+		}
+	}
+	var donors []*Partner
+	for _, d := range j.Donors {
+		donor := p.PartnerByCode(d.Source)
+		if donor == nil {
+			fail(d.Line, 0, fmt.Errorf("card %s: donor %s is not a configured partner", d.ICCID, d.Source))
+			continue
+		}
+		take.Partners[d.Source] = donor.Name
+		donors = append(donors, donor)
+	}
+	if j.Fault.Line > 0 {
+		cause := errors.New(j.Fault.Fault)
+		fail(j.Fault.Line, 1, w.Refuse("secrets of "+j.Fault.ICCID+": "+cause.Error(), cause))
+	}
+	for _, g := range j.Profiles {
+		prof := p.Profiles[g.Profile]
+		if prof == nil {
+			fail(g.Line, 2, fmt.Errorf("card %s: profile %s not configured", g.ICCID, g.Profile))
+			continue
+		}
+		take.Profiles[g.Profile] = prof.Name
+		if g.NeedsAlg == 0 {
+			continue
+		}
+		// The manufacturer names none: the card's profile implies it.
+		alg, err := profileOTAAlg(prof, g.KIcLen)
+		if err != nil {
+			fail(g.NeedsAlg, 3, w.Refuse("key set of "+g.NeedsAlgICCID+": ota-alg: "+err.Error(), err))
+			continue
+		}
+		take.OTAAlgs = append(take.OTAAlgs, ledger.KeyOTAAlg{Profile: g.Profile, KIcLen: g.KIcLen, Alg: alg})
+	}
+	if first.err != nil {
+		if errors.As(first.err, new(*RefusedError)) {
+			// The refusal that stands is the one returned.
+			w.refused = first.err
+		} else {
+			w.refused = nil
+		}
+		return take, nil, first.err
+	}
+	return take, donors, nil
+}
+
+// sealKeyLine opens a released pair (from the sender's transport key),
+// checks its lengths and seals it under our master key with the line's
+// key index, on a worker. A pair that does not unwrap, or cannot work on
+// the card, is the line's verdict (it counts only if the card is waiting
+// for it); one that does not seal fails the work.
+func (p *Party) sealKeyLine(from *Partner, l *keyLine) error {
+	if l.wrapped == nil {
+		return nil
+	}
+	sc := &l.sc
+	secrets, err := unwrapFields(from, handoverSecrets, l.wrapped)
+	l.wrapped = nil
+	if err != nil {
+		sc.Fault = err.Error()
+		return nil
+	}
+	defer wipe(secrets)
+	if err := checkSecrets(secrets, sc.Algorithm, sc.OTAAlg); err != nil {
+		sc.Unusable = err.Error()
+		return nil
+	}
+	v := p.Vault
+	sc.Sealed = make([][]byte, len(handoverSecrets))
+	for i, name := range handoverSecrets {
+		plain, ok := secrets[name]
+		if !ok {
+			continue
+		}
+		blob, err := v.Seal(secretAAD(sc.ICCID, name, sc.KeyIndex), plain)
+		if err != nil {
+			return fmt.Errorf("seal %s of %s: %w", name, sc.ICCID, err)
+		}
+		sc.Sealed[i] = blob
+	}
+	sc.KIcLen = len(secrets[SecKIc])
+	sc.SecretsFP = v.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
+	return nil
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strconv"
 	"sync"
+	"time"
 
 	"resub/formats/native"
 	"resub/processor/ledger"
@@ -28,11 +28,12 @@ func (s *HandoverIntake) InputType() string { return native.Handover.Name }
 // findsDuplicates: the stage finds repeated ICCIDs and IMSIs.
 func (s *HandoverIntake) findsDuplicates() bool { return true }
 
-// Apply implements FileStep. A 3a record is staged as it is read (its
-// secrets unwrapped from the donor's transport key and sealed under our
-// master key at once, only sealed ones staged), and the staged lines are
-// judged and taken by sets at the end (ledger.HandoverStage): a handful of
-// statements however many cards the file hands over. Cancel and 3b
+// Apply implements FileStep. A 3a or 3b record is staged as it is read
+// (a 3a record's secrets unwrapped from the donor's transport key and
+// sealed under our master key at once, only sealed ones staged; a 3b
+// record has none: the manufacturer holds its pair), and the staged lines
+// are judged and taken by sets at the end (ledger.HandoverStage): a
+// handful of statements however many cards the file hands over. Cancel
 // records, rare, are handled one by one as they come (staged for their
 // keys only). A record that repeats an earlier one's ICCID or IMSI is
 // answered DUPLICATE in the reader's words (the stage finds them: the
@@ -47,10 +48,8 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 	defer stage.Close(ctx)
 	pipe := p.newSealPipe(ctx, a, stage)
 	defer pipe.stop()
-	requested := 0
 	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
-		kind := rec.Get(native.FieldKind)
-		if kind != native.KindCancel && kind != native.Kind3b {
+		if rec.Get(native.FieldKind) != native.KindCancel {
 			return pipe.add(rec)
 		}
 		iccid := rec.Get(native.FieldICCID)
@@ -74,39 +73,14 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		if err != nil {
 			return err
 		}
-		if kind == native.KindCancel {
-			if c.State != cardRequested {
-				return w.reject(ctx, rec, a.Name, ReasonNotActive, "card is "+c.State)
-			}
-			if err := w.Tx.Transition(ctx, iccid, []string{cardRequested}, ledger.CardCancelled, "donor withdrew the card", w.Source, nil); err != nil {
-				return err
-			}
-			w.Counts.Accepted++
-			return w.Tx.SetIMSIState(ctx, c.IMSI, ledger.IMSIRetired)
-		}
 		if c.State != cardRequested {
-			return w.reject(ctx, rec, a.Name, ReasonDuplicate, "card is "+c.State+" here")
+			return w.reject(ctx, rec, a.Name, ReasonNotActive, "card is "+c.State)
 		}
-		if rec.Get(native.FieldIMSI) != c.IMSI {
-			return w.reject(ctx, rec, a.Name, ReasonInvalid, detailOtherIMSI)
-		}
-		prof := p.Profiles[rec.Get(native.FieldProfile)]
-		if prof == nil {
-			return w.reject(ctx, rec, a.Name, ReasonProvisioning, "card profile "+rec.Get(native.FieldProfile)+" unknown here")
-		}
-		idx, _ := rec.Int(native.FieldKeyIndex)
-		n, _ := rec.Int(native.FieldKeyListLength)
-		if _, err := w.Tx.Exec(ctx, `UPDATE cards SET list_length = ?, profile = ? WHERE iccid = ?`, n, prof.Name, iccid); err != nil {
+		if err := w.Tx.Transition(ctx, iccid, []string{cardRequested}, ledger.CardCancelled, "donor withdrew the card", w.Source, nil); err != nil {
 			return err
 		}
-		upd := &ledger.CardUpdate{MSISDN: ledger.Str(rec.Get(native.FieldMSISDN)), KeyIndex: ledger.Int(int(idx))}
-		if err := w.Tx.Transition(ctx, iccid, []string{cardRequested}, cardIncomingKeys, "3b handover: keys requested", w.Source, upd); err != nil {
-			return err
-		}
-		requested++
 		w.Counts.Accepted++
-		return w.Tx.PutBatchRecord(ctx, ledger.BatchRecord{BatchID: w.BatchID, Line: rec.Line, ICCID: iccid, IMSI: c.IMSI,
-			Status: recordRequested, Partner: s.manufacturerName(), Data: strconv.FormatInt(idx, 10)})
+		return w.Tx.SetIMSIState(ctx, c.IMSI, ledger.IMSIRetired)
 	})
 	if err != nil {
 		return err
@@ -119,12 +93,14 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		From: cardRequested, To: ledger.CardActive, Event: "provisioned", Ref: w.Source,
 		MasterKey: p.Vault.KeyID(), IMSIState: ledger.IMSIConfirmed,
 		Accepted: native.StatusProvisioned, Rejected: recordRejected,
+		Requested: recordRequested, RequestedPartner: s.manufacturerName(), RequestedState: cardIncomingKeys, RequestedEvent: "3b handover: keys requested",
 		DuplicateICCID: duplicateVerdict(w, native.FieldICCID),
 		DuplicateIMSI:  duplicateVerdict(w, native.FieldIMSI),
 		UnknownCard:    ledger.Verdict{Reason: ReasonUnknownICCID, Detail: detailUnknownCard},
 		OtherState:     ledger.Verdict{Reason: ReasonDuplicate, Detail: "card is ", DetailEnd: " here"},
 		OtherIMSI:      ledger.Verdict{Reason: ReasonInvalid, Detail: detailOtherIMSI},
 		NoProfile:      ledger.Verdict{Reason: ReasonProvisioning, Detail: "card profile ", DetailEnd: " unknown here"},
+		Took:           w.tookStatement("handover intake"),
 	})
 	if err != nil {
 		return err
@@ -132,7 +108,7 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 	if err := stage.Close(ctx); err != nil {
 		return err
 	}
-	w.Counts.Accepted += taken.Accepted
+	w.Counts.Accepted += taken.Accepted + taken.Requested
 	w.Counts.Rejected += taken.Rejected
 	if _, err := w.Plan(ctx, "handover-ack", native.HandoverAck.Name, a, true); err != nil {
 		return err
@@ -142,12 +118,20 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 			return err
 		}
 	}
-	if requested > 0 {
+	if taken.Requested > 0 {
 		if err := w.PlanTo(ctx, "key-request", native.KeyRequest.Name, s.Manufacturer, "manufacturer"); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// tookStatement logs how long each of a step's set-based statements ran
+// (debug).
+func (w *Work) tookStatement(step string) func(string, time.Duration) {
+	return func(what string, d time.Duration) {
+		w.P.log().Debug(step+" statement", "file", w.File.Name, "statement", what, "seconds", d.Seconds())
+	}
 }
 
 // duplicateVerdict answers a repeated field as the reader would:
@@ -166,12 +150,12 @@ const (
 // the stage keeps them (ledger.StagedCard.Sealed).
 var handoverSecrets = []string{SecKi, SecOPc, SecKIc, SecKID, SecKIK}
 
-// sealPipe stages the 3a records of an intake: their secrets are unwrapped
-// from the sender's transport key, sealed under our master key, wiped and
-// fingerprinted by workers on the other cores while the caller goes on
-// reading the file, and the sealed lines are staged by the caller, in
-// line order, as their batches come back. (Vault and Transport are safe
-// for concurrent use.)
+// sealPipe stages the 3a and 3b records of an intake: a 3a record's
+// secrets are unwrapped from the sender's transport key, sealed under our
+// master key, wiped and fingerprinted by workers on the other cores while
+// the caller goes on reading the file (a 3b record carries none), and the
+// lines are staged by the caller, in line order, as their batches come
+// back. (Vault and Transport are safe for concurrent use.)
 type sealPipe struct {
 	ctx     context.Context
 	p       *Party
@@ -214,7 +198,7 @@ func (p *Party) newSealPipe(ctx context.Context, from *Partner, stage *ledger.Ha
 	return sp
 }
 
-// add takes a 3a record (copied: the reader reuses it).
+// add takes a 3a or 3b record (copied: the reader reuses it).
 func (sp *sealPipe) add(rec *native.Record) error {
 	if sp.cur == nil {
 		sp.cur = &sealBatch{lines: make([]ledger.StagedCard, 0, sealBatchSize), wrapped: make([][]string, 0, sealBatchSize), done: make(chan struct{})}
@@ -225,16 +209,24 @@ func (sp *sealPipe) add(rec *native.Record) error {
 	if prof := sp.p.Profiles[sc.Profile]; prof != nil {
 		sc.ProfileName = prof.Name
 	}
-	kvn, _ := rec.Int(native.FieldKVN)
-	sc.KVN = int(kvn)
-	sc.Counter, _ = rec.Int(native.FieldCounter)
-	if sc.OTAAlg == "" && (sc.KVN > 0 || rec.Get(native.FieldKIc) != "") {
-		// A 16-octet key is AES-128 or 3DES with two keys: never guess.
-		sc.Reason, sc.Detail = ReasonInvalid, "ota-alg: the OTA key set has no algorithm"
-	}
-	wrapped := make([]string, len(handoverSecrets))
-	for i, name := range handoverSecrets {
-		wrapped[i] = rec.Get(name)
+	var wrapped []string
+	if rec.Get(native.FieldKind) == native.Kind3b {
+		// The pair is the manufacturer's to give: no secrets here.
+		idx, _ := rec.Int(native.FieldKeyIndex)
+		n, _ := rec.Int(native.FieldKeyListLength)
+		sc.ThreeB, sc.KeyIndex, sc.ListLength, sc.Algorithm, sc.OTAAlg = true, int(idx), int(n), "", ""
+	} else {
+		kvn, _ := rec.Int(native.FieldKVN)
+		sc.KVN = int(kvn)
+		sc.Counter, _ = rec.Int(native.FieldCounter)
+		if sc.OTAAlg == "" && (sc.KVN > 0 || rec.Get(native.FieldKIc) != "") {
+			// A 16-octet key is AES-128 or 3DES with two keys: never guess.
+			sc.Reason, sc.Detail = ReasonInvalid, "ota-alg: the OTA key set has no algorithm"
+		}
+		wrapped = make([]string, len(handoverSecrets))
+		for i, name := range handoverSecrets {
+			wrapped[i] = rec.Get(name)
+		}
 	}
 	b.lines = append(b.lines, sc)
 	b.wrapped = append(b.wrapped, wrapped)
@@ -335,6 +327,9 @@ func (sp *sealPipe) seal(b *sealBatch) error {
 	v := sp.p.Vault
 	for j := range b.lines {
 		sc := &b.lines[j]
+		if sc.ThreeB {
+			continue
+		}
 		secrets, err := unwrapFields(sp.partner, handoverSecrets, b.wrapped[j])
 		b.wrapped[j] = nil
 		if err == nil {
@@ -393,27 +388,6 @@ func (s *HandoverIntake) manufacturerName() string {
 		return ""
 	}
 	return s.Manufacturer.Name
-}
-
-// takeCard makes a requested card ours: secrets sealed, key set with its
-// counter, active; its IMSI allocation confirmed.
-func (p *Party) takeCard(ctx context.Context, w *Work, c *ledger.Card, prof *Profile, alg string, keyIndex int, secrets map[string][]byte, kvn int, otaAlg string, counter int64, upd *ledger.CardUpdate) error {
-	if err := p.sealAll(ctx, w.Tx, c.ICCID, keyIndex, secrets); err != nil {
-		return err
-	}
-	if kvn > 0 {
-		if err := w.Tx.PutKeySet(ctx, c.ICCID, ledger.KeySet{KeyIndex: keyIndex, KVN: kvn, KIcAlg: otaAlg, KIDAlg: otaAlg, Counter: counter}); err != nil {
-			return err
-		}
-	}
-	fp := p.Vault.Fingerprint(secrets[SecKi], secrets[SecOPc], secrets[SecKIc], secrets[SecKID], secrets[SecKIK])
-	if _, err := w.Tx.Exec(ctx, `UPDATE cards SET profile = ?, algorithm = ?, secrets_fp = ? WHERE iccid = ?`, prof.Name, alg, fp, c.ICCID); err != nil {
-		return err
-	}
-	if err := w.Tx.Transition(ctx, c.ICCID, []string{cardRequested, cardIncomingKeys}, ledger.CardActive, "provisioned", w.Source, upd); err != nil {
-		return err
-	}
-	return w.Tx.SetIMSIState(ctx, c.IMSI, ledger.IMSIConfirmed)
 }
 
 // renderAck writes the handover-ack of an intake batch.

@@ -123,6 +123,19 @@ func crashCases() []crashCase {
 			points: fileSteps,
 			ledger: append([]string{`SELECT * FROM mf_requests ORDER BY 1`}, common...),
 		},
+		{
+			until: demo.AtKeyResponse, party: "MNOB",
+			input: fileCheck{typ: "key-response"}, inbox: "exchange/MFR-to-MNOB", archiv: "exchange/archive/MNOB/MFR", quar: "exchange/quarantine/MNOB/MFR",
+			// The provisioning first: the drop to A also holds the
+			// (empty) acknowledgement of the handover before.
+			outs: []fileCheck{
+				{label: "provisioning to the HLR", dir: "mnob/drops/hlr/outbox", typ: "provisioning"},
+				{label: "handover-ack to A", dir: "exchange/MNOB-to-MNOA", typ: "handover-ack", sender: "MNOB", receiver: "MNOA"},
+			},
+			points: append(append([]string{}, fileSteps...), failpoint.AfterRender+"@2", failpoint.MidUpload+"@2"),
+			ledger: append([]string{`SELECT iccid, imsi, state, key_index FROM cards ORDER BY iccid`,
+				`SELECT iccid, name, key_index FROM card_secrets ORDER BY 1, 2, 3`, `SELECT * FROM key_sets ORDER BY 1, 2, 3`}, common...),
+		},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // HandoverStage is a recipient's handover intake done by sets: the 3a
@@ -24,6 +25,8 @@ type HandoverStage struct {
 	secrets []string // names of the sealed secrets, in StagedCard.Sealed order
 	rows    *Inserter
 	vals    []any // one staged row's values, reused
+	indexed bool  // the stage's ICCID and IMSI indexes exist
+	threeB  int   // 3b lines staged
 }
 
 // StagedCard is one 3a handover record in the stage.
@@ -50,6 +53,11 @@ type StagedCard struct {
 	// KeysOnly stages a line that another path handles: only its ICCID
 	// and IMSI count (for the repeats of later lines).
 	KeysOnly bool
+	// ThreeB stages a 3b line: no secrets (the manufacturer holds the
+	// pair), the card's key index and list length instead; accepted, it
+	// waits for its keys (HandoverTake.Requested).
+	ThreeB               bool
+	KeyIndex, ListLength int
 }
 
 // stageTable is the stage: a temporary table, private to the connection
@@ -86,17 +94,16 @@ func (t *Tx) StageHandover(ctx context.Context, secretNames []string) (*Handover
   reason     TEXT NOT NULL,
   detail     TEXT NOT NULL,
   own        INTEGER NOT NULL,
+  three_b    INTEGER NOT NULL,
+  key_index  INTEGER NOT NULL,
+  list_length INTEGER NOT NULL,
   dup        INTEGER NOT NULL DEFAULT 0` + cols.String() + `
 )`
-	for _, q := range []string{ddl,
-		`CREATE INDEX ` + stageTable + `_iccid ON ` + stageTable + ` (iccid)`,
-		`CREATE INDEX ` + stageTable + `_imsi ON ` + stageTable + ` (imsi)`,
-	} {
-		if _, err := t.tx.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("handover stage: %w", err)
-		}
+	if _, err := t.tx.ExecContext(ctx, ddl); err != nil {
+		return nil, fmt.Errorf("handover stage: %w", err)
 	}
-	names := []string{"line", "iccid", "imsi", "msisdn", "profile", "profile_name", "algorithm", "kvn", "ota_alg", "counter", "secrets_fp", "reason", "detail", "own"}
+	names := []string{"line", "iccid", "imsi", "msisdn", "profile", "profile_name", "algorithm", "kvn", "ota_alg", "counter", "secrets_fp", "reason", "detail", "own",
+		"three_b", "key_index", "list_length"}
 	for i := range secretNames {
 		names = append(names, fmt.Sprintf("s%d", i))
 	}
@@ -111,11 +118,16 @@ func (s *HandoverStage) Add(ctx context.Context, c StagedCard) error {
 	if len(c.Sealed) > len(s.secrets) {
 		return fmt.Errorf("handover stage: line %d carries %d secrets, the stage names %d", c.Line, len(c.Sealed), len(s.secrets))
 	}
-	own := 1
+	own, threeB := 1, 0
 	if c.KeysOnly {
 		own = 0
 	}
-	s.vals = append(s.vals[:0], c.Line, c.ICCID, c.IMSI, c.MSISDN, c.Profile, c.ProfileName, c.Algorithm, c.KVN, c.OTAAlg, c.Counter, c.SecretsFP, c.Reason, c.Detail, own)
+	if c.ThreeB {
+		threeB = 1
+		s.threeB++
+	}
+	s.vals = append(s.vals[:0], c.Line, c.ICCID, c.IMSI, c.MSISDN, c.Profile, c.ProfileName, c.Algorithm, c.KVN, c.OTAAlg, c.Counter, c.SecretsFP, c.Reason, c.Detail, own,
+		threeB, c.KeyIndex, c.ListLength)
 	for i := range s.secrets {
 		// An absent secret is NULL (a nil []byte may bind as an empty
 		// blob).
@@ -133,10 +145,26 @@ func (s *HandoverStage) Add(ctx context.Context, c StagedCard) error {
 	return nil
 }
 
+// flush writes the rows queued so far and indexes the stage by ICCID and
+// IMSI: built once over what is staged when first needed (a file of 3a
+// records alone is indexed once, at Take), then kept up by every row
+// staged after.
 func (s *HandoverStage) flush(ctx context.Context) error {
 	if err := s.rows.Flush(ctx); err != nil {
 		return fmt.Errorf("handover stage: %w", err)
 	}
+	if s.indexed {
+		return nil
+	}
+	for _, q := range []string{
+		`CREATE INDEX ` + stageTable + `_iccid ON ` + stageTable + ` (iccid)`,
+		`CREATE INDEX ` + stageTable + `_imsi ON ` + stageTable + ` (imsi)`,
+	} {
+		if _, err := s.t.tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("handover stage: %w", err)
+		}
+	}
+	s.indexed = true
 	return nil
 }
 
@@ -177,6 +205,11 @@ type HandoverTake struct {
 	IMSIState string
 	// Accepted and Rejected are the batch record statuses of the lines.
 	Accepted, Rejected string
+	// Requested is the batch record status of an accepted 3b line,
+	// with its key index as data and RequestedPartner as partner (the
+	// manufacturer asked for the pair); its card goes to RequestedState
+	// with event RequestedEvent, its IMSI allocation unchanged.
+	Requested, RequestedPartner, RequestedState, RequestedEvent string
 	// The rules, in order: the first that holds rejects a line with its
 	// reason code and detail.
 	DuplicateICCID Verdict // an earlier line has the ICCID: Detail + line + DetailEnd + ICCID
@@ -185,6 +218,8 @@ type HandoverTake struct {
 	OtherState     Verdict // the card is not in From: detail is Detail + state + DetailEnd
 	OtherIMSI      Verdict // the record's IMSI is not the card's
 	NoProfile      Verdict // no profile configured: Detail + the record's profile + DetailEnd
+	// Took, when set, is told how long each statement ran.
+	Took func(statement string, d time.Duration)
 }
 
 // Verdict is a rejection's reason code and detail (around a value where
@@ -193,15 +228,18 @@ type Verdict struct {
 	Reason, Detail, DetailEnd string
 }
 
-// HandoverOutcome counts a Take's lines.
+// HandoverOutcome counts a Take's lines: 3a lines taken, 3b lines whose
+// keys are to be requested, lines rejected.
 type HandoverOutcome struct {
-	Accepted, Rejected int
+	Accepted, Requested, Rejected int
 }
 
 // Take judges every staged line and takes the accepted cards: secrets
 // and key sets stored (a key set already there keeps the higher counter),
 // the card updated and moved from From to To with its event, its IMSI
-// allocation moved to IMSIState, and one batch record a line.
+// allocation moved to IMSIState, and one batch record a line. An accepted
+// 3b line moves its card to RequestedState with its key index and list
+// length, nothing else.
 func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutcome, error) {
 	var out HandoverOutcome
 	for _, v := range []Verdict{o.DuplicateICCID, o.DuplicateIMSI, o.UnknownCard, o.OtherState, o.OtherIMSI, o.NoProfile} {
@@ -215,55 +253,43 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 	}
 	t := s.t
 	now := ts(t.Now())
+	st := stageTable
+	earlierICCID := `EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.iccid = ` + st + `.iccid AND d.line < ` + st + `.line)`
+	earlierIMSI := `EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.imsi = ` + st + `.imsi AND d.line < ` + st + `.line)`
 	steps := []struct {
 		what  string
 		query string
 		args  []any
 	}{
-		{"repeated ICCIDs", `UPDATE ` + stageTable + ` SET dup = 1, reason = ?, detail = ? || line || ? || iccid
-			WHERE own = 1 AND EXISTS (SELECT 1 FROM ` + stageTable + ` d WHERE d.iccid = ` + stageTable + `.iccid AND d.line < ` + stageTable + `.line)`,
-			[]any{o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd}},
-		{"repeated IMSIs", `UPDATE ` + stageTable + ` SET dup = 1, reason = ?, detail = ? || line || ? || imsi
-			WHERE own = 1 AND dup = 0 AND imsi <> '' AND EXISTS (SELECT 1 FROM ` + stageTable + ` d WHERE d.imsi = ` + stageTable + `.imsi AND d.line < ` + stageTable + `.line)`,
-			[]any{o.DuplicateIMSI.Reason, o.DuplicateIMSI.Detail, o.DuplicateIMSI.DetailEnd}},
-		{"unknown cards", `UPDATE ` + stageTable + ` SET reason = ?, detail = ?
-			WHERE own = 1 AND dup = 0 AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + stageTable + `.iccid)`,
-			[]any{o.UnknownCard.Reason, o.UnknownCard.Detail}},
-		{"judge", `UPDATE ` + stageTable + ` SET
-			reason = CASE WHEN c.state <> ? THEN ? WHEN c.imsi <> ` + stageTable + `.imsi THEN ? ELSE ? END,
-			detail = CASE WHEN c.state <> ? THEN ? || c.state || ?
-				WHEN c.imsi <> ` + stageTable + `.imsi THEN ?
-				ELSE ? || ` + stageTable + `.profile || ? END
-			FROM cards c WHERE c.iccid = ` + stageTable + `.iccid AND ` + stageTable + `.own = 1 AND ` + stageTable + `.dup = 0 AND (c.state <> ? OR c.imsi <> ` + stageTable + `.imsi
-				OR ` + stageTable + `.profile_name = '')`,
-			[]any{o.From, o.OtherState.Reason, o.OtherIMSI.Reason, o.NoProfile.Reason,
-				o.From, o.OtherState.Detail, o.OtherState.DetailEnd, o.OtherIMSI.Detail, o.NoProfile.Detail, o.NoProfile.DetailEnd,
+		// One pass: a line repeats the ICCID, else the IMSI, of an
+		// earlier one (the probes are repeated only for the few that do).
+		{"repeated ICCIDs and IMSIs", `UPDATE ` + st + ` SET dup = 1,
+			reason = CASE WHEN ` + earlierICCID + ` THEN ? ELSE ? END,
+			detail = CASE WHEN ` + earlierICCID + ` THEN ? || line || ? || iccid ELSE ? || line || ? || imsi END
+			WHERE own = 1 AND (` + earlierICCID + ` OR (imsi <> '' AND ` + earlierIMSI + `))`,
+			[]any{o.DuplicateICCID.Reason, o.DuplicateIMSI.Reason,
+				o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd, o.DuplicateIMSI.Detail, o.DuplicateIMSI.DetailEnd}},
+		// One probe of the cards a line: a line whose card is here, in
+		// From, with its IMSI, and whose profile is configured passes;
+		// the others (few) are judged by the rules in order.
+		{"judge", `UPDATE ` + st + ` SET
+			reason = COALESCE((SELECT CASE WHEN c.state <> ? THEN ? WHEN c.imsi <> ` + st + `.imsi THEN ? ELSE ? END
+				FROM cards c WHERE c.iccid = ` + st + `.iccid), ?),
+			detail = COALESCE((SELECT CASE WHEN c.state <> ? THEN ? || c.state || ? WHEN c.imsi <> ` + st + `.imsi THEN ?
+				ELSE ? || ` + st + `.profile || ? END FROM cards c WHERE c.iccid = ` + st + `.iccid), ?)
+			WHERE own = 1 AND dup = 0 AND (profile_name = ''
+				OR NOT EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ` + st + `.iccid AND c.state = ? AND c.imsi = ` + st + `.imsi))`,
+			[]any{o.From, o.OtherState.Reason, o.OtherIMSI.Reason, o.NoProfile.Reason, o.UnknownCard.Reason,
+				o.From, o.OtherState.Detail, o.OtherState.DetailEnd, o.OtherIMSI.Detail, o.NoProfile.Detail, o.NoProfile.DetailEnd, o.UnknownCard.Detail,
 				o.From}},
 	}
 	if len(s.secrets) > 0 {
-		// One pass over the stage for every secret name: each line
-		// meets the list of names, and picks its column by number.
-		var names, pick strings.Builder
-		args := []any{o.MasterKey}
-		for i, name := range s.secrets {
-			if i > 0 {
-				names.WriteString(", ")
-			}
-			fmt.Fprintf(&names, "(%d, ?)", i)
-			fmt.Fprintf(&pick, " WHEN %d THEN st.s%d", i, i)
-			args = append(args, name)
-		}
+		q, args := secretsFromStage(stageTable, s.secrets, "0", "st.reason = '' AND st.own = 1 AND st.three_b = 0", o.MasterKey)
 		steps = append(steps, struct {
 			what  string
 			query string
 			args  []any
-		}{"secrets", `INSERT INTO card_secrets (iccid, name, key_index, master_key, blob)
-			SELECT iccid, name, 0, ?, blob FROM (
-				SELECT st.line AS line, st.iccid AS iccid, n.column2 AS name, CASE n.column1` + pick.String() + ` END AS blob
-				FROM ` + stageTable + ` st CROSS JOIN (VALUES ` + names.String() + `) AS n
-				WHERE st.reason = '' AND st.own = 1) AS x
-			WHERE blob IS NOT NULL
-			ON CONFLICT (iccid, name, key_index) DO UPDATE SET master_key = excluded.master_key, blob = excluded.blob`, args})
+		}{"secrets", q, args})
 	}
 	steps = append(steps, []struct {
 		what  string
@@ -271,43 +297,73 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 		args  []any
 	}{
 		{"key sets", `INSERT INTO key_sets (iccid, key_index, kvn, kic_alg, kid_alg, counter)
-			SELECT iccid, 0, kvn, ota_alg, ota_alg, counter FROM ` + stageTable + ` WHERE reason = '' AND own = 1 AND kvn > 0 ORDER BY line
+			SELECT iccid, 0, kvn, ota_alg, ota_alg, counter FROM ` + stageTable + ` WHERE reason = '' AND own = 1 AND three_b = 0 AND kvn > 0 ORDER BY line
 			ON CONFLICT (iccid, key_index, kvn) DO UPDATE SET kic_alg = excluded.kic_alg, kid_alg = excluded.kid_alg,
 			counter = CASE WHEN excluded.counter > key_sets.counter THEN excluded.counter ELSE key_sets.counter END`, nil},
 		{"card events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
-			SELECT iccid, ?, ?, ?, ?, ? FROM ` + stageTable + ` WHERE reason = '' AND own = 1 ORDER BY line`,
-			[]any{now, o.From, o.To, o.Event, o.Ref}},
+			SELECT iccid, ?, ?, CASE three_b WHEN 1 THEN ? ELSE ? END, CASE three_b WHEN 1 THEN ? ELSE ? END, ?
+			FROM ` + stageTable + ` WHERE reason = '' AND own = 1 ORDER BY line`,
+			[]any{now, o.From, o.RequestedState, o.To, o.RequestedEvent, o.Event, o.Ref}},
 		{"IMSI allocations", `UPDATE imsi_allocations SET state = ?, updated_at = ?
-			FROM ` + stageTable + ` s WHERE imsi_allocations.imsi = s.imsi AND s.reason = '' AND s.own = 1`,
+			FROM ` + stageTable + ` s WHERE imsi_allocations.imsi = s.imsi AND s.reason = '' AND s.own = 1 AND s.three_b = 0`,
 			[]any{o.IMSIState, now}},
 		{"batch records", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
-			SELECT ?, line, iccid, imsi, CASE WHEN reason = '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + stageTable + ` WHERE own = 1 ORDER BY line
+			SELECT ?, line, iccid, imsi, CASE WHEN reason <> '' THEN ? WHEN three_b = 1 THEN ? ELSE ? END, reason, detail,
+				CASE WHEN reason = '' AND three_b = 1 THEN ? ELSE ? END, CASE WHEN reason = '' AND three_b = 1 THEN CAST(key_index AS TEXT) ELSE '' END
+			FROM ` + stageTable + ` WHERE own = 1 ORDER BY line
 			ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
 			reason = excluded.reason, detail = excluded.detail, partner = excluded.partner, data = excluded.data`,
-			[]any{o.BatchID, o.Accepted, o.Rejected, o.Partner}},
+			[]any{o.BatchID, o.Rejected, o.Requested, o.Accepted, o.RequestedPartner, o.Partner}},
 	}...)
 	// The card events are written before the cards move (they read the
 	// accepted lines only); the cards last, checked against the count.
-	for _, st := range steps {
-		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
-			return out, fmt.Errorf("handover stage: %s: %w", st.what, err)
+	took := func(what string, since time.Time) {
+		if o.Took != nil {
+			o.Took(what, time.Since(since))
 		}
 	}
+	for _, x := range steps {
+		t0 := time.Now()
+		_, err := t.Exec(ctx, x.query, x.args...)
+		took(x.what, t0)
+		if err != nil {
+			return out, fmt.Errorf("handover stage: %s: %w", x.what, err)
+		}
+	}
+	t0 := time.Now()
 	res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, algorithm = s.algorithm, secrets_fp = s.secrets_fp, msisdn = s.msisdn,
-		state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.own = 1 AND cards.state = ?`, o.To, now, o.From)
+		state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.own = 1 AND s.three_b = 0 AND cards.state = ?`, o.To, now, o.From)
 	if err != nil {
 		return out, fmt.Errorf("handover stage: cards: %w", err)
 	}
+	took("cards", t0)
 	moved, err := res.RowsAffected()
 	if err != nil {
 		return out, err
 	}
-	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN reason = '' THEN 1 ELSE 0 END), 0), COUNT(*) FROM `+stageTable+` WHERE own = 1`).Scan(&out.Accepted, &out.Rejected); err != nil {
+	if s.threeB > 0 {
+		t0 := time.Now()
+		res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, msisdn = s.msisdn, key_index = s.key_index, list_length = s.list_length,
+			state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.own = 1 AND s.three_b = 1 AND cards.state = ?`,
+			o.RequestedState, now, o.From)
+		if err != nil {
+			return out, fmt.Errorf("handover stage: 3b cards: %w", err)
+		}
+		took("3b cards", t0)
+		n, err := res.RowsAffected()
+		if err != nil {
+			return out, err
+		}
+		moved += n
+	}
+	var all int
+	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN reason = '' AND three_b = 0 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN reason = '' AND three_b = 1 THEN 1 ELSE 0 END), 0), COUNT(*) FROM `+stageTable+` WHERE own = 1`).Scan(&out.Accepted, &out.Requested, &all); err != nil {
 		return out, fmt.Errorf("handover stage: counts: %w", err)
 	}
-	out.Rejected -= out.Accepted
-	if moved != int64(out.Accepted) {
-		return out, fmt.Errorf("handover stage: %d lines accepted but %d cards moved (an ICCID staged twice?)", out.Accepted, moved)
+	out.Rejected = all - out.Accepted - out.Requested
+	if moved != int64(out.Accepted+out.Requested) {
+		return out, fmt.Errorf("handover stage: %d lines accepted but %d cards moved (an ICCID staged twice?)", out.Accepted+out.Requested, moved)
 	}
 	return out, nil
 }

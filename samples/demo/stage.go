@@ -29,6 +29,9 @@ const (
 	// AtKeyRequest: MNOB's 3b key-request waits in the manufacturer's drop
 	// (MFR's job "key-request-b"); MNOA released the next index.
 	AtKeyRequest = "m-key-request"
+	// AtKeyResponse: the manufacturer's key-response waits in MNOB's drop
+	// (MNOB's job "key-response"); every card waits for its pair there.
+	AtKeyResponse = "b-key-response"
 )
 
 // StageOptions describe a staged world.
@@ -38,7 +41,7 @@ type StageOptions struct {
 	// Cards is the fleet's size (default 8).
 	Cards int
 	// Until is the checkpoint to stop at (AtIMSIList, AtHandover,
-	// AtKeyRequest).
+	// AtKeyRequest, AtKeyResponse).
 	Until string
 	// Run, if set, runs one job of a party (its configuration file, the
 	// job's name) instead of the stage running it in this process: a test
@@ -116,7 +119,7 @@ func NewStage(ctx context.Context, o StageOptions) (_ *Stage, err error) {
 	switch o.Until {
 	case AtIMSIList, AtHandover:
 		err = s.play3a(ctx, o)
-	case AtKeyRequest:
+	case AtKeyRequest, AtKeyResponse:
 		err = s.play3b(ctx, o)
 	default:
 		err = fmt.Errorf("stage: unknown checkpoint %q", o.Until)
@@ -235,6 +238,13 @@ func (s *Stage) play3b(ctx context.Context, o StageOptions) error {
 		return err
 	}
 	s.job = [2]string{"MFR", "key-request-b"}
+	if o.Until == AtKeyRequest {
+		return nil
+	}
+	if err := s.jobs(ctx, [2]string{"MFR", "key-request-b"}); err != nil {
+		return err
+	}
+	s.job = [2]string{"MNOB", "key-response"}
 	return nil
 }
 
