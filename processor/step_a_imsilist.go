@@ -42,30 +42,40 @@ func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
 		return fmt.Errorf("imsi-list step: no SMSC partner configured")
 	}
 	b := w.Partner
-	st, err := newIMSIStage(ctx, w)
+	st, err := w.Tx.StageIMSIList(ctx, imsiListProfiles(w.P))
 	if err != nil {
 		return err
 	}
-	defer st.drop(ctx)
+	defer st.Close(ctx)
+	st.Took = tookLogger(w, "imsi-list")
 	today := day(w.P.now()).Format(time.DateOnly)
 	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
 		newIMSI := rec.Get(native.FieldIMSI)
 		date, _ := rec.Date(native.FieldCutoverDate)
 		cutover := date.Format(time.DateOnly)
-		return st.add(ctx, rec.Line, rec.Get(native.FieldICCID), newIMSI, cutover, b.Ranges.Contains(newIMSI), cutover < today)
+		return st.Add(ctx, rec.Line, rec.Get(native.FieldICCID), newIMSI, cutover, b.Ranges.Contains(newIMSI), cutover < today)
 	})
 	if err != nil {
 		return err
 	}
 	w.P.log().Info("imsi-list staged", "partner", b.Name, "file", w.File.Name, "records", w.Counts.Records)
-	if err := st.judge(ctx); err != nil {
-		return err
-	}
-	w.P.log().Info("imsi-list judged", "partner", b.Name, "file", w.File.Name, "accepted", st.accepted, "rejected", w.Counts.Rejected)
-	accepted, err := st.accept(ctx)
+	judged, err := st.Judge(ctx, imsiListJudge(w))
 	if err != nil {
 		return err
 	}
+	w.Counts.Rejected += judged.Rejected
+	w.P.log().Info("imsi-list judged", "partner", b.Name, "file", w.File.Name, "accepted", judged.Accepted, "rejected", w.Counts.Rejected)
+	acc := imsiListAccept(w)
+	accepted, err := st.Accept(ctx, acc, outstandingStates)
+	if err != nil {
+		return err
+	}
+	perCard := 1
+	if acc.Reset != "" {
+		perCard = 2
+	}
+	w.Counts.Accepted += accepted
+	w.Counts.Messages += accepted * perCard
 	if _, err := w.Plan(ctx, "imsi-result", native.IMSIResult.Name, b, true); err != nil {
 		return err
 	}
@@ -74,7 +84,7 @@ func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
 			return err
 		}
 	}
-	return st.drop(ctx)
+	return st.Close(ctx)
 }
 
 // Message kinds.
