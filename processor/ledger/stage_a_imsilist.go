@@ -406,7 +406,7 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 		WHERE j.rule = 0 AND j.line > ? ORDER BY j.line LIMIT ?`
 	blobs := make([][]byte, len(names))
 	lines := max(1, size/s.perCard)
-	after, ord := -1<<62, int64(0)
+	after, ord := -1, int64(0) // lines are numbered from 1
 	for {
 		page := make([]BatchMessage, 0, lines*s.perCard)
 		rows, err := s.t.Query(ctx, query, append(append([]any{}, nameArgs...), after, lines)...)
