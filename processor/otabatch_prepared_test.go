@@ -19,9 +19,10 @@ import (
 // imsiListWorld runs a fleet of n cards up to A's imsi-list step (not
 // run): A's authorisation and B's switch request, the cut-over a day
 // ahead (every message gets a not-before), the SMSC's per-night cap below
-// the fleet, the reset sent with the update (two messages a card). It
-// returns the world, A, and B's imsi-list for A; A logs at debug level
-// into the buffer.
+// the fleet, the reset sent with the update (two messages a card), one
+// card in the middle not authorised (its line rejected between accepted
+// ones). It returns the world, A, and B's imsi-list for A; A logs at
+// debug level into the buffer.
 func imsiListWorld(t *testing.T, n int) (*world, *processor.Party, string, *bytes.Buffer) {
 	w, f, a, b := setup3a(t, n)
 	a.Partners["mno-b"].Policy.ResetWithUpdate = true
@@ -29,7 +30,8 @@ func imsiListWorld(t *testing.T, n int) (*world, *processor.Party, string, *byte
 	var logs bytes.Buffer
 	a.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cut := w.now.AddDate(0, 0, 1)
-	w.process(a, "m2m", processor.Authorisation{}, w.send("M2M", "MNOA", native.SwitchAuthorisation, n, false, "", fleet.AuthorisationRecords(f.Cards, "MNOB", cut)))
+	authorised := append(append([]*fleet.Card{}, f.Cards[:n/3]...), f.Cards[n/3+1:]...)
+	w.process(a, "m2m", processor.Authorisation{}, w.send("M2M", "MNOA", native.SwitchAuthorisation, n-1, false, "", fleet.AuthorisationRecords(authorised, "MNOB", cut)))
 	res := w.process(b, "m2m", &processor.SwitchRequest{Donor: b.Partners["mno-a"]}, w.send("M2M", "MNOB", native.SwitchRequest, n, false, "", fleet.SwitchRequestRecords(f.Cards, "MNOA", cut)))
 	return w, a, output(t, res.Outputs, "imsi-list").Path, &logs
 }
@@ -43,7 +45,7 @@ func TestOTABatchPreparedSameBytesAsLedger(t *testing.T) {
 	const n = 1500 // two messages a card: three pages of messages
 	w, a, list, logs := imsiListWorld(t, n)
 	res := w.process(a, "mno-b", &processor.IMSIList{SMSC: a.Partners["smsc"]}, list)
-	if res.Counts.Messages != 2*n {
+	if res.Counts.Messages != 2*(n-1) || res.Counts.Rejected != 1 {
 		t.Fatalf("imsi-list at A: %+v", res.Counts)
 	}
 	if !strings.Contains(logs.String(), "ota-batch prepared") {
@@ -78,7 +80,7 @@ func TestOTABatchPreparedSameBytesAsLedger(t *testing.T) {
 		t.Fatalf("the prepared ota-batch (%d bytes) differs from the ledger's (%d bytes)\n%s", len(prepared), len(fromLedger), firstDiff(prepared, fromLedger))
 	}
 	h, recs := w.readOutput(a, again)
-	if len(recs) != 2*n || h.MaxRate != w.prof.Rate || h.Window == "" {
+	if len(recs) != 2*(n-1) || h.MaxRate != w.prof.Rate || h.Window == "" {
 		t.Fatalf("ota-batch: %d records, rate %d, window %q", len(recs), h.MaxRate, h.Window)
 	}
 	for i, r := range recs {
@@ -118,8 +120,8 @@ func TestOTABatchRenderedOnceAfterCommit(t *testing.T) {
 	if !strings.Contains(logs.String(), "ota-batch prepared") {
 		t.Fatal("the interrupted run did not prepare the ota-batch")
 	}
-	if got := countRows(t, a, `SELECT COUNT(*) FROM ota_messages`); got != 2*n {
-		t.Fatalf("%d messages after the interrupted run, want %d", got, 2*n)
+	if got := countRows(t, a, `SELECT COUNT(*) FROM ota_messages`); got != 2*(n-1) {
+		t.Fatalf("%d messages after the interrupted run, want %d", got, 2*(n-1))
 	}
 	a.OutDir = outDir
 	res, err = a.ProcessFile(ctx, &processor.IMSIList{SMSC: a.Partners["smsc"]}, in)
@@ -143,8 +145,8 @@ func TestOTABatchRenderedOnceAfterCommit(t *testing.T) {
 		t.Fatalf("the rerun's ota-batch (%d bytes) differs from an uninterrupted run's (%d bytes)\n%s", len(got), len(want), firstDiff(got, want))
 	}
 	w.deliverAll(a, res.Outputs)
-	if got := countRows(t, a, `SELECT COUNT(*) FROM ota_messages`); got != 2*n {
-		t.Fatalf("%d messages after the rerun, want %d", got, 2*n)
+	if got := countRows(t, a, `SELECT COUNT(*) FROM ota_messages`); got != 2*(n-1) {
+		t.Fatalf("%d messages after the rerun, want %d", got, 2*(n-1))
 	}
 	if got := countRows(t, a, `SELECT COUNT(*) FROM outputs WHERE type = 'ota-batch'`); got != 1 {
 		t.Fatalf("%d ota-batch outputs in the ledger", got)

@@ -28,8 +28,10 @@ type IMSIListStage struct {
 	rows *Inserter
 	// Filled by Judge and Accept.
 	accepted int
-	perCard  int
-	firstID  int64 // the id of the first queued message
+	// The accepted lines run from firstLine to lastLine.
+	firstLine, lastLine int
+	perCard             int
+	firstID             int64 // the id of the messages of firstLine
 	batchID  int64
 	recip    string
 	// Took, when set, hears how long each set-based statement ran.
@@ -244,8 +246,9 @@ func (s *IMSIListStage) Judge(ctx context.Context, o IMSIListJudge) (IMSIListOut
 	if err != nil {
 		return out, fmt.Errorf("imsi-list stage: answers: %w", err)
 	}
-	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN rule = 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN rule = 0 THEN 0 ELSE 1 END), 0) FROM `+imsiJudgedTable).
-		Scan(&out.Accepted, &out.Rejected); err != nil {
+	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN rule = 0 THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN rule = 0 THEN 0 ELSE 1 END), 0),
+			COALESCE(MIN(CASE WHEN rule = 0 THEN line END), 0), COALESCE(MAX(CASE WHEN rule = 0 THEN line END), 0) FROM `+imsiJudgedTable).
+		Scan(&out.Accepted, &out.Rejected, &s.firstLine, &s.lastLine); err != nil {
 		return out, fmt.Errorf("imsi-list stage: counts: %w", err)
 	}
 	s.accepted = out.Accepted
@@ -352,28 +355,27 @@ func (s *IMSIListStage) Accept(ctx context.Context, o IMSIListAccept, outstandin
 		return 0, fmt.Errorf("card %s key set %d: %w", iccid, kvn, ErrCounterExhausted)
 	}
 	// The messages' ids are handed out here, card after card in line
-	// order (the update, then the reset): Messages knows every message's
-	// id from the line's place among the accepted ones.
-	first, err := t.reserveIDs(ctx, "ota_messages", int64(s.accepted*perCard))
+	// order (the update, then the reset), each line's from its number:
+	// Messages knows every message's id without reading it back. A
+	// rejected line between accepted ones leaves its ids unused.
+	first, err := t.reserveIDs(ctx, "ota_messages", int64(s.lastLine-s.firstLine+1)*int64(perCard))
 	if err != nil {
 		return 0, fmt.Errorf("imsi-list stage: message ids: %w", err)
 	}
-	msgs := `SELECT j.line, j.ord, 0 AS seq, ? AS kind, j.iccid, j.key_index, j.kvn, k.counter - ? AS counter, j.tar, j.msisdn
-		FROM accepted j JOIN key_sets k ON k.iccid = j.iccid AND k.key_index = j.key_index AND k.kvn = j.kvn`
-	args := []any{first, perCard, s.batchID, o.State, now, now, o.Update, perCard - 1}
+	msgs := `SELECT j.line, 0 AS seq, ? AS kind, j.iccid, j.key_index, j.kvn, k.counter - ? AS counter, j.tar, j.msisdn
+		FROM ` + imsiJudgedTable + ` j JOIN key_sets k ON k.iccid = j.iccid AND k.key_index = j.key_index AND k.kvn = j.kvn WHERE j.rule = 0`
+	args := []any{first, s.firstLine, perCard, s.batchID, o.State, now, now, o.Update, perCard - 1}
 	if o.Reset != "" {
 		msgs += `
 		UNION ALL
-		SELECT j.line, j.ord, 1 AS seq, ? AS kind, j.iccid, j.key_index, j.kvn, k.counter AS counter, j.reset_tar, j.msisdn
-		FROM accepted j JOIN key_sets k ON k.iccid = j.iccid AND k.key_index = j.key_index AND k.kvn = j.kvn`
+		SELECT j.line, 1 AS seq, ? AS kind, j.iccid, j.key_index, j.kvn, k.counter AS counter, j.reset_tar, j.msisdn
+		FROM ` + imsiJudgedTable + ` j JOIN key_sets k ON k.iccid = j.iccid AND k.key_index = j.key_index AND k.kvn = j.kvn WHERE j.rule = 0`
 		args = append(args, o.Reset)
 	}
 	t0 = time.Now()
-	_, err = t.Exec(ctx, `WITH accepted AS (SELECT line, ROW_NUMBER() OVER (ORDER BY line) - 1 AS ord, iccid, key_index, kvn, tar, reset_tar, msisdn
-			FROM `+imsiJudgedTable+` WHERE rule = 0)
-		INSERT INTO ota_messages (id, iccid, batch_id, kind, key_index, kvn, counter, tar, msisdn, concat_ref, attempt,
+	_, err = t.Exec(ctx, `INSERT INTO ota_messages (id, iccid, batch_id, kind, key_index, kvn, counter, tar, msisdn, concat_ref, attempt,
 			state, deadline, por_status, detail, file_id, created_at, updated_at)
-		SELECT ? + ord * ? + seq, iccid, ?, kind, key_index, kvn, counter, tar, msisdn, counter % 255 + 1, 1, ?, '', '', '', 0, ?, ?
+		SELECT ? + (line - ?) * ? + seq, iccid, ?, kind, key_index, kvn, counter, tar, msisdn, counter % 255 + 1, 1, ?, '', '', '', 0, ?, ?
 		FROM (`+msgs+`) q ORDER BY line, seq`, args...)
 	s.took("queue messages", t0)
 	if err != nil {
@@ -406,7 +408,7 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 		WHERE j.rule = 0 AND j.line > ? ORDER BY j.line LIMIT ?`
 	blobs := make([][]byte, len(names))
 	lines := max(1, size/s.perCard)
-	after, ord := -1, int64(0) // lines are numbered from 1
+	after, read := -1, 0 // lines are numbered from 1
 	for {
 		page := make([]BatchMessage, 0, lines*s.perCard)
 		rows, err := s.t.Query(ctx, query, append(append([]any{}, nameArgs...), after, lines)...)
@@ -433,7 +435,7 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 			secrets := secretsFrom(names, blobs, m.KeyIndex)
 			// The counter read is the last one reserved: the update's
 			// is perCard-1 below it.
-			m.ID = s.firstID + ord*int64(s.perCard)
+			m.ID = s.firstID + int64(line-s.firstLine)*int64(s.perCard)
 			m.Counter = counter - int64(s.perCard-1)
 			m.ConcatRef = int(m.Counter%255) + 1
 			page = append(page, BatchMessage{Msg: m, Card: c, Secrets: secrets})
@@ -443,7 +445,7 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 				r.ConcatRef = int(r.Counter%255) + 1
 				page = append(page, BatchMessage{Msg: &r, Card: c, Secrets: secrets})
 			}
-			ord++
+			read++
 			after = line
 			n++
 		}
@@ -461,8 +463,8 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 			break
 		}
 	}
-	if ord != int64(s.accepted) {
-		return fmt.Errorf("imsi-list stage: %d accepted lines read for their messages, %d accepted", ord, s.accepted)
+	if read != s.accepted {
+		return fmt.Errorf("imsi-list stage: %d accepted lines read for their messages, %d accepted", read, s.accepted)
 	}
 	return nil
 }
