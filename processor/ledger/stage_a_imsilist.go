@@ -32,8 +32,8 @@ type IMSIListStage struct {
 	firstLine, lastLine int
 	perCard             int
 	firstID             int64 // the id of the messages of firstLine
-	batchID  int64
-	recip    string
+	batchID             int64
+	recip               string
 	// Took, when set, hears how long each set-based statement ran.
 	Took func(statement string, d time.Duration)
 }
