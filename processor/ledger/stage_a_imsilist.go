@@ -67,7 +67,7 @@ func (t *Tx) StageIMSIList(ctx context.Context, profiles []IMSIListProfile) (*IM
 		`CREATE TEMP TABLE ` + imsiProfilesTable + ` (name TEXT PRIMARY KEY, tar TEXT NOT NULL, reset_tar TEXT NOT NULL, indexed INTEGER NOT NULL)`,
 		`CREATE TEMP TABLE ` + imsiJudgedTable + ` (line INTEGER PRIMARY KEY, iccid TEXT NOT NULL, imsi TEXT NOT NULL, cutover TEXT NOT NULL,
 			rule INTEGER NOT NULL, state TEXT, from_date TEXT, profile TEXT, key_index INTEGER, list_length INTEGER,
-			kvn INTEGER, msisdn TEXT, tar TEXT, reset_tar TEXT, old_imsi TEXT)`,
+			kvn INTEGER, last_counter BIGINT, msisdn TEXT, tar TEXT, reset_tar TEXT, old_imsi TEXT)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("imsi-list stage: %w", err)
@@ -221,10 +221,11 @@ func (s *IMSIListStage) Judge(ctx context.Context, o IMSIListJudge) (IMSIListOut
 	s.took("index the stage", t0)
 	t0 = time.Now()
 	_, err := t.Exec(ctx, `INSERT INTO `+imsiJudgedTable+` (line, iccid, imsi, cutover, rule, state, from_date, profile, key_index, list_length,
-			kvn, msisdn, tar, reset_tar, old_imsi)
+			kvn, last_counter, msisdn, tar, reset_tar, old_imsi)
 		SELECT s.line, s.iccid, s.imsi, s.cutover, `+rule.String()+`,
 			c.state, a.from_date, c.profile, c.key_index, c.list_length,
 			(SELECT MIN(k.kvn) FROM key_sets k WHERE k.iccid = c.iccid AND k.key_index = c.key_index),
+			(SELECT k.counter FROM key_sets k WHERE k.iccid = c.iccid AND k.key_index = c.key_index ORDER BY k.kvn LIMIT 1),
 			c.msisdn, p.tar, p.reset_tar, c.imsi
 		FROM `+imsiStageTable+` s
 		LEFT JOIN cards c ON c.iccid = s.iccid
@@ -362,14 +363,16 @@ func (s *IMSIListStage) Accept(ctx context.Context, o IMSIListAccept, outstandin
 	if err != nil {
 		return 0, fmt.Errorf("imsi-list stage: message ids: %w", err)
 	}
-	msgs := `SELECT j.line, 0 AS seq, ? AS kind, j.iccid, j.key_index, j.kvn, k.counter - ? AS counter, j.tar, j.msisdn
-		FROM ` + imsiJudgedTable + ` j JOIN key_sets k ON k.iccid = j.iccid AND k.key_index = j.key_index AND k.kvn = j.kvn WHERE j.rule = 0`
-	args := []any{first, s.firstLine, perCard, s.batchID, o.State, now, now, o.Update, perCard - 1}
+	// The counters as the judge read them, before the reservation
+	// above: the update takes the next value, the reset the one after.
+	msgs := `SELECT line, 0 AS seq, ? AS kind, iccid, key_index, kvn, last_counter + 1 AS counter, tar, msisdn
+		FROM ` + imsiJudgedTable + ` WHERE rule = 0`
+	args := []any{first, s.firstLine, perCard, s.batchID, o.State, now, now, o.Update}
 	if o.Reset != "" {
 		msgs += `
 		UNION ALL
-		SELECT j.line, 1 AS seq, ? AS kind, j.iccid, j.key_index, j.kvn, k.counter AS counter, j.reset_tar, j.msisdn
-		FROM ` + imsiJudgedTable + ` j JOIN key_sets k ON k.iccid = j.iccid AND k.key_index = j.key_index AND k.kvn = j.kvn WHERE j.rule = 0`
+		SELECT line, 1 AS seq, ? AS kind, iccid, key_index, kvn, last_counter + 2 AS counter, reset_tar, msisdn
+		FROM ` + imsiJudgedTable + ` WHERE rule = 0`
 		args = append(args, o.Reset)
 	}
 	t0 = time.Now()
@@ -403,8 +406,8 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 		size = 1000
 	}
 	cols, joins, nameArgs := secretJoins(names, "j.iccid", "j.key_index")
-	query := `SELECT j.line, j.iccid, j.imsi, j.cutover, j.profile, j.key_index, j.kvn, j.msisdn, j.tar, j.reset_tar, j.old_imsi, k.counter` + cols + `
-		FROM ` + imsiJudgedTable + ` j JOIN key_sets k ON k.iccid = j.iccid AND k.key_index = j.key_index AND k.kvn = j.kvn` + joins + `
+	query := `SELECT j.line, j.iccid, j.imsi, j.cutover, j.profile, j.key_index, j.kvn, j.msisdn, j.tar, j.reset_tar, j.old_imsi, j.last_counter` + cols + `
+		FROM ` + imsiJudgedTable + ` j` + joins + `
 		WHERE j.rule = 0 AND j.line > ? ORDER BY j.line LIMIT ?`
 	blobs := make([][]byte, len(names))
 	lines := max(1, size/s.perCard)
@@ -433,15 +436,15 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 			}
 			c.ICCID, c.KeyIndex = m.ICCID, m.KeyIndex
 			secrets := secretsFrom(names, blobs, m.KeyIndex)
-			// The counter read is the last one reserved: the update's
-			// is perCard-1 below it.
+			// The counter the judge read: the update takes the next
+			// value, the reset the one after.
 			m.ID = s.firstID + int64(line-s.firstLine)*int64(s.perCard)
-			m.Counter = counter - int64(s.perCard-1)
+			m.Counter = counter + 1
 			m.ConcatRef = int(m.Counter%255) + 1
 			page = append(page, BatchMessage{Msg: m, Card: c, Secrets: secrets})
 			if s.perCard == 2 {
 				r := *m
-				r.ID, r.Kind, r.TAR, r.Counter = m.ID+1, reset, resetTAR, counter
+				r.ID, r.Kind, r.TAR, r.Counter = m.ID+1, reset, resetTAR, counter+2
 				r.ConcatRef = int(r.Counter%255) + 1
 				page = append(page, BatchMessage{Msg: &r, Card: c, Secrets: secrets})
 			}
