@@ -99,7 +99,7 @@ func (prof *Profile) cutoverStart(cutover string) (t time.Time, ok bool, err err
 // once).
 func (p *Party) markSent(ctx context.Context, tx *ledger.Tx, batchID, fileID int64, delivered time.Time) error {
 	rows, err := tx.Query(ctx, `SELECT DISTINCT c.profile, c.cutover FROM ota_messages m JOIN cards c ON c.iccid = m.iccid
-		WHERE m.batch_id = ? AND m.state = 'reserved' AND c.cutover <> ''`, batchID)
+		WHERE m.batch_id = ? AND m.state = 'reserved'`, batchID)
 	if err != nil {
 		return err
 	}
@@ -117,19 +117,29 @@ func (p *Party) markSent(ctx context.Context, tx *ledger.Tx, batchID, fileID int
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	rest := delivered.Add(p.maxValidity() + p.OTA.PoRMargin)
 	var later []ledger.SentDeadline
-	for _, g := range groups {
-		prof := p.Profiles[g.profile]
-		if prof == nil {
-			continue
+	var first time.Time
+	same := true // every message takes the same deadline, first
+	for i, g := range groups {
+		d := rest
+		if prof := p.Profiles[g.profile]; prof != nil {
+			if start, ok, err := prof.cutoverStart(g.cutover); err == nil && ok && start.After(delivered) {
+				d = start.Add(prof.Validity + p.OTA.PoRMargin)
+				later = append(later, ledger.SentDeadline{Profile: g.profile, Cutover: g.cutover, Deadline: d})
+			}
 		}
-		start, ok, err := prof.cutoverStart(g.cutover)
-		if err != nil || !ok || !start.After(delivered) {
-			continue
+		if i == 0 {
+			first = d
+		} else if !d.Equal(first) {
+			same = false
 		}
-		later = append(later, ledger.SentDeadline{Profile: g.profile, Cutover: g.cutover, Deadline: start.Add(prof.Validity + p.OTA.PoRMargin)})
 	}
-	deadline := delivered.Add(p.maxValidity() + p.OTA.PoRMargin)
+	if same && len(groups) > 0 {
+		// One cut-over for the whole batch (or none in the future):
+		// no card needs reading.
+		return tx.MarkBatchSent(ctx, batchID, fileID, first)
+	}
 	// One statement tells a few hundred cut-over dates apart; a batch
 	// with more takes the others first, one statement each.
 	for len(later) > maxSentGroups {
@@ -140,7 +150,7 @@ func (p *Party) markSent(ctx context.Context, tx *ledger.Tx, batchID, fileID int
 		}
 		later = later[:len(later)-1]
 	}
-	return tx.MarkBatchSentBy(ctx, batchID, fileID, deadline, later)
+	return tx.MarkBatchSentBy(ctx, batchID, fileID, rest, later)
 }
 
 // maxSentGroups is how many cut-over dates and profiles markSent's

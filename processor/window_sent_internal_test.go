@@ -98,4 +98,40 @@ func TestMarkSentDeadlines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// A batch whose cards share one cut-over: every message its deadline.
+	cut := now.AddDate(0, 0, 3).Format(time.DateOnly)
+	var one []int64
+	err = db.InTx(ctx, func(tx *ledger.Tx) error {
+		for i := range 3 {
+			iccid := fmt.Sprintf("89999020000000%05d", i)
+			if _, err := tx.InsertCard(ctx, &ledger.Card{ICCID: iccid, IMSI: fmt.Sprintf("00102%010d", i), MSISDN: fmt.Sprintf("998%06d", i),
+				State: ledger.CardMoving, Profile: "p", Cutover: cut}); err != nil {
+				return err
+			}
+			id, err := tx.InsertMessage(ctx, &ledger.Message{ICCID: iccid, BatchID: 9, Kind: msgUpdate, KVN: 1, Counter: 1,
+				TAR: "b00011", MSISDN: fmt.Sprintf("998%06d", i), State: ledger.MsgReserved})
+			if err != nil {
+				return err
+			}
+			one = append(one, id)
+		}
+		return p.markSent(ctx, tx, 9, 43, delivered)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, _, _ := prof.cutoverStart(cut)
+	for _, id := range one {
+		err := db.InTx(ctx, func(tx *ledger.Tx) error {
+			m, err := tx.Message(ctx, id)
+			if err == nil && (m.State != ledger.MsgSent || m.FileID != 43 || !m.Deadline.Equal(start.Add(prof.Validity+time.Hour))) {
+				t.Errorf("message %d of the one cut-over: %s in file %d, deadline %s", id, m.State, m.FileID, m.Deadline)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
