@@ -88,7 +88,7 @@ func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
 		// A file for the SMSC (not the SMPP queue): its records are
 		// rendered now, from the stage, as the messages were queued.
 		if o != nil && o.State == ledger.OutPlanned && !w.DryRun {
-			if err := w.prepareOTABatch(ctx, o, st, acc); err != nil {
+			if err := w.prepareOTABatch(ctx, o, st); err != nil {
 				return err
 			}
 		}
@@ -102,7 +102,7 @@ func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
 // sealed spill, while the transaction is still open: the output is then
 // written from the spill once the work commits, with the same bytes the
 // ledger would give (renderOTABatch).
-func (w *Work) prepareOTABatch(ctx context.Context, o *ledger.Output, st *ledger.IMSIListStage, acc ledger.IMSIListAccept) error {
+func (w *Work) prepareOTABatch(ctx context.Context, o *ledger.Output, st *ledger.IMSIListStage) error {
 	t0 := time.Now()
 	pr, err := newPrepared(w.P.ScratchDir, o, native.OTABatch)
 	if err != nil {
@@ -110,7 +110,7 @@ func (w *Work) prepareOTABatch(ctx context.Context, o *ledger.Output, st *ledger
 	}
 	var profiles []string
 	err = w.P.otaBatchRecords(ctx, o, func(ctx context.Context, page func([]ledger.BatchMessage) error) error {
-		return st.Messages(ctx, otaPageSize, []string{SecKIc, SecKID}, acc.Update, acc.Reset, page)
+		return st.Messages(ctx, otaPageSize, []string{SecKIc, SecKID}, page)
 	}, func(name string) error {
 		if !slices.Contains(profiles, name) {
 			profiles = append(profiles, name)

@@ -34,6 +34,7 @@ type IMSIListStage struct {
 	firstID             int64 // the id of the messages of firstLine
 	batchID             int64
 	recip               string
+	update, reset       string // the kinds of the messages queued
 	// Took, when set, hears how long each set-based statement ran.
 	Took func(statement string, d time.Duration)
 }
@@ -90,13 +91,13 @@ func (t *Tx) StageIMSIList(ctx context.Context, profiles []IMSIListProfile) (*IM
 // Add stages one valid record with the checks that need no ledger: the
 // new IMSI in the recipient's ranges, the cut-over date in the past.
 func (s *IMSIListStage) Add(ctx context.Context, line int, iccid, imsi, cutover string, inRange, past bool) error {
-	if err := s.rows.Add(ctx, line, iccid, imsi, cutover, flag(inRange), flag(past)); err != nil {
+	if err := s.rows.Add(ctx, line, iccid, imsi, cutover, oneIf(inRange), oneIf(past)); err != nil {
 		return fmt.Errorf("imsi-list stage: %w", err)
 	}
 	return nil
 }
 
-func flag(b bool) int {
+func oneIf(b bool) int {
 	if b {
 		return 1
 	}
@@ -384,7 +385,7 @@ func (s *IMSIListStage) Accept(ctx context.Context, o IMSIListAccept, outstandin
 	if err != nil {
 		return 0, fmt.Errorf("imsi-list stage: queue messages: %w", err)
 	}
-	s.perCard, s.firstID = perCard, first
+	s.perCard, s.firstID, s.update, s.reset = perCard, first, o.Update, o.Reset
 	return s.accepted, nil
 }
 
@@ -398,7 +399,7 @@ func (s *IMSIListStage) Accept(ctx context.Context, o IMSIListAccept, outstandin
 // reads the stage and the secrets, one query a page, never the messages
 // or the cards just written. Each page is a new slice: fn may hand it to
 // another goroutine.
-func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, update, reset string, fn func([]BatchMessage) error) error {
+func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, fn func([]BatchMessage) error) error {
 	if s.accepted == 0 || s.perCard == 0 {
 		return nil
 	}
@@ -424,7 +425,7 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 			var resetTAR string
 			var counter int64
 			c := &Card{Recipient: s.recip}
-			m := &Message{BatchID: s.batchID, Kind: update}
+			m := &Message{BatchID: s.batchID, Kind: s.update}
 			dest := []any{&line, &m.ICCID, &c.NewIMSI, &c.Cutover, &c.Profile, &m.KeyIndex, &m.KVN, &m.MSISDN, &m.TAR, &resetTAR, &c.IMSI, &counter}
 			for i := range blobs {
 				blobs[i] = nil
@@ -444,7 +445,7 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 			page = append(page, BatchMessage{Msg: m, Card: c, Secrets: secrets})
 			if s.perCard == 2 {
 				r := *m
-				r.ID, r.Kind, r.TAR, r.Counter = m.ID+1, reset, resetTAR, counter+2
+				r.ID, r.Kind, r.TAR, r.Counter = m.ID+1, s.reset, resetTAR, counter+2
 				r.ConcatRef = int(r.Counter%255) + 1
 				page = append(page, BatchMessage{Msg: &r, Card: c, Secrets: secrets})
 			}
