@@ -89,6 +89,22 @@ func TestOTABatchPreparedSameBytesAsLedger(t *testing.T) {
 		}
 	}
 	noCounterReuse(t, a)
+
+	// The ids the stage handed out are taken: the ledger's next message
+	// gets a later one.
+	var last, next int64
+	if err := a.Ledger.QueryRow(ctx, `SELECT MAX(id) FROM ota_messages`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	err = a.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+		var err error
+		next, err = tx.InsertMessage(ctx, &ledger.Message{ICCID: recs[0].Get(native.FieldICCID), BatchID: 0, Kind: "probe", KVN: 1, Counter: 1 << 30,
+			TAR: "b00011", MSISDN: recs[0].Get(native.FieldMSISDN), State: ledger.MsgReserved})
+		return err
+	})
+	if err != nil || next <= last {
+		t.Fatalf("a message after the batch: id %d (the batch's last %d), %v", next, last, err)
+	}
 }
 
 // A run that stops after the step committed and before its outputs were
