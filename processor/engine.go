@@ -80,6 +80,9 @@ type Work struct {
 	Counts  Counts
 	DryRun  bool
 	refused error
+	// prepared are the outputs the work rendered as it planned them
+	// (taken by the party once the work commits).
+	prepared []*prepared
 }
 
 // Refuse ends the work: the whole input is refused (rolled back and
@@ -188,10 +191,15 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 	}
 	defer op.close()
 	log.Info("input verified", "signer", op.signer, "plaintext_size", op.size)
+	// Outputs the step prepared are rendered from what it held only by
+	// this call, right after the commit; whatever is left is dropped.
+	defer func() { p.prepared.drop(w.prepared) }()
 	err = p.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
 		w.Tx = tx
 		w.Counts = Counts{}
 		w.refused = nil
+		p.prepared.drop(w.prepared)
+		w.prepared = nil
 		id, err := tx.CreateBatch(ctx, &ledger.Batch{Job: in.Job, Partner: in.Partner.Name, Kind: step.InputType(), FileID: row.ID})
 		if err != nil {
 			return err
@@ -228,6 +236,7 @@ func (p *Party) ProcessFile(ctx context.Context, step FileStep, in Input) (*Resu
 		return nil, err
 	}
 	failpoint.Hit(failpoint.AfterCommit)
+	p.prepared.adopt(w.prepared)
 	res.Status = ledger.FileDone
 	res.BatchID = w.BatchID
 	res.Counts = w.Counts

@@ -182,6 +182,12 @@ func (p *Party) render(ctx context.Context, o *ledger.Output) error {
 	if err != nil {
 		return err
 	}
+	if pr := p.prepared.take(o); pr != nil {
+		// Rendered by the step as it planned the output: its records
+		// come from there, not from the ledger.
+		defer pr.close()
+		r = pr.renderer(r)
+	}
 	partner := p.Partners[o.Partner]
 	if partner == nil {
 		return fmt.Errorf("output %s: no partner %s", o.Name, o.Partner)

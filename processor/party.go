@@ -69,6 +69,10 @@ type Party struct {
 	// Progress, when set, hears how far a long unit of work has come
 	// (records read, messages rendered), every progressEvery.
 	Progress func(what string, n int)
+
+	// prepared are outputs whose records a committed step rendered as it
+	// produced them, until they are rendered (prepared.go).
+	prepared preparedOutputs
 }
 
 // progressEvery is how often long work reports progress.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"time"
 
@@ -42,39 +43,101 @@ func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
 		return fmt.Errorf("imsi-list step: no SMSC partner configured")
 	}
 	b := w.Partner
-	st, err := newIMSIStage(ctx, w)
+	st, err := w.Tx.StageIMSIList(ctx, imsiListProfiles(w.P))
 	if err != nil {
 		return err
 	}
-	defer st.drop(ctx)
+	defer st.Close(ctx)
+	st.Took = tookLogger(w, "imsi-list")
 	today := day(w.P.now()).Format(time.DateOnly)
 	err = w.eachRecord(ctx, nil, func(rec *native.Record) error {
 		newIMSI := rec.Get(native.FieldIMSI)
 		date, _ := rec.Date(native.FieldCutoverDate)
 		cutover := date.Format(time.DateOnly)
-		return st.add(ctx, rec.Line, rec.Get(native.FieldICCID), newIMSI, cutover, b.Ranges.Contains(newIMSI), cutover < today)
+		return st.Add(ctx, rec.Line, rec.Get(native.FieldICCID), newIMSI, cutover, b.Ranges.Contains(newIMSI), cutover < today)
 	})
 	if err != nil {
 		return err
 	}
 	w.P.log().Info("imsi-list staged", "partner", b.Name, "file", w.File.Name, "records", w.Counts.Records)
-	if err := st.judge(ctx); err != nil {
-		return err
-	}
-	w.P.log().Info("imsi-list judged", "partner", b.Name, "file", w.File.Name, "accepted", st.accepted, "rejected", w.Counts.Rejected)
-	accepted, err := st.accept(ctx)
+	judged, err := st.Judge(ctx, imsiListJudge(w))
 	if err != nil {
 		return err
 	}
+	w.Counts.Rejected += judged.Rejected
+	w.P.log().Info("imsi-list judged", "partner", b.Name, "file", w.File.Name, "accepted", judged.Accepted, "rejected", w.Counts.Rejected)
+	acc := imsiListAccept(w)
+	accepted, err := st.Accept(ctx, acc, outstandingStates)
+	if err != nil {
+		return err
+	}
+	perCard := 1
+	if acc.Reset != "" {
+		perCard = 2
+	}
+	w.Counts.Accepted += accepted
+	w.Counts.Messages += accepted * perCard
 	if _, err := w.Plan(ctx, "imsi-result", native.IMSIResult.Name, b, true); err != nil {
 		return err
 	}
 	if accepted > 0 {
-		if _, err := w.Plan(ctx, "ota-batch", native.OTABatch.Name, s.SMSC, false); err != nil {
+		o, err := w.Plan(ctx, "ota-batch", native.OTABatch.Name, s.SMSC, false)
+		if err != nil {
 			return err
 		}
+		// A file for the SMSC (not the SMPP queue): its records are
+		// rendered now, from the stage, as the messages were queued.
+		if o != nil && o.State == ledger.OutPlanned && !w.DryRun {
+			if err := w.prepareOTABatch(ctx, o, st); err != nil {
+				return err
+			}
+		}
 	}
-	return st.drop(ctx)
+	return st.Close(ctx)
+}
+
+// prepareOTABatch renders the records of the ota-batch o from the stage
+// that has just queued its messages (their ids, counters, cards and the
+// cards' wrapped keys as the stage holds them), a page at a time into a
+// sealed spill, while the transaction is still open: the output is then
+// written from the spill once the work commits, with the same bytes the
+// ledger would give (renderOTABatch).
+func (w *Work) prepareOTABatch(ctx context.Context, o *ledger.Output, st *ledger.IMSIListStage) error {
+	t0 := time.Now()
+	pr, err := newPrepared(w.P.ScratchDir, o, native.OTABatch)
+	if err != nil {
+		return err
+	}
+	var profiles []string
+	err = w.P.otaBatchRecords(ctx, o, func(ctx context.Context, page func([]ledger.BatchMessage) error) error {
+		return st.Messages(ctx, otaPageSize, []string{SecKIc, SecKID}, page)
+	}, func(name string) error {
+		if !slices.Contains(profiles, name) {
+			profiles = append(profiles, name)
+		}
+		return nil
+	}, pr.write)
+	if err == nil {
+		err = pr.finish()
+	}
+	if err != nil {
+		pr.close()
+		return fmt.Errorf("ota-batch %s: %w", o.Name, err)
+	}
+	pr.header = func(p *Party, o *ledger.Output, h *native.Header) error {
+		var oh otaHeader
+		for _, name := range profiles {
+			if err := oh.add(p, o, name); err != nil {
+				oh.set(h)
+				return err
+			}
+		}
+		oh.set(h)
+		return nil
+	}
+	w.prepared = append(w.prepared, pr)
+	w.P.log().Debug("ota-batch prepared", "file", o.Name, "messages", pr.records, "seconds", time.Since(t0).Seconds())
+	return nil
 }
 
 // Message kinds.
@@ -208,7 +271,10 @@ func (p *Party) newMNCLen(c *ledger.Card) int {
 // renderOTABatch writes the messages of a batch for the SMSC. Messages
 // come from the ledger a page at a time with their cards and secrets
 // (BatchMessagePages); the secured packets of a page are built on every
-// core and written in message order.
+// core and written in message order. The step that queued the messages
+// renders them as it queues them instead (prepareOTABatch); this is the
+// way of every other batch, and of that one when its prepared records are
+// gone (a rerun after a crash).
 var renderOTABatch = &renderer{
 	schema: native.OTABatch,
 	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
@@ -217,93 +283,128 @@ var renderOTABatch = &renderer{
 		return n, err
 	},
 	header: func(ctx context.Context, p *Party, o *ledger.Output, h *native.Header) error {
-		h.MaxRate, h.Window = 0, ""
-		err := p.Ledger.BatchProfiles(ctx, o.BatchID, func(name string) error {
-			if prof := p.Profiles[name]; prof != nil {
-				if h.MaxRate == 0 || prof.Rate < h.MaxRate {
-					h.MaxRate = prof.Rate
-				}
-				if h.Window == "" {
-					// The header's window is in UTC: the profile's,
-					// converted for the night the batch is made.
-					w, err := prof.utcWindow(o.Created)
-					if err != nil {
-						return err
-					}
-					h.Window = w
-				}
-			}
-			return nil
-		})
-		if h.MaxRate == 0 {
-			h.MaxRate = 10
-		}
-		if h.Window == "" {
-			h.Window = "00:00-23:59"
-		}
+		var oh otaHeader
+		err := p.Ledger.BatchProfiles(ctx, o.BatchID, func(name string) error { return oh.add(p, o, name) })
+		oh.set(h)
 		return err
 	},
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
-		rec := native.NewRecord(native.OTABatch)
-		partner := p.Partners[o.Partner]
-		capN := 0
-		if partner != nil {
-			capN = partner.Policy.PerNightCap
-		}
-		// Pages are read from the ledger while the previous page's
-		// packets are built on every core and written.
-		segs := make([]string, otaPageSize)
-		workers := newOTAWorkers()
-		i := 0
-		return readAhead(ctx, func(ctx context.Context, page func([]ledger.BatchMessage) error) error {
+		return p.otaBatchRecords(ctx, o, func(ctx context.Context, page func([]ledger.BatchMessage) error) error {
 			return p.Ledger.BatchMessagePages(ctx, o.BatchID, otaPageSize, []string{SecKIc, SecKID}, page)
-		}, func(ctx context.Context, page []ledger.BatchMessage) error {
-			if err := p.buildPage(ctx, workers, page, segs[:len(page)]); err != nil {
-				return err
+		}, nil, emit)
+	},
+}
+
+// otaHeader is what an ota-batch's header says of its messages' profiles:
+// the lowest rate, and the first profile's window. add takes the profiles
+// in the order of their first message.
+type otaHeader struct {
+	rate   int
+	window string
+}
+
+func (oh *otaHeader) add(p *Party, o *ledger.Output, name string) error {
+	prof := p.Profiles[name]
+	if prof == nil {
+		return nil
+	}
+	if oh.rate == 0 || prof.Rate < oh.rate {
+		oh.rate = prof.Rate
+	}
+	if oh.window == "" {
+		// The header's window is in UTC: the profile's, converted for
+		// the night the batch is made.
+		w, err := prof.utcWindow(o.Created)
+		if err != nil {
+			return err
+		}
+		oh.window = w
+	}
+	return nil
+}
+
+func (oh *otaHeader) set(h *native.Header) {
+	h.MaxRate, h.Window = oh.rate, oh.window
+	if h.MaxRate == 0 {
+		h.MaxRate = 10
+	}
+	if h.Window == "" {
+		h.Window = "00:00-23:59"
+	}
+}
+
+// otaBatchRecords emits the records of an ota-batch from the pages of its
+// messages in message order (read on their own goroutine while the
+// previous page's packets are built on every core). profile, when set,
+// hears each message's card profile.
+func (p *Party) otaBatchRecords(ctx context.Context, o *ledger.Output, pages func(ctx context.Context, page func([]ledger.BatchMessage) error) error,
+	profile func(string) error, emit func(*native.Record) error) error {
+	rec := native.NewRecord(native.OTABatch)
+	partner := p.Partners[o.Partner]
+	capN := 0
+	if partner != nil {
+		capN = partner.Policy.PerNightCap
+	}
+	segs := make([]string, otaPageSize)
+	workers := newOTAWorkers()
+	i := 0
+	return readAhead(ctx, pages, func(ctx context.Context, page []ledger.BatchMessage) error {
+		if len(page) > len(segs) {
+			segs = make([]string, len(page))
+		}
+		if err := p.buildPage(ctx, workers, page, segs[:len(page)]); err != nil {
+			return err
+		}
+		for j, bm := range page {
+			m, c := bm.Msg, bm.Card
+			prof := p.Profiles[c.Profile]
+			if prof == nil {
+				return fmt.Errorf("card %s: profile %s not configured", c.ICCID, c.Profile)
 			}
-			for j, bm := range page {
-				m, c := bm.Msg, bm.Card
-				prof := p.Profiles[c.Profile]
-				rec.Set(native.FieldMessageID, messageID(p, m.ID))
-				rec.Set(native.FieldICCID, m.ICCID)
-				rec.Set(native.FieldMSISDN, m.MSISDN)
-				rec.Set(native.FieldTON, "1")
-				rec.Set(native.FieldNPI, "1")
-				rec.Set(native.FieldOriginator, p.OTA.Originator)
-				rec.Set(native.FieldPID, "7f")
-				rec.Set(native.FieldDCS, "f6")
-				rec.Set(native.FieldUDHI, "1")
-				rec.Set(native.FieldRegDelivery, "1")
-				rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
-				rec.Set(native.FieldPriority, "1")
-				var nb time.Time
-				if capN > 0 && i >= capN {
-					// Beyond the per-night cap: a later night's window.
-					nb = day(o.Created).AddDate(0, 0, i/capN)
-				}
-				// Never before the card's cut-over date opens in the
-				// profile's window: the device must not attach with
-				// the new IMSI before the recipient is ready.
-				if start, ok, err := prof.cutoverStart(c.Cutover); err != nil {
-					return fmt.Errorf("card %s: %w", c.ICCID, err)
-				} else if ok && start.After(o.Created) && start.After(nb) {
-					nb = start
-				}
-				if nb.IsZero() {
-					rec.Set(native.FieldNotBefore, "")
-				} else {
-					rec.Set(native.FieldNotBefore, nb.UTC().Format(time.RFC3339))
-				}
-				rec.Set(native.FieldSegments, segs[j])
-				segs[j] = ""
-				i++
-				if err := emit(rec); err != nil {
+			if profile != nil {
+				if err := profile(c.Profile); err != nil {
 					return err
 				}
 			}
-			return nil
-		})
-	},
+			rec.Set(native.FieldMessageID, messageID(p, m.ID))
+			rec.Set(native.FieldICCID, m.ICCID)
+			rec.Set(native.FieldMSISDN, m.MSISDN)
+			rec.Set(native.FieldTON, "1")
+			rec.Set(native.FieldNPI, "1")
+			rec.Set(native.FieldOriginator, p.OTA.Originator)
+			rec.Set(native.FieldPID, "7f")
+			rec.Set(native.FieldDCS, "f6")
+			rec.Set(native.FieldUDHI, "1")
+			rec.Set(native.FieldRegDelivery, "1")
+			rec.Set(native.FieldValidity, strconv.Itoa(int(prof.Validity/time.Second)))
+			rec.Set(native.FieldPriority, "1")
+			var nb time.Time
+			if capN > 0 && i >= capN {
+				// Beyond the per-night cap: a later night's window.
+				nb = day(o.Created).AddDate(0, 0, i/capN)
+			}
+			// Never before the card's cut-over date opens in the
+			// profile's window: the device must not attach with the
+			// new IMSI before the recipient is ready.
+			if start, ok, err := prof.cutoverStart(c.Cutover); err != nil {
+				return fmt.Errorf("card %s: %w", c.ICCID, err)
+			} else if ok && start.After(o.Created) && start.After(nb) {
+				nb = start
+			}
+			if nb.IsZero() {
+				rec.Set(native.FieldNotBefore, "")
+			} else {
+				rec.Set(native.FieldNotBefore, nb.UTC().Format(time.RFC3339))
+			}
+			rec.Set(native.FieldSegments, segs[j])
+			segs[j] = ""
+			i++
+			if err := emit(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // otaPageSize is how many messages an OTA batch renders at a time.

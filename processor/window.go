@@ -95,11 +95,11 @@ func (prof *Profile) cutoverStart(cutover string) (t time.Time, ok bool, err err
 // markSent records a delivered ota-batch: its messages are sent, each
 // with its PoR deadline: validity and margin from the delivery, or from
 // the message's not-before when the card's cut-over opens later (one
-// statement per such cut-over date and profile, then one for the rest:
-// each message is written once).
+// statement over the batch: each message is written once, its card read
+// once).
 func (p *Party) markSent(ctx context.Context, tx *ledger.Tx, batchID, fileID int64, delivered time.Time) error {
 	rows, err := tx.Query(ctx, `SELECT DISTINCT c.profile, c.cutover FROM ota_messages m JOIN cards c ON c.iccid = m.iccid
-		WHERE m.batch_id = ? AND m.state = 'reserved' AND c.cutover <> ''`, batchID)
+		WHERE m.batch_id = ? AND m.state = 'reserved'`, batchID)
 	if err != nil {
 		return err
 	}
@@ -117,19 +117,42 @@ func (p *Party) markSent(ctx context.Context, tx *ledger.Tx, batchID, fileID int
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	for _, g := range groups {
-		prof := p.Profiles[g.profile]
-		if prof == nil {
-			continue
+	rest := delivered.Add(p.maxValidity() + p.OTA.PoRMargin)
+	var later []ledger.SentDeadline
+	var first time.Time
+	same := true // every message takes the same deadline, first
+	for i, g := range groups {
+		d := rest
+		if prof := p.Profiles[g.profile]; prof != nil {
+			if start, ok, err := prof.cutoverStart(g.cutover); err == nil && ok && start.After(delivered) {
+				d = start.Add(prof.Validity + p.OTA.PoRMargin)
+				later = append(later, ledger.SentDeadline{Profile: g.profile, Cutover: g.cutover, Deadline: d})
+			}
 		}
-		start, ok, err := prof.cutoverStart(g.cutover)
-		if err != nil || !ok || !start.After(delivered) {
-			continue
-		}
-		if err := tx.MarkBatchSentWhere(ctx, batchID, fileID, start.Add(prof.Validity+p.OTA.PoRMargin),
-			`iccid IN (SELECT iccid FROM cards WHERE profile = ? AND cutover = ?)`, g.profile, g.cutover); err != nil {
-			return err
+		if i == 0 {
+			first = d
+		} else if !d.Equal(first) {
+			same = false
 		}
 	}
-	return tx.MarkBatchSent(ctx, batchID, fileID, delivered.Add(p.maxValidity()+p.OTA.PoRMargin))
+	if same && len(groups) > 0 {
+		// One cut-over for the whole batch (or none in the future):
+		// no card needs reading.
+		return tx.MarkBatchSent(ctx, batchID, fileID, first)
+	}
+	// One statement tells a few hundred cut-over dates apart; a batch
+	// with more takes the others first, one statement each.
+	for len(later) > maxSentGroups {
+		d := later[len(later)-1]
+		if err := tx.MarkBatchSentWhere(ctx, batchID, fileID, d.Deadline,
+			`EXISTS (SELECT 1 FROM cards c WHERE c.iccid = ota_messages.iccid AND c.profile = ? AND c.cutover = ?)`, d.Profile, d.Cutover); err != nil {
+			return err
+		}
+		later = later[:len(later)-1]
+	}
+	return tx.MarkBatchSentBy(ctx, batchID, fileID, rest, later)
 }
+
+// maxSentGroups is how many cut-over dates and profiles markSent's
+// statement tells apart.
+const maxSentGroups = 200

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -215,6 +216,34 @@ func (t *Tx) MarkBatchSent(ctx context.Context, batchID, fileID int64, deadline 
 func (t *Tx) MarkBatchSentWhere(ctx context.Context, batchID, fileID int64, deadline time.Time, cond string, args ...any) error {
 	_, err := t.Exec(ctx, `UPDATE ota_messages SET state = 'sent', file_id = ?, deadline = ?, updated_at = ? WHERE batch_id = ? AND state = 'reserved' AND `+cond,
 		append([]any{fileID, ts(deadline), ts(t.Now()), batchID}, args...)...)
+	return err
+}
+
+// SentDeadline is the PoR deadline of the messages, among a batch's,
+// whose cards have the profile and cut-over date.
+type SentDeadline struct {
+	Profile, Cutover string
+	Deadline         time.Time
+}
+
+// MarkBatchSentBy is MarkBatchSent where some messages' deadlines depend
+// on their cards' profile and cut-over date (by): one pass over the
+// batch's reserved messages, each card looked up once; a message whose
+// card matches none of by takes deadline.
+func (t *Tx) MarkBatchSentBy(ctx context.Context, batchID, fileID int64, deadline time.Time, by []SentDeadline) error {
+	if len(by) == 0 {
+		return t.MarkBatchSent(ctx, batchID, fileID, deadline)
+	}
+	var cases strings.Builder
+	args := []any{fileID, ts(t.Now())}
+	for _, d := range by {
+		cases.WriteString(" WHEN c.profile = ? AND c.cutover = ? THEN ?")
+		args = append(args, d.Profile, d.Cutover, ts(d.Deadline))
+	}
+	args = append(args, ts(deadline), batchID)
+	_, err := t.Exec(ctx, `UPDATE ota_messages SET state = 'sent', file_id = ?, updated_at = ?,
+		deadline = COALESCE((SELECT CASE`+cases.String()+` END FROM cards c WHERE c.iccid = ota_messages.iccid), ?)
+		WHERE batch_id = ? AND state = 'reserved'`, args...)
 	return err
 }
 

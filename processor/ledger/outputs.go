@@ -62,6 +62,7 @@ func (t *Tx) PlanOutput(ctx context.Context, o *Output) (*Output, error) {
 		return nil, err
 	}
 	o.State = OutPlanned
+	o.Created, _ = ParseTime(now)
 	return o, nil
 }
 
