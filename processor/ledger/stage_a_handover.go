@@ -2,8 +2,9 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"slices"
+	"strings"
 )
 
 // HandOver is the donor's handover sweep done by sets: every card in
@@ -33,7 +34,12 @@ type HandOverOutcome struct {
 	Held          []string // ICCIDs, in order
 }
 
-// HandOver takes the cards of o (see HandOver).
+// HandOver takes the cards of o (see HandOver). The cards are read once,
+// by the statement that writes the batch records; the events and the
+// cards' new state are written from those records (the batch is the
+// sweep's own: its records are exactly the cards taken). The cards held
+// are then the recipient's cards still in From, a look-up of the few left
+// in that state rather than a second pass over all of them.
 func (t *Tx) HandOver(ctx context.Context, o HandOver) (HandOverOutcome, error) {
 	var out HandOverOutcome
 	now := ts(t.Now())
@@ -52,14 +58,45 @@ func (t *Tx) HandOver(ctx context.Context, o HandOver) (HandOverOutcome, error) 
 	whereArgs := []any{o.From, o.Recipient}
 	if o.HoldWithoutOTAAlg {
 		held := `EXISTS (SELECT 1 FROM key_sets k WHERE k.iccid = cards.iccid AND k.key_index = cards.key_index AND k.kic_alg = '')`
-		var heldArgs []any
 		if len(o.ThreeB) > 0 {
 			held = `profile NOT IN (` + placeholders(len(o.ThreeB)) + `) AND ` + held
 			for _, p := range o.ThreeB {
-				heldArgs = append(heldArgs, p)
+				whereArgs = append(whereArgs, p)
 			}
 		}
-		rows, err := t.Query(ctx, `SELECT iccid FROM cards WHERE `+where+` AND `+held+` ORDER BY iccid`, append(slices.Clone(whereArgs), heldArgs...)...)
+		where += ` AND NOT (` + held + `)`
+	}
+	args := append([]any{o.BatchID, o.Status, o.Partner}, kindArgs...)
+	args = append(args, whereArgs...)
+	steps := []struct {
+		what  string
+		query string
+		args  []any
+	}{
+		{"records", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
+			SELECT ?, ROW_NUMBER() OVER (ORDER BY iccid), iccid, imsi, ?, '', '', ?, ` + kind + `
+			FROM cards WHERE ` + where + ` ORDER BY iccid`, args},
+		{"events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
+			SELECT iccid, ?, ?, ?, ?, ? FROM batch_records WHERE batch_id = ? ORDER BY line`,
+			[]any{now, o.From, o.To, o.Event, o.Ref, o.BatchID}},
+	}
+	for _, st := range steps {
+		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
+			return out, fmt.Errorf("handover: %s: %w", st.what, err)
+		}
+	}
+	res, err := t.Exec(ctx, `UPDATE cards SET state = ?, updated_at = ? WHERE state = ? AND recipient = ?
+		AND iccid IN (SELECT iccid FROM batch_records WHERE batch_id = ?)`, o.To, now, o.From, o.Recipient, o.BatchID)
+	if err != nil {
+		return out, fmt.Errorf("handover: cards: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return out, err
+	}
+	out.Cards = int(n)
+	if o.HoldWithoutOTAAlg {
+		rows, err := t.Query(ctx, `SELECT iccid FROM cards WHERE state = ? AND recipient = ? ORDER BY iccid`, o.From, o.Recipient)
 		if err != nil {
 			return out, fmt.Errorf("handover: cards held: %w", err)
 		}
@@ -75,43 +112,139 @@ func (t *Tx) HandOver(ctx context.Context, o HandOver) (HandOverOutcome, error) 
 		if err := rows.Err(); err != nil {
 			return out, fmt.Errorf("handover: cards held: %w", err)
 		}
-		if len(out.Held) > 0 {
-			where += ` AND NOT (` + held + `)`
-			whereArgs = append(whereArgs, heldArgs...)
-		}
 	}
-	args := append([]any{o.BatchID, o.Status, o.Partner}, kindArgs...)
-	args = append(args, whereArgs...)
-	steps := []struct {
-		what  string
-		query string
-		args  []any
-	}{
-		{"records", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
-			SELECT ?, ROW_NUMBER() OVER (ORDER BY iccid), iccid, imsi, ?, '', '', ?, ` + kind + `
-			FROM cards WHERE ` + where + ` ORDER BY iccid`, args},
-		{"events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
-			SELECT iccid, ?, state, ?, ?, ? FROM cards WHERE ` + where + ` ORDER BY iccid`,
-			append([]any{now, o.To, o.Event, o.Ref}, whereArgs...)},
-	}
-	for _, st := range steps {
-		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
-			return out, fmt.Errorf("handover: %s: %w", st.what, err)
-		}
-	}
-	res, err := t.Exec(ctx, `UPDATE cards SET state = ?, updated_at = ? WHERE `+where, append([]any{o.To, now}, whereArgs...)...)
-	if err != nil {
-		return out, fmt.Errorf("handover: cards: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return out, err
-	}
-	out.Cards = int(n)
 	if len(o.ThreeB) > 0 {
 		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM batch_records WHERE batch_id = ? AND data = ?`, o.BatchID, o.Kind3b).Scan(&out.ThreeB); err != nil {
 			return out, fmt.Errorf("handover: 3b cards: %w", err)
 		}
 	}
 	return out, nil
+}
+
+// HandoverCard is one record of a handover batch with what the handover
+// file says of its card.
+type HandoverCard struct {
+	Line  int
+	ICCID string // the record's
+	Kind  string // the record's data
+	// Found says whether the ledger holds the card; the fields below are
+	// empty when it does not.
+	Found                      bool
+	IMSI, MSISDN, Profile, Alg string
+	KeyIndex, ListLength       int
+	// KeySet is the card's key set in use: of its key index, the highest
+	// KVN (HasKeySet false when it has none). NoAlgKVN, when not 0, is
+	// the lowest KVN of a key set of that index with no OTA algorithm.
+	HasKeySet bool
+	KeySet    KeySet
+	NoAlgKVN  int
+	// Secrets are those of the names asked for that the card has, of its
+	// current key index, in the order asked; read only for records of
+	// the kind that carries secrets.
+	Secrets []Secret
+}
+
+// HandoverPages calls fn with a handover batch's records of one partner
+// ("" = all) in line order, in pages of up to size records, each with its
+// card, its key set in use and, for records whose kind is secretKind, its
+// wrapped secrets named in names: one query a page, a row a record (a row
+// a key set, for the rare card with several of its index), and nothing
+// read that the file does not carry. Each page is a new slice: fn may
+// hand it to another goroutine.
+func (d *DB) HandoverPages(ctx context.Context, batchID int64, partner, secretKind string, names []string, size int, fn func([]HandoverCard) error) error {
+	if size <= 0 {
+		size = pageSize
+	}
+	var cols, joins strings.Builder
+	var args []any
+	for i, nm := range names {
+		fmt.Fprintf(&cols, ", s%d.blob", i)
+		fmt.Fprintf(&joins, "\n\t\tLEFT JOIN card_secrets s%d ON r.data = ? AND s%d.iccid = c.iccid AND s%d.key_index = c.key_index AND s%d.name = ?", i, i, i, i)
+		args = append(args, secretKind, nm)
+	}
+	// A page is a range of lines: the rows of a record's key sets are
+	// never split between pages.
+	bound := `SELECT COUNT(*), COALESCE(MAX(line), 0) FROM (SELECT line FROM batch_records
+		WHERE batch_id = ? AND (? = '' OR partner = ?) AND line > ? ORDER BY line LIMIT ?) p`
+	query := `SELECT r.line, r.iccid, r.data, c.iccid, c.imsi, c.msisdn, c.profile, c.algorithm, c.key_index, c.list_length,
+			k.kvn, k.kic_alg, k.counter` + cols.String() + `
+		FROM batch_records r LEFT JOIN cards c ON c.iccid = r.iccid
+		LEFT JOIN key_sets k ON k.iccid = c.iccid AND k.key_index = c.key_index` + joins.String() + `
+		WHERE r.batch_id = ? AND (? = '' OR r.partner = ?) AND r.line > ? AND r.line <= ? ORDER BY r.line`
+	args = append(args, batchID, partner, partner, 0, 0)
+	lo, hi := &args[len(args)-2], &args[len(args)-1]
+	after := -1 << 62
+	blobs := make([][]byte, len(names))
+	dest := make([]any, 0, 13+len(names))
+	for {
+		var n, last int
+		if err := d.QueryRow(ctx, bound, batchID, partner, partner, after, size).Scan(&n, &last); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		*lo, *hi = after, last
+		page := make([]HandoverCard, 0, n)
+		rows, err := d.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var hc HandoverCard
+			var iccid, imsi, msisdn, profile, alg, kicAlg sql.NullString
+			var keyIndex, listLength, kvn, counter sql.NullInt64
+			dest = append(dest[:0], &hc.Line, &hc.ICCID, &hc.Kind, &iccid, &imsi, &msisdn, &profile, &alg, &keyIndex, &listLength,
+				&kvn, &kicAlg, &counter)
+			for i := range blobs {
+				blobs[i] = nil
+				dest = append(dest, &blobs[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return err
+			}
+			if k := len(page) - 1; k >= 0 && page[k].Line == hc.Line {
+				// Another key set of the same card's index.
+				page[k].addKeySet(kvn, kicAlg, counter)
+				continue
+			}
+			hc.Found = iccid.Valid
+			hc.IMSI, hc.MSISDN, hc.Profile, hc.Alg = imsi.String, msisdn.String, profile.String, alg.String
+			hc.KeyIndex, hc.ListLength = int(keyIndex.Int64), int(listLength.Int64)
+			hc.addKeySet(kvn, kicAlg, counter)
+			hc.Secrets = secretsFrom(names, blobs, hc.KeyIndex)
+			page = append(page, hc)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(page) != n {
+			return fmt.Errorf("handover batch %d: %d records after line %d, %d read", batchID, n, after, len(page))
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if n < size {
+			return nil
+		}
+		after = last
+	}
+}
+
+// addKeySet records one key set of the card's key index (a NULL kvn: it
+// has none).
+func (hc *HandoverCard) addKeySet(kvn sql.NullInt64, kicAlg sql.NullString, counter sql.NullInt64) {
+	if !kvn.Valid {
+		return
+	}
+	v := int(kvn.Int64)
+	if kicAlg.String == "" && (hc.NoAlgKVN == 0 || v < hc.NoAlgKVN) {
+		hc.NoAlgKVN = v
+	}
+	if !hc.HasKeySet || v > hc.KeySet.KVN {
+		hc.HasKeySet = true
+		hc.KeySet = KeySet{KeyIndex: hc.KeyIndex, KVN: v, KIcAlg: kicAlg.String, Counter: counter.Int64}
+	}
 }
