@@ -56,7 +56,18 @@ func (t *Tx) HandOver(ctx context.Context, o HandOver) (HandOverOutcome, error) 
 	// The cards taken: where, with its arguments.
 	where := `state = ? AND recipient = ?`
 	whereArgs := []any{o.From, o.Recipient}
+	hold := false
 	if o.HoldWithoutOTAAlg {
+		// Every import records the algorithm: a look for a key set
+		// without one (a scan of one narrow table) spares a look-up of
+		// every card's key set when there is none.
+		var n int
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM key_sets WHERE kic_alg = '' LIMIT 1) k`).Scan(&n); err != nil {
+			return out, fmt.Errorf("handover: key sets without algorithm: %w", err)
+		}
+		hold = n > 0
+	}
+	if hold {
 		held := `EXISTS (SELECT 1 FROM key_sets k WHERE k.iccid = cards.iccid AND k.key_index = cards.key_index AND k.kic_alg = '')`
 		if len(o.ThreeB) > 0 {
 			held = `profile NOT IN (` + placeholders(len(o.ThreeB)) + `) AND ` + held
@@ -95,7 +106,7 @@ func (t *Tx) HandOver(ctx context.Context, o HandOver) (HandOverOutcome, error) 
 		return out, err
 	}
 	out.Cards = int(n)
-	if o.HoldWithoutOTAAlg {
+	if hold {
 		rows, err := t.Query(ctx, `SELECT iccid FROM cards WHERE state = ? AND recipient = ? ORDER BY iccid`, o.From, o.Recipient)
 		if err != nil {
 			return out, fmt.Errorf("handover: cards held: %w", err)
