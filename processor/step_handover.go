@@ -66,9 +66,10 @@ func (s *Handover) Apply(ctx context.Context, w *Work) error {
 
 // renderHandover writes the handover of a batch: 3a records carry the
 // card's secrets, unwrapped from the master key and wrapped at once under
-// the recipient's transport key; 3b records carry no secret. The next page
-// is read from the ledger (one query a page) while this one's secrets are
-// re-wrapped on the other cores and its records written.
+// the recipient's transport key; 3b records carry no secret. Pages are
+// read from the ledger (one query a page) on two connections at once,
+// while the last page's secrets are re-wrapped on every core and its
+// records written.
 var renderHandover = &renderer{
 	schema: native.Handover,
 	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
@@ -77,13 +78,15 @@ var renderHandover = &renderer{
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
 		to := p.Partners[o.Partner]
 		rec := native.NewRecord(native.Handover)
-		wrapped := make([][]string, cardPageSize)
+		wrapped := make([][]string, handoverPageSize)
 		for i := range wrapped {
 			wrapped[i] = make([]string, len(handoverSecretFields))
 		}
 		rw := newRewrappers()
-		return readAhead(ctx, func(ctx context.Context, page func([]ledger.HandoverCard) error) error {
-			return p.Ledger.HandoverPages(ctx, o.BatchID, o.Partner, native.Kind3a, handoverSecretFields, cardPageSize, page)
+		return readInOrder(ctx, handoverReaders, func(ctx context.Context, next func(ledger.PageBounds) error) error {
+			return p.Ledger.HandoverPageBounds(ctx, o.BatchID, o.Partner, handoverPageSize, next)
+		}, func(ctx context.Context, b ledger.PageBounds) ([]ledger.HandoverCard, error) {
+			return p.Ledger.HandoverPage(ctx, o.BatchID, o.Partner, native.Kind3a, handoverSecretFields, b)
 		}, func(ctx context.Context, page []ledger.HandoverCard) error {
 			for len(wrapped) < len(page) {
 				wrapped = append(wrapped, make([]string, len(handoverSecretFields)))
@@ -104,6 +107,81 @@ var renderHandover = &renderer{
 			return nil
 		})
 	},
+}
+
+// handoverPageSize is how many records of a handover batch are read at a
+// time (a variable for tests that need several pages of a few cards).
+var handoverPageSize = cardPageSize
+
+// handoverReaders is how many pages of a handover batch are read at once:
+// reading a page (its records, cards, key sets and five secrets joined)
+// takes longer than re-wrapping and writing it.
+const handoverReaders = 2
+
+// readInOrder reads pages on readers goroutines at once (the ledger gives
+// each its own connection) and hands them to use one at a time, in the
+// order bounds gave their bounds. At most 2×readers pages are read and not
+// yet used, so memory stays bounded whatever the number of pages. An
+// error of any part ends them all.
+func readInOrder[B, P any](ctx context.Context, readers int, bounds func(ctx context.Context, next func(B) error) error,
+	read func(ctx context.Context, b B) (P, error), use func(ctx context.Context, page P) error) error {
+	type slot struct {
+		b    B
+		page P
+		err  error
+		done chan struct{}
+	}
+	readers = max(1, readers)
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan *slot, readers)
+	order := make(chan *slot, readers)
+	g.Go(func() error {
+		defer close(jobs)
+		defer close(order)
+		return bounds(gctx, func(b B) error {
+			s := &slot{b: b, done: make(chan struct{})}
+			select {
+			case order <- s:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			select {
+			case jobs <- s:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	})
+	for range readers {
+		g.Go(func() error {
+			for s := range jobs {
+				s.page, s.err = read(gctx, s.b)
+				close(s.done)
+				if s.err != nil {
+					return s.err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		for s := range order {
+			select {
+			case <-s.done:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if s.err != nil {
+				return s.err
+			}
+			if err := use(gctx, s.page); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return g.Wait()
 }
 
 // cardPageSize is how many batch records a renderer reads at a time.

@@ -158,90 +158,113 @@ type HandoverCard struct {
 // HandoverPages calls fn with a handover batch's records of one partner
 // ("" = all) in line order, in pages of up to size records, each with its
 // card, its key set in use and, for records whose kind is secretKind, its
-// wrapped secrets named in names: one query a page, a row a record (a row
-// a key set, for the rare card with several of its index), and nothing
-// read that the file does not carry. Each page is a new slice: fn may
-// hand it to another goroutine.
+// wrapped secrets named in names (HandoverPageBounds, then HandoverPage
+// for each page). Each page is a new slice: fn may hand it to another
+// goroutine.
 func (d *DB) HandoverPages(ctx context.Context, batchID int64, partner, secretKind string, names []string, size int, fn func([]HandoverCard) error) error {
+	return d.HandoverPageBounds(ctx, batchID, partner, size, func(b PageBounds) error {
+		page, err := d.HandoverPage(ctx, batchID, partner, secretKind, names, b)
+		if err != nil {
+			return err
+		}
+		return fn(page)
+	})
+}
+
+// PageBounds are the lines of one page of a batch's records: those after
+// After up to Last, N records.
+type PageBounds struct {
+	After, Last, N int
+}
+
+// HandoverPageBounds calls fn with the bounds of each page of up to size
+// of a batch's records of one partner ("" = all), in line order: a query
+// of the records' key alone a page, so that the pages can then be read in
+// any order, or at once on several connections.
+func (d *DB) HandoverPageBounds(ctx context.Context, batchID int64, partner string, size int, fn func(PageBounds) error) error {
 	if size <= 0 {
 		size = pageSize
 	}
+	after := -1 << 62
+	for {
+		b := PageBounds{After: after}
+		if err := d.QueryRow(ctx, `SELECT COUNT(*), COALESCE(MAX(line), 0) FROM (SELECT line FROM batch_records
+			WHERE batch_id = ? AND (? = '' OR partner = ?) AND line > ? ORDER BY line LIMIT ?) p`,
+			batchID, partner, partner, after, size).Scan(&b.N, &b.Last); err != nil {
+			return err
+		}
+		if b.N == 0 {
+			return nil
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+		if b.N < size {
+			return nil
+		}
+		after = b.Last
+	}
+}
+
+// HandoverPage reads the records of one page (HandoverPageBounds) of a
+// handover batch, each with its card, its key set in use and, for records
+// whose kind is secretKind, its wrapped secrets named in names: one query,
+// a row a record (a row a key set, for the rare card with several of its
+// index, which a page never splits), and nothing read that the file does
+// not carry.
+func (d *DB) HandoverPage(ctx context.Context, batchID int64, partner, secretKind string, names []string, b PageBounds) ([]HandoverCard, error) {
 	var cols, joins strings.Builder
-	var args []any
+	args := make([]any, 0, 2*len(names)+5)
 	for i, nm := range names {
 		fmt.Fprintf(&cols, ", s%d.blob", i)
 		fmt.Fprintf(&joins, "\n\t\tLEFT JOIN card_secrets s%d ON r.data = ? AND s%d.iccid = c.iccid AND s%d.key_index = c.key_index AND s%d.name = ?", i, i, i, i)
 		args = append(args, secretKind, nm)
 	}
-	// A page is a range of lines: the rows of a record's key sets are
-	// never split between pages.
-	bound := `SELECT COUNT(*), COALESCE(MAX(line), 0) FROM (SELECT line FROM batch_records
-		WHERE batch_id = ? AND (? = '' OR partner = ?) AND line > ? ORDER BY line LIMIT ?) p`
-	query := `SELECT r.line, r.iccid, r.data, c.iccid, c.imsi, c.msisdn, c.profile, c.algorithm, c.key_index, c.list_length,
-			k.kvn, k.kic_alg, k.counter` + cols.String() + `
+	args = append(args, batchID, partner, partner, b.After, b.Last)
+	rows, err := d.Query(ctx, `SELECT r.line, r.iccid, r.data, c.iccid, c.imsi, c.msisdn, c.profile, c.algorithm, c.key_index, c.list_length,
+			k.kvn, k.kic_alg, k.counter`+cols.String()+`
 		FROM batch_records r LEFT JOIN cards c ON c.iccid = r.iccid
-		LEFT JOIN key_sets k ON k.iccid = c.iccid AND k.key_index = c.key_index` + joins.String() + `
-		WHERE r.batch_id = ? AND (? = '' OR r.partner = ?) AND r.line > ? AND r.line <= ? ORDER BY r.line`
-	args = append(args, batchID, partner, partner, 0, 0)
-	lo, hi := &args[len(args)-2], &args[len(args)-1]
-	after := -1 << 62
+		LEFT JOIN key_sets k ON k.iccid = c.iccid AND k.key_index = c.key_index`+joins.String()+`
+		WHERE r.batch_id = ? AND (? = '' OR r.partner = ?) AND r.line > ? AND r.line <= ? ORDER BY r.line`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	page := make([]HandoverCard, 0, b.N)
 	blobs := make([][]byte, len(names))
 	dest := make([]any, 0, 13+len(names))
-	for {
-		var n, last int
-		if err := d.QueryRow(ctx, bound, batchID, partner, partner, after, size).Scan(&n, &last); err != nil {
-			return err
+	for rows.Next() {
+		var hc HandoverCard
+		var iccid, imsi, msisdn, profile, alg, kicAlg sql.NullString
+		var keyIndex, listLength, kvn, counter sql.NullInt64
+		dest = append(dest[:0], &hc.Line, &hc.ICCID, &hc.Kind, &iccid, &imsi, &msisdn, &profile, &alg, &keyIndex, &listLength,
+			&kvn, &kicAlg, &counter)
+		for i := range blobs {
+			blobs[i] = nil
+			dest = append(dest, &blobs[i])
 		}
-		if n == 0 {
-			return nil
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
 		}
-		*lo, *hi = after, last
-		page := make([]HandoverCard, 0, n)
-		rows, err := d.Query(ctx, query, args...)
-		if err != nil {
-			return err
+		if k := len(page) - 1; k >= 0 && page[k].Line == hc.Line {
+			// Another key set of the same card's index.
+			page[k].addKeySet(kvn, kicAlg, counter)
+			continue
 		}
-		for rows.Next() {
-			var hc HandoverCard
-			var iccid, imsi, msisdn, profile, alg, kicAlg sql.NullString
-			var keyIndex, listLength, kvn, counter sql.NullInt64
-			dest = append(dest[:0], &hc.Line, &hc.ICCID, &hc.Kind, &iccid, &imsi, &msisdn, &profile, &alg, &keyIndex, &listLength,
-				&kvn, &kicAlg, &counter)
-			for i := range blobs {
-				blobs[i] = nil
-				dest = append(dest, &blobs[i])
-			}
-			if err := rows.Scan(dest...); err != nil {
-				rows.Close()
-				return err
-			}
-			if k := len(page) - 1; k >= 0 && page[k].Line == hc.Line {
-				// Another key set of the same card's index.
-				page[k].addKeySet(kvn, kicAlg, counter)
-				continue
-			}
-			hc.Found = iccid.Valid
-			hc.IMSI, hc.MSISDN, hc.Profile, hc.Alg = imsi.String, msisdn.String, profile.String, alg.String
-			hc.KeyIndex, hc.ListLength = int(keyIndex.Int64), int(listLength.Int64)
-			hc.addKeySet(kvn, kicAlg, counter)
-			hc.Secrets = secretsFrom(names, blobs, hc.KeyIndex)
-			page = append(page, hc)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(page) != n {
-			return fmt.Errorf("handover batch %d: %d records after line %d, %d read", batchID, n, after, len(page))
-		}
-		if err := fn(page); err != nil {
-			return err
-		}
-		if n < size {
-			return nil
-		}
-		after = last
+		hc.Found = iccid.Valid
+		hc.IMSI, hc.MSISDN, hc.Profile, hc.Alg = imsi.String, msisdn.String, profile.String, alg.String
+		hc.KeyIndex, hc.ListLength = int(keyIndex.Int64), int(listLength.Int64)
+		hc.addKeySet(kvn, kicAlg, counter)
+		hc.Secrets = secretsFrom(names, blobs, hc.KeyIndex)
+		page = append(page, hc)
 	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(page) != b.N {
+		return nil, fmt.Errorf("handover batch %d: %d records after line %d, %d read", batchID, b.N, b.After, len(page))
+	}
+	return page, nil
 }
 
 // addKeySet records one key set of the card's key index (a NULL kvn: it
