@@ -361,6 +361,9 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 		}
 		return 0, false, nil
 	}
+	if len(rs) == 0 {
+		return -1 << 31, nil // no range: every line is short of an IMSI
+	}
 	page := make([]int64, 0, switchPage)
 	after, ri := int64(-1<<31), 0 // before every line (line is a 32-bit INTEGER on a server)
 	short = 1<<31 - 1
