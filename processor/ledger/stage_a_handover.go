@@ -231,7 +231,11 @@ func (d *DB) HandoverPage(ctx context.Context, batchID int64, partner, secretKin
 	}
 	defer rows.Close()
 	page := make([]HandoverCard, 0, b.N)
-	blobs := make([][]byte, len(names))
+	// The page's secrets and their blobs are held in one slice each,
+	// rather than a few allocations a card.
+	secrets := make([]Secret, 0, b.N*len(names))
+	arena := make([]byte, 0, b.N*len(names)*64)
+	blobs := make([]sql.RawBytes, len(names))
 	dest := make([]any, 0, 13+len(names))
 	for rows.Next() {
 		var hc HandoverCard
@@ -240,7 +244,6 @@ func (d *DB) HandoverPage(ctx context.Context, batchID int64, partner, secretKin
 		dest = append(dest[:0], &hc.Line, &hc.ICCID, &hc.Kind, &iccid, &imsi, &msisdn, &profile, &alg, &keyIndex, &listLength,
 			&kvn, &kicAlg, &counter)
 		for i := range blobs {
-			blobs[i] = nil
 			dest = append(dest, &blobs[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
@@ -255,7 +258,18 @@ func (d *DB) HandoverPage(ctx context.Context, batchID int64, partner, secretKin
 		hc.IMSI, hc.MSISDN, hc.Profile, hc.Alg = imsi.String, msisdn.String, profile.String, alg.String
 		hc.KeyIndex, hc.ListLength = int(keyIndex.Int64), int(listLength.Int64)
 		hc.addKeySet(kvn, kicAlg, counter)
-		hc.Secrets = secretsFrom(names, blobs, hc.KeyIndex)
+		first := len(secrets)
+		for i, blob := range blobs {
+			if blob == nil {
+				continue // the card has no such secret
+			}
+			at := len(arena)
+			arena = append(arena, blob...)
+			secrets = append(secrets, Secret{Name: names[i], KeyIndex: hc.KeyIndex, Blob: arena[at:len(arena):len(arena)]})
+		}
+		if len(secrets) > first {
+			hc.Secrets = secrets[first:len(secrets):len(secrets)]
+		}
 		page = append(page, hc)
 	}
 	if err := rows.Err(); err != nil {
