@@ -19,8 +19,11 @@ import (
 // not one still moving, not a 3a card whose key set has no algorithm —
 // numbers them in ICCID order, tells 3a from 3b by the profile, and
 // leaves the same ledger and the same handover and key-release files.
+// The file is read in pages of a few cards, several read at once: the
+// records come out once each, in order.
 func TestHandoverSweepSameAsPerRecord(t *testing.T) {
 	const n = 120 // several cards a core
+	defer processor.SetHandoverPageSize(7)()
 	run := func(step func(a *processor.Party) processor.SweepStep) (string, *processor.Result, map[string][]string) {
 		ctx := context.Background()
 		w, f, a, _ := setup3a(t, n)
@@ -129,6 +132,15 @@ func TestHandoverSweepSameAsPerRecord(t *testing.T) {
 	}
 	if len(files["handover"]) != want || len(files["key-release"]) == 0 || len(files) != 2 {
 		t.Errorf("files: %d handover records, %d key-release records, %d files", len(files["handover"]), len(files["key-release"]), len(files))
+	}
+	// In ICCID order, each card once (the ICCID is a record's second field).
+	last := ""
+	for i, r := range files["handover"] {
+		iccid := strings.Fields(r)[1]
+		if iccid <= last {
+			t.Errorf("handover record %d: %s after %s", i+1, iccid, last)
+		}
+		last = iccid
 	}
 	for typ, recs := range refFiles {
 		if strings.Join(recs, "\n") != strings.Join(files[typ], "\n") {

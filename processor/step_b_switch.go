@@ -233,7 +233,8 @@ func switchVerdict(p *Party, rec *native.Record, donor *Partner, l *ledger.Switc
 }
 
 // renderIMSIList writes the imsi-list of a switch-request batch for one
-// donor.
+// donor. The next page of answers is read from the ledger while this one
+// is written, encrypted and signed.
 var renderIMSIList = &renderer{
 	schema: native.IMSIList,
 	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
@@ -241,11 +242,31 @@ var renderIMSIList = &renderer{
 	},
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
 		rec := native.NewRecord(native.IMSIList)
-		return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, recordRequested, func(r ledger.BatchRecord) error {
-			rec.Set(native.FieldICCID, r.ICCID)
-			rec.Set(native.FieldIMSI, r.IMSI)
-			rec.Set(native.FieldCutoverDate, r.Data)
-			return emit(rec)
+		return readAhead(ctx, func(ctx context.Context, page func([]ledger.BatchRecord) error) error {
+			buf := make([]ledger.BatchRecord, 0, cardPageSize)
+			err := p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, recordRequested, func(r ledger.BatchRecord) error {
+				buf = append(buf, r)
+				if len(buf) < cap(buf) {
+					return nil
+				}
+				full := buf
+				buf = make([]ledger.BatchRecord, 0, cardPageSize)
+				return page(full)
+			})
+			if err != nil || len(buf) == 0 {
+				return err
+			}
+			return page(buf)
+		}, func(ctx context.Context, page []ledger.BatchRecord) error {
+			for _, r := range page {
+				rec.Set(native.FieldICCID, r.ICCID)
+				rec.Set(native.FieldIMSI, r.IMSI)
+				rec.Set(native.FieldCutoverDate, r.Data)
+				if err := emit(rec); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	},
 }

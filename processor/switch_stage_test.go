@@ -272,3 +272,49 @@ func TestSwitchRequestManyLinesSameAsPerRecord(t *testing.T) {
 		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
 	}
 }
+
+// Ranges that overlap (nothing in the configuration forbids it): the
+// second range, once the first runs out, skips every number the first
+// handed out in the same run, as it skips those allocated before; no IMSI
+// is handed out twice and the ledger is the record-at-a-time path's.
+func TestSwitchRequestOverlappingRangesSameAsPerRecord(t *testing.T) {
+	const n = 5000
+	f, err := fleet.New(fleet.Options{N: n, Seed: "switch-overlap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(step func(donor *processor.Partner) processor.FileStep) (string, processor.Counts) {
+		w := newWorld(t)
+		b := w.party("MNOB", mustRanges(t, "999-99:0000000000-0000099999"), []processor.Range{
+			// 3000 numbers, then a range over its last 2000 and 4000 more.
+			{Name: "b-one", From: "999990000010000", To: "999990000012999"},
+			{Name: "b-two", From: "999990000011000", To: "999990000016999"},
+		})
+		w.partner(b, "m2m", "M2M", "m2m-operator", "", nil, false)
+		w.partner(b, "mno-a", "MNOA", "operator", "tk-ab", mustRanges(t, "001-01"), false)
+		res := w.process(b, "m2m", step(b.Partners["mno-a"]), w.send("M2M", "MNOB", native.SwitchRequest, n, false, "",
+			fleet.SwitchRequestRecords(f.Cards, "MNOA", w.now.AddDate(0, 0, 1))))
+		return dumpLedger(t, b), res.Counts
+	}
+	setDump, counts := run(func(d *processor.Partner) processor.FileStep { return &processor.SwitchRequest{Donor: d} })
+	refDump, refCounts := run(func(d *processor.Partner) processor.FileStep { return &processor.SwitchRequestPerRecord{Donor: d} })
+	if counts.Accepted != n || counts != refCounts {
+		t.Errorf("counts %+v; the record-at-a-time path's %+v", counts, refCounts)
+	}
+	// 3000 from the first range, then 2000 of the second's numbers after
+	// the first's end: the cursors say where each stopped.
+	for _, want := range []string{"[b-one 999990000013000]", "[b-two 999990000015000]"} {
+		if !strings.Contains(setDump, want) {
+			t.Errorf("no cursor %s", want)
+		}
+	}
+	if setDump != refDump {
+		a, b := strings.Split(setDump, "\n"), strings.Split(refDump, "\n")
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("the ledgers differ first at line %d:\nby sets:          %s\nrecord at a time: %s", i, a[i], b[i])
+			}
+		}
+		t.Fatalf("the ledgers differ in length: %d and %d lines", len(a), len(b))
+	}
+}

@@ -70,7 +70,6 @@ func (t *Tx) StageSwitch(ctx context.Context) (*SwitchStage, error) {
   had     TEXT NOT NULL DEFAULT '',
   imsi    TEXT NOT NULL DEFAULT ''
 )`,
-		`CREATE INDEX ` + switchTable + `_iccid ON ` + switchTable + ` (iccid)`,
 		`CREATE TEMP TABLE ` + switchAllocTable + ` (line INTEGER PRIMARY KEY, imsi TEXT NOT NULL)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
@@ -155,6 +154,11 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 		}
 	}
 	if o.DuplicateICCID.Reason != "" {
+		// The index is made once the lines are in: sorting them once
+		// costs less than keeping it in order line by line.
+		if _, err := t.Exec(ctx, `CREATE INDEX `+switchTable+`_iccid ON `+switchTable+` (iccid)`); err != nil {
+			return out, fmt.Errorf("switch stage: %w", err)
+		}
 		if _, err := t.Exec(ctx, `UPDATE `+switchTable+` SET reason = ?, detail = ? || CAST(line AS TEXT) || ? || iccid
 			WHERE EXISTS (SELECT 1 FROM `+switchTable+` d WHERE d.iccid = `+switchTable+`.iccid AND d.line < `+switchTable+`.line)`,
 			o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd); err != nil {
@@ -179,35 +183,38 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 			return out, fmt.Errorf("switch stage: %s: %w", st.what, err)
 		}
 	}
-	if err := s.allocate(ctx, o.Ranges, now); err != nil {
+	short, err := s.allocate(ctx, o.Ranges, now)
+	if err != nil {
 		return out, err
 	}
+	// A line's IMSI is the one it had (a rerun) or the one the pass
+	// handed out: read where it is, rather than copied into every line.
+	const imsi = `COALESCE(a.imsi, s.imsi)`
+	const withIMSI = switchTable + ` s LEFT JOIN ` + switchAllocTable + ` a ON a.line = s.line`
 	steps = []struct {
 		what  string
 		query string
 		args  []any
 	}{
-		{"new IMSIs", `UPDATE ` + switchTable + ` SET imsi = (SELECT a.imsi FROM ` + switchAllocTable + ` a WHERE a.line = ` + switchTable + `.line)
-			WHERE line IN (SELECT line FROM ` + switchAllocTable + `)`, nil},
-		{"exhausted", `UPDATE ` + switchTable + ` SET reason = ?, detail = ? WHERE reason = '' AND imsi = ''`,
-			[]any{o.Exhausted.Reason, o.Exhausted.Detail}},
+		{"exhausted", `UPDATE ` + switchTable + ` SET reason = ?, detail = ? WHERE reason = '' AND imsi = '' AND line >= ?`,
+			[]any{o.Exhausted.Reason, o.Exhausted.Detail, short}},
 		{"reopened cards' events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
 			SELECT iccid, ?, had, ?, ?, ref FROM ` + switchTable + ` WHERE reason = '' AND had <> '' ORDER BY line`,
 			[]any{now, o.State, o.Event}},
-		{"reopened cards", `UPDATE cards SET state = ?, updated_at = ?, imsi = s.imsi, cutover = s.cutover, request_ref = s.ref, owner = ?, recipient = ''
-			FROM ` + switchTable + ` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.had <> ''`,
+		{"reopened cards", `UPDATE cards SET state = ?, updated_at = ?, imsi = ` + imsi + `, cutover = s.cutover, request_ref = s.ref, owner = ?, recipient = ''
+			FROM ` + withIMSI + ` WHERE cards.iccid = s.iccid AND s.reason = '' AND s.had <> ''`,
 			[]any{o.State, now, o.Owner}},
 		{"new cards", `INSERT INTO cards (` + cardCols + `)
-			SELECT iccid, imsi, '', ?, '', '', ?, source, 0, 0, '', '', cutover, ref, 0, '', ?, ?, '', ''
-			FROM ` + switchTable + ` WHERE reason = '' AND had = '' ORDER BY line`,
+			SELECT s.iccid, ` + imsi + `, '', ?, '', '', ?, s.source, 0, 0, '', '', s.cutover, s.ref, 0, '', ?, ?, '', ''
+			FROM ` + withIMSI + ` WHERE s.reason = '' AND s.had = '' ORDER BY s.line`,
 			[]any{o.State, o.Owner, now, now}},
 		{"new cards' events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
 			SELECT iccid, ?, '', ?, 'imported', source FROM ` + switchTable + ` WHERE reason = '' AND had = '' ORDER BY line`,
 			[]any{now, o.State}},
 		{"answers", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
-			SELECT ?, line, iccid, CASE WHEN reason = '' THEN imsi ELSE '' END, CASE WHEN reason = '' THEN ? ELSE ? END,
-				reason, detail, partner, CASE WHEN reason = '' THEN cutover ELSE '' END
-			FROM ` + switchTable + ` ORDER BY line
+			SELECT ?, s.line, s.iccid, CASE WHEN s.reason = '' THEN ` + imsi + ` ELSE '' END, CASE WHEN s.reason = '' THEN ? ELSE ? END,
+				s.reason, s.detail, s.partner, CASE WHEN s.reason = '' THEN s.cutover ELSE '' END
+			FROM ` + withIMSI + ` ORDER BY s.line
 			ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
 				reason = excluded.reason, detail = excluded.detail, partner = excluded.partner, data = excluded.data`,
 			[]any{o.BatchID, o.Accepted, o.Rejected}},
@@ -237,12 +244,16 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 }
 
 // allocate is the one pass that hands out new IMSIs: the accepted lines
-// without one, a page at a time in line order, each get the next free
-// number of the first range that has one. The numbers already allocated
-// are read a window at a time, from the cursor up, so that a number is
-// skipped without a query of its own. Each range's cursor ends past its
-// last number handed out.
-func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now string) error {
+// without one, a page of line numbers at a time in line order, each get
+// the next free number of the first range that has one. The numbers
+// already allocated are read a window at a time, from the cursor up, so
+// that a number is skipped without a query of its own. The pass writes
+// only (line, IMSI) pairs; the allocations are written from them and the
+// stage by one statement, before a window of another range is read (the
+// ranges may overlap) and at the end. Each range's cursor ends past its
+// last number handed out. It returns the first line left without an
+// IMSI because every range is exhausted (past every line when none).
+func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now string) (short int64, err error) {
 	t := s.t
 	type rng struct {
 		IMSIRange
@@ -260,9 +271,9 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 		lo, err1 := strconv.ParseUint(r.From, 10, 64)
 		hi, err2 := strconv.ParseUint(r.To, 10, 64)
 		if err1 != nil || err2 != nil || len(r.From) != len(r.To) || lo > hi {
-			return fmt.Errorf("IMSI range %s: bad bounds %s-%s", r.Name, r.From, r.To)
+			return 0, fmt.Errorf("IMSI range %s: bad bounds %s-%s", r.Name, r.From, r.To)
 		}
-		x := &rng{IMSIRange: r, lo: lo, hi: hi, cur: lo, width: len(r.From)}
+		x := &rng{IMSIRange: r, lo: lo, hi: hi, cur: lo, width: len(r.From), taken: map[uint64]bool{}}
 		var next string
 		err := t.QueryRow(ctx, `SELECT next FROM alloc_cursors WHERE range_name = ?`, r.Name).Scan(&next)
 		if err == nil {
@@ -270,11 +281,29 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 				x.cur = v
 			}
 		} else if !errors.Is(err, sql.ErrNoRows) {
-			return err
+			return 0, err
 		}
 		rs = append(rs, x)
 	}
-	ins := t.Inserter("imsi_allocations", []string{"imsi", "iccid", "state", "ref", "created_at", "updated_at"}, 512)
+	// The allocations of the lines after written, in line order; pending
+	// says some are not written yet, from range pendingFrom on.
+	written, pending, pendingFrom := int64(-1<<31), false, 0
+	var last int64
+	writeAllocations := func() error {
+		if !pending {
+			return nil
+		}
+		if err := s.alloc.Flush(ctx); err != nil {
+			return err
+		}
+		if _, err := t.Exec(ctx, `INSERT INTO imsi_allocations (imsi, iccid, state, ref, created_at, updated_at)
+			SELECT a.imsi, s.iccid, ?, s.ref, ?, ? FROM `+switchAllocTable+` a JOIN `+switchTable+` s ON s.line = a.line
+			WHERE a.line > ? ORDER BY a.line`, IMSIAllocated, now, now, written); err != nil {
+			return err
+		}
+		written, pending = last, false
+		return nil
+	}
 	format := func(v uint64, width int) string {
 		d := strconv.FormatUint(v, 10)
 		for len(d) < width {
@@ -284,12 +313,16 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 	}
 	const window = 4096
 	// loadWindow reads the allocated numbers of r from cur on.
-	loadWindow := func(r *rng) error {
-		if err := ins.Flush(ctx); err != nil {
-			return err
+	loadWindow := func(ri int) error {
+		r := rs[ri]
+		if pending && pendingFrom < ri {
+			// Another range's numbers of this pass must count.
+			if err := writeAllocations(); err != nil {
+				return err
+			}
 		}
 		r.winHi = min(r.hi, r.cur+window-1)
-		r.taken = map[uint64]bool{}
+		clear(r.taken)
 		rows, err := t.Query(ctx, `SELECT imsi FROM imsi_allocations WHERE imsi >= ? AND imsi <= ?`, format(r.cur, r.width), format(r.winHi, r.width))
 		if err != nil {
 			return err
@@ -310,11 +343,13 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 		r.ready = true
 		return rows.Err()
 	}
-	// next is the next free number of r, or false when r has none left.
-	next := func(r *rng) (uint64, bool, error) {
+	// next is the next free number of range ri, or false when it has
+	// none left.
+	next := func(ri int) (uint64, bool, error) {
+		r := rs[ri]
 		for r.cur <= r.hi {
 			if !r.ready || r.cur > r.winHi {
-				if err := loadWindow(r); err != nil {
+				if err := loadWindow(ri); err != nil {
 					return 0, false, err
 				}
 			}
@@ -326,41 +361,41 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 		}
 		return 0, false, nil
 	}
-	type line struct {
-		n          int
-		iccid, ref string
+	if len(rs) == 0 {
+		return -1 << 31, nil // no range: every line is short of an IMSI
 	}
-	page := make([]line, 0, switchPage)
-	after, ri := -1<<31, 0 // before every line (line is a 32-bit INTEGER on a server)
+	page := make([]int64, 0, switchPage)
+	after, ri := int64(-1<<31), 0 // before every line (line is a 32-bit INTEGER on a server)
+	short = 1<<31 - 1
 	for ri < len(rs) {
 		page = page[:0]
-		rows, err := t.Query(ctx, `SELECT line, iccid, ref FROM `+switchTable+` WHERE reason = '' AND imsi = '' AND line > ? ORDER BY line LIMIT ?`, after, switchPage)
+		rows, err := t.Query(ctx, `SELECT line FROM `+switchTable+` WHERE reason = '' AND imsi = '' AND line > ? ORDER BY line LIMIT ?`, after, switchPage)
 		if err != nil {
-			return fmt.Errorf("switch stage: allocation: %w", err)
+			return 0, fmt.Errorf("switch stage: allocation: %w", err)
 		}
 		for rows.Next() {
-			var l line
-			if err := rows.Scan(&l.n, &l.iccid, &l.ref); err != nil {
+			var l int64
+			if err := rows.Scan(&l); err != nil {
 				rows.Close()
-				return err
+				return 0, err
 			}
 			page = append(page, l)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return err
+			return 0, err
 		}
 		if len(page) == 0 {
 			break
 		}
-		after = page[len(page)-1].n
+		after = page[len(page)-1]
 		for _, l := range page {
 			var v uint64
 			found := false
 			for ri < len(rs) {
 				var err error
-				if v, found, err = next(rs[ri]); err != nil {
-					return fmt.Errorf("switch stage: allocation: %w", err)
+				if v, found, err = next(ri); err != nil {
+					return 0, fmt.Errorf("switch stage: allocation: %w", err)
 				}
 				if found {
 					break
@@ -368,24 +403,24 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 				ri++
 			}
 			if !found {
-				break // every range is exhausted: the rest stay without an IMSI
+				// Every range is exhausted: this line and the rest stay
+				// without an IMSI.
+				short = l
+				break
 			}
 			r := rs[ri]
 			r.used, r.after = true, v+1
-			imsi := format(v, r.width)
-			if err := ins.Add(ctx, imsi, l.iccid, IMSIAllocated, l.ref, now, now); err != nil {
-				return fmt.Errorf("switch stage: allocation: %w", err)
+			if !pending {
+				pending, pendingFrom = true, ri
 			}
-			if err := s.alloc.Add(ctx, l.n, imsi); err != nil {
-				return fmt.Errorf("switch stage: allocation: %w", err)
+			last = l
+			if err := s.alloc.Add(ctx, l, format(v, r.width)); err != nil {
+				return 0, fmt.Errorf("switch stage: allocation: %w", err)
 			}
 		}
 	}
-	if err := ins.Flush(ctx); err != nil {
-		return fmt.Errorf("switch stage: allocation: %w", err)
-	}
-	if err := s.alloc.Flush(ctx); err != nil {
-		return fmt.Errorf("switch stage: allocation: %w", err)
+	if err := writeAllocations(); err != nil {
+		return 0, fmt.Errorf("switch stage: allocation: %w", err)
 	}
 	for _, r := range rs {
 		if !r.used {
@@ -393,10 +428,10 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 		}
 		if _, err := t.Exec(ctx, `INSERT INTO alloc_cursors (range_name, next) VALUES (?, ?) ON CONFLICT (range_name) DO UPDATE SET next = excluded.next`,
 			r.Name, format(r.after, r.width)); err != nil {
-			return fmt.Errorf("switch stage: cursor of %s: %w", r.Name, err)
+			return 0, fmt.Errorf("switch stage: cursor of %s: %w", r.Name, err)
 		}
 	}
-	return nil
+	return short, nil
 }
 
 // Close drops the stage's tables. It is safe to call more than once.

@@ -69,3 +69,54 @@ func TestSwitchStageRerunAllocatesNothingNew(t *testing.T) {
 		t.Errorf("cursor %s (%v)", next, err)
 	}
 }
+
+// With no range to take from (or every range used up before the file),
+// no line gets an IMSI: each is answered with the exhausted verdict, no
+// card is made and nothing is allocated.
+func TestSwitchStageNoRangeLeftEveryLineExhausted(t *testing.T) {
+	ctx := context.Background()
+	for _, ranges := range map[string][]ledger.IMSIRange{
+		"none":    nil,
+		"used up": {{Name: "b-main", From: "999990000000001", To: "999990000000002"}},
+	} {
+		db := open(t, filepath.Join(t.TempDir(), "l.db"))
+		err := db.InTx(ctx, func(tx *ledger.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO alloc_cursors (range_name, next) VALUES ('b-main', '999990000000003')`)
+			if err != nil {
+				return err
+			}
+			st, err := tx.StageSwitch(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close(ctx)
+			for i, iccid := range []string{"89001", "89002", "89003"} {
+				if err := st.Add(ctx, ledger.SwitchLine{Line: i + 3, ICCID: iccid, Partner: "mno-a", Source: "MNOA", Cutover: "2026-12-24", Ref: "req.txt:" + iccid}); err != nil {
+					return err
+				}
+			}
+			out, err := st.Take(ctx, ledger.SwitchTake{BatchID: 1, State: "requested", Event: "switch request", Owner: "M2M",
+				Ranges: ranges, Accepted: "requested", Rejected: "rejected",
+				OtherState: ledger.Verdict{Reason: "ALREADY_MOVING", Detail: "card is ", DetailEnd: " here"},
+				Exhausted:  ledger.Verdict{Reason: "INTERNAL", Detail: "no free IMSI"}})
+			if err != nil {
+				return err
+			}
+			if out.Accepted != 0 || out.Rejected != 3 || len(out.Partners) != 0 {
+				t.Errorf("%d ranges: outcome %+v, want 3 rejected", len(ranges), out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answers, cards, allocs int
+		if err := db.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM batch_records WHERE reason = 'INTERNAL' AND imsi = '' AND status = 'rejected'),
+			(SELECT COUNT(*) FROM cards), (SELECT COUNT(*) FROM imsi_allocations)`).Scan(&answers, &cards, &allocs); err != nil {
+			t.Fatal(err)
+		}
+		if answers != 3 || cards != 0 || allocs != 0 {
+			t.Errorf("%d ranges: %d lines answered exhausted, %d cards, %d allocations; want 3, 0, 0", len(ranges), answers, cards, allocs)
+		}
+	}
+}
