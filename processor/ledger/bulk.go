@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 )
@@ -140,124 +139,6 @@ func (d *DB) BatchProfiles(ctx context.Context, batchID int64, fn func(profile s
 			return err
 		}
 		if err := fn(p); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// BatchCard is one record of a batch with its card, the card's wrapped
-// secrets of its current key index and its key sets (nil Card when the
-// record names no card the ledger holds).
-type BatchCard struct {
-	Record  BatchRecord
-	Card    *Card
-	Secrets []Secret
-	KeySets []KeySet
-}
-
-// BatchCardPages calls fn with a batch's records of one partner ("" =
-// all) and status ("" = all) in line order, in pages of up to size, each
-// with its card, secrets and key sets: four set-based queries a page. The
-// page's slice is reused: fn must not keep it.
-func (d *DB) BatchCardPages(ctx context.Context, batchID int64, partner, status string, size int, fn func([]BatchCard) error) error {
-	if size <= 0 {
-		size = 1000
-	}
-	after := -1 << 62
-	page := make([]BatchCard, 0, size)
-	byICCID := make(map[string][]int, size)
-	for {
-		page = page[:0]
-		clear(byICCID)
-		rows, err := d.Query(ctx, `SELECT batch_id, line, iccid, imsi, status, reason, detail, partner, data FROM batch_records
-			WHERE batch_id = ? AND (? = '' OR partner = ?) AND (? = '' OR status = ?) AND line > ? ORDER BY line LIMIT ?`,
-			batchID, partner, partner, status, status, after, size)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var r BatchRecord
-			if err := rows.Scan(&r.BatchID, &r.Line, &r.ICCID, &r.IMSI, &r.Status, &r.Reason, &r.Detail, &r.Partner, &r.Data); err != nil {
-				rows.Close()
-				return err
-			}
-			byICCID[r.ICCID] = append(byICCID[r.ICCID], len(page))
-			page = append(page, BatchCard{Record: r})
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(page) == 0 {
-			return nil
-		}
-		first, last := page[0].Record.Line, page[len(page)-1].Record.Line
-		in := `(SELECT r.iccid FROM batch_records r WHERE r.batch_id = ? AND r.line BETWEEN ? AND ?)`
-		err = d.each(ctx, `SELECT `+cardColsC+` FROM cards c WHERE c.iccid IN `+in, []any{batchID, first, last}, func(rows *sql.Rows) error {
-			c, err := scanCard(rows)
-			if err != nil {
-				return err
-			}
-			for _, i := range byICCID[c.ICCID] {
-				page[i].Card = c
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		err = d.each(ctx, `SELECT s.iccid, s.name, s.key_index, s.master_key, s.blob FROM card_secrets s WHERE s.iccid IN `+in+` ORDER BY s.iccid, s.name`,
-			[]any{batchID, first, last}, func(rows *sql.Rows) error {
-				var iccid string
-				var s Secret
-				if err := rows.Scan(&iccid, &s.Name, &s.KeyIndex, &s.MasterKey, &s.Blob); err != nil {
-					return err
-				}
-				for _, i := range byICCID[iccid] {
-					if c := page[i].Card; c != nil && c.KeyIndex == s.KeyIndex {
-						page[i].Secrets = append(page[i].Secrets, s)
-					}
-				}
-				return nil
-			})
-		if err != nil {
-			return err
-		}
-		err = d.each(ctx, `SELECT k.iccid, k.key_index, k.kvn, k.kic_alg, k.kid_alg, k.counter FROM key_sets k WHERE k.iccid IN `+in+` ORDER BY k.iccid, k.key_index, k.kvn`,
-			[]any{batchID, first, last}, func(rows *sql.Rows) error {
-				var iccid string
-				var k KeySet
-				if err := rows.Scan(&iccid, &k.KeyIndex, &k.KVN, &k.KIcAlg, &k.KIDAlg, &k.Counter); err != nil {
-					return err
-				}
-				for _, i := range byICCID[iccid] {
-					page[i].KeySets = append(page[i].KeySets, k)
-				}
-				return nil
-			})
-		if err != nil {
-			return err
-		}
-		if err := fn(page); err != nil {
-			return err
-		}
-		if len(page) < size {
-			return nil
-		}
-		after = last
-	}
-}
-
-// each runs a read query and calls fn for each row.
-func (d *DB) each(ctx context.Context, query string, args []any, fn func(*sql.Rows) error) error {
-	rows, err := d.Query(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
 			return err
 		}
 	}
