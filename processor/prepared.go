@@ -3,16 +3,13 @@ package processor
 import (
 	"bufio"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
+	"resub/crypto/spill"
 	"resub/formats/native"
 	"resub/processor/ledger"
 )
@@ -42,100 +39,44 @@ type prepared struct {
 	// header fills the output's header fields of its type (optional).
 	header func(p *Party, o *ledger.Output, h *native.Header) error
 
-	f      *os.File
-	path   string // "" once unlinked
+	sp     *spill.File
 	closed bool
-	aead   cipher.AEAD
-	w      *bufio.Writer
-	chunk  []byte // plaintext of the chunk being written
-	sealed []byte
-	nonce  [12]byte
-	seq    uint64
+	rec    []byte // the record being encoded
 	schema *native.Schema
 }
 
-// spillChunk is how much plaintext one sealed chunk of a spill carries.
-const spillChunk = 64 << 10
-
 // newPrepared creates the spill of output o in dir.
 func newPrepared(dir string, o *ledger.Output, schema *native.Schema) (*prepared, error) {
-	key := make([]byte, 32)
-	defer clear(key)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	f, err := os.CreateTemp(dir, "prepared-*.spill")
+	sp, err := spill.Create(dir, "prepared-*.spill")
 	if err != nil {
 		return nil, fmt.Errorf("prepared output: %w", err)
 	}
-	pr := &prepared{outputID: o.ID, batchID: o.BatchID, f: f, path: f.Name(), aead: aead, schema: schema,
-		w: bufio.NewWriterSize(f, spillChunk+aead.Overhead()+4)}
 	// Unlinked at once where the system allows it (the open file stays
 	// usable): a crash leaves nothing behind.
-	if os.Remove(f.Name()) == nil {
-		pr.path = ""
-	}
-	return pr, nil
+	sp.Unlink()
+	return &prepared{outputID: o.ID, batchID: o.BatchID, sp: sp, schema: schema}, nil
 }
 
-// write appends one record.
+// write appends one record: each field's length, then its bytes.
 func (pr *prepared) write(rec *native.Record) error {
-	n := len(pr.schema.Fields)
-	size := 0
-	for i := range n {
-		size += binary.MaxVarintLen32 + len(rec.Value(i))
-	}
-	if len(pr.chunk) > 0 && len(pr.chunk)+size > spillChunk {
-		if err := pr.seal(); err != nil {
-			return err
-		}
-	}
-	for i := range n {
+	pr.rec = pr.rec[:0]
+	for i := range pr.schema.Fields {
 		v := rec.Value(i)
-		pr.chunk = binary.AppendUvarint(pr.chunk, uint64(len(v)))
-		pr.chunk = append(pr.chunk, v...)
+		pr.rec = binary.AppendUvarint(pr.rec, uint64(len(v)))
+		pr.rec = append(pr.rec, v...)
+	}
+	_, err := pr.sp.Write(pr.rec)
+	clear(pr.rec)
+	if err != nil {
+		return fmt.Errorf("prepared output: %w", err)
 	}
 	pr.records++
 	return nil
 }
 
-// seal writes the chunk so far, sealed: its length, then the sealed text.
-func (pr *prepared) seal() error {
-	binary.BigEndian.PutUint64(pr.nonce[4:], pr.seq)
-	pr.seq++
-	pr.sealed = pr.aead.Seal(pr.sealed[:0], pr.nonce[:], pr.chunk, nil)
-	clear(pr.chunk)
-	pr.chunk = pr.chunk[:0]
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(pr.sealed)))
-	if _, err := pr.w.Write(n[:]); err != nil {
-		return fmt.Errorf("prepared output: %w", err)
-	}
-	if _, err := pr.w.Write(pr.sealed); err != nil {
-		return fmt.Errorf("prepared output: %w", err)
-	}
-	return nil
-}
-
 // finish writes what is left; the spill is then read with replay.
 func (pr *prepared) finish() error {
-	if len(pr.chunk) > 0 {
-		if err := pr.seal(); err != nil {
-			return err
-		}
-	}
-	if err := pr.w.Flush(); err != nil {
+	if err := pr.sp.Finish(); err != nil {
 		return fmt.Errorf("prepared output: %w", err)
 	}
 	return nil
@@ -144,62 +85,49 @@ func (pr *prepared) finish() error {
 // replay emits the records in the order they were written. It reads the
 // spill once.
 func (pr *prepared) replay(ctx context.Context, emit func(*native.Record) error) error {
-	if _, err := pr.f.Seek(0, io.SeekStart); err != nil {
+	sr, err := pr.sp.Reader()
+	if err != nil {
 		return fmt.Errorf("prepared output: %w", err)
 	}
-	r := bufio.NewReaderSize(pr.f, spillChunk+pr.aead.Overhead()+4)
+	r := bufio.NewReaderSize(sr, 64<<10)
 	rec := native.NewRecord(pr.schema)
-	var plain, sealed []byte
-	var nonce [12]byte
-	got := 0
-	for seq := uint64(0); ; seq++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var n [4]byte
-		if _, err := io.ReadFull(r, n[:]); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return fmt.Errorf("prepared output: %w", err)
-		}
-		size := int(binary.BigEndian.Uint32(n[:]))
-		if size > spillChunk*2+pr.aead.Overhead() {
-			return fmt.Errorf("prepared output: chunk %d of %d bytes", seq, size)
-		}
-		if cap(sealed) < size {
-			sealed = make([]byte, size)
-		}
-		sealed = sealed[:size]
-		if _, err := io.ReadFull(r, sealed); err != nil {
-			return fmt.Errorf("prepared output: %w", err)
-		}
-		binary.BigEndian.PutUint64(nonce[4:], seq)
-		var err error
-		plain, err = pr.aead.Open(plain[:0], nonce[:], sealed, nil)
-		if err != nil {
-			return fmt.Errorf("prepared output: chunk %d: %w", seq, err)
-		}
-		for b := plain; len(b) > 0; {
-			for i, f := range pr.schema.Fields {
-				l, k := binary.Uvarint(b)
-				if k <= 0 || uint64(len(b)-k) < l {
-					return fmt.Errorf("prepared output: chunk %d: record %d, field %s cut short", seq, got+1, f.Name)
-				}
-				b = b[k:]
-				rec.Set(pr.schema.Fields[i].Name, string(b[:l]))
-				b = b[l:]
-			}
-			got++
-			if err := emit(rec); err != nil {
+	var field []byte
+	defer func() { clear(field) }()
+	for got := 0; ; got++ {
+		if got%1024 == 0 {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		clear(plain)
+		if _, err := r.Peek(1); errors.Is(err, io.EOF) {
+			if got != pr.records {
+				return fmt.Errorf("prepared output: %d records read back, %d written", got, pr.records)
+			}
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("prepared output: %w", err)
+		}
+		for _, f := range pr.schema.Fields {
+			l, err := binary.ReadUvarint(r)
+			if err == nil && l > spill.Chunk {
+				err = errors.New("too long")
+			}
+			if err == nil {
+				if uint64(cap(field)) < l {
+					field = make([]byte, l)
+				}
+				field = field[:l]
+				_, err = io.ReadFull(r, field)
+			}
+			if err != nil {
+				return fmt.Errorf("prepared output: record %d, field %s: %w", got+1, f.Name, err)
+			}
+			rec.Set(f.Name, string(field))
+		}
+		if err := emit(rec); err != nil {
+			return err
+		}
 	}
-	if got != pr.records {
-		return fmt.Errorf("prepared output: %d records read back, %d written", got, pr.records)
-	}
-	return nil
 }
 
 // close drops the spill.
@@ -208,11 +136,7 @@ func (pr *prepared) close() {
 		return
 	}
 	pr.closed = true
-	clear(pr.chunk)
-	pr.f.Close()
-	if pr.path != "" {
-		os.Remove(pr.path)
-	}
+	pr.sp.Close()
 }
 
 // renderer is the renderer of the prepared output: r's schema, with its

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +20,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"resub/crypto/spill"
 )
 
 // Defaults for DecryptOptions.
@@ -78,8 +79,7 @@ type Verified struct {
 	opts DecryptOptions
 	sum  [sha256.Size]byte
 
-	scratchPath string // sealed plaintext of pass 1, if opts.ScratchDir
-	scratchKey  []byte
+	scratch *spill.File // sealed plaintext of pass 1, if opts.ScratchDir
 }
 
 // Open verifies the message that open returns: pass 1 reads it to EOF,
@@ -104,19 +104,15 @@ func Open(open func() (io.ReadCloser, error), opts DecryptOptions) (*Verified, e
 		return nil, err
 	}
 	defer m.stopHashers()
-	var (
-		scratch *scratchWriter
-		key     []byte
-	)
+	var scratch *spill.File
 	if opts.ScratchDir != "" {
-		if scratch, key, err = newScratch(opts.ScratchDir); err != nil {
+		if scratch, err = spill.Create(opts.ScratchDir, "resub-scratch-*"); err != nil {
 			return nil, fmt.Errorf("pgp: scratch: %w", err)
 		}
 	}
 	fail := func(err error) (*Verified, error) {
 		if scratch != nil {
-			scratch.abort()
-			clear(key)
+			scratch.Close()
 		}
 		return nil, err
 	}
@@ -140,10 +136,10 @@ func Open(open func() (io.ReadCloser, error), opts DecryptOptions) (*Verified, e
 	v.open = open
 	v.opts = opts
 	if scratch != nil {
-		if err := scratch.finish(); err != nil {
+		if err := scratch.Finish(); err != nil {
 			return fail(fmt.Errorf("pgp: scratch: %w", err))
 		}
-		v.scratchPath, v.scratchKey = scratch.f.Name(), key
+		v.scratch = scratch
 	}
 	return &v, nil
 }
@@ -151,13 +147,11 @@ func Open(open func() (io.ReadCloser, error), opts DecryptOptions) (*Verified, e
 // Close removes the scratch copy, if any, and forgets its key. Plaintext
 // cannot be called after Close when ScratchDir was set.
 func (v *Verified) Close() error {
-	clear(v.scratchKey)
-	v.scratchKey = nil
-	if v.scratchPath == "" {
+	if v.scratch == nil {
 		return nil
 	}
-	err := os.Remove(v.scratchPath)
-	v.scratchPath = ""
+	err := v.scratch.Close()
+	v.scratch = nil
 	return err
 }
 
@@ -167,10 +161,14 @@ func (v *Verified) Close() error {
 // the consumer must then discard everything it read.
 func (v *Verified) Plaintext() (io.ReadCloser, error) {
 	if v.opts.ScratchDir != "" {
-		if v.scratchKey == nil {
+		if v.scratch == nil {
 			return nil, errors.New("pgp: Plaintext after Close")
 		}
-		return openScratch(v.scratchPath, v.scratchKey, v.PlaintextSize)
+		r, err := v.scratch.Reader()
+		if err != nil {
+			return nil, fmt.Errorf("pgp: scratch: %w", err)
+		}
+		return scratchReader{r}, nil
 	}
 	rc, err := v.open()
 	if err != nil {
