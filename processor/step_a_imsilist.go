@@ -87,7 +87,7 @@ func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
 		}
 		// A file for the SMSC (not the SMPP queue): its records are
 		// rendered now, from the stage, as the messages were queued.
-		if o != nil && o.State == ledger.OutPlanned && !w.DryRun {
+		if w.preparing(o) {
 			if err := w.prepareOTABatch(ctx, o, st); err != nil {
 				return err
 			}
