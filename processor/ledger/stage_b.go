@@ -421,8 +421,9 @@ func (s *HandoverStage) Provisioned(ctx context.Context, names []string, size in
 	query := `SELECT st.line, st.iccid, st.imsi, st.msisdn, st.algorithm` + cols.String() + `
 		FROM ` + stageTable + ` st WHERE st.own = 1 AND st.three_b = 0 AND st.reason = '' AND st.line > ? ORDER BY st.line LIMIT ?`
 	args = append(args, 0, size)
+	// Lines are numbered from 1 (and fit the stage's INTEGER column).
 	after := &args[len(args)-2]
-	*after = -1 << 62
+	*after = -1
 	blobs := make([][]byte, len(names))
 	dest := make([]any, 0, 5+len(names))
 	for {
@@ -475,11 +476,11 @@ func (s *HandoverStage) Answers(ctx context.Context, size int, fn func(BatchReco
 	if size <= 0 {
 		size = pageSize
 	}
-	own := &answerPages{t: s.t, size: size, after: -1 << 62, query: `SELECT line, iccid, imsi, CASE WHEN reason <> '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + stageTable + `
+	own := &answerPages{t: s.t, size: size, after: -1, query: `SELECT line, iccid, imsi, CASE WHEN reason <> '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + stageTable + `
 		WHERE own = 1 AND (reason <> '' OR three_b = 0) AND line > ? ORDER BY line LIMIT ?`, args: []any{o.Rejected, o.Accepted, o.Partner}}
 	// A line of the stage's own is answered by Take (its record replaced
 	// any written before).
-	outside := &answerPages{t: s.t, size: size, after: -1 << 62, query: `SELECT line, iccid, imsi, status, reason, detail, partner, data FROM ` + answersTable + ` a
+	outside := &answerPages{t: s.t, size: size, after: -1, query: `SELECT line, iccid, imsi, status, reason, detail, partner, data FROM ` + answersTable + ` a
 		WHERE partner = ? AND status IN (?, ?) AND NOT EXISTS (SELECT 1 FROM ` + stageTable + ` st WHERE st.line = a.line AND st.own = 1)
 		AND line > ? ORDER BY line LIMIT ?`, args: []any{o.Partner, o.Accepted, o.Rejected}}
 	for {
@@ -515,7 +516,7 @@ type answerPages struct {
 	size  int
 	query string
 	args  []any
-	after int // the last line read
+	after int // the last line read (-1 before the first page: lines are numbered from 1)
 	page  []BatchRecord
 	done  bool
 }
