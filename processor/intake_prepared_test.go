@@ -22,13 +22,18 @@ import (
 	"resub/samples/fleet"
 )
 
-// intakeWorld sets up B with n cards requested from A and A's handover of
-// them (not processed): 3a records with 3b ones among them, lines
-// rejected in the middle by the stage's rules (another IMSI, a Ki that
-// does not unwrap, an unknown profile), by the reader (a malformed
-// record) and outside the stage (a cancel of a card we never asked for),
-// and repeats of earlier lines. B logs at debug level into the buffer.
-func intakeWorld(t *testing.T, n int) (*world, *processor.Party, string, *bytes.Buffer) {
+// intakeB is B with n cards requested from A, ready for A's handover.
+type intakeB struct {
+	w      *world
+	b      *processor.Party
+	cards  []*fleet.Card
+	imsi   map[string]string // B's new IMSI of each card
+	prof3b *processor.Profile
+	logs   *bytes.Buffer // B's log, at debug level
+	tk     processor.Transport
+}
+
+func newIntakeB(t *testing.T, n int) *intakeB {
 	ctx := context.Background()
 	w := newWorld(t)
 	b := w.party("MNOB", mustRanges(t, "999-99:0000000000-0000099999"), []processor.Range{{Name: "b-main", From: "999990000000001", To: "999990000099999"}})
@@ -44,41 +49,74 @@ func intakeWorld(t *testing.T, n int) (*world, *processor.Party, string, *bytes.
 	if err != nil {
 		t.Fatal(err)
 	}
-	strangers, err := fleet.New(fleet.Options{N: 1, ICCIDBody: "8999907", Seed: "stranger-prepared"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	res := w.process(b, "m2m", &processor.SwitchRequest{Donor: b.Partners["mno-a"]}, w.send("M2M", "MNOB", native.SwitchRequest, n, false, "", fleet.SwitchRequestRecords(f.Cards, "MNOA", w.now.AddDate(0, 0, 1))))
 	if res.Counts.Accepted != n {
 		t.Fatalf("switch request: %+v", res.Counts)
 	}
-	tk := processor.NewTransport(w.tks["tk-ab"])
-	wrap := func(v []byte) string {
-		s, err := tk.Wrap(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	var recs []handRec
-	for i, c := range f.Cards {
+	ib := &intakeB{w: w, b: b, cards: f.Cards, imsi: map[string]string{}, prof3b: prof3b, logs: &logs, tk: processor.NewTransport(w.tks["tk-ab"])}
+	for _, c := range f.Cards {
 		bc, err := b.Ledger.Card(ctx, c.ICCID)
 		if err != nil {
 			t.Fatal(err)
 		}
+		ib.imsi[c.ICCID] = bc.IMSI
+	}
+	return ib
+}
+
+func (ib *intakeB) wrap(v []byte) string {
+	s, err := ib.tk.Wrap(v)
+	if err != nil {
+		ib.w.t.Fatal(err)
+	}
+	return s
+}
+
+// rec3a is card i's 3a handover record, counter i.
+func (ib *intakeB) rec3a(i int) handRec {
+	c := ib.cards[i]
+	ks := c.Keys(1)
+	return handRec{native.FieldKind: native.Kind3a, native.FieldICCID: c.ICCID, native.FieldIMSI: ib.imsi[c.ICCID], native.FieldMSISDN: c.MSISDN,
+		native.FieldKi: ib.wrap(c.Ki(1)), native.FieldOPc: ib.wrap(c.OPc), native.FieldAlgorithm: "milenage",
+		native.FieldKVN: strconv.Itoa(c.KVN), native.FieldOTAAlg: "aes", native.FieldKIc: ib.wrap(ks.KIc), native.FieldKID: ib.wrap(ks.KID), native.FieldKIK: ib.wrap(ks.KIK),
+		native.FieldCounter: strconv.Itoa(i), native.FieldProfile: ib.w.prof.Name}
+}
+
+// rec3b is card i's 3b handover record.
+func (ib *intakeB) rec3b(i int) handRec {
+	c := ib.cards[i]
+	return handRec{native.FieldKind: native.Kind3b, native.FieldICCID: c.ICCID, native.FieldIMSI: ib.imsi[c.ICCID], native.FieldMSISDN: c.MSISDN,
+		native.FieldProfile: ib.prof3b.Name, native.FieldKeyIndex: "2", native.FieldKeyListLength: "3", native.FieldCounterRule: "continue"}
+}
+
+// handover is A's handover of recs to B, an hour later.
+func (ib *intakeB) handover(recs []handRec) string {
+	ib.w.now = ib.w.now.Add(3600e9)
+	return ib.w.send("MNOA", "MNOB", native.Handover, len(recs), false, "tk-ab", handRecords(recs))
+}
+
+// intakeWorld sets up B with n cards requested from A and A's handover of
+// them (not processed): 3a records with 3b ones among them, lines
+// rejected in the middle by the stage's rules (another IMSI, a Ki that
+// does not unwrap, an unknown profile), by the reader (a malformed
+// record) and outside the stage (a cancel of a card we never asked for),
+// and repeats of earlier lines. B logs at debug level into the buffer.
+func intakeWorld(t *testing.T, n int) (*world, *processor.Party, string, *bytes.Buffer) {
+	ib := newIntakeB(t, n)
+	strangers, err := fleet.New(fleet.Options{N: 1, ICCIDBody: "8999907", Seed: "stranger-prepared"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []handRec
+	for i := range ib.cards {
 		var h handRec
 		if i%13 == 6 {
-			h = handRec{native.FieldKind: native.Kind3b, native.FieldICCID: c.ICCID, native.FieldIMSI: bc.IMSI, native.FieldMSISDN: c.MSISDN,
-				native.FieldProfile: prof3b.Name, native.FieldKeyIndex: "2", native.FieldKeyListLength: "3", native.FieldCounterRule: "continue"}
+			h = ib.rec3b(i)
 			if i%26 == 19 {
 				h[native.FieldCounterRule] = "sometimes" // the reader's rejection
 			}
 		} else {
-			ks := c.Keys(1)
-			h = handRec{native.FieldKind: native.Kind3a, native.FieldICCID: c.ICCID, native.FieldIMSI: bc.IMSI, native.FieldMSISDN: c.MSISDN,
-				native.FieldKi: wrap(c.Ki(1)), native.FieldOPc: wrap(c.OPc), native.FieldAlgorithm: "milenage",
-				native.FieldKVN: strconv.Itoa(c.KVN), native.FieldOTAAlg: "aes", native.FieldKIc: wrap(ks.KIc), native.FieldKID: wrap(ks.KID), native.FieldKIK: wrap(ks.KIK),
-				native.FieldCounter: strconv.Itoa(i), native.FieldProfile: w.prof.Name}
+			h = ib.rec3a(i)
 			switch {
 			case i%7 == 3:
 				h[native.FieldIMSI] = fmt.Sprintf("9999900001%05d", i)
@@ -97,8 +135,7 @@ func intakeWorld(t *testing.T, n int) (*world, *processor.Party, string, *bytes.
 			recs = append(recs, handRec{native.FieldKind: native.KindCancel, native.FieldICCID: strangers.Cards[0].ICCID})
 		}
 	}
-	w.now = w.now.Add(3600e9)
-	return w, b, w.send("MNOA", "MNOB", native.Handover, len(recs), false, "tk-ab", handRecords(recs)), &logs
+	return ib.w, ib.b, ib.handover(recs), ib.logs
 }
 
 func intakeStep(b *processor.Party) processor.FileStep {
@@ -322,4 +359,59 @@ func TestHandoverIntakeRenderedOnceAfterCommit(t *testing.T) {
 		}
 	}
 	w.deliverAll(b, res.Outputs)
+}
+
+// Cards B has seen before: one back from an earlier handover whose record
+// now carries no OPc (B's ledger still holds the one it had), one that
+// moved along its key list while it was away (key index 2). The
+// provisioning file from the stage is still the ledger's, byte for byte,
+// and the HLR gets the keys just handed over: the taken card is at key
+// index 0, where its secrets were stored.
+func TestHandoverIntakePreparedCardsSeenBefore(t *testing.T) {
+	ctx := context.Background()
+	ib := newIntakeB(t, 4)
+	w, b := ib.w, ib.b
+	res := w.process(b, "mno-a", intakeStep(b), ib.handover([]handRec{ib.rec3a(0), ib.rec3a(1)}))
+	if res.Counts.Accepted != 2 {
+		t.Fatalf("first handover: %+v", res.Counts)
+	}
+	back, moved := ib.cards[0].ICCID, ib.cards[2].ICCID
+	if err := b.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
+		if err := tx.Transition(ctx, back, []string{ledger.CardActive}, "requested", "test: handed back", "", nil); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE cards SET key_index = 2 WHERE iccid = ?`, moved)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	noOPc := ib.rec3a(0)
+	delete(noOPc, native.FieldOPc)
+	res = w.process(b, "mno-a", intakeStep(b), ib.handover([]handRec{noOPc, ib.rec3a(2), ib.rec3a(3)}))
+	if res.Counts.Accepted != 3 || res.Counts.Rejected != 0 {
+		t.Fatalf("second handover: %+v", res.Counts)
+	}
+	if !strings.Contains(ib.logs.String(), "provisioning prepared") {
+		t.Fatal("the provisioning file was not rendered from the step's stage")
+	}
+	prov := output(t, res.Outputs, "provisioning")
+	prepared := w.plaintext(b, prov)
+	again := rerender(t, b, res.Outputs, "provisioning")["provisioning"]
+	if got := w.plaintext(b, again); !bytes.Equal(prepared, got) {
+		t.Fatalf("the prepared provisioning differs from the ledger's\n%s", firstDiff(prepared, got))
+	}
+	_, recs := w.readOutput(b, again)
+	if len(recs) != 3 {
+		t.Fatalf("%d provisioning records", len(recs))
+	}
+	hlr := b.Partners["hlr"].Transport
+	for i, r := range recs {
+		ki, err := hlr.Unwrap(r.Get(native.FieldKi))
+		if err != nil || !bytes.Equal(ki, ib.cards[[]int{0, 2, 3}[i]].Ki(1)) {
+			t.Errorf("record %d (%s): Ki %x, %v", i, r.Get(native.FieldICCID), ki, err)
+		}
+	}
+	if c, err := b.Ledger.Card(ctx, moved); err != nil || c.KeyIndex != 0 {
+		t.Fatalf("card taken by a 3a handover: key index %v, %v", c.KeyIndex, err)
+	}
 }

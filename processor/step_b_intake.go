@@ -513,6 +513,8 @@ func (p *Party) provisioningRecord(rec *native.Record, hlr *Partner, cs ledger.C
 	rec.Set(native.FieldICCID, cs.ICCID)
 	rec.Set(native.FieldIMSI, cs.IMSI)
 	rec.Set(native.FieldMSISDN, cs.MSISDN)
+	// rec is the previous card's: a secret this card lacks stays empty.
+	rec.Set(native.FieldKi, "")
 	rec.Set(native.FieldOPc, "")
 	if err := wrapInto(rec, hlr.Transport, secrets, SecKi, SecOPc); err != nil {
 		return err

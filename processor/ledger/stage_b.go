@@ -354,8 +354,10 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 			return out, fmt.Errorf("handover stage: %s: %w", x.what, err)
 		}
 	}
+	// A 3a card's secrets and key sets are those of key index 0 (stored
+	// there above), whatever index the card was at before: its index is 0.
 	t0 := time.Now()
-	res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, algorithm = s.algorithm, secrets_fp = s.secrets_fp, msisdn = s.msisdn,
+	res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, algorithm = s.algorithm, secrets_fp = s.secrets_fp, msisdn = s.msisdn, key_index = 0,
 		state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.own = 1 AND s.three_b = 0 AND cards.state = ?`, o.To, now, o.From)
 	if err != nil {
 		return out, fmt.Errorf("handover stage: cards: %w", err)
