@@ -226,11 +226,12 @@ func (w *Work) preparing(o *ledger.Output) bool {
 // while the work's transaction is open, from what the step holds
 // (records emits them in the output's order, as its renderer would from
 // the ledger); the spill is written as the output once the work commits.
-func (w *Work) prepare(ctx context.Context, o *ledger.Output, schema *native.Schema, records func(ctx context.Context, emit func(*native.Record) error) error) error {
+// It returns the preparation (the work's: the caller may set its header).
+func (w *Work) prepare(ctx context.Context, o *ledger.Output, schema *native.Schema, records func(ctx context.Context, emit func(*native.Record) error) error) (*prepared, error) {
 	t0 := time.Now()
 	pr, err := newPrepared(w.P.ScratchDir, o, schema)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	err = records(ctx, pr.write)
 	if err == nil {
@@ -238,11 +239,11 @@ func (w *Work) prepare(ctx context.Context, o *ledger.Output, schema *native.Sch
 	}
 	if err != nil {
 		pr.close()
-		return fmt.Errorf("%s %s: %w", o.Type, o.Name, err)
+		return nil, fmt.Errorf("%s %s: %w", o.Type, o.Name, err)
 	}
 	w.prepared = append(w.prepared, pr)
 	w.P.log().Debug(o.Type+" prepared", "file", o.Name, "records", pr.records, "seconds", time.Since(t0).Seconds())
-	return nil
+	return pr, nil
 }
 
 // renderer is the renderer of the prepared output: r's schema, with its

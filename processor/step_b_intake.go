@@ -116,7 +116,7 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		return err
 	}
 	if w.preparing(ack) {
-		err := w.prepare(ctx, ack, native.HandoverAck, func(ctx context.Context, emit func(*native.Record) error) error {
+		_, err := w.prepare(ctx, ack, native.HandoverAck, func(ctx context.Context, emit func(*native.Record) error) error {
 			return ackRecords(ctx, func(fn func(ledger.BatchRecord) error) error { return stage.Answers(ctx, cardPageSize, fn) }, emit)
 		})
 		if err != nil {
@@ -132,7 +132,7 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 			return err
 		}
 		if w.preparing(prov) {
-			err := w.prepare(ctx, prov, native.Provisioning, func(ctx context.Context, emit func(*native.Record) error) error {
+			_, err := w.prepare(ctx, prov, native.Provisioning, func(ctx context.Context, emit func(*native.Record) error) error {
 				return p.provisioningRecords(ctx, prov, func(ctx context.Context, page func([]ledger.CardSecrets) error) error {
 					return stage.Provisioned(ctx, provisioningSecrets, cardPageSize, page)
 				}, emit)
