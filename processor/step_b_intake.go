@@ -117,7 +117,7 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 	}
 	if w.preparing(ack) {
 		_, err := w.prepare(ctx, ack, native.HandoverAck, func(ctx context.Context, emit func(*native.Record) error) error {
-			return ackRecords(ctx, func(fn func(ledger.BatchRecord) error) error { return stage.Answers(ctx, cardPageSize, fn) }, emit)
+			return ackRecords(func(fn func(ledger.BatchRecord) error) error { return stage.Answers(ctx, cardPageSize, fn) }, emit)
 		})
 		if err != nil {
 			return err
@@ -429,7 +429,7 @@ var renderAck = &renderer{
 		return n, err
 	},
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
-		return ackRecords(ctx, func(fn func(ledger.BatchRecord) error) error {
+		return ackRecords(func(fn func(ledger.BatchRecord) error) error {
 			return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, "", fn)
 		}, emit)
 	},
@@ -438,7 +438,7 @@ var renderAck = &renderer{
 // ackRecords emits the acknowledgement's records from the batch records
 // of its partner that records gives in line order: the provisioned and
 // rejected ones.
-func ackRecords(ctx context.Context, records func(func(ledger.BatchRecord) error) error, emit func(*native.Record) error) error {
+func ackRecords(records func(func(ledger.BatchRecord) error) error, emit func(*native.Record) error) error {
 	rec := native.NewRecord(native.HandoverAck)
 	return records(func(r ledger.BatchRecord) error {
 		if r.Status != native.StatusProvisioned && r.Status != recordRejected {
