@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"resub/crypto/spill"
 	"resub/formats/native"
@@ -137,6 +138,36 @@ func (pr *prepared) close() {
 	}
 	pr.closed = true
 	pr.sp.Close()
+}
+
+// preparing says whether the work renders output o as it plans it: o was
+// planned now (not rendered already, not an output of a dry run).
+func (w *Work) preparing(o *ledger.Output) bool {
+	return o != nil && o.State == ledger.OutPlanned && !w.DryRun
+}
+
+// prepare renders the records of output o (of schema) into a sealed spill
+// while the work's transaction is open, from what the step holds
+// (records emits them in the output's order, as its renderer would from
+// the ledger); the spill is written as the output once the work commits.
+// It returns the preparation (the work's: the caller may set its header).
+func (w *Work) prepare(ctx context.Context, o *ledger.Output, schema *native.Schema, records func(ctx context.Context, emit func(*native.Record) error) error) (*prepared, error) {
+	t0 := time.Now()
+	pr, err := newPrepared(w.P.ScratchDir, o, schema)
+	if err != nil {
+		return nil, err
+	}
+	err = records(ctx, pr.write)
+	if err == nil {
+		err = pr.finish()
+	}
+	if err != nil {
+		pr.close()
+		return nil, fmt.Errorf("%s %s: %w", o.Type, o.Name, err)
+	}
+	w.prepared = append(w.prepared, pr)
+	w.P.log().Debug(o.Type+" prepared", "file", o.Name, "records", pr.records, "seconds", time.Since(t0).Seconds())
+	return pr, nil
 }
 
 // renderer is the renderer of the prepared output: r's schema, with its

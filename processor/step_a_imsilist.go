@@ -87,7 +87,7 @@ func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
 		}
 		// A file for the SMSC (not the SMPP queue): its records are
 		// rendered now, from the stage, as the messages were queued.
-		if o != nil && o.State == ledger.OutPlanned && !w.DryRun {
+		if w.preparing(o) {
 			if err := w.prepareOTABatch(ctx, o, st); err != nil {
 				return err
 			}
@@ -103,26 +103,19 @@ func (s *IMSIList) Apply(ctx context.Context, w *Work) error {
 // written from the spill once the work commits, with the same bytes the
 // ledger would give (renderOTABatch).
 func (w *Work) prepareOTABatch(ctx context.Context, o *ledger.Output, st *ledger.IMSIListStage) error {
-	t0 := time.Now()
-	pr, err := newPrepared(w.P.ScratchDir, o, native.OTABatch)
+	var profiles []string
+	pr, err := w.prepare(ctx, o, native.OTABatch, func(ctx context.Context, emit func(*native.Record) error) error {
+		return w.P.otaBatchRecords(ctx, o, func(ctx context.Context, page func([]ledger.BatchMessage) error) error {
+			return st.Messages(ctx, otaPageSize, []string{SecKIc, SecKID}, page)
+		}, func(name string) error {
+			if !slices.Contains(profiles, name) {
+				profiles = append(profiles, name)
+			}
+			return nil
+		}, emit)
+	})
 	if err != nil {
 		return err
-	}
-	var profiles []string
-	err = w.P.otaBatchRecords(ctx, o, func(ctx context.Context, page func([]ledger.BatchMessage) error) error {
-		return st.Messages(ctx, otaPageSize, []string{SecKIc, SecKID}, page)
-	}, func(name string) error {
-		if !slices.Contains(profiles, name) {
-			profiles = append(profiles, name)
-		}
-		return nil
-	}, pr.write)
-	if err == nil {
-		err = pr.finish()
-	}
-	if err != nil {
-		pr.close()
-		return fmt.Errorf("ota-batch %s: %w", o.Name, err)
 	}
 	pr.header = func(p *Party, o *ledger.Output, h *native.Header) error {
 		var oh otaHeader
@@ -135,8 +128,6 @@ func (w *Work) prepareOTABatch(ctx context.Context, o *ledger.Output, st *ledger
 		oh.set(h)
 		return nil
 	}
-	w.prepared = append(w.prepared, pr)
-	w.P.log().Debug("ota-batch prepared", "file", o.Name, "messages", pr.records, "seconds", time.Since(t0).Seconds())
 	return nil
 }
 

@@ -105,18 +105,45 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 	if err != nil {
 		return err
 	}
-	if err := stage.Close(ctx); err != nil {
-		return err
-	}
 	w.Counts.Accepted += taken.Accepted + taken.Requested
 	w.Counts.Rejected += taken.Rejected
-	if _, err := w.Plan(ctx, "handover-ack", native.HandoverAck.Name, a, true); err != nil {
+	// The acknowledgement and the provisioning file are rendered now,
+	// from the stage that has just judged and taken the lines, into
+	// sealed spills; they are written from there once the work commits
+	// (from the ledger on a rerun).
+	ack, err := w.Plan(ctx, "handover-ack", native.HandoverAck.Name, a, true)
+	if err != nil {
 		return err
 	}
-	if taken.Accepted > 0 {
-		if err := w.PlanTo(ctx, "provisioning", native.Provisioning.Name, s.HLR, "hlr"); err != nil {
+	if w.preparing(ack) {
+		_, err := w.prepare(ctx, ack, native.HandoverAck, func(ctx context.Context, emit func(*native.Record) error) error {
+			return ackRecords(func(fn func(ledger.BatchRecord) error) error { return stage.Answers(ctx, cardPageSize, fn) }, emit)
+		})
+		if err != nil {
 			return err
 		}
+	}
+	if taken.Accepted > 0 {
+		if s.HLR == nil {
+			return fmt.Errorf("%s: no hlr partner configured for the %s", w.Job, native.Provisioning.Name)
+		}
+		prov, err := w.Plan(ctx, "provisioning", native.Provisioning.Name, s.HLR, false)
+		if err != nil {
+			return err
+		}
+		if w.preparing(prov) {
+			_, err := w.prepare(ctx, prov, native.Provisioning, func(ctx context.Context, emit func(*native.Record) error) error {
+				return p.provisioningRecords(ctx, prov, func(ctx context.Context, page func([]ledger.CardSecrets) error) error {
+					return stage.Provisioned(ctx, provisioningSecrets, cardPageSize, page)
+				}, emit)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if err := stage.Close(ctx); err != nil {
+		return err
 	}
 	if taken.Requested > 0 {
 		if err := w.PlanTo(ctx, "key-request", native.KeyRequest.Name, s.Manufacturer, "manufacturer"); err != nil {
@@ -390,7 +417,9 @@ func (s *HandoverIntake) manufacturerName() string {
 	return s.Manufacturer.Name
 }
 
-// renderAck writes the handover-ack of an intake batch.
+// renderAck writes the handover-ack of an intake batch. The intake
+// renders its own from its stage as it plans it (HandoverIntake.Apply);
+// this is the way of every other, and of that one on a rerun.
 var renderAck = &renderer{
 	schema: native.HandoverAck,
 	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
@@ -400,22 +429,33 @@ var renderAck = &renderer{
 		return n, err
 	},
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
-		rec := native.NewRecord(native.HandoverAck)
-		return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, "", func(r ledger.BatchRecord) error {
-			if r.Status != native.StatusProvisioned && r.Status != recordRejected {
-				return nil
-			}
-			rec.Set(native.FieldICCID, r.ICCID)
-			rec.Set(native.FieldStatus, r.Status)
-			rec.Set(native.FieldReason, r.Reason)
-			rec.Set(native.FieldDetail, sanitizeDetail(r.Detail))
-			return emit(rec)
-		})
+		return ackRecords(func(fn func(ledger.BatchRecord) error) error {
+			return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, "", fn)
+		}, emit)
 	},
 }
 
+// ackRecords emits the acknowledgement's records from the batch records
+// of its partner that records gives in line order: the provisioned and
+// rejected ones.
+func ackRecords(records func(func(ledger.BatchRecord) error) error, emit func(*native.Record) error) error {
+	rec := native.NewRecord(native.HandoverAck)
+	return records(func(r ledger.BatchRecord) error {
+		if r.Status != native.StatusProvisioned && r.Status != recordRejected {
+			return nil
+		}
+		rec.Set(native.FieldICCID, r.ICCID)
+		rec.Set(native.FieldStatus, r.Status)
+		rec.Set(native.FieldReason, r.Reason)
+		rec.Set(native.FieldDetail, sanitizeDetail(r.Detail))
+		return emit(rec)
+	})
+}
+
 // renderProvisioning writes the HLR/AuC provisioning file of a batch:
-// Ki and OPc wrapped under the AuC transport key.
+// Ki and OPc wrapped under the AuC transport key. The intake renders its
+// own from its stage as it plans it (HandoverIntake.Apply); this is the
+// way of every other, and of that one on a rerun.
 var renderProvisioning = &renderer{
 	schema: native.Provisioning,
 	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
@@ -424,27 +464,37 @@ var renderProvisioning = &renderer{
 		return n, err
 	},
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
-		hlr := p.Partners[o.Partner]
-		if hlr.Transport == nil {
-			return fmt.Errorf("provisioning for %s: no AuC transport key configured", hlr.Name)
-		}
-		rec := native.NewRecord(native.Provisioning)
-		// The next page is read from the ledger while this one's keys
-		// are re-wrapped and written.
-		return readAhead(ctx, func(ctx context.Context, page func([]ledger.CardSecrets) error) error {
+		return p.provisioningRecords(ctx, o, func(ctx context.Context, page func([]ledger.CardSecrets) error) error {
 			return p.Ledger.BatchSecretPages(ctx, o.BatchID, native.StatusProvisioned, provisioningSecrets, cardPageSize, page)
-		}, func(ctx context.Context, page []ledger.CardSecrets) error {
-			for _, cs := range page {
-				if err := p.provisioningRecord(rec, hlr, cs); err != nil {
-					return err
-				}
-				if err := emit(rec); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		}, emit)
 	},
+}
+
+// provisioningRecords emits the records of the provisioning file o from
+// the pages of its cards in line order: the next page is read (on its own
+// goroutine) while this one's keys are re-wrapped for the HLR/AuC and
+// written.
+func (p *Party) provisioningRecords(ctx context.Context, o *ledger.Output, pages func(ctx context.Context, page func([]ledger.CardSecrets) error) error,
+	emit func(*native.Record) error) error {
+	hlr := p.Partners[o.Partner]
+	if hlr == nil {
+		return fmt.Errorf("provisioning: no partner %s", o.Partner)
+	}
+	if hlr.Transport == nil {
+		return fmt.Errorf("provisioning for %s: no AuC transport key configured", hlr.Name)
+	}
+	rec := native.NewRecord(native.Provisioning)
+	return readAhead(ctx, pages, func(ctx context.Context, page []ledger.CardSecrets) error {
+		for _, cs := range page {
+			if err := p.provisioningRecord(rec, hlr, cs); err != nil {
+				return err
+			}
+			if err := emit(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // provisioningSecrets are the secrets the HLR/AuC gets.
@@ -463,6 +513,8 @@ func (p *Party) provisioningRecord(rec *native.Record, hlr *Partner, cs ledger.C
 	rec.Set(native.FieldICCID, cs.ICCID)
 	rec.Set(native.FieldIMSI, cs.IMSI)
 	rec.Set(native.FieldMSISDN, cs.MSISDN)
+	// rec is the previous card's: a secret this card lacks stays empty.
+	rec.Set(native.FieldKi, "")
 	rec.Set(native.FieldOPc, "")
 	if err := wrapInto(rec, hlr.Transport, secrets, SecKi, SecOPc); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,6 +28,9 @@ type HandoverStage struct {
 	vals    []any // one staged row's values, reused
 	indexed bool  // the stage's ICCID and IMSI indexes exist
 	threeB  int   // 3b lines staged
+	// taken is the Take the stage's lines were judged by (nil before):
+	// what Provisioned and Answers read back from the stage.
+	taken *HandoverTake
 }
 
 // StagedCard is one 3a handover record in the stage.
@@ -63,6 +67,11 @@ type StagedCard struct {
 // stageTable is the stage: a temporary table, private to the connection
 // of the transaction.
 const stageTable = "stage_b_handover"
+
+// answersTable keeps, from Take on, the batch records written outside
+// the stage before Take (the reader's rejections, cancel records): with
+// the stage's own lines, every answer of the file (Answers).
+const answersTable = "stage_b_answers"
 
 // stageChunk is how many staged records one INSERT carries.
 const stageChunk = 64
@@ -252,6 +261,21 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 		return out, err
 	}
 	t := s.t
+	// The batch's records so far are those written outside the stage:
+	// kept aside for Answers (a few, however large the file).
+	for _, q := range []string{
+		`DROP TABLE IF EXISTS ` + answersTable,
+		`CREATE TEMP TABLE ` + answersTable + ` (line INTEGER PRIMARY KEY, iccid TEXT NOT NULL, imsi TEXT NOT NULL, status TEXT NOT NULL,
+			reason TEXT NOT NULL, detail TEXT NOT NULL, partner TEXT NOT NULL, data TEXT NOT NULL)`,
+	} {
+		if _, err := t.tx.ExecContext(ctx, q); err != nil {
+			return out, fmt.Errorf("handover stage: answers: %w", err)
+		}
+	}
+	if _, err := t.Exec(ctx, `INSERT INTO `+answersTable+` (line, iccid, imsi, status, reason, detail, partner, data)
+		SELECT line, iccid, imsi, status, reason, detail, partner, data FROM batch_records WHERE batch_id = ?`, o.BatchID); err != nil {
+		return out, fmt.Errorf("handover stage: answers: %w", err)
+	}
 	now := ts(t.Now())
 	st := stageTable
 	earlierICCID := `EXISTS (SELECT 1 FROM ` + st + ` d WHERE d.iccid = ` + st + `.iccid AND d.line < ` + st + `.line)`
@@ -330,8 +354,10 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 			return out, fmt.Errorf("handover stage: %s: %w", x.what, err)
 		}
 	}
+	// A 3a card's secrets and key sets are those of key index 0 (stored
+	// there above), whatever index the card was at before: its index is 0.
 	t0 := time.Now()
-	res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, algorithm = s.algorithm, secrets_fp = s.secrets_fp, msisdn = s.msisdn,
+	res, err := t.Exec(ctx, `UPDATE cards SET profile = s.profile_name, algorithm = s.algorithm, secrets_fp = s.secrets_fp, msisdn = s.msisdn, key_index = 0,
 		state = ?, updated_at = ? FROM `+stageTable+` s WHERE cards.iccid = s.iccid AND s.reason = '' AND s.own = 1 AND s.three_b = 0 AND cards.state = ?`, o.To, now, o.From)
 	if err != nil {
 		return out, fmt.Errorf("handover stage: cards: %w", err)
@@ -365,7 +391,176 @@ func (s *HandoverStage) Take(ctx context.Context, o HandoverTake) (HandoverOutco
 	if moved != int64(out.Accepted+out.Requested) {
 		return out, fmt.Errorf("handover stage: %d lines accepted but %d cards moved (an ICCID staged twice?)", out.Accepted+out.Requested, moved)
 	}
+	s.taken = &o
 	return out, nil
+}
+
+// Provisioned calls fn with the 3a lines Take accepted, in line order, in
+// pages of up to size, as BatchSecretPages gives the batch's records of
+// the accepted status: each with its card's identity as Take left it
+// and those of its secrets named in names (of the stage's), sealed as
+// Take stored them (key index 0, the card's). A secret the line did not
+// carry is read from the ledger, as BatchSecretPages would find it. Each
+// page is a new slice: fn may hand it to another goroutine.
+func (s *HandoverStage) Provisioned(ctx context.Context, names []string, size int, fn func([]CardSecrets) error) error {
+	if s.taken == nil {
+		return fmt.Errorf("handover stage: provisioned lines asked before Take")
+	}
+	if size <= 0 {
+		size = pageSize
+	}
+	var cols strings.Builder
+	var args []any
+	for _, name := range names {
+		i := slices.Index(s.secrets, name)
+		if i < 0 {
+			return fmt.Errorf("handover stage: no secret %s staged", name)
+		}
+		// COALESCE reads the ledger only for a line without the secret.
+		fmt.Fprintf(&cols, `, COALESCE(st.s%d, (SELECT k.blob FROM card_secrets k WHERE k.iccid = st.iccid AND k.key_index = 0 AND k.name = ?))`, i)
+		args = append(args, name)
+	}
+	query := `SELECT st.line, st.iccid, st.imsi, st.msisdn, st.algorithm` + cols.String() + `
+		FROM ` + stageTable + ` st WHERE st.own = 1 AND st.three_b = 0 AND st.reason = '' AND st.line > ? ORDER BY st.line LIMIT ?`
+	args = append(args, 0, size)
+	// Lines are numbered from 1 (and fit the stage's INTEGER column).
+	after := &args[len(args)-2]
+	*after = -1
+	blobs := make([][]byte, len(names))
+	dest := make([]any, 0, 5+len(names))
+	for {
+		page := make([]CardSecrets, 0, size)
+		rows, err := s.t.Query(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("handover stage: provisioned: %w", err)
+		}
+		for rows.Next() {
+			cs := CardSecrets{Found: true}
+			dest = append(dest[:0], &cs.Line, &cs.ICCID, &cs.IMSI, &cs.MSISDN, &cs.Algorithm)
+			for i := range blobs {
+				blobs[i] = nil
+				dest = append(dest, &blobs[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return fmt.Errorf("handover stage: provisioned: %w", err)
+			}
+			cs.Secrets = secretsFrom(names, blobs, 0)
+			page = append(page, cs)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("handover stage: provisioned: %w", err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if len(page) < size {
+			return nil
+		}
+		*after = page[len(page)-1].Line
+	}
+}
+
+// Answers calls fn, in line order, with the batch records of the file
+// that go to Take's partner with Take's accepted or rejected status (what
+// BatchRecords gives of them once the work commits): the stage's own
+// lines as Take judged them, merged with the records written outside the
+// stage before Take. It reads a page at a time from each.
+func (s *HandoverStage) Answers(ctx context.Context, size int, fn func(BatchRecord) error) error {
+	o := s.taken
+	if o == nil {
+		return fmt.Errorf("handover stage: answers asked before Take")
+	}
+	if size <= 0 {
+		size = pageSize
+	}
+	own := &answerPages{t: s.t, size: size, after: -1, query: `SELECT line, iccid, imsi, CASE WHEN reason <> '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + stageTable + `
+		WHERE own = 1 AND (reason <> '' OR three_b = 0) AND line > ? ORDER BY line LIMIT ?`, args: []any{o.Rejected, o.Accepted, o.Partner}}
+	// A line of the stage's own is answered by Take (its record replaced
+	// any written before).
+	outside := &answerPages{t: s.t, size: size, after: -1, query: `SELECT line, iccid, imsi, status, reason, detail, partner, data FROM ` + answersTable + ` a
+		WHERE partner = ? AND status IN (?, ?) AND NOT EXISTS (SELECT 1 FROM ` + stageTable + ` st WHERE st.line = a.line AND st.own = 1)
+		AND line > ? ORDER BY line LIMIT ?`, args: []any{o.Partner, o.Accepted, o.Rejected}}
+	for {
+		a, err := own.peek(ctx)
+		if err != nil {
+			return err
+		}
+		b, err := outside.peek(ctx)
+		if err != nil {
+			return err
+		}
+		var next *answerPages
+		switch {
+		case a == nil && b == nil:
+			return nil
+		case b == nil || (a != nil && a.Line < b.Line):
+			next = own
+		default:
+			next = outside
+		}
+		r := next.page[0]
+		next.page = next.page[1:]
+		r.BatchID = o.BatchID
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+}
+
+// answerPages reads the rows of one query a page at a time, by line.
+type answerPages struct {
+	t     *Tx
+	size  int
+	query string
+	args  []any
+	after int // the last line read (-1 before the first page: lines are numbered from 1)
+	page  []BatchRecord
+	done  bool
+}
+
+// peek is the next row (nil at the end).
+func (ap *answerPages) peek(ctx context.Context) (*BatchRecord, error) {
+	if len(ap.page) == 0 && !ap.done {
+		if err := ap.read(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if len(ap.page) == 0 {
+		return nil, nil
+	}
+	return &ap.page[0], nil
+}
+
+func (ap *answerPages) read(ctx context.Context) error {
+	rows, err := ap.t.Query(ctx, ap.query, append(append([]any{}, ap.args...), ap.after, ap.size)...)
+	if err != nil {
+		return fmt.Errorf("handover stage: answers: %w", err)
+	}
+	defer rows.Close()
+	page := ap.page[:0]
+	for rows.Next() {
+		var r BatchRecord
+		if err := rows.Scan(&r.Line, &r.ICCID, &r.IMSI, &r.Status, &r.Reason, &r.Detail, &r.Partner, &r.Data); err != nil {
+			return fmt.Errorf("handover stage: answers: %w", err)
+		}
+		page = append(page, r)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("handover stage: answers: %w", err)
+	}
+	ap.page = page
+	if len(page) < ap.size {
+		ap.done = true
+	}
+	if len(page) > 0 {
+		ap.after = page[len(page)-1].Line
+	}
+	return nil
 }
 
 // Close drops the stage's tables. It is safe to call more than once.
@@ -375,8 +570,10 @@ func (s *HandoverStage) Close(ctx context.Context) error {
 }
 
 func (s *HandoverStage) drop(ctx context.Context) error {
-	if _, err := s.t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+stageTable); err != nil {
-		return fmt.Errorf("handover stage: %w", err)
+	for _, table := range []string{stageTable, answersTable} {
+		if _, err := s.t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+table); err != nil {
+			return fmt.Errorf("handover stage: %w", err)
+		}
 	}
 	return nil
 }
