@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"testing"
 
 	"resub/formats/native"
@@ -15,8 +14,9 @@ import (
 
 // A prepared output's spill holds nothing readable: it is gone from the
 // scratch folder as soon as it is made, its bytes never show a record's
-// value (each chunk sealed), it gives back every record in order, a
-// chunk changed on disk is refused, and closing it leaves nothing.
+// value (each chunk sealed), it gives back every record in order, and
+// closing it leaves nothing. (That any change of a spill is refused is
+// crypto/spill's to test.)
 func TestPreparedSpillSealed(t *testing.T) {
 	dir := t.TempDir()
 	o := &ledger.Output{ID: 7, BatchID: 3, Type: native.Provisioning.Name}
@@ -43,10 +43,11 @@ func TestPreparedSpillSealed(t *testing.T) {
 	if err := pr.finish(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pr.f.Seek(0, io.SeekStart); err != nil {
+	sealed, err := pr.sp.Sealed()
+	if err != nil {
 		t.Fatal(err)
 	}
-	disk, err := io.ReadAll(pr.f)
+	disk, err := io.ReadAll(sealed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,14 +69,6 @@ func TestPreparedSpillSealed(t *testing.T) {
 	})
 	if err != nil || i != n {
 		t.Fatalf("replay: %d records, %v", i, err)
-	}
-	// One bit changed in the first chunk's sealed text.
-	if _, err := pr.f.WriteAt([]byte{disk[100] ^ 1}, 100); err != nil {
-		t.Fatal(err)
-	}
-	err = pr.replay(context.Background(), func(*native.Record) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "chunk 0") {
-		t.Fatalf("a changed spill replayed: %v", err)
 	}
 	pr.close()
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {

@@ -164,6 +164,19 @@ func (s *File) Reader() (io.Reader, error) {
 	return r, nil
 }
 
+// Sealed reads the file as it is on disk (the sealed chunks), for checks
+// that nothing of the plaintext shows.
+func (s *File) Sealed() (io.Reader, error) {
+	if err := s.w.Flush(); err != nil {
+		return nil, err
+	}
+	st, err := s.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return io.NewSectionReader(s.f, 0, st.Size()), nil
+}
+
 // Close forgets the plaintext buffers and removes the file.
 func (s *File) Close() error {
 	clear(s.buf)
