@@ -195,6 +195,9 @@ func fill(t *testing.T, db *ledger.DB) {
 			if _, err := tx.ReserveCounter(ctx, iccid, 0, 1, 1); err != nil {
 				return err
 			}
+			if err := tx.PutAuthorisation(ctx, ledger.Authorisation{ICCID: iccid, Recipient: "MNOB", FromDate: "2026-12-08", Owner: "M2M", FileID: int64(i)}); err != nil {
+				return err
+			}
 			if err := tx.Transition(ctx, iccid, []string{ledger.CardActive}, ledger.CardMoving, "test", "ref 'quoted'", nil); err != nil {
 				return err
 			}
@@ -244,7 +247,8 @@ func TestCopyBetweenEngines(t *testing.T) {
 	for _, tc := range rep.Tables {
 		byTable[tc.Table] = tc
 	}
-	if byTable["cards"].Rows != 20 || byTable["card_secrets"].Rows != 20 || byTable["card_events"].Rows != 39 || byTable["ota_messages"].Rows != 0 {
+	if byTable["cards"].Rows != 20 || byTable["card_secrets"].Rows != 20 || byTable["key_sets"].Rows != 20 || byTable["authorisations"].Rows != 20 ||
+		byTable["card_events"].Rows != 39 || byTable["ota_messages"].Rows != 0 {
 		t.Errorf("copied %+v", rep.Tables)
 	}
 	var blob []byte
