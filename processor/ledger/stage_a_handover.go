@@ -96,6 +96,11 @@ func (t *Tx) HandOver(ctx context.Context, o HandOver) (HandOverOutcome, error) 
 			return out, fmt.Errorf("handover: %s: %w", st.what, err)
 		}
 	}
+	// A server's planner must know the batch just written, or it takes
+	// it for empty and joins every card to a scan of it.
+	if err := t.analyze(ctx, "batch_records"); err != nil {
+		return out, fmt.Errorf("handover: %w", err)
+	}
 	res, err := t.Exec(ctx, `UPDATE cards SET state = ?, updated_at = ? WHERE state = ? AND recipient = ?
 		AND iccid IN (SELECT iccid FROM batch_records WHERE batch_id = ?)`, o.To, now, o.From, o.Recipient, o.BatchID)
 	if err != nil {
