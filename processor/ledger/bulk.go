@@ -58,10 +58,7 @@ func (d *DB) BatchMessagePages(ctx context.Context, batchID int64, size int, nam
 			m, c := &Message{BatchID: batchID}, &Card{}
 			dest := []any{&m.ID, &m.ICCID, &m.Kind, &m.KeyIndex, &m.KVN, &m.Counter, &m.TAR, &m.MSISDN, &m.ConcatRef,
 				&c.IMSI, &c.NewIMSI, &c.Recipient, &c.KeyIndex, &c.Profile, &c.Cutover}
-			for i := range blobs {
-				blobs[i] = nil
-				dest = append(dest, &blobs[i])
-			}
+			dest = blobDests(dest, blobs)
 			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
 				return err
@@ -109,6 +106,16 @@ func secretJoins(names []string, iccid, keyIndex string) (cols, joins string, ar
 		args = append(args, nm)
 	}
 	return c.String(), j.String(), args
+}
+
+// blobDests appends to a row's scan destinations one for each blob,
+// emptied first (a NULL leaves it nil), for secretsFrom to read.
+func blobDests(dest []any, blobs [][]byte) []any {
+	for i := range blobs {
+		blobs[i] = nil
+		dest = append(dest, &blobs[i])
+	}
+	return dest
 }
 
 // secretsFrom makes the secrets of the blobs read for names (a NULL blob:

@@ -88,12 +88,25 @@ func (in *Inserter) Flush(ctx context.Context) error {
 	if err := in.write(ctx); err != nil {
 		return err
 	}
-	if in.written && in.tx.d.dialect.Analyze {
-		if _, err := in.tx.tx.ExecContext(ctx, `ANALYZE `+in.table); err != nil {
-			return fmt.Errorf("analyze %s: %w", in.table, err)
+	if in.written {
+		if err := in.tx.analyze(ctx, in.table); err != nil {
+			return err
 		}
 	}
 	in.written = false
+	return nil
+}
+
+// analyze has a server's planner learn a table just filled (a stage, a
+// batch written by one statement); nothing where the dialect does not ask
+// for it.
+func (t *Tx) analyze(ctx context.Context, table string) error {
+	if !t.d.dialect.Analyze {
+		return nil
+	}
+	if _, err := t.tx.ExecContext(ctx, `ANALYZE `+table); err != nil {
+		return fmt.Errorf("analyze %s: %w", table, err)
+	}
 	return nil
 }
 

@@ -274,10 +274,7 @@ func (t *Tx) QueuedSMPPPage(ctx context.Context, partner string, after int64, si
 		var created string
 		dest := []any{&q.Night, &created, &m.ID, &m.ICCID, &m.BatchID, &m.Kind, &m.KeyIndex, &m.KVN, &m.Counter, &m.TAR, &m.MSISDN, &m.ConcatRef, &m.State,
 			&c.IMSI, &c.NewIMSI, &c.Recipient, &c.KeyIndex, &c.Profile}
-		for i := range blobs {
-			blobs[i] = nil
-			dest = append(dest, &blobs[i])
-		}
+		dest = blobDests(dest, blobs)
 		if err := rows.Scan(dest...); err != nil {
 			return nil, nil, err
 		}

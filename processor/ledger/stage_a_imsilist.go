@@ -427,10 +427,7 @@ func (s *IMSIListStage) Messages(ctx context.Context, size int, names []string, 
 			c := &Card{Recipient: s.recip}
 			m := &Message{BatchID: s.batchID, Kind: s.update}
 			dest := []any{&line, &m.ICCID, &c.NewIMSI, &c.Cutover, &c.Profile, &m.KeyIndex, &m.KVN, &m.MSISDN, &m.TAR, &resetTAR, &c.IMSI, &counter}
-			for i := range blobs {
-				blobs[i] = nil
-				dest = append(dest, &blobs[i])
-			}
+			dest = blobDests(dest, blobs)
 			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
 				return err

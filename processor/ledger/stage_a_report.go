@@ -178,18 +178,6 @@ func (s *ReportStage) Index(ctx context.Context) error {
 	return t.analyze(ctx, reportPoRsTable)
 }
 
-// analyze has a server's planner learn a staged table just filled by a
-// statement (Inserter.Flush does so for the tables it fills).
-func (t *Tx) analyze(ctx context.Context, table string) error {
-	if !t.d.dialect.Analyze {
-		return nil
-	}
-	if _, err := t.tx.ExecContext(ctx, `ANALYZE `+table); err != nil {
-		return fmt.Errorf("analyze %s: %w", table, err)
-	}
-	return nil
-}
-
 // reportPage is how many staged PoRs PoRs reads at a time.
 const reportPage = 512
 

@@ -437,10 +437,7 @@ func (s *HandoverStage) Provisioned(ctx context.Context, names []string, size in
 		for rows.Next() {
 			cs := CardSecrets{Found: true}
 			dest = append(dest[:0], &cs.Line, &cs.ICCID, &cs.IMSI, &cs.MSISDN, &cs.Algorithm)
-			for i := range blobs {
-				blobs[i] = nil
-				dest = append(dest, &blobs[i])
-			}
+			dest = blobDests(dest, blobs)
 			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
 				return fmt.Errorf("handover stage: provisioned: %w", err)
@@ -623,10 +620,7 @@ func (d *DB) BatchSecretPages(ctx context.Context, batchID int64, status string,
 			var iccid, imsi, msisdn, alg sql.NullString
 			var idx sql.NullInt64
 			dest = append(dest[:0], &cs.Line, &cs.ICCID, &iccid, &imsi, &msisdn, &alg, &idx)
-			for i := range blobs {
-				blobs[i] = nil
-				dest = append(dest, &blobs[i])
-			}
+			dest = blobDests(dest, blobs)
 			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
 				return err
