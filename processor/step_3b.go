@@ -180,20 +180,31 @@ func (KeyRequestIntake) Apply(ctx context.Context, w *Work) error {
 }
 
 // renderKeyRequest writes the key requests of a handover intake batch.
+// The intake renders its own from its stage as it plans it
+// (HandoverIntake.Apply); this is the way of a rerun.
 var renderKeyRequest = &renderer{
 	schema: native.KeyRequest,
 	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
 		return p.Ledger.CountBatchRecords(ctx, o.BatchID, o.Partner, recordRequested)
 	},
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
-		rec := native.NewRecord(native.KeyRequest)
-		return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, recordRequested, func(r ledger.BatchRecord) error {
-			rec.Set(native.FieldRequestID, p.Name+"-"+r.ICCID+"-"+r.Data)
-			rec.Set(native.FieldICCID, r.ICCID)
-			rec.Set(native.FieldKeyIndex, r.Data)
-			return emit(rec)
-		})
+		return p.keyRequestRecords(func(fn func(ledger.BatchRecord) error) error {
+			return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, recordRequested, fn)
+		}, emit)
 	},
+}
+
+// keyRequestRecords emits the key requests of the batch records records
+// gives in line order (those of the requested status, the key index as
+// their data).
+func (p *Party) keyRequestRecords(records func(func(ledger.BatchRecord) error) error, emit func(*native.Record) error) error {
+	rec := native.NewRecord(native.KeyRequest)
+	return records(func(r ledger.BatchRecord) error {
+		rec.Set(native.FieldRequestID, p.Name+"-"+r.ICCID+"-"+r.Data)
+		rec.Set(native.FieldICCID, r.ICCID)
+		rec.Set(native.FieldKeyIndex, r.Data)
+		return emit(rec)
+	})
 }
 
 // renderKeyResponse writes the manufacturer's answers; released pairs

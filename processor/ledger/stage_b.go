@@ -485,6 +485,27 @@ func (s *HandoverStage) Answers(ctx context.Context, size int, fn func(BatchReco
 	return mergeAnswers(ctx, o.BatchID, own, outside, fn)
 }
 
+// Requests calls fn, in line order, with the batch records of the file
+// that go to Take's RequestedPartner with Take's Requested status (what
+// BatchRecords gives of them once the work commits): the 3b lines Take
+// accepted, their key index as data, merged with any such record written
+// outside the stage before Take. It reads a page at a time from each.
+func (s *HandoverStage) Requests(ctx context.Context, size int, fn func(BatchRecord) error) error {
+	o := s.taken
+	if o == nil {
+		return fmt.Errorf("handover stage: requests asked before Take")
+	}
+	if size <= 0 {
+		size = pageSize
+	}
+	own := &answerPages{t: s.t, what: "handover stage", size: size, after: -1, query: `SELECT line, iccid, imsi, ?, reason, detail, ?, CAST(key_index AS TEXT) FROM ` + stageTable + `
+		WHERE own = 1 AND reason = '' AND three_b = 1 AND line > ? ORDER BY line LIMIT ?`, args: []any{o.Requested, o.RequestedPartner}}
+	outside := &answerPages{t: s.t, what: "handover stage", size: size, after: -1, query: `SELECT line, iccid, imsi, status, reason, detail, partner, data FROM ` + answersTable + ` a
+		WHERE partner = ? AND status = ? AND NOT EXISTS (SELECT 1 FROM ` + stageTable + ` st WHERE st.line = a.line AND st.own = 1)
+		AND line > ? ORDER BY line LIMIT ?`, args: []any{o.RequestedPartner, o.Requested}}
+	return mergeAnswers(ctx, o.BatchID, own, outside, fn)
+}
+
 // mergeAnswers calls fn with the rows of own and outside merged in line
 // order, as records of batch batchID.
 func mergeAnswers(ctx context.Context, batchID int64, own, outside *answerPages, fn func(BatchRecord) error) error {
