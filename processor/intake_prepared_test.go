@@ -207,11 +207,11 @@ func readFile(t testing.TB, path string) []byte {
 	return b
 }
 
-// The provisioning file and the acknowledgement the intake renders from
-// its stage are byte for byte those the ledger gives for the same batch
-// (the renderers of the key response, and of the intake on a rerun):
-// several pages, 3a and 3b lines, rejections of every kind in the middle,
-// repeats.
+// The provisioning file, the acknowledgement and the key request (of the
+// 3b lines) the intake renders from its stage are byte for byte those the
+// ledger gives for the same batch (the renderers of the key response, and
+// of the intake on a rerun): several pages, 3a and 3b lines, rejections
+// of every kind in the middle, repeats.
 func TestHandoverIntakePreparedSameBytesAsLedger(t *testing.T) {
 	const n = 2600 // three pages of cards
 	w, b, file, logs := intakeWorld(t, n)
@@ -219,14 +219,15 @@ func TestHandoverIntakePreparedSameBytesAsLedger(t *testing.T) {
 	if res.Counts.Accepted == 0 || res.Counts.Rejected < n/5 {
 		t.Fatalf("intake: %+v", res.Counts)
 	}
-	for _, typ := range []string{"handover-ack", "provisioning"} {
+	types := []string{"handover-ack", "provisioning", "key-request"}
+	prepared := map[string][]byte{}
+	for _, typ := range types {
 		if !strings.Contains(logs.String(), typ+" prepared") {
 			t.Fatalf("the %s was not rendered from the step's stage", typ)
 		}
+		prepared[typ] = w.plaintext(b, output(t, res.Outputs, typ))
 	}
-	ack, prov := output(t, res.Outputs, "handover-ack"), output(t, res.Outputs, "provisioning")
-	prepared := map[string][]byte{"handover-ack": w.plaintext(b, ack), "provisioning": w.plaintext(b, prov)}
-	again := rerender(t, b, res.Outputs, "handover-ack", "provisioning")
+	again := rerender(t, b, res.Outputs, types...)
 	for typ, o := range again {
 		got := w.plaintext(b, o)
 		if !bytes.Equal(prepared[typ], got) {
@@ -235,6 +236,7 @@ func TestHandoverIntakePreparedSameBytesAsLedger(t *testing.T) {
 	}
 	_, acks := w.readOutput(b, again["handover-ack"])
 	_, provs := w.readOutput(b, again["provisioning"])
+	_, reqs := w.readOutput(b, again["key-request"])
 	var rejected, provisioned, requested int
 	for _, r := range acks {
 		switch r.Get(native.FieldStatus) {
@@ -245,8 +247,9 @@ func TestHandoverIntakePreparedSameBytesAsLedger(t *testing.T) {
 		}
 	}
 	requested = countRows(t, b, `SELECT COUNT(*) FROM batch_records WHERE status = 'requested' AND batch_id = `+strconv.FormatInt(res.BatchID, 10))
-	if provisioned != len(provs) || rejected != res.Counts.Rejected || provisioned+requested != res.Counts.Accepted || requested == 0 {
-		t.Fatalf("ack: %d provisioned, %d rejected; %d provisioning records, %d requested; counts %+v", provisioned, rejected, len(provs), requested, res.Counts)
+	if provisioned != len(provs) || rejected != res.Counts.Rejected || provisioned+requested != res.Counts.Accepted || requested == 0 || len(reqs) != requested {
+		t.Fatalf("ack: %d provisioned, %d rejected; %d provisioning records, %d requested, %d key requests; counts %+v",
+			provisioned, rejected, len(provs), requested, len(reqs), res.Counts)
 	}
 	for _, reason := range []string{processor.ReasonDuplicate, processor.ReasonUnknownICCID, processor.ReasonInvalid, processor.ReasonProvisioning} {
 		if !ackHas(acks, reason) {
@@ -303,7 +306,7 @@ func TestHandoverIntakeRenderedOnceAfterCommit(t *testing.T) {
 	w1, b1, file1, _ := intakeWorld(t, n)
 	res := w1.process(b1, "mno-a", intakeStep(b1), file1)
 	want := map[string][]byte{}
-	for _, typ := range []string{"handover-ack", "provisioning"} {
+	for _, typ := range []string{"handover-ack", "provisioning", "key-request"} {
 		want[typ] = ownKeysOut(t, b1, typ, w1.plaintext(b1, output(t, res.Outputs, typ)))
 	}
 
@@ -319,7 +322,7 @@ func TestHandoverIntakeRenderedOnceAfterCommit(t *testing.T) {
 	if _, err := b.ProcessFile(ctx, intakeStep(b), in); err == nil {
 		t.Fatal("the outputs were rendered into a file's place")
 	}
-	for _, typ := range []string{"handover-ack", "provisioning"} {
+	for _, typ := range []string{"handover-ack", "provisioning", "key-request"} {
 		if !strings.Contains(logs.String(), typ+" prepared") {
 			t.Fatalf("the interrupted run did not prepare the %s", typ)
 		}

@@ -33,14 +33,7 @@ var (
 func newKeyWorld(t *testing.T, cards []*fleet.Card, source func(i int) string) *keyWorld {
 	t.Helper()
 	ctx := context.Background()
-	w := newWorld(t)
-	b := w.party("MNOB", mustRanges(t, "999-99:0000000000-0000099999"), nil)
-	prof := profile3b(t, "usim-3b", true)
-	b.Profiles[prof.Name] = prof
-	w.partner(b, "mno-a", "MNOA", "operator", "tk-ab", mustRanges(t, "001-01"), false)
-	w.partner(b, "mno-c", "MNOC", "operator", "tk-bc", mustRanges(t, "999-98"), false)
-	w.partner(b, "hlr", "HLRB", "hlr", "tk-aucb", nil, true)
-	w.partner(b, "mfr", "MFR", "manufacturer", "tk-mb", nil, false)
+	w, b, prof := keyParty(t)
 	err := b.Ledger.InTx(ctx, func(tx *ledger.Tx) error {
 		for i := range len(cards) {
 			st, ok := keyStates[i]
@@ -66,6 +59,20 @@ func newKeyWorld(t *testing.T, cards []*fleet.Card, source func(i int) string) *
 	return &keyWorld{world: w, b: b, cards: cards}
 }
 
+// keyParty is the recipient B of a key world, with no cards yet: its 3b
+// profile, the two donors, the HLR and the manufacturer.
+func keyParty(t testing.TB) (*world, *processor.Party, *processor.Profile) {
+	w := newWorld(t)
+	b := w.party("MNOB", mustRanges(t, "999-99:0000000000-0000099999"), nil)
+	prof := profile3b(t, "usim-3b", true)
+	b.Profiles[prof.Name] = prof
+	w.partner(b, "mno-a", "MNOA", "operator", "tk-ab", mustRanges(t, "001-01"), false)
+	w.partner(b, "mno-c", "MNOC", "operator", "tk-bc", mustRanges(t, "999-98"), false)
+	w.partner(b, "hlr", "HLRB", "hlr", "tk-aucb", nil, true)
+	w.partner(b, "mfr", "MFR", "manufacturer", "tk-mb", nil, false)
+	return w, b, prof
+}
+
 // keyLine is one hand-made key-response line: the card, the index, the
 // status and the pair's lengths (0: absent).
 type keyLine struct {
@@ -77,6 +84,7 @@ type keyLine struct {
 	kvn       string
 	otaAlg    string
 	garbledKi bool
+	noOPc     bool
 	authAlg   string
 }
 
@@ -111,7 +119,9 @@ func (x *keyWorld) keyRecords(lines []keyLine) func(func(*native.Record) error) 
 					r.Set(field, v)
 				}
 				wrap(native.FieldKi, l.ki, 1)
-				wrap(native.FieldOPc, 16, 2)
+				if !l.noOPc {
+					wrap(native.FieldOPc, 16, 2)
+				}
 				if l.garbledKi {
 					r.Set(native.FieldKi, "tk-mb:"+strings.Repeat("ab", 24))
 				}

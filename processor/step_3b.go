@@ -180,20 +180,31 @@ func (KeyRequestIntake) Apply(ctx context.Context, w *Work) error {
 }
 
 // renderKeyRequest writes the key requests of a handover intake batch.
+// The intake renders its own from its stage as it plans it
+// (HandoverIntake.Apply); this is the way of a rerun.
 var renderKeyRequest = &renderer{
 	schema: native.KeyRequest,
 	count: func(ctx context.Context, p *Party, o *ledger.Output) (int, error) {
 		return p.Ledger.CountBatchRecords(ctx, o.BatchID, o.Partner, recordRequested)
 	},
 	records: func(ctx context.Context, p *Party, o *ledger.Output, emit func(*native.Record) error) error {
-		rec := native.NewRecord(native.KeyRequest)
-		return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, recordRequested, func(r ledger.BatchRecord) error {
-			rec.Set(native.FieldRequestID, p.Name+"-"+r.ICCID+"-"+r.Data)
-			rec.Set(native.FieldICCID, r.ICCID)
-			rec.Set(native.FieldKeyIndex, r.Data)
-			return emit(rec)
-		})
+		return p.keyRequestRecords(func(fn func(ledger.BatchRecord) error) error {
+			return p.Ledger.BatchRecords(ctx, o.BatchID, o.Partner, recordRequested, fn)
+		}, emit)
 	},
+}
+
+// keyRequestRecords emits the key requests of the batch records records
+// gives in line order (those of the requested status, the key index as
+// their data).
+func (p *Party) keyRequestRecords(records func(func(ledger.BatchRecord) error) error, emit func(*native.Record) error) error {
+	rec := native.NewRecord(native.KeyRequest)
+	return records(func(r ledger.BatchRecord) error {
+		rec.Set(native.FieldRequestID, p.Name+"-"+r.ICCID+"-"+r.Data)
+		rec.Set(native.FieldICCID, r.ICCID)
+		rec.Set(native.FieldKeyIndex, r.Data)
+		return emit(rec)
+	})
 }
 
 // renderKeyResponse writes the manufacturer's answers; released pairs
@@ -278,7 +289,9 @@ var renderKeyResponse = &renderer{
 // a released pair unwrapped from the manufacturer's transport key, checked
 // and sealed under our master key by workers on the other cores; then a
 // few statements judge every line against the cards and take them, and
-// the provisioning file is rendered from the batch's records.
+// the acknowledgements and the provisioning file are rendered from the
+// stage as they are planned (Work.prepare): written from there once the
+// work commits, from the ledger on a rerun.
 type KeyResponseIntake struct {
 	HLR *Partner
 }
@@ -338,20 +351,48 @@ func (s *KeyResponseIntake) Apply(ctx context.Context, w *Work) error {
 	if err != nil {
 		return err
 	}
-	if err := stage.Close(ctx); err != nil {
-		return err
-	}
 	w.Counts.Accepted += out.Accepted
 	w.Counts.Rejected += out.Rejected + out.Ignored
+	// The acknowledgements and the provisioning file are rendered now,
+	// from the stage that has just judged and taken the lines, into
+	// sealed spills; they are written from there once the work commits
+	// (from the ledger on a rerun).
 	for _, d := range donors {
-		if _, err := w.Plan(ctx, "handover-ack", native.HandoverAck.Name, d, false); err != nil {
+		ack, err := w.Plan(ctx, "handover-ack", native.HandoverAck.Name, d, false)
+		if err != nil {
 			return err
+		}
+		if w.preparing(ack) {
+			_, err := w.prepare(ctx, ack, native.HandoverAck, func(ctx context.Context, emit func(*native.Record) error) error {
+				return ackRecords(func(fn func(ledger.BatchRecord) error) error {
+					return stage.Answers(ctx, ack.Partner, cardPageSize, fn)
+				}, emit)
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
 	if out.Accepted > 0 {
-		return w.PlanTo(ctx, "provisioning", native.Provisioning.Name, s.HLR, "hlr")
+		if s.HLR == nil {
+			return fmt.Errorf("%s: no hlr partner configured for the %s", w.Job, native.Provisioning.Name)
+		}
+		prov, err := w.Plan(ctx, "provisioning", native.Provisioning.Name, s.HLR, false)
+		if err != nil {
+			return err
+		}
+		if w.preparing(prov) {
+			_, err := w.prepare(ctx, prov, native.Provisioning, func(ctx context.Context, emit func(*native.Record) error) error {
+				return p.provisioningRecords(ctx, prov, func(ctx context.Context, page func([]ledger.CardSecrets) error) error {
+					return stage.Provisioned(ctx, provisioningSecrets, cardPageSize, page)
+				}, emit)
+			})
+			if err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return stage.Close(ctx)
 }
 
 // check holds the judged lines against our configuration: every donor a

@@ -107,10 +107,10 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 	}
 	w.Counts.Accepted += taken.Accepted + taken.Requested
 	w.Counts.Rejected += taken.Rejected
-	// The acknowledgement and the provisioning file are rendered now,
-	// from the stage that has just judged and taken the lines, into
-	// sealed spills; they are written from there once the work commits
-	// (from the ledger on a rerun).
+	// The acknowledgement, the provisioning file and the key request are
+	// rendered now, from the stage that has just judged and taken the
+	// lines, into sealed spills; they are written from there once the
+	// work commits (from the ledger on a rerun).
 	ack, err := w.Plan(ctx, "handover-ack", native.HandoverAck.Name, a, true)
 	if err != nil {
 		return err
@@ -142,15 +142,24 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 			}
 		}
 	}
-	if err := stage.Close(ctx); err != nil {
-		return err
-	}
 	if taken.Requested > 0 {
-		if err := w.PlanTo(ctx, "key-request", native.KeyRequest.Name, s.Manufacturer, "manufacturer"); err != nil {
+		if s.Manufacturer == nil {
+			return fmt.Errorf("%s: no manufacturer partner configured for the %s", w.Job, native.KeyRequest.Name)
+		}
+		req, err := w.Plan(ctx, "key-request", native.KeyRequest.Name, s.Manufacturer, false)
+		if err != nil {
 			return err
 		}
+		if w.preparing(req) {
+			_, err := w.prepare(ctx, req, native.KeyRequest, func(ctx context.Context, emit func(*native.Record) error) error {
+				return p.keyRequestRecords(func(fn func(ledger.BatchRecord) error) error { return stage.Requests(ctx, cardPageSize, fn) }, emit)
+			})
+			if err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return stage.Close(ctx)
 }
 
 // tookStatement logs how long each of a step's set-based statements ran

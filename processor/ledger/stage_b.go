@@ -475,13 +475,40 @@ func (s *HandoverStage) Answers(ctx context.Context, size int, fn func(BatchReco
 	if size <= 0 {
 		size = pageSize
 	}
-	own := &answerPages{t: s.t, size: size, after: -1, query: `SELECT line, iccid, imsi, CASE WHEN reason <> '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + stageTable + `
+	own := &answerPages{t: s.t, what: "handover stage", size: size, after: -1, query: `SELECT line, iccid, imsi, CASE WHEN reason <> '' THEN ? ELSE ? END, reason, detail, ?, '' FROM ` + stageTable + `
 		WHERE own = 1 AND (reason <> '' OR three_b = 0) AND line > ? ORDER BY line LIMIT ?`, args: []any{o.Rejected, o.Accepted, o.Partner}}
 	// A line of the stage's own is answered by Take (its record replaced
 	// any written before).
-	outside := &answerPages{t: s.t, size: size, after: -1, query: `SELECT line, iccid, imsi, status, reason, detail, partner, data FROM ` + answersTable + ` a
+	outside := &answerPages{t: s.t, what: "handover stage", size: size, after: -1, query: `SELECT line, iccid, imsi, status, reason, detail, partner, data FROM ` + answersTable + ` a
 		WHERE partner = ? AND status IN (?, ?) AND NOT EXISTS (SELECT 1 FROM ` + stageTable + ` st WHERE st.line = a.line AND st.own = 1)
 		AND line > ? ORDER BY line LIMIT ?`, args: []any{o.Partner, o.Accepted, o.Rejected}}
+	return mergeAnswers(ctx, o.BatchID, own, outside, fn)
+}
+
+// Requests calls fn, in line order, with the batch records of the file
+// that go to Take's RequestedPartner with Take's Requested status (what
+// BatchRecords gives of them once the work commits): the 3b lines Take
+// accepted, their key index as data, merged with any such record written
+// outside the stage before Take. It reads a page at a time from each.
+func (s *HandoverStage) Requests(ctx context.Context, size int, fn func(BatchRecord) error) error {
+	o := s.taken
+	if o == nil {
+		return fmt.Errorf("handover stage: requests asked before Take")
+	}
+	if size <= 0 {
+		size = pageSize
+	}
+	own := &answerPages{t: s.t, what: "handover stage", size: size, after: -1, query: `SELECT line, iccid, imsi, ?, reason, detail, ?, CAST(key_index AS TEXT) FROM ` + stageTable + `
+		WHERE own = 1 AND reason = '' AND three_b = 1 AND line > ? ORDER BY line LIMIT ?`, args: []any{o.Requested, o.RequestedPartner}}
+	outside := &answerPages{t: s.t, what: "handover stage", size: size, after: -1, query: `SELECT line, iccid, imsi, status, reason, detail, partner, data FROM ` + answersTable + ` a
+		WHERE partner = ? AND status = ? AND NOT EXISTS (SELECT 1 FROM ` + stageTable + ` st WHERE st.line = a.line AND st.own = 1)
+		AND line > ? ORDER BY line LIMIT ?`, args: []any{o.RequestedPartner, o.Requested}}
+	return mergeAnswers(ctx, o.BatchID, own, outside, fn)
+}
+
+// mergeAnswers calls fn with the rows of own and outside merged in line
+// order, as records of batch batchID.
+func mergeAnswers(ctx context.Context, batchID int64, own, outside *answerPages, fn func(BatchRecord) error) error {
 	for {
 		a, err := own.peek(ctx)
 		if err != nil {
@@ -502,7 +529,7 @@ func (s *HandoverStage) Answers(ctx context.Context, size int, fn func(BatchReco
 		}
 		r := next.page[0]
 		next.page = next.page[1:]
-		r.BatchID = o.BatchID
+		r.BatchID = batchID
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -512,6 +539,7 @@ func (s *HandoverStage) Answers(ctx context.Context, size int, fn func(BatchReco
 // answerPages reads the rows of one query a page at a time, by line.
 type answerPages struct {
 	t     *Tx
+	what  string // whose rows, for errors
 	size  int
 	query string
 	args  []any
@@ -536,19 +564,19 @@ func (ap *answerPages) peek(ctx context.Context) (*BatchRecord, error) {
 func (ap *answerPages) read(ctx context.Context) error {
 	rows, err := ap.t.Query(ctx, ap.query, append(append([]any{}, ap.args...), ap.after, ap.size)...)
 	if err != nil {
-		return fmt.Errorf("handover stage: answers: %w", err)
+		return fmt.Errorf("%s: answers: %w", ap.what, err)
 	}
 	defer rows.Close()
 	page := ap.page[:0]
 	for rows.Next() {
 		var r BatchRecord
 		if err := rows.Scan(&r.Line, &r.ICCID, &r.IMSI, &r.Status, &r.Reason, &r.Detail, &r.Partner, &r.Data); err != nil {
-			return fmt.Errorf("handover stage: answers: %w", err)
+			return fmt.Errorf("%s: answers: %w", ap.what, err)
 		}
 		page = append(page, r)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("handover stage: answers: %w", err)
+		return fmt.Errorf("%s: answers: %w", ap.what, err)
 	}
 	ap.page = page
 	if len(page) < ap.size {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,9 @@ type KeyStage struct {
 	secrets []string // names of the sealed secrets, in StagedKeys.Sealed order
 	rows    *Inserter
 	vals    []any
+	// taken is the Take the stage's lines were recorded by (nil before):
+	// what Provisioned and Answers read back from the stage.
+	taken *KeyTake
 }
 
 // StagedKeys is one line of a key-response in the stage.
@@ -64,6 +68,11 @@ const (
 
 const keyStageTable = "stage_b_keys"
 
+// keyAnswersTable keeps, from Take on, the batch records written outside
+// the stage before Take (the reader's rejections): with the stage's own
+// lines, every answer of the file (Answers).
+const keyAnswersTable = "stage_b_key_answers"
+
 // StageKeys creates the stage: secretNames name the sealed secrets each
 // staged line carries. A stage left over by an earlier attempt on this
 // connection is dropped first.
@@ -91,6 +100,7 @@ func (t *Tx) StageKeys(ctx context.Context, secretNames []string) (*KeyStage, er
   unusable   TEXT NOT NULL,
   verdict    TEXT NOT NULL DEFAULT '',
   imsi       TEXT NOT NULL DEFAULT '',
+  msisdn     TEXT NOT NULL DEFAULT '',
   source     TEXT NOT NULL DEFAULT '',
   profile    TEXT NOT NULL DEFAULT ''` + cols.String() + `
 )`
@@ -181,7 +191,7 @@ func (s *KeyStage) Judge(ctx context.Context, from string) (KeyJudgement, error)
 	_, err := t.Exec(ctx, `UPDATE `+st+` SET
 		verdict = CASE WHEN `+st+`.released = 0 OR `+st+`.key_index <> c.key_index THEN ?
 			WHEN `+st+`.fault <> '' THEN ? WHEN `+st+`.unusable <> '' THEN ? ELSE ? END,
-		imsi = c.imsi, source = c.source, profile = c.profile
+		imsi = c.imsi, msisdn = c.msisdn, source = c.source, profile = c.profile
 		FROM cards c WHERE c.iccid = `+st+`.iccid AND c.state = ?
 			AND NOT EXISTS (SELECT 1 FROM `+st+` d WHERE d.iccid = `+st+`.iccid AND d.line < `+st+`.line)`,
 		keyRefused, keyFault, keyUnusable, keyTake, from)
@@ -316,6 +326,21 @@ func (s *KeyStage) Take(ctx context.Context, o KeyTake) (KeyOutcome, error) {
 			return out, fmt.Errorf("key stage: ota-alg: %w", err)
 		}
 	}
+	// The batch's records so far are those written outside the stage:
+	// kept aside for Answers (a few, however large the file).
+	for _, q := range []string{
+		`DROP TABLE IF EXISTS ` + keyAnswersTable,
+		`CREATE TEMP TABLE ` + keyAnswersTable + ` (line INTEGER PRIMARY KEY, iccid TEXT NOT NULL, imsi TEXT NOT NULL, status TEXT NOT NULL,
+			reason TEXT NOT NULL, detail TEXT NOT NULL, partner TEXT NOT NULL, data TEXT NOT NULL)`,
+	} {
+		if _, err := t.tx.ExecContext(ctx, q); err != nil {
+			return out, fmt.Errorf("key stage: answers: %w", err)
+		}
+	}
+	if _, err := t.Exec(ctx, `INSERT INTO `+keyAnswersTable+` (line, iccid, imsi, status, reason, detail, partner, data)
+		SELECT line, iccid, imsi, status, reason, detail, partner, data FROM batch_records WHERE batch_id = ?`, o.BatchID); err != nil {
+		return out, fmt.Errorf("key stage: answers: %w", err)
+	}
 	partner, pargs := caseMap("source", o.Partners)
 	profile, prargs := caseMap("s.profile", o.Profiles)
 	judged := `verdict IN ('` + keyTake + `', '` + keyRefused + `', '` + keyUnusable + `')`
@@ -391,7 +416,126 @@ func (s *KeyStage) Take(ctx context.Context, o KeyTake) (KeyOutcome, error) {
 	}
 	out.Rejected -= out.Accepted
 	out.Ignored = total - out.Accepted - out.Rejected
+	taken := o
+	taken.Partners, taken.Profiles, taken.OTAAlgs, taken.Took = maps.Clone(o.Partners), maps.Clone(o.Profiles), slices.Clone(o.OTAAlgs), nil
+	s.taken = &taken
 	return out, nil
+}
+
+// Provisioned calls fn with the lines Take took, in line order, in pages
+// of up to size, as BatchSecretPages gives the batch's records of the
+// accepted status once the work commits: each with its card's identity
+// as Take left it and those of its secrets named in names (of the
+// stage's), sealed as Take stored them (at the line's key index, the
+// card's). A secret the line did not carry is read from the ledger, as
+// BatchSecretPages would find it. Each page is a new slice: fn may hand
+// it to another goroutine.
+func (s *KeyStage) Provisioned(ctx context.Context, names []string, size int, fn func([]CardSecrets) error) error {
+	if s.taken == nil {
+		return fmt.Errorf("key stage: provisioned lines asked before Take")
+	}
+	if size <= 0 {
+		size = pageSize
+	}
+	var cols strings.Builder
+	var args []any
+	for _, name := range names {
+		i := slices.Index(s.secrets, name)
+		if i < 0 {
+			return fmt.Errorf("key stage: no secret %s staged", name)
+		}
+		// COALESCE reads the ledger only for a line without the secret.
+		fmt.Fprintf(&cols, `, COALESCE(st.s%d, (SELECT k.blob FROM card_secrets k WHERE k.iccid = st.iccid AND k.key_index = st.key_index AND k.name = ?))`, i)
+		args = append(args, name)
+	}
+	query := `SELECT st.line, st.iccid, st.imsi, st.msisdn, st.algorithm, st.key_index` + cols.String() + `
+		FROM ` + keyStageTable + ` st WHERE st.verdict = ? AND st.line > ? ORDER BY st.line LIMIT ?`
+	args = append(args, keyTake, 0, size)
+	// Lines are numbered from 1 (and fit the stage's INTEGER column).
+	after := &args[len(args)-2]
+	*after = -1
+	blobs := make([][]byte, len(names))
+	dest := make([]any, 0, 6+len(names))
+	for {
+		page := make([]CardSecrets, 0, size)
+		rows, err := s.t.Query(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("key stage: provisioned: %w", err)
+		}
+		for rows.Next() {
+			cs := CardSecrets{Found: true}
+			dest = append(dest[:0], &cs.Line, &cs.ICCID, &cs.IMSI, &cs.MSISDN, &cs.Algorithm, &cs.KeyIndex)
+			dest = blobDests(dest, blobs)
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return fmt.Errorf("key stage: provisioned: %w", err)
+			}
+			cs.Secrets = secretsFrom(names, blobs, cs.KeyIndex)
+			page = append(page, cs)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("key stage: provisioned: %w", err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+		if len(page) < size {
+			return nil
+		}
+		*after = page[len(page)-1].Line
+	}
+}
+
+// Answers calls fn, in line order, with the batch records of the file
+// that go to partner with Take's accepted or rejected status (what
+// BatchRecords gives of them once the work commits): the stage's lines
+// of the donors Take maps to partner, as Take recorded them, merged with
+// the records written outside the stage before Take. It reads a page at
+// a time from each.
+func (s *KeyStage) Answers(ctx context.Context, partner string, size int, fn func(BatchRecord) error) error {
+	o := s.taken
+	if o == nil {
+		return fmt.Errorf("key stage: answers asked before Take")
+	}
+	if size <= 0 {
+		size = pageSize
+	}
+	if partner == "" {
+		// Take records the partner of a source it does not map as ''.
+		return fmt.Errorf("key stage: answers to no partner")
+	}
+	// The donors (card sources) whose answers go to partner.
+	var sources []string
+	for src, name := range o.Partners {
+		if name == partner {
+			sources = append(sources, src)
+		}
+	}
+	slices.Sort(sources)
+	judged := `verdict IN ('` + keyTake + `', '` + keyRefused + `', '` + keyUnusable + `')`
+	ownArgs := []any{keyTake, o.Accepted, o.Rejected, keyTake, keyRefused, o.Refused.Reason, o.Unusable.Reason,
+		keyTake, keyRefused, o.Refused.Detail, o.Unusable.Detail, partner}
+	inSources := "1 = 0"
+	if len(sources) > 0 {
+		inSources = "source IN (?" + strings.Repeat(", ?", len(sources)-1) + ")"
+		for _, src := range sources {
+			ownArgs = append(ownArgs, src)
+		}
+	}
+	own := &answerPages{t: s.t, what: "key stage", size: size, after: -1, query: `SELECT line, iccid, imsi, CASE verdict WHEN ? THEN ? ELSE ? END,
+		CASE verdict WHEN ? THEN '' WHEN ? THEN ? ELSE ? END,
+		CASE verdict WHEN ? THEN '' WHEN ? THEN ? || mf_reason ELSE ? || unusable END, ?, ''
+		FROM ` + keyStageTable + ` WHERE ` + judged + ` AND ` + inSources + ` AND line > ? ORDER BY line LIMIT ?`, args: ownArgs}
+	// A line the stage judged is answered by Take (its record replaced
+	// any written before).
+	outside := &answerPages{t: s.t, what: "key stage", size: size, after: -1, query: `SELECT line, iccid, imsi, status, reason, detail, partner, data FROM ` + keyAnswersTable + ` a
+		WHERE partner = ? AND status IN (?, ?) AND NOT EXISTS (SELECT 1 FROM ` + keyStageTable + ` st WHERE st.line = a.line AND st.` + judged + `)
+		AND line > ? ORDER BY line LIMIT ?`, args: []any{partner, o.Accepted, o.Rejected}}
+	return mergeAnswers(ctx, o.BatchID, own, outside, fn)
 }
 
 // caseMap is an SQL expression mapping col by m (keys in a fixed order),
@@ -448,8 +592,10 @@ func (s *KeyStage) Close(ctx context.Context) error {
 }
 
 func (s *KeyStage) drop(ctx context.Context) error {
-	if _, err := s.t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+keyStageTable); err != nil {
-		return fmt.Errorf("key stage: %w", err)
+	for _, table := range []string{keyStageTable, keyAnswersTable} {
+		if _, err := s.t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+table); err != nil {
+			return fmt.Errorf("key stage: %w", err)
+		}
 	}
 	return nil
 }
