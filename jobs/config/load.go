@@ -221,6 +221,10 @@ func (c *Config) applyDefaults() {
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = Duration(time.Minute)
 	}
+	if c.LedgerSlowStatement == nil {
+		d := Duration(DefaultSlowStatement)
+		c.LedgerSlowStatement = &d
+	}
 	if c.OTA.CounterJump == 0 {
 		c.OTA.CounterJump = 16
 	}
@@ -337,4 +341,19 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// DefaultSlowStatement is ledger_slow_statement when the file gives none:
+// above the longest statement of a million-card step on either engine
+// (a set-based UPDATE of every card: about 10 s embedded, 20 s on a
+// server), below the minutes a statement takes on a bad plan or behind
+// another writer's lock, which is what the log is for.
+const DefaultSlowStatement = time.Minute
+
+// SlowStatement is the threshold of the slow-statement log (0: off).
+func (c *Config) SlowStatement() time.Duration {
+	if c.LedgerSlowStatement == nil {
+		return DefaultSlowStatement
+	}
+	return c.LedgerSlowStatement.D()
 }
