@@ -138,7 +138,7 @@ func runBench(e *env, args []string) error {
 			*n, f.Total().Seconds(), f.Insert.Seconds(), f.Update.Seconds(), f.Read.Seconds())
 		fmt.Fprintf(e.io.out, "%-17s %10s %9s %9s %12s %9s %8s\n", "stage", "records", "seconds", "cpu s", "records/s", "peak RSS", "x floor")
 		if *stmts {
-			fmt.Fprintf(e.io.out, "  %15s %9s %9s %8s  %s\n", "calls", "seconds", "share", "x floor", "statement (the stage's longest, grouped; a query to its first row)")
+			fmt.Fprintf(e.io.out, "  %15s %9s %9s %8s  %s\n", "calls", "seconds", "share", "x floor", "statement (the stage's longest, grouped; a query timed to its return, not through its rows)")
 		}
 	}
 	_, err := bench.Run(e.ctx, bench.Options{Records: *n, Dir: *keep, Log: e.log, Ledger: bench.LedgerOptions{URL: *pgURL, Password: *pgPass}, Floor: floor, Profile: *profile, Statements: *stmts, Stage: func(s bench.Stage) {

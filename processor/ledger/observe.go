@@ -17,9 +17,10 @@ type Statement struct {
 	// texts that differ only in layout or in the rows of a multi-row
 	// INSERT.
 	Text string
-	// Duration is the time to the statement's return. For a query that
-	// is the time to its first row: reading the rest of its cursor is the
-	// caller's and is not included.
+	// Duration is the time to the statement's return (for a prepared
+	// statement's first run, its preparation included). A query's rows
+	// are read by its caller after it returns, and that reading is not
+	// included.
 	Duration time.Duration
 	// Rows is the number of rows the statement wrote as the driver
 	// counts them (an INSERT, UPDATE, DELETE or bulk load; 0 for DDL), or
