@@ -8,7 +8,11 @@
 //
 // Before the stages it measures the engine floor (Floor): the bare
 // statements no set-based step can avoid for the same N on the same
-// engine, against which each stage's time is given as a multiple.
+// engine, against which each stage's time is given as a multiple. With
+// Options.Statements each stage also tells the time of every kind of
+// statement both parties' ledgers ran in it (Stage.Statements, from the
+// ledger's statement observer), so that where a stage stands against the
+// floor can be read statement by statement.
 //
 // Stages, in order:
 //
