@@ -28,9 +28,10 @@ type benchLine struct {
 	// engine; XFloor the stage's seconds as a multiple of it.
 	FloorSeconds float64 `json:"floor_seconds"`
 	XFloor       float64 `json:"x_floor"`
-	// With --statements: the stage's longest kinds of ledger statement
-	// (up to topStatements), then the rest as one line ("other
-	// statements") and the wall time outside them ("outside statements").
+	// With --statements: every kind of ledger statement the stage ran,
+	// the longest first, then the wall time outside them ("outside
+	// statements"). The text form names the topStatements longest and
+	// sums the rest as "other statements (N kinds)".
 	Statements []benchStatement `json:"statements,omitempty"`
 }
 
@@ -39,9 +40,10 @@ type benchStatement struct {
 	// Statement is the statement's text as ledger.StatementKey writes it
 	// (with --json in full, in the text form cut to a line), or "other
 	// statements (N kinds)" or "outside statements".
-	Statement string  `json:"statement"`
-	Calls     int     `json:"calls"`
-	Seconds   float64 `json:"seconds"`
+	Statement string `json:"statement"`
+	Calls     int    `json:"calls"`
+	// Seconds to the microsecond (the text form shows milliseconds).
+	Seconds float64 `json:"seconds"`
 	// Share is Seconds as a fraction of the stage's wall time.
 	Share  float64 `json:"share"`
 	XFloor float64 `json:"x_floor"`
@@ -59,13 +61,14 @@ const (
 	outsideStatements = "outside statements"
 )
 
-// statementLines are a stage's statement lines: the longest kinds, the
-// rest together, and the wall time outside every statement (0 where
-// statements that ran side by side took longer than the stage).
-func statementLines(s bench.Stage) []benchStatement {
+// statementLines are a stage's statement lines: the top longest kinds
+// (every kind when top is 0), the rest together, and the wall time
+// outside every statement (0 where statements that ran side by side took
+// longer than the stage).
+func statementLines(s bench.Stage, top int) []benchStatement {
 	wall := s.Elapsed.Seconds()
 	line := func(name string, calls int, d time.Duration, rows int64) benchStatement {
-		l := benchStatement{Statement: name, Calls: calls, Seconds: round(d.Seconds(), 3), Rows: rows}
+		l := benchStatement{Statement: name, Calls: calls, Seconds: round(d.Seconds(), 6), Rows: rows}
 		if wall > 0 {
 			l.Share = round(d.Seconds()/wall, 4)
 		}
@@ -79,7 +82,7 @@ func statementLines(s bench.Stage) []benchStatement {
 	var otherCalls, kinds int
 	otherRows := int64(-1)
 	for i, st := range s.Statements {
-		if i < topStatements {
+		if top == 0 || i < top {
 			out = append(out, line(st.Key, st.Calls, st.Elapsed, st.Rows))
 			continue
 		}
@@ -105,7 +108,7 @@ func runBench(e *env, args []string) error {
 	pgPass := fs.String("ledger-password", "", "the PostgreSQL password by reference (env:NAME or file:PATH); default PGPASSFILE / ~/.pgpass")
 	profile := fs.String("profile", "", "write a CPU profile of each stage to DIR/STAGE.pprof (the folder is made if missing)")
 	asJSON := fs.Bool("json", false, "one JSON object per stage: stage, records, seconds, records_per_s, peak_rss_bytes, floor_seconds, x_floor (and statements with --statements)")
-	stmts := fs.Bool("statements", false, "after each stage, the ledger statements that took most of its time: calls, seconds, share of the stage, x floor; then the other statements and the time outside them")
+	stmts := fs.Bool("statements", false, "after each stage, the ledger statements that took most of its time: calls, seconds, share of the stage, x floor; then the other statements and the time outside them (with --json: every kind of statement)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -144,8 +147,10 @@ func runBench(e *env, args []string) error {
 	_, err := bench.Run(e.ctx, bench.Options{Records: *n, Dir: *keep, Log: e.log, Ledger: bench.LedgerOptions{URL: *pgURL, Password: *pgPass}, Floor: floor, Profile: *profile, Statements: *stmts, Stage: func(s bench.Stage) {
 		l := benchLine{Stage: s.Name, Records: s.Records, Seconds: round(s.Elapsed.Seconds(), 3), RecordsPerS: round(s.RecordsPerSecond(), 0), PeakRSSBytes: s.PeakRSS,
 			FloorSeconds: round(s.Floor.Seconds(), 6), XFloor: round(s.XFloor(), 2)}
-		if *stmts {
-			l.Statements = statementLines(s)
+		if *stmts && *asJSON {
+			l.Statements = statementLines(s, 0)
+		} else if *stmts {
+			l.Statements = statementLines(s, topStatements)
 		}
 		if *asJSON {
 			if err := enc.Encode(l); err != nil && werr == nil {
