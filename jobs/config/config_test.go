@@ -428,6 +428,17 @@ func TestLedgerSlowStatement(t *testing.T) {
 		if c.SlowStatement() != tc.want {
 			t.Errorf("%s: %s, want %s", tc.v, c.SlowStatement(), tc.want)
 		}
+		// --print shows it, and what it shows loads to the same.
+		out := c.Redacted()
+		if !strings.Contains(out, "ledger_slow_statement: ") {
+			t.Errorf("%s: --print lacks ledger_slow_statement", tc.v)
+		}
+		again, err := Load(writeConfig(t, dir, out))
+		if err != nil {
+			t.Errorf("%s: the printed configuration does not load: %v", tc.v, err)
+		} else if again.SlowStatement() != tc.want {
+			t.Errorf("%s: printed and loaded again: %s", tc.v, again.SlowStatement())
+		}
 	}
 	body := strings.Replace(validYAML, "data_dir: data", "data_dir: data\nledger_slow_statement: -1s", 1)
 	if _, err := Load(writeConfig(t, dir, body)); err == nil || !strings.Contains(err.Error(), "ledger_slow_statement: ") {
