@@ -203,9 +203,10 @@ func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	if t.d.observe == nil {
 		return t.tx.QueryContext(ctx, t.d.q(query), args...)
 	}
+	q := t.d.q(query)
 	start := time.Now()
-	rows, err := t.tx.QueryContext(ctx, t.d.q(query), args...)
-	t.d.observed(ctx, t.d.q(query), start, -1, true, err)
+	rows, err := t.tx.QueryContext(ctx, q, args...)
+	t.d.observed(ctx, q, start, -1, true, err)
 	return rows, err
 }
 
@@ -340,9 +341,10 @@ func (d *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	if d.observe == nil {
 		return d.db.QueryContext(ctx, d.q(query), args...)
 	}
+	q := d.q(query)
 	start := time.Now()
-	rows, err := d.db.QueryContext(ctx, d.q(query), args...)
-	d.observed(ctx, d.q(query), start, -1, false, err)
+	rows, err := d.db.QueryContext(ctx, q, args...)
+	d.observed(ctx, q, start, -1, false, err)
 	return rows, err
 }
 
@@ -351,9 +353,10 @@ func (d *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if d.observe == nil {
 		return d.db.QueryRowContext(ctx, d.q(query), args...)
 	}
+	q := d.q(query)
 	start := time.Now()
-	row := d.db.QueryRowContext(ctx, d.q(query), args...)
-	d.observed(ctx, d.q(query), start, -1, false, row.Err())
+	row := d.db.QueryRowContext(ctx, q, args...)
+	d.observed(ctx, q, start, -1, false, row.Err())
 	return row
 }
 
