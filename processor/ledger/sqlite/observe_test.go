@@ -237,3 +237,28 @@ func TestStatementKey(t *testing.T) {
 		t.Error("an Inserter's full and last chunks have different keys")
 	}
 }
+
+// BenchmarkExecObserver: a prepared one-row statement in a transaction,
+// without an observer (a nil check) and with one that does nothing.
+func BenchmarkExecObserver(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts []ledger.Option
+	}{{"none", nil}, {"observer", []ledger.Option{ledger.WithStatementObserver(func(ledger.Statement) {})}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			db := ledgertest.Open(b, filepath.Join(b.TempDir(), "l.db"), tc.opts...)
+			err := db.InTx(ctx, func(tx *ledger.Tx) error {
+				for b.Loop() {
+					if _, err := tx.Exec(ctx, `SELECT COUNT(*) FROM leases WHERE job = ?`, "x"); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
