@@ -59,6 +59,9 @@ type Options struct {
 	// is cancelled (SIGTERM) before RunJob gives it up, releases its
 	// lease and returns; default 10s.
 	StopGrace time.Duration
+	// Ledger are further options of the ledger's opening (a statement
+	// observer beside the slow-statement log, …).
+	Ledger []ledger.Option
 }
 
 // Open makes a runtime from a validated configuration.
@@ -80,7 +83,11 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Runtime, error) 
 	if err := checkKeys(cfg, o.Now(), o.Log); err != nil {
 		return nil, err
 	}
-	db, err := OpenLedger(ctx, cfg, ledger.WithClock(o.Now))
+	lopts := []ledger.Option{ledger.WithClock(o.Now)}
+	if d := cfg.SlowStatement(); d > 0 {
+		lopts = append(lopts, ledger.WithStatementObserver(SlowStatementLog(d, o.Log)))
+	}
+	db, err := OpenLedger(ctx, cfg, append(lopts, o.Ledger...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,10 @@ type Config struct {
 	// job renews it every third of that. Another instance takes a job
 	// over once its holder let the lease expire. Default 1m.
 	LeaseTTL Duration `yaml:"lease_ttl"`
+	// LedgerSlowStatement: a ledger statement that runs longer is logged
+	// at warning level (its SQL, never its arguments). Unset:
+	// DefaultSlowStatement; 0 switches the log off.
+	LedgerSlowStatement *Duration `yaml:"ledger_slow_statement"`
 	// PGP is our own OpenPGP key.
 	PGP OwnPGP `yaml:"pgp"`
 	// MasterKey wraps the secrets kept at rest in the ledger.

@@ -404,3 +404,48 @@ func TestSampleConfigLoads(t *testing.T) {
 		t.Errorf("mno-b imsi-list mapping: %v %v", ok, err)
 	}
 }
+
+// ledger_slow_statement: unset is the default, 0s switches the log off,
+// a negative duration is refused.
+func TestLedgerSlowStatement(t *testing.T) {
+	dir := fixture(t)
+	c, err := Load(writeConfig(t, dir, validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SlowStatement() != DefaultSlowStatement || DefaultSlowStatement <= 0 {
+		t.Errorf("default %s, want %s", c.SlowStatement(), DefaultSlowStatement)
+	}
+	for _, tc := range []struct {
+		v    string
+		want time.Duration
+	}{{"250ms", 250 * time.Millisecond}, {"0s", 0}, {"2m", 2 * time.Minute}} {
+		body := strings.Replace(validYAML, "data_dir: data", "data_dir: data\nledger_slow_statement: "+tc.v, 1)
+		c, err := Load(writeConfig(t, dir, body))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.v, err)
+		}
+		if c.SlowStatement() != tc.want {
+			t.Errorf("%s: %s, want %s", tc.v, c.SlowStatement(), tc.want)
+		}
+		// --print shows it, and what it shows loads to the same.
+		out := c.Redacted()
+		if !strings.Contains(out, "ledger_slow_statement: ") {
+			t.Errorf("%s: --print lacks ledger_slow_statement", tc.v)
+		}
+		again, err := Load(writeConfig(t, dir, out))
+		if err != nil {
+			t.Errorf("%s: the printed configuration does not load: %v", tc.v, err)
+		} else if again.SlowStatement() != tc.want {
+			t.Errorf("%s: printed and loaded again: %s", tc.v, again.SlowStatement())
+		}
+	}
+	body := strings.Replace(validYAML, "data_dir: data", "data_dir: data\nledger_slow_statement: -1s", 1)
+	if _, err := Load(writeConfig(t, dir, body)); err == nil || !strings.Contains(err.Error(), "ledger_slow_statement: ") {
+		t.Errorf("a negative threshold: %v", err)
+	}
+	var zero Config
+	if zero.SlowStatement() != DefaultSlowStatement {
+		t.Errorf("a configuration made in code: %s", zero.SlowStatement())
+	}
+}

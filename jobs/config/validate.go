@@ -82,6 +82,9 @@ func (c *Config) validate(ps *problems) {
 	if c.LeaseTTL.D() < 5*time.Second {
 		ps.add("lease_ttl", "%s is too short (at least 5s)", c.LeaseTTL.D())
 	}
+	if c.SlowStatement() < 0 {
+		ps.add("ledger_slow_statement", "%s is negative (0s switches the log off)", c.SlowStatement())
+	}
 	if c.PGP.SecretKey == "" {
 		ps.add("pgp.secret_key", "required: our OpenPGP secret key file")
 	} else {

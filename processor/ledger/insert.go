@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Inserter adds rows to one table in multi-row INSERT statements: a
@@ -121,7 +122,18 @@ func (in *Inserter) write(ctx context.Context) error {
 		for i := 0; i < len(in.args); i += in.cols {
 			rows = append(rows, in.args[i:i+in.cols])
 		}
-		_, err := in.tx.d.dialect.Copy(ctx, in.tx.conn, in.table, in.names, rows)
+		d := in.tx.d
+		if d.observe == nil {
+			_, err := d.dialect.Copy(ctx, in.tx.conn, in.table, in.names, rows)
+			in.Discard()
+			return err
+		}
+		start := time.Now()
+		n, err := d.dialect.Copy(ctx, in.tx.conn, in.table, in.names, rows)
+		if err != nil {
+			n = -1
+		}
+		d.observed(ctx, "COPY "+in.table+" ("+strings.Join(in.names, ", ")+") FROM STDIN", start, n, true, err)
 		in.Discard()
 		return err
 	}

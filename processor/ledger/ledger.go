@@ -55,6 +55,9 @@ type DB struct {
 	rebound map[string]string
 	// asIs: open without migrating (a copy's source is not changed).
 	asIs bool
+	// observe, when set, is told of every statement (see
+	// WithStatementObserver).
+	observe func(Statement)
 }
 
 // Option adjusts a DB.
@@ -128,7 +131,7 @@ func (d *DB) q(query string) string {
 
 // Tx is one ledger transaction.
 type Tx struct {
-	tx *sql.Tx
+	tx sqlTx
 	d  *DB
 	// conn is the connection the transaction runs on, when the dialect
 	// bulk-loads with Copy.
@@ -170,6 +173,16 @@ func (t *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if t.d.observe == nil {
+		return t.exec(ctx, query, args)
+	}
+	start := time.Now()
+	res, err := t.exec(ctx, query, args)
+	t.d.observed(ctx, t.d.q(query), start, affected(res, err), true, err)
+	return res, err
+}
+
+func (t *Tx) exec(ctx context.Context, query string, args []any) (sql.Result, error) {
 	s, err := t.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -177,7 +190,7 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	if s != nil {
 		return s.ExecContext(ctx, args...)
 	}
-	return t.tx.ExecContext(ctx, t.d.q(query), args...)
+	return t.tx.Tx.ExecContext(ctx, t.d.q(query), args...)
 }
 
 // Query runs a query in the transaction. It is not served from the
@@ -187,7 +200,14 @@ func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 // one result at a time: read the rows to the end (or close them) before
 // the transaction's next statement.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.d.q(query), args...)
+	if t.d.observe == nil {
+		return t.tx.QueryContext(ctx, t.d.q(query), args...)
+	}
+	q := t.d.q(query)
+	start := time.Now()
+	rows, err := t.tx.QueryContext(ctx, q, args...)
+	t.d.observed(ctx, q, start, -1, true, err)
+	return rows, err
 }
 
 // QueryAll runs a query in the transaction through its prepared
@@ -195,6 +215,16 @@ func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 // The caller reads the rows to the end (or closes them) before running
 // the same query text again, as the statement's cursor is shared.
 func (t *Tx) QueryAll(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if t.d.observe == nil {
+		return t.queryAll(ctx, query, args)
+	}
+	start := time.Now()
+	rows, err := t.queryAll(ctx, query, args)
+	t.d.observed(ctx, t.d.q(query), start, -1, true, err)
+	return rows, err
+}
+
+func (t *Tx) queryAll(ctx context.Context, query string, args []any) (*sql.Rows, error) {
 	s, err := t.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -208,6 +238,16 @@ func (t *Tx) QueryAll(ctx context.Context, query string, args ...any) (*sql.Rows
 // QueryRow runs a one-row query in the transaction. Scan the row before
 // running the same query text again (the statement is shared).
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if t.d.observe == nil {
+		return t.queryRow(ctx, query, args)
+	}
+	start := time.Now()
+	row := t.queryRow(ctx, query, args)
+	t.d.observed(ctx, t.d.q(query), start, -1, true, row.Err())
+	return row
+}
+
+func (t *Tx) queryRow(ctx context.Context, query string, args []any) *sql.Row {
 	if s, err := t.stmt(ctx, query); s != nil && err == nil {
 		return s.QueryRowContext(ctx, args...)
 	}
@@ -245,54 +285,79 @@ func (d *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 // inTx runs one transaction; began says whether fn was called.
 func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) (began bool, err error) {
 	t := &Tx{d: d}
+	var start time.Time
+	if d.observe != nil {
+		start = time.Now()
+	}
+	var sqltx *sql.Tx
 	if d.dialect.Copy != nil {
 		if t.conn, err = d.db.Conn(ctx); err != nil {
 			return false, err
 		}
 		defer t.conn.Close()
-		t.tx, err = t.conn.BeginTx(ctx, nil)
+		sqltx, err = t.conn.BeginTx(ctx, nil)
 	} else {
-		t.tx, err = d.db.BeginTx(ctx, nil)
+		sqltx, err = d.db.BeginTx(ctx, nil)
+	}
+	if d.observe != nil {
+		// The connection's wait is the BEGIN's; on SQLite it takes the
+		// write lock, which can wait for another writer.
+		d.observed(ctx, "BEGIN", start, -1, true, err)
 	}
 	if err != nil {
 		return false, err
 	}
+	t.tx = sqlTx{Tx: sqltx, d: d}
 	tx := t.tx
 	defer func() {
 		if p := recover(); p != nil {
-			_ = tx.Rollback()
+			_ = tx.finish(ctx, false)
 			panic(p)
 		}
 	}()
 	if d.dialect.Lock != "" && !isUpkeep(ctx) {
 		if _, err := tx.ExecContext(ctx, d.dialect.Lock); err != nil {
-			_ = tx.Rollback()
+			_ = tx.finish(ctx, false)
 			return false, err
 		}
 	}
 	if err := fn(t); err != nil {
-		_ = tx.Rollback()
+		_ = tx.finish(ctx, false)
 		return true, err
 	}
 	if err := t.writeCursors(ctx); err != nil {
-		_ = tx.Rollback()
+		_ = tx.finish(ctx, false)
 		return true, err
 	}
 	if err := t.fence(ctx); err != nil {
-		_ = tx.Rollback()
+		_ = tx.finish(ctx, false)
 		return true, err
 	}
-	return true, tx.Commit()
+	return true, tx.finish(ctx, true)
 }
 
 // Query runs a read query outside a transaction.
 func (d *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return d.db.QueryContext(ctx, d.q(query), args...)
+	if d.observe == nil {
+		return d.db.QueryContext(ctx, d.q(query), args...)
+	}
+	q := d.q(query)
+	start := time.Now()
+	rows, err := d.db.QueryContext(ctx, q, args...)
+	d.observed(ctx, q, start, -1, false, err)
+	return rows, err
 }
 
 // QueryRow runs a one-row read query outside a transaction.
 func (d *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return d.db.QueryRowContext(ctx, d.q(query), args...)
+	if d.observe == nil {
+		return d.db.QueryRowContext(ctx, d.q(query), args...)
+	}
+	q := d.q(query)
+	start := time.Now()
+	row := d.db.QueryRowContext(ctx, q, args...)
+	d.observed(ctx, q, start, -1, false, row.Err())
+	return row
 }
 
 // BusyError is a database that stayed locked: transient, retry later.

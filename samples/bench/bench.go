@@ -8,7 +8,11 @@
 //
 // Before the stages it measures the engine floor (Floor): the bare
 // statements no set-based step can avoid for the same N on the same
-// engine, against which each stage's time is given as a multiple.
+// engine, against which each stage's time is given as a multiple. With
+// Options.Statements each stage also tells the time of every kind of
+// statement both parties' ledgers ran in it (Stage.Statements, from the
+// ledger's statement observer), so that where a stage stands against the
+// floor can be read statement by statement.
 //
 // Stages, in order:
 //
@@ -58,6 +62,9 @@ type Options struct {
 	// Profile, when set, is a folder that receives a CPU profile of each
 	// stage (STAGE.pprof, for go tool pprof).
 	Profile string
+	// Statements has each stage tell the time of every kind of ledger
+	// statement its jobs ran (Stage.Statements).
+	Statements bool
 }
 
 // Stage is one measured stage.
@@ -76,6 +83,10 @@ type Stage struct {
 	// Floor is the engine floor for the same number of records on the
 	// same engine (see Floor); 0 when not measured.
 	Floor time.Duration
+	// Statements are the ledger statements the stage ran (both parties'),
+	// grouped by ledger.StatementKey, the longest first; the total's are
+	// every stage's together. Nil unless Options.Statements.
+	Statements []StatementTime
 }
 
 // XFloor is the stage's time as a multiple of the engine floor (0 when
@@ -112,7 +123,13 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	w, err := NewWorldOn(ctx, dir, o.Records, o.Log, o.Ledger)
+	var stmts *tally
+	lo := o.Ledger
+	if o.Statements {
+		stmts = newTally()
+		lo.Observe = stmts.observe
+	}
+	w, err := NewWorldOn(ctx, dir, o.Records, o.Log, lo)
 	if err != nil {
 		return nil, err
 	}
@@ -150,11 +167,18 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 		if o.Profile != "" {
 			fn = profiled(filepath.Join(o.Profile, s.name+".pprof"), s.fn)
 		}
+		if stmts != nil {
+			stmts.take() // what ran between the stages
+		}
 		st, err := Measure(ctx, s.name, o.Records, fn)
 		if err != nil {
 			return stages, fmt.Errorf("stage %s: %w", s.name, err)
 		}
 		st.Floor = floor.Total()
+		if stmts != nil {
+			st.Statements = stmts.take()
+			total.Statements = mergeStatements(total.Statements, st.Statements)
+		}
 		stages = append(stages, st)
 		total.Elapsed += st.Elapsed
 		total.CPU += st.CPU

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"resub/processor/ledger/ledgertest"
@@ -42,12 +43,22 @@ func TestRunEveryStage(t *testing.T) {
 func TestRunEveryStageOnPostgres(t *testing.T) {
 	server := ledgertest.ServerURL(t)
 	n := 300
-	stages, err := Run(context.Background(), Options{Records: n, Dir: t.TempDir(), Ledger: LedgerOptions{URL: server}})
+	stages, err := Run(context.Background(), Options{Records: n, Dir: t.TempDir(), Ledger: LedgerOptions{URL: server}, Statements: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(stages) != len(Names)+1 {
 		t.Fatalf("%d stages", len(stages))
+	}
+	// The server's bulk loads are told as COPY, the cards' insert by its
+	// numbered text.
+	var copies, cards bool
+	for _, st := range stages[1].Statements {
+		copies = copies || strings.HasPrefix(st.Key, "COPY stage_a_import (")
+		cards = cards || strings.HasPrefix(st.Key, "INSERT INTO cards (") && strings.Contains(st.Key, "$1")
+	}
+	if stages[1].Name != "import" || !copies || !cards {
+		t.Errorf("stage %s: statements %+v", stages[1].Name, stages[1].Statements)
 	}
 	db, err := postgres.OpenSQL(context.Background(), server, nil)
 	if err != nil {

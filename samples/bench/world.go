@@ -45,6 +45,8 @@ type World struct {
 	// pg is the PostgreSQL ledger place, when the parties' ledgers are
 	// there (a schema each); nil: SQLite files under dir.
 	pg *pgPlace
+	// lo are the ledger options the world was made with.
+	lo LedgerOptions
 }
 
 // SMPPOptions make A's SMSC one reached over SMPP (the simulated SMSC's
@@ -71,6 +73,12 @@ type LedgerOptions struct {
 	// Password is its password by reference (env:NAME or file:PATH), or
 	// empty for PGPASSFILE / ~/.pgpass.
 	Password string
+	// Observe, when set, is told of every statement of both parties'
+	// ledgers (ledger.WithStatementObserver), whichever engine they are on.
+	Observe func(ledger.Statement)
+	// SlowStatement, when set, is both parties' ledger_slow_statement
+	// (e.g. "1ns"); empty keeps the default.
+	SlowStatement string
 }
 
 // party codes and the roles the benchmark gives them.
@@ -108,7 +116,7 @@ func newWorld(ctx context.Context, dir string, n int, log *slog.Logger, lo Ledge
 	if err != nil {
 		return nil, err
 	}
-	w := &World{dir: dir, n: n, now: func() time.Time { return time.Now().UTC() }, log: log, keys: map[string]*pgp.Key{}, smpp: smpp}
+	w := &World{dir: dir, n: n, now: func() time.Time { return time.Now().UTC() }, log: log, keys: map[string]*pgp.Key{}, smpp: smpp, lo: lo}
 	w.cut = w.now().AddDate(0, 0, 1)
 	if lo.URL != "" {
 		if w.pg, err = newPGPlace(ctx, lo); err != nil {
@@ -151,7 +159,11 @@ func newWorld(ctx context.Context, dir string, n int, log *slog.Logger, lo Ledge
 		if err != nil {
 			return nil, fmt.Errorf("bench: %s configuration: %w", code, err)
 		}
-		rt, err := jobs.Open(ctx, cfg, jobs.Options{Log: log.With("party", code), Now: w.now})
+		o := jobs.Options{Log: log.With("party", code), Now: w.now}
+		if lo.Observe != nil {
+			o.Ledger = append(o.Ledger, ledger.WithStatementObserver(lo.Observe))
+		}
+		rt, err := jobs.Open(ctx, cfg, o)
 		if err != nil {
 			w.Close()
 			return nil, fmt.Errorf("bench: %s: %w", code, err)
@@ -371,6 +383,9 @@ func (w *World) writeConfig(code string) (string, error) {
 		"master_key": map[string]any{"id": strings.ToLower(code) + "-mk-1", "key": mk},
 		"ota":        map[string]any{"originator": "7700", "counter_jump": 16, "por_margin": "1h"},
 		"profiles":   profiles(),
+	}
+	if w.lo.SlowStatement != "" {
+		cfg["ledger_slow_statement"] = w.lo.SlowStatement
 	}
 	if w.smpp != nil {
 		// The session's rate, not the profile's, is what is measured.
