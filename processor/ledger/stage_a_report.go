@@ -355,8 +355,7 @@ func (s *ReportStage) Rest(ctx context.Context, fn func(ReportLine) error) error
 	if err := t.analyze(ctx, reportRestTable); err != nil {
 		return err
 	}
-	q := `SELECT s.line, s.msisdn, s.message_id, s.status, s.detail, s.por FROM ` + reportRestTable + ` x CROSS JOIN ` + reportStageTable + ` s
-		WHERE x.line > ? AND s.line = x.line ORDER BY x.line LIMIT ` + fmt.Sprint(reportPage)
+	q := restQuery
 	after := 0 // lines count from 1
 	var page []ReportLine
 	for {
@@ -388,6 +387,10 @@ func (s *ReportStage) Rest(ctx context.Context, fn func(ReportLine) error) error
 		after = page[len(page)-1].Line
 	}
 }
+
+// restQuery is a page of the lines left (argument: the last line read).
+var restQuery = `SELECT s.line, s.msisdn, s.message_id, s.status, s.detail, s.por FROM ` + reportRestTable + ` x CROSS JOIN ` + reportStageTable + ` s
+		WHERE x.line > ? AND s.line = x.line ORDER BY x.line LIMIT ` + fmt.Sprint(reportPage)
 
 // Close drops the stage's tables (the transaction's end would leave them
 // for the next work on the same connection).
