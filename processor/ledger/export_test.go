@@ -1,9 +1,12 @@
 package ledger
 
+// ReportPage is how many rows a page of the report stage holds.
+const ReportPage = reportPage
+
 // ReportPoRsPage is the statement and arguments of the report stage's
 // page of PoRs after line after.
 func ReportPoRsPage(kic, kid string, after int) (string, []any) {
-	return porsQuery, []any{kic, kid, after}
+	return porsQuery, []any{after, kic, kid}
 }
 
 // ReportRestPage is the statement and arguments of the report stage's

@@ -27,8 +27,8 @@ func TestReportPagesWalkTheStageByItsKey(t *testing.T) {
 	}
 	defer db.Close()
 	const (
-		page  = 512
-		fleet = 30000    // cards: the big tables are bigger than the report
+		page  = ledger.ReportPage
+		fleet = 30000     // cards: the big tables are bigger than the report
 		lines = 12 * page // report lines, one per card, each with a PoR
 	)
 	err = db.InTx(ctx, func(tx *ledger.Tx) error {
@@ -87,11 +87,12 @@ func TestReportPagesWalkTheStageByItsKey(t *testing.T) {
 		if rest != lines {
 			t.Fatalf("%d lines left read, want %d", rest, lines)
 		}
-		last := lines - page - 1 // the last page but one
-		q, args := ledger.ReportPoRsPage("kic", "kid", last)
-		checkPagePlan(ctx, t, tx, "PoRs", q, args, page)
-		q, args = ledger.ReportRestPage(last)
-		checkPagePlan(ctx, t, tx, "lines left", q, args, page)
+		// The second page and the last page but one (both whole): a plan
+		// whose steps walk the stage, or a big table, from the start
+		// handles many times more rows on the later page.
+		pors := func(after int) (string, []any) { return ledger.ReportPoRsPage("kic", "kid", after) }
+		checkPageCost(ctx, t, tx, "PoRs", pors, page, lines-page-1)
+		checkPageCost(ctx, t, tx, "lines left", ledger.ReportRestPage, page, lines-page-1)
 		return nil
 	})
 	if err != nil {
@@ -99,47 +100,56 @@ func TestReportPagesWalkTheStageByItsKey(t *testing.T) {
 	}
 }
 
-// checkPagePlan runs a page read under EXPLAIN ANALYZE, with the plan
-// made for its arguments and with the generic plan, and fails the test
-// where a step of the plan handled more than two pages' rows.
-func checkPagePlan(ctx context.Context, t *testing.T, tx *ledger.Tx, what, query string, args []any, page int) {
+// checkPageCost runs a page read after line first and after line last
+// under EXPLAIN ANALYZE, with the plan made for its arguments and with
+// the generic plan of its prepared statement, and fails the test where
+// the later page's plan handled more rows than the earlier one's (the
+// rows each step returned, over all its loops) by more than a quarter.
+func checkPageCost(ctx context.Context, t *testing.T, tx *ledger.Tx, what string, pageQuery func(after int) (string, []any), first, last int) {
 	t.Helper()
-	if _, err := tx.Exec(ctx, `PREPARE page_read AS `+query); err != nil {
+	q, _ := pageQuery(first)
+	if _, err := tx.Exec(ctx, `PREPARE page_read AS `+q); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 	defer tx.Exec(ctx, `DEALLOCATE page_read`)
-	lits := make([]string, len(args))
-	for i, a := range args {
-		switch a := a.(type) {
-		case string:
-			lits[i] = "'" + strings.ReplaceAll(a, "'", "''") + "'"
-		default:
-			lits[i] = fmt.Sprint(a)
-		}
-	}
+	defer tx.Exec(ctx, `SET LOCAL plan_cache_mode = auto`)
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = `+mode); err != nil {
 			t.Fatal(err)
 		}
-		var out string
-		if err := tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE page_read(`+strings.Join(lits, ", ")+`)`).Scan(&out); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		var plans []struct{ Plan planNode }
-		if err := json.Unmarshal([]byte(out), &plans); err != nil || len(plans) != 1 {
-			t.Fatalf("%s: plan %s: %v", what, out, err)
-		}
-		if got := plans[0].Plan.Rows; got != float64(page) {
-			t.Errorf("%s (%s): the page has %v rows, want %d", what, mode, got, page)
-		}
-		plans[0].Plan.walk(func(n planNode) {
-			if rows := n.Rows * n.Loops; rows > float64(2*page) {
-				t.Errorf("%s (%s): %s %s %s handled %v rows for a page of %d", what, mode, n.Type, n.Relation, n.Index, rows, page)
+		var handled [2]float64
+		var steps [2][]string
+		for i, after := range []int{first, last} {
+			_, args := pageQuery(after)
+			lits := make([]string, len(args))
+			for i, a := range args {
+				switch a := a.(type) {
+				case string:
+					lits[i] = "'" + strings.ReplaceAll(a, "'", "''") + "'"
+				default:
+					lits[i] = fmt.Sprint(a)
+				}
 			}
-		})
-	}
-	if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = auto`); err != nil {
-		t.Fatal(err)
+			var out string
+			if err := tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE page_read(`+strings.Join(lits, ", ")+`)`).Scan(&out); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			var plans []struct{ Plan planNode }
+			if err := json.Unmarshal([]byte(out), &plans); err != nil || len(plans) != 1 {
+				t.Fatalf("%s: plan %s: %v", what, out, err)
+			}
+			if got, want := plans[0].Plan.Rows, float64(ledger.ReportPage); got != want {
+				t.Fatalf("%s (%s): the page after line %d has %v rows, want %v", what, mode, after, got, want)
+			}
+			plans[0].Plan.walk(func(n planNode) {
+				handled[i] += n.Rows * n.Loops
+				steps[i] = append(steps[i], fmt.Sprintf("%s %s %s: %v rows", n.Type, n.Relation, n.Index, n.Rows*n.Loops))
+			})
+		}
+		if handled[1] > handled[0]*1.25 {
+			t.Errorf("%s (%s): the page after line %d handled %v rows, the page after line %d %v\n%s\n---\n%s",
+				what, mode, first, handled[0], last, handled[1], strings.Join(steps[0], "\n"), strings.Join(steps[1], "\n"))
+		}
 	}
 }
 
