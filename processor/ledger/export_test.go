@@ -14,3 +14,9 @@ func ReportPoRsPage(kic, kid string, after int) (string, []any) {
 func ReportRestPage(after int) (string, []any) {
 	return restQuery, []any{after}
 }
+
+// BatchRecordsPage is the statement and arguments of a page of
+// BatchRecords after line after.
+func BatchRecordsPage(batchID int64, partner, status string, after int) (string, []any) {
+	return batchRecordsPage(batchID, partner, status, after)
+}
