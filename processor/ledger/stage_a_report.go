@@ -247,11 +247,13 @@ func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*Staged
 // porsQuery is a page of PoRs (arguments: the last line read, the names
 // of KIc and KID). The page is cut from the list alone, by its key, and
 // only then joined: each of its rows finds its message, card and secrets
-// by their keys. (Joined to another table of the stage by line, the list
+// by their keys. Joined to another table of the stage by line, the list
 // had a server merge the two from the first line on, on every page: a
-// report of N lines read N²/page rows. Limited inside, the page is a few
-// hundred rows whatever the plan, and a generic plan of the prepared
-// statement cannot take it for a third of the list.)
+// report of N lines read N²/page rows. Limited inside, the page is a
+// page's rows whatever the plan (a generic plan of the prepared statement
+// takes a range of the list for a third of it); materialised, it carries
+// no statistics a planner could read as "these messages are the first
+// ones" and merge the messages table from its first row on for every page.
 var porsQuery = `WITH x AS MATERIALIZED (SELECT line, message_id, late, por FROM ` + reportPoRsTable + ` WHERE line > ? ORDER BY line LIMIT ` + fmt.Sprint(reportPage) + `)
 		SELECT x.line, x.late, x.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
 			a.key_index, a.master_key, a.blob, b.key_index, b.master_key, b.blob
