@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 )
 
@@ -33,11 +34,23 @@ func (t *Tx) CreateBatch(ctx context.Context, b *Batch) (int64, error) {
 	return id, err
 }
 
-// FinishBatch records a batch's counts and status.
+// analyzedBatch is the number of records from which a finished batch
+// has a server's planner learn the records table again.
+const analyzedBatch = 10000
+
+// FinishBatch records a batch's counts and status. A batch of many
+// records (analyzedBatch) has a server's planner learn them (ANALYZE,
+// in the transaction that wrote them): their outputs are read back a
+// page at a time by (batch, line) once it commits, and a planner that
+// still takes the table for what it held before scans and sorts every
+// record left for each page.
 func (t *Tx) FinishBatch(ctx context.Context, id int64, status string, records, accepted, rejected int, reason string) error {
 	_, err := t.Exec(ctx, `UPDATE batches SET status = ?, records = ?, accepted = ?, rejected = ?, reason = ?, updated_at = ? WHERE id = ?`,
 		status, records, accepted, rejected, reason, ts(t.Now()), id)
-	return err
+	if err != nil || records < analyzedBatch {
+		return err
+	}
+	return t.analyze(ctx, "batch_records")
 }
 
 // BatchRecord is one record of a batch and what became of it.
@@ -79,10 +92,16 @@ func (d *DB) BatchRecords(ctx context.Context, batchID int64, partner, status st
 		if last != nil {
 			after = last.Line
 		}
-		return `SELECT ` + recordCols + ` FROM batch_records
-			WHERE batch_id = ? AND (? = '' OR partner = ?) AND (? = '' OR status = ?) AND line > ? ORDER BY line LIMIT 1000`,
-			[]any{batchID, partner, partner, status, status, after}
+		return batchRecordsPage(batchID, partner, status, after)
 	}, scanRecord, fn)
+}
+
+// batchRecordsPage is the statement and arguments of a page of
+// BatchRecords after line after.
+func batchRecordsPage(batchID int64, partner, status string, after int) (string, []any) {
+	return `SELECT ` + recordCols + ` FROM batch_records
+			WHERE batch_id = ? AND (? = '' OR partner = ?) AND (? = '' OR status = ?) AND line > ? ORDER BY line LIMIT ` + fmt.Sprint(pageSize),
+		[]any{batchID, partner, partner, status, status, after}
 }
 
 const recordCols = `batch_id, line, iccid, imsi, status, reason, detail, partner, data`

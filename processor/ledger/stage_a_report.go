@@ -117,8 +117,15 @@ func (t *Tx) StageReport(ctx context.Context) (*ReportStage, error) {
   rec_detail TEXT NOT NULL,
   partner    TEXT NOT NULL
 )`,
-		`CREATE TEMP TABLE ` + reportPoRsTable + ` (line INTEGER PRIMARY KEY, message_id BIGINT NOT NULL, late INTEGER NOT NULL)`,
-		`CREATE TEMP TABLE ` + reportRestTable + ` (line INTEGER PRIMARY KEY)`,
+		`CREATE TEMP TABLE ` + reportPoRsTable + ` (line INTEGER PRIMARY KEY, message_id BIGINT NOT NULL, late INTEGER NOT NULL, por ` + blob + ` NOT NULL)`,
+		`CREATE TEMP TABLE ` + reportRestTable + ` (
+  line       INTEGER PRIMARY KEY,
+  msisdn     TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  status     TEXT NOT NULL,
+  detail     TEXT NOT NULL,
+  por        ` + blob + `
+)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("report stage: %w", err)
@@ -164,9 +171,9 @@ func (s *ReportStage) Index(ctx context.Context) error {
 	if _, err := t.Exec(ctx, `CREATE INDEX `+reportStageTable+`_msisdn ON `+reportStageTable+` (msisdn)`); err != nil {
 		return fmt.Errorf("report stage: %w", err)
 	}
-	_, err := t.Exec(ctx, `INSERT INTO `+reportPoRsTable+` (line, message_id, late)
+	_, err := t.Exec(ctx, `INSERT INTO `+reportPoRsTable+` (line, message_id, late, por)
 		SELECT s.line, m.id,
-			CASE WHEN EXISTS (SELECT 1 FROM ota_messages f WHERE f.msisdn = s.msisdn AND f.state || '' = ?) THEN 1 ELSE 0 END
+			CASE WHEN EXISTS (SELECT 1 FROM ota_messages f WHERE f.msisdn = s.msisdn AND f.state || '' = ?) THEN 1 ELSE 0 END, s.por
 		FROM `+reportStageTable+` s CROSS JOIN ota_messages m
 		WHERE s.por IS NOT NULL AND m.msisdn = s.msisdn AND m.state || '' = ?
 			AND NOT EXISTS (SELECT 1 FROM `+reportStageTable+` d WHERE d.msisdn = s.msisdn AND d.line <> s.line)
@@ -193,7 +200,7 @@ func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*Staged
 	page := make([]*StagedPoR, 0, reportPage)
 	for {
 		page = page[:0]
-		rows, err := s.t.Query(ctx, q, kic, kid, after)
+		rows, err := s.t.Query(ctx, q, after, kic, kid)
 		if err != nil {
 			return fmt.Errorf("report stage: PoRs: %w", err)
 		}
@@ -237,18 +244,26 @@ func (s *ReportStage) PoRs(ctx context.Context, kic, kid string, fn func(*Staged
 	}
 }
 
-// porsQuery is a page of PoRs (arguments: the names of KIc and KID, the
-// last line read).
-var porsQuery = `SELECT x.line, x.late, s.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
+// porsQuery is a page of PoRs (arguments: the last line read, the names
+// of KIc and KID). The page is cut from the list alone, by its key, and
+// only then joined: each of its rows finds its message, card and secrets
+// by their keys. Joined to another table of the stage by line, the list
+// had a server merge the two from the first line on, on every page: a
+// report of N lines read N²/page rows. Limited inside, the page is a
+// page's rows whatever the plan (a generic plan of the prepared statement
+// takes a range of the list for a third of it); materialised, it carries
+// no statistics a planner could read as "these messages are the first
+// ones" and merge the messages table from its first row on for every page.
+var porsQuery = `WITH x AS MATERIALIZED (SELECT line, message_id, late, por FROM ` + reportPoRsTable + ` WHERE line > ? ORDER BY line LIMIT ` + fmt.Sprint(reportPage) + `)
+		SELECT x.line, x.late, x.por, ` + prefixCols("m.", msgCols) + `, ` + prefixCols("c.", cardCols) + `,
 			a.key_index, a.master_key, a.blob, b.key_index, b.master_key, b.blob
-		FROM ` + reportPoRsTable + ` x
-		CROSS JOIN ` + reportStageTable + ` s
+		FROM x
 		CROSS JOIN ota_messages m
 		CROSS JOIN cards c
 		LEFT JOIN card_secrets a ON a.iccid = m.iccid AND a.name = ? AND a.key_index = m.key_index
 		LEFT JOIN card_secrets b ON b.iccid = m.iccid AND b.name = ? AND b.key_index = m.key_index
-		WHERE x.line > ? AND s.line = x.line AND m.id = x.message_id AND c.iccid = m.iccid
-		ORDER BY x.line LIMIT ` + fmt.Sprint(reportPage)
+		WHERE m.id = x.message_id AND c.iccid = m.iccid
+		ORDER BY x.line`
 
 // prefixCols qualifies each column of a column list.
 func prefixCols(prefix, cols string) string {
@@ -347,16 +362,16 @@ func (s *ReportStage) Rest(ctx context.Context, fn func(ReportLine) error) error
 		return fmt.Errorf("report stage: %w", err)
 	}
 	t := s.t
-	_, err := t.Exec(ctx, `INSERT INTO `+reportRestTable+` (line)
-		SELECT s.line FROM `+reportStageTable+` s WHERE NOT EXISTS (SELECT 1 FROM `+reportVerdictsTable+` v WHERE v.line = s.line)`)
+	_, err := t.Exec(ctx, `INSERT INTO `+reportRestTable+` (line, msisdn, message_id, status, detail, por)
+		SELECT s.line, s.msisdn, s.message_id, s.status, s.detail, s.por FROM `+reportStageTable+` s
+		WHERE NOT EXISTS (SELECT 1 FROM `+reportVerdictsTable+` v WHERE v.line = s.line)`)
 	if err != nil {
 		return fmt.Errorf("report stage: lines: %w", err)
 	}
 	if err := t.analyze(ctx, reportRestTable); err != nil {
 		return err
 	}
-	q := `SELECT s.line, s.msisdn, s.message_id, s.status, s.detail, s.por FROM ` + reportRestTable + ` x CROSS JOIN ` + reportStageTable + ` s
-		WHERE x.line > ? AND s.line = x.line ORDER BY x.line LIMIT ` + fmt.Sprint(reportPage)
+	q := restQuery
 	after := 0 // lines count from 1
 	var page []ReportLine
 	for {
@@ -388,6 +403,11 @@ func (s *ReportStage) Rest(ctx context.Context, fn func(ReportLine) error) error
 		after = page[len(page)-1].Line
 	}
 }
+
+// restQuery is a page of the lines left (argument: the last line read),
+// read from their own table by its key alone (see porsQuery).
+var restQuery = `SELECT line, msisdn, message_id, status, detail, por FROM ` + reportRestTable + `
+		WHERE line > ? ORDER BY line LIMIT ` + fmt.Sprint(reportPage)
 
 // Close drops the stage's tables (the transaction's end would leave them
 // for the next work on the same connection).
