@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strconv"
 
 	"resub/formats/ident"
 	"resub/formats/native"
@@ -183,7 +182,7 @@ func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 		}
 		return ""
 	}, func(rec *native.Record) error {
-		l := ledger.SwitchLine{Line: rec.Line, ICCID: rec.Get(native.FieldICCID), Ref: w.Source + ":" + strconv.Itoa(rec.Line)}
+		l := ledger.SwitchLine{Line: rec.Line, ICCID: rec.Get(native.FieldICCID)}
 		l.Reason, l.Detail = switchVerdict(p, rec, donorOf(rec), &l)
 		return stage.Add(ctx, l)
 	})
@@ -196,23 +195,49 @@ func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 	}
 	out, err := stage.Take(ctx, ledger.SwitchTake{
 		BatchID: w.BatchID, State: cardRequested, Reopen: []string{cardRejectedAtDonor, ledger.CardReleased},
-		Event: "switch request", Owner: w.Header.Sender, Ranges: ranges,
+		Event: "switch request", Owner: w.Header.Sender, Ref: w.Source + ":", Ranges: ranges,
 		Accepted: recordRequested, Rejected: recordRejected,
 		DuplicateICCID: duplicateVerdict(w, native.FieldICCID),
 		OtherState:     ledger.Verdict{Reason: ReasonAlreadyMoving, Detail: "card is ", DetailEnd: " here"},
 		Exhausted:      ledger.Verdict{Reason: ReasonInternal, Detail: "no free IMSI in our ranges"},
+		Took:           w.tookStatement("switch request"),
 	})
 	if err != nil {
 		return err
 	}
 	w.Counts.Accepted += out.Accepted
 	w.Counts.Rejected += out.Rejected
+	// Each donor's imsi-list is rendered now, from the stage that has
+	// just judged the lines, into a sealed spill; it is written from there
+	// once the work commits (from the ledger on a rerun).
 	for _, name := range out.Partners {
-		if _, err := w.Plan(ctx, "imsi-list", native.IMSIList.Name, p.Partners[name], false); err != nil {
+		o, err := w.Plan(ctx, "imsi-list", native.IMSIList.Name, p.Partners[name], false)
+		if err != nil {
+			return err
+		}
+		if !w.preparing(o) {
+			continue
+		}
+		_, err = w.prepare(ctx, o, native.IMSIList, func(ctx context.Context, emit func(*native.Record) error) error {
+			rec := native.NewRecord(native.IMSIList)
+			return stage.Requested(ctx, name, cardPageSize, func(r ledger.BatchRecord) error {
+				return emit(imsiListRecord(rec, r))
+			})
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// imsiListRecord fills rec with the imsi-list record of an accepted
+// switch request line's answer.
+func imsiListRecord(rec *native.Record, r ledger.BatchRecord) *native.Record {
+	rec.Set(native.FieldICCID, r.ICCID)
+	rec.Set(native.FieldIMSI, r.IMSI)
+	rec.Set(native.FieldCutoverDate, r.Data)
+	return rec
 }
 
 // switchVerdict judges a switch request line by what needs no ledger, in
@@ -259,10 +284,7 @@ var renderIMSIList = &renderer{
 			return page(buf)
 		}, func(ctx context.Context, page []ledger.BatchRecord) error {
 			for _, r := range page {
-				rec.Set(native.FieldICCID, r.ICCID)
-				rec.Set(native.FieldIMSI, r.IMSI)
-				rec.Set(native.FieldCutoverDate, r.Data)
-				if err := emit(rec); err != nil {
+				if err := emit(imsiListRecord(rec, r)); err != nil {
 					return err
 				}
 			}
