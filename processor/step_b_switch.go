@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"resub/formats/ident"
 	"resub/formats/native"
@@ -165,12 +166,21 @@ func (s *SwitchRequest) findsDuplicates() bool { return true }
 // Apply implements FileStep.
 func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 	p := w.P
+	// The donors by code, as the lines name them: a file names a few.
+	donors := map[string]*Partner{}
 	donorOf := func(rec *native.Record) *Partner {
-		if code := rec.Get(native.FieldDonor); code != "" {
-			return p.PartnerByCode(code)
+		code := rec.Get(native.FieldDonor)
+		if code == "" {
+			return s.Donor
 		}
-		return s.Donor
+		d, ok := donors[code]
+		if !ok {
+			d = p.PartnerByCode(code)
+			donors[code] = d
+		}
+		return d
 	}
+	var cutover lastCutover
 	stage, err := w.Tx.StageSwitch(ctx)
 	if err != nil {
 		return err
@@ -183,7 +193,7 @@ func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 		return ""
 	}, func(rec *native.Record) error {
 		l := ledger.SwitchLine{Line: rec.Line, ICCID: rec.Get(native.FieldICCID)}
-		l.Reason, l.Detail = switchVerdict(p, rec, donorOf(rec), &l)
+		l.Reason, l.Detail = switchVerdict(p, rec, donorOf(rec), &cutover, &l)
 		return stage.Add(ctx, l)
 	})
 	if err != nil {
@@ -244,17 +254,28 @@ func imsiListRecord(rec *native.Record, r ledger.BatchRecord) *native.Record {
 // the step's order: a donor must be known, the cut-over date must not be
 // past. It fills l's donor and date and returns a rejection's reason and
 // detail, or "" when the line passes.
-func switchVerdict(p *Party, rec *native.Record, donor *Partner, l *ledger.SwitchLine) (reason, detail string) {
+func switchVerdict(p *Party, rec *native.Record, donor *Partner, last *lastCutover, l *ledger.SwitchLine) (reason, detail string) {
 	if donor == nil {
 		return ReasonInvalid, "no donor operator known for this card"
 	}
 	l.Partner, l.Source = donor.Name, donor.Code
-	date, _ := rec.Date(native.FieldCutoverDate)
-	l.Cutover = date.Format("2006-01-02")
+	if raw := rec.Get(native.FieldCutoverDate); raw != last.raw || last.text == "" {
+		last.date, _ = rec.Date(native.FieldCutoverDate)
+		last.raw, last.text = raw, last.date.Format("2006-01-02")
+	}
+	date := last.date
+	l.Cutover = last.text
 	if date.Before(day(p.now())) {
 		return ReasonDatePast, "cut-over date " + l.Cutover + " is past"
 	}
 	return "", ""
+}
+
+// lastCutover is the last cut-over date a step read: the lines of a
+// file mostly share theirs, read and formatted once.
+type lastCutover struct {
+	raw, text string
+	date      time.Time
 }
 
 // renderIMSIList writes the imsi-list of a switch-request batch for one

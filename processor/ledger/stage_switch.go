@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -209,13 +210,12 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 		}
 	}
 	if o.DuplicateICCID.Reason != "" {
-		// The index is made once the lines are in: sorting them once
-		// costs less than keeping it in order line by line.
-		if err := exec("index", `CREATE INDEX `+switchTable+`_iccid ON `+switchTable+` (iccid)`); err != nil {
-			return out, err
-		}
+		// One sort of the lines by ICCID finds the repeats (a line whose
+		// ICCID the line before it in that order has), and only they are
+		// written: no index to build, no lookup a line.
 		if err := exec("repeated ICCIDs", `UPDATE `+switchTable+` SET reason = ?, detail = ? || CAST(line AS TEXT) || ? || iccid
-			WHERE EXISTS (SELECT 1 FROM `+switchTable+` d WHERE d.iccid = `+switchTable+`.iccid AND d.line < `+switchTable+`.line)`,
+			WHERE line IN (SELECT r.line FROM (SELECT line, iccid, LAG(iccid) OVER (ORDER BY iccid, line) AS prev FROM `+switchTable+`) r
+				WHERE r.prev = r.iccid)`,
 			o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd); err != nil {
 			return out, err
 		}
@@ -287,20 +287,24 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 		return out, fmt.Errorf("switch stage: counts: %w", err)
 	}
 	out.Rejected -= out.Accepted
-	rows, err := t.Query(ctx, `SELECT DISTINCT d.partner FROM `+switchDonorTable+` d
-		WHERE d.id <> 0 AND EXISTS (SELECT 1 FROM `+switchTable+` s WHERE s.donor = d.id AND s.reason = '') ORDER BY d.partner`)
-	if err != nil {
-		return out, fmt.Errorf("switch stage: donors: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return out, err
+	// The donors of accepted lines: a scan that stops at the first for
+	// each of the file's few donors.
+	seen := map[string]bool{}
+	for d, id := range s.donors {
+		if seen[d.partner] {
+			continue
 		}
-		out.Partners = append(out.Partners, p)
+		var accepted bool
+		if err := t.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+switchTable+` WHERE donor = ? AND reason = '')`, id).Scan(&accepted); err != nil {
+			return out, fmt.Errorf("switch stage: donors: %w", err)
+		}
+		if accepted {
+			seen[d.partner] = true
+			out.Partners = append(out.Partners, d.partner)
+		}
 	}
-	return out, rows.Err()
+	slices.Sort(out.Partners)
+	return out, nil
 }
 
 // The lines with their donor and IMSI, for the statements that write
