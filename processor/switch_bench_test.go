@@ -3,6 +3,8 @@ package processor_test
 import (
 	"context"
 	"flag"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -13,7 +15,10 @@ import (
 	"resub/samples/fleet"
 )
 
-var switchRecordsN = flag.Int("switch.records", 100000, "lines in BenchmarkSwitchRequest's switch request")
+var (
+	switchRecordsN = flag.Int("switch.records", 100000, "lines in BenchmarkSwitchRequest's switch request")
+	switchLog      = flag.Bool("switch.log", false, "BenchmarkSwitchRequest logs the step at debug level (each statement's time) to stderr")
+)
 
 // BenchmarkSwitchRequest: B takes the M2M operator's switch request for
 // -switch.records new cards of one donor: every line staged, judged,
@@ -33,6 +38,9 @@ func BenchmarkSwitchRequest(b *testing.B) {
 		p := w.party("MNOB", mustRanges(b, "999-99:0000000000-0099999999"), []processor.Range{{Name: "b-main", From: "999990000000001", To: "999990099999999"}})
 		w.partner(p, "m2m", "M2M", "m2m-operator", "", nil, false)
 		w.partner(p, "mno-a", "MNOA", "operator", "tk-ab", mustRanges(b, "001-01"), false)
+		if *switchLog {
+			p.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 		cards := func(yield func(*fleet.Card) bool) {
 			for i := range n {
 				if !yield(f.Card(i)) {

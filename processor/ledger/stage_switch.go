@@ -27,8 +27,8 @@ import (
 // again.
 //
 // A staged row is narrow, since every line pays for each of its values
-// being bound, stored and read again: the donor is a small number into
-// a table of the file's donors, a line's request reference is the file's
+// being bound, stored and read again: the donor is a small number for
+// one of the file's few donors, a line's request reference is the file's
 // prefix and its line number (built by the statements that write it), and
 // the verdict columns are written only for a line that has one.
 type SwitchStage struct {
@@ -62,7 +62,6 @@ type SwitchLine struct {
 const (
 	switchTable      = "stage_b_switch"
 	switchAllocTable = "stage_b_switch_alloc"
-	switchDonorTable = "stage_b_switch_donor"
 )
 
 // StageSwitch creates the stage. A stage left over by an earlier attempt
@@ -84,7 +83,6 @@ func (t *Tx) StageSwitch(ctx context.Context) (*SwitchStage, error) {
   imsi    TEXT NOT NULL DEFAULT ''
 )`,
 		`CREATE TEMP TABLE ` + switchAllocTable + ` (line INTEGER PRIMARY KEY, imsi TEXT NOT NULL)`,
-		`CREATE TEMP TABLE ` + switchDonorTable + ` (id INTEGER PRIMARY KEY, partner TEXT NOT NULL, source TEXT NOT NULL)`,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("switch stage: %w", err)
@@ -182,9 +180,6 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 		return out, errors.New("switch stage: taken twice")
 	}
 	s.taken = &o
-	if err := s.writeDonors(ctx); err != nil {
-		return out, err
-	}
 	for _, in := range []*Inserter{s.rows, s.judged} {
 		if err := in.Flush(ctx); err != nil {
 			return out, fmt.Errorf("switch stage: %w", err)
@@ -210,12 +205,16 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 		}
 	}
 	if o.DuplicateICCID.Reason != "" {
-		// One sort of the lines by ICCID finds the repeats (a line whose
-		// ICCID the line before it in that order has), and only they are
-		// written: no index to build, no lookup a line.
+		// The index is made once the lines are in: sorting them once
+		// costs less than keeping it in order line by line. One scan of
+		// it finds the ICCIDs that repeat, and only their lines are
+		// looked at again (not a lookup for every line).
+		if err := exec("index", `CREATE INDEX `+switchTable+`_iccid ON `+switchTable+` (iccid)`); err != nil {
+			return out, err
+		}
 		if err := exec("repeated ICCIDs", `UPDATE `+switchTable+` SET reason = ?, detail = ? || CAST(line AS TEXT) || ? || iccid
-			WHERE line IN (SELECT r.line FROM (SELECT line, iccid, LAG(iccid) OVER (ORDER BY iccid, line) AS prev FROM `+switchTable+`) r
-				WHERE r.prev = r.iccid)`,
+			WHERE iccid IN (SELECT iccid FROM `+switchTable+` GROUP BY iccid HAVING COUNT(*) > 1)
+			AND EXISTS (SELECT 1 FROM `+switchTable+` d WHERE d.iccid = `+switchTable+`.iccid AND d.line < `+switchTable+`.line)`,
 			o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd); err != nil {
 			return out, err
 		}
@@ -249,6 +248,8 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 	if o.Took != nil {
 		o.Took("allocation", time.Since(since))
 	}
+	source, sourceArgs := s.donorColumn(func(d switchDonor) string { return d.source })
+	partner, partnerArgs := s.donorColumn(func(d switchDonor) string { return d.partner })
 	steps = []struct {
 		what  string
 		query string
@@ -263,20 +264,20 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 			FROM ` + switchTable + ` s LEFT JOIN ` + switchAllocTable + ` a ON a.line = s.line WHERE cards.iccid = s.iccid AND s.reason = '' AND s.had <> ''`,
 			[]any{o.State, now, o.Ref, o.Owner}},
 		{"new cards", `INSERT INTO cards (` + cardCols + `)
-			SELECT s.iccid, ` + switchIMSI + `, '', ?, '', '', ?, d.source, 0, 0, '', '', s.cutover, ` + ref + `, 0, '', ?, ?, '', ''
-			FROM ` + switchLines + ` WHERE ` + switchLinesOn + ` AND s.reason = '' AND s.had = '' ORDER BY s.line`,
-			[]any{o.State, o.Owner, o.Ref, now, now}},
+			SELECT s.iccid, ` + switchIMSI + `, '', ?, '', '', ?, ` + source + `, 0, 0, '', '', s.cutover, ` + ref + `, 0, '', ?, ?, '', ''
+			FROM ` + switchLines + ` WHERE s.reason = '' AND s.had = '' ORDER BY s.line`,
+			slices.Concat([]any{o.State, o.Owner}, sourceArgs, []any{o.Ref, now, now})},
 		{"new cards' events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
-			SELECT s.iccid, ?, '', ?, 'imported', d.source FROM ` + switchTable + ` s CROSS JOIN ` + switchDonorTable + ` d
-			WHERE d.id = s.donor AND s.reason = '' AND s.had = '' ORDER BY s.line`,
-			[]any{now, o.State}},
+			SELECT s.iccid, ?, '', ?, 'imported', ` + source + ` FROM ` + switchTable + ` s
+			WHERE s.reason = '' AND s.had = '' ORDER BY s.line`,
+			slices.Concat([]any{now, o.State}, sourceArgs)},
 		{"answers", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
 			SELECT ?, s.line, s.iccid, CASE WHEN s.reason = '' THEN ` + switchIMSI + ` ELSE '' END, CASE WHEN s.reason = '' THEN ? ELSE ? END,
-				s.reason, s.detail, d.partner, CASE WHEN s.reason = '' THEN s.cutover ELSE '' END
-			FROM ` + switchLines + ` WHERE ` + switchLinesOn + ` ORDER BY s.line
+				s.reason, s.detail, ` + partner + `, CASE WHEN s.reason = '' THEN s.cutover ELSE '' END
+			FROM ` + switchLines + ` ORDER BY s.line
 			ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
 				reason = excluded.reason, detail = excluded.detail, partner = excluded.partner, data = excluded.data`,
-			[]any{o.BatchID, o.Accepted, o.Rejected}},
+			slices.Concat([]any{o.BatchID, o.Accepted, o.Rejected}, partnerArgs)},
 	}
 	for _, st := range steps {
 		if err := exec(st.what, st.query, st.args...); err != nil {
@@ -307,32 +308,47 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 	return out, nil
 }
 
-// The lines with their donor and IMSI, for the statements that write
-// what the lines' answers and cards hold: a line's IMSI is the one it had
-// (a rerun) or the one the allocation pass handed out, read where it is
-// rather than copied into every line. The stage is the outer loop (CROSS
-// JOIN keeps SQLite from starting at the few donors), read in line order.
+// The lines with their IMSI, for the statements that write what the
+// lines' answers and cards hold: a line's IMSI is the one it had (a
+// rerun) or the one the allocation pass handed out, read where it is
+// rather than copied into every line.
 const (
-	switchIMSI    = `COALESCE(a.imsi, s.imsi)`
-	switchLines   = switchTable + ` s CROSS JOIN ` + switchDonorTable + ` d LEFT JOIN ` + switchAllocTable + ` a ON a.line = s.line`
-	switchLinesOn = `d.id = s.donor`
+	switchIMSI  = `COALESCE(a.imsi, s.imsi)`
+	switchLines = switchTable + ` s LEFT JOIN ` + switchAllocTable + ` a ON a.line = s.line`
 )
 
-// writeDonors writes the donors of the staged lines (0: none).
-func (s *SwitchStage) writeDonors(ctx context.Context) error {
-	in := s.t.Inserter(switchDonorTable, []string{"id", "partner", "source"}, 64)
-	if err := in.Add(ctx, 0, "", ""); err != nil {
-		return fmt.Errorf("switch stage: donors: %w", err)
+// donorColumn is an expression of the stage's line s for a value of its
+// donor (of, "" for none) and its arguments: a CASE over the file's few
+// donors, which costs a line less than a join.
+func (s *SwitchStage) donorColumn(of func(switchDonor) string) (string, []any) {
+	if len(s.donors) == 0 {
+		return `''`, nil
 	}
+	byID := make([]switchDonor, len(s.donors)+1)
 	for d, id := range s.donors {
-		if err := in.Add(ctx, id, d.partner, d.source); err != nil {
-			return fmt.Errorf("switch stage: donors: %w", err)
+		byID[id] = d
+	}
+	var b strings.Builder
+	args := make([]any, 0, len(s.donors))
+	b.WriteString(`CASE s.donor`)
+	for id := 1; id < len(byID); id++ {
+		b.WriteString(` WHEN ` + strconv.Itoa(id) + ` THEN CAST(? AS TEXT)`)
+		args = append(args, of(byID[id]))
+	}
+	b.WriteString(` ELSE '' END`)
+	return b.String(), args
+}
+
+// donorIDs are the numbers of the donors of partner in the stage, and
+// their placeholders.
+func (s *SwitchStage) donorIDs(partner string) ([]any, string) {
+	var ids []any
+	for d, id := range s.donors {
+		if d.partner == partner {
+			ids = append(ids, id)
 		}
 	}
-	if err := in.Flush(ctx); err != nil {
-		return fmt.Errorf("switch stage: donors: %w", err)
-	}
-	return nil
+	return ids, placeholders(len(ids))
 }
 
 // Requested calls fn, in line order, with the batch records Take wrote
@@ -347,12 +363,16 @@ func (s *SwitchStage) Requested(ctx context.Context, partner string, size int, f
 	if size <= 0 {
 		size = pageSize
 	}
+	ids, in := s.donorIDs(partner)
+	if len(ids) == 0 {
+		return nil
+	}
 	q := `SELECT s.line, s.iccid, ` + switchIMSI + `, s.cutover
-		FROM ` + switchLines + ` WHERE ` + switchLinesOn + ` AND d.partner = ? AND s.reason = '' AND s.line > ? ORDER BY s.line LIMIT ?`
+		FROM ` + switchLines + ` WHERE s.donor IN (` + in + `) AND s.reason = '' AND s.line > ? ORDER BY s.line LIMIT ?`
 	page := make([]BatchRecord, 0, size)
 	for after := int64(-1 << 31); ; {
 		page = page[:0]
-		rows, err := s.t.Query(ctx, q, partner, after, size)
+		rows, err := s.t.Query(ctx, q, slices.Concat(ids, []any{after, size})...)
 		if err != nil {
 			return fmt.Errorf("switch stage: answers: %w", err)
 		}
@@ -582,7 +602,7 @@ func (s *SwitchStage) Close(ctx context.Context) error {
 }
 
 func (s *SwitchStage) drop(ctx context.Context) error {
-	for _, tb := range []string{switchTable, switchAllocTable, switchDonorTable} {
+	for _, tb := range []string{switchTable, switchAllocTable} {
 		if _, err := s.t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+tb); err != nil {
 			return fmt.Errorf("switch stage: %w", err)
 		}
