@@ -88,7 +88,9 @@ func (t *Tx) StageSwitch(ctx context.Context) (*SwitchStage, error) {
 			return nil, fmt.Errorf("switch stage: %w", err)
 		}
 	}
-	s.rows = t.Inserter(switchTable, []string{"line", "iccid", "donor", "cutover"}, stageChunk)
+	// Long statements: a statement's run costs more than the narrow
+	// rows it carries.
+	s.rows = t.Inserter(switchTable, []string{"line", "iccid", "donor", "cutover"}, 512)
 	s.judged = t.Inserter(switchTable, []string{"line", "iccid", "donor", "cutover", "reason", "detail"}, stageChunk)
 	s.alloc = t.Inserter(switchAllocTable, []string{"line", "imsi"}, 512)
 	s.vals = make([]any, 0, 6)
