@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strconv"
+	"time"
 
 	"resub/formats/ident"
 	"resub/formats/native"
@@ -166,12 +166,21 @@ func (s *SwitchRequest) findsDuplicates() bool { return true }
 // Apply implements FileStep.
 func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 	p := w.P
+	// The donors by code, as the lines name them: a file names a few.
+	donors := map[string]*Partner{}
 	donorOf := func(rec *native.Record) *Partner {
-		if code := rec.Get(native.FieldDonor); code != "" {
-			return p.PartnerByCode(code)
+		code := rec.Get(native.FieldDonor)
+		if code == "" {
+			return s.Donor
 		}
-		return s.Donor
+		d, ok := donors[code]
+		if !ok {
+			d = p.PartnerByCode(code)
+			donors[code] = d
+		}
+		return d
 	}
+	var cutover lastCutover
 	stage, err := w.Tx.StageSwitch(ctx)
 	if err != nil {
 		return err
@@ -183,8 +192,8 @@ func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 		}
 		return ""
 	}, func(rec *native.Record) error {
-		l := ledger.SwitchLine{Line: rec.Line, ICCID: rec.Get(native.FieldICCID), Ref: w.Source + ":" + strconv.Itoa(rec.Line)}
-		l.Reason, l.Detail = switchVerdict(p, rec, donorOf(rec), &l)
+		l := ledger.SwitchLine{Line: rec.Line, ICCID: rec.Get(native.FieldICCID)}
+		l.Reason, l.Detail = switchVerdict(p, rec, donorOf(rec), &cutover, &l)
 		return stage.Add(ctx, l)
 	})
 	if err != nil {
@@ -196,40 +205,77 @@ func (s *SwitchRequest) Apply(ctx context.Context, w *Work) error {
 	}
 	out, err := stage.Take(ctx, ledger.SwitchTake{
 		BatchID: w.BatchID, State: cardRequested, Reopen: []string{cardRejectedAtDonor, ledger.CardReleased},
-		Event: "switch request", Owner: w.Header.Sender, Ranges: ranges,
+		Event: "switch request", Owner: w.Header.Sender, Ref: w.Source + ":", Ranges: ranges,
 		Accepted: recordRequested, Rejected: recordRejected,
 		DuplicateICCID: duplicateVerdict(w, native.FieldICCID),
 		OtherState:     ledger.Verdict{Reason: ReasonAlreadyMoving, Detail: "card is ", DetailEnd: " here"},
 		Exhausted:      ledger.Verdict{Reason: ReasonInternal, Detail: "no free IMSI in our ranges"},
+		Took:           w.tookStatement("switch request"),
 	})
 	if err != nil {
 		return err
 	}
 	w.Counts.Accepted += out.Accepted
 	w.Counts.Rejected += out.Rejected
+	// Each donor's imsi-list is rendered now, from the stage that has
+	// just judged the lines, into a sealed spill; it is written from there
+	// once the work commits (from the ledger on a rerun).
 	for _, name := range out.Partners {
-		if _, err := w.Plan(ctx, "imsi-list", native.IMSIList.Name, p.Partners[name], false); err != nil {
+		o, err := w.Plan(ctx, "imsi-list", native.IMSIList.Name, p.Partners[name], false)
+		if err != nil {
+			return err
+		}
+		if !w.preparing(o) {
+			continue
+		}
+		_, err = w.prepare(ctx, o, native.IMSIList, func(ctx context.Context, emit func(*native.Record) error) error {
+			rec := native.NewRecord(native.IMSIList)
+			return stage.Requested(ctx, name, cardPageSize, func(r ledger.BatchRecord) error {
+				return emit(imsiListRecord(rec, r))
+			})
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// imsiListRecord fills rec with the imsi-list record of an accepted
+// switch request line's answer.
+func imsiListRecord(rec *native.Record, r ledger.BatchRecord) *native.Record {
+	rec.Set(native.FieldICCID, r.ICCID)
+	rec.Set(native.FieldIMSI, r.IMSI)
+	rec.Set(native.FieldCutoverDate, r.Data)
+	return rec
+}
+
 // switchVerdict judges a switch request line by what needs no ledger, in
 // the step's order: a donor must be known, the cut-over date must not be
 // past. It fills l's donor and date and returns a rejection's reason and
 // detail, or "" when the line passes.
-func switchVerdict(p *Party, rec *native.Record, donor *Partner, l *ledger.SwitchLine) (reason, detail string) {
+func switchVerdict(p *Party, rec *native.Record, donor *Partner, last *lastCutover, l *ledger.SwitchLine) (reason, detail string) {
 	if donor == nil {
 		return ReasonInvalid, "no donor operator known for this card"
 	}
 	l.Partner, l.Source = donor.Name, donor.Code
-	date, _ := rec.Date(native.FieldCutoverDate)
-	l.Cutover = date.Format("2006-01-02")
+	if raw := rec.Get(native.FieldCutoverDate); raw != last.raw || last.text == "" {
+		last.date, _ = rec.Date(native.FieldCutoverDate)
+		last.raw, last.text = raw, last.date.Format("2006-01-02")
+	}
+	date := last.date
+	l.Cutover = last.text
 	if date.Before(day(p.now())) {
 		return ReasonDatePast, "cut-over date " + l.Cutover + " is past"
 	}
 	return "", ""
+}
+
+// lastCutover is the last cut-over date a step read: the lines of a
+// file mostly share theirs, read and formatted once.
+type lastCutover struct {
+	raw, text string
+	date      time.Time
 }
 
 // renderIMSIList writes the imsi-list of a switch-request batch for one
@@ -259,10 +305,7 @@ var renderIMSIList = &renderer{
 			return page(buf)
 		}, func(ctx context.Context, page []ledger.BatchRecord) error {
 			for _, r := range page {
-				rec.Set(native.FieldICCID, r.ICCID)
-				rec.Set(native.FieldIMSI, r.IMSI)
-				rec.Set(native.FieldCutoverDate, r.Data)
-				if err := emit(rec); err != nil {
+				if err := emit(imsiListRecord(rec, r)); err != nil {
 					return err
 				}
 			}

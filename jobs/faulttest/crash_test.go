@@ -71,6 +71,20 @@ func crashCases() []crashCase {
 	}
 	return []crashCase{
 		{
+			until: demo.AtSwitchRequest, party: "MNOB",
+			input: fileCheck{typ: "switch-request"}, inbox: "mnob/drops/m2m/inbox", archiv: "mnob/drops/m2m/archive", quar: "mnob/drops/m2m/quarantine",
+			outs: []fileCheck{
+				{label: "imsi-list to A", dir: "exchange/MNOB-to-MNOA", typ: "imsi-list", sender: "MNOB", receiver: "MNOA"},
+			},
+			points: fileSteps,
+			ledger: append([]string{
+				`SELECT iccid, imsi, state, cutover, request_ref FROM cards ORDER BY iccid`,
+				`SELECT imsi, iccid, state, ref FROM imsi_allocations ORDER BY imsi`,
+				`SELECT range_name, next FROM alloc_cursors ORDER BY 1`,
+				`SELECT line, iccid, imsi, status, reason, partner, data FROM batch_records ORDER BY batch_id, line`,
+			}, common...),
+		},
+		{
 			until: demo.AtIMSIList, party: "MNOA",
 			input: fileCheck{typ: "imsi-list"}, inbox: "exchange/MNOB-to-MNOA", archiv: "exchange/archive/MNOA/MNOB", quar: "exchange/quarantine/MNOA/MNOB",
 			outs: []fileCheck{

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // SwitchStage is a recipient's switch request done by sets: the lines of
@@ -23,12 +25,25 @@ import (
 // holds every IMSI ever allocated and is keyed by it), and a line that
 // got an IMSI before under the same reference (a rerun) gets that one
 // again.
+//
+// A staged row is narrow, since every line pays for each of its values
+// being bound, stored and read again: the donor is a small number for
+// one of the file's few donors, a line's request reference is the file's
+// prefix and its line number (built by the statements that write it), and
+// the verdict columns are written only for a line that has one.
 type SwitchStage struct {
-	t     *Tx
-	rows  *Inserter
-	alloc *Inserter // the IMSIs handed out by Take, a row a line
-	vals  []any
+	t      *Tx
+	rows   *Inserter // lines without a verdict
+	judged *Inserter // lines with one
+	alloc  *Inserter // the IMSIs handed out by Take, a row a line
+	vals   []any
+	// donors numbers the donors of the lines from 1 (0 is none).
+	donors map[switchDonor]int
+	taken  *SwitchTake
 }
+
+// switchDonor is a donor of staged lines.
+type switchDonor struct{ partner, source string }
 
 // SwitchLine is one switch request line in the stage.
 type SwitchLine struct {
@@ -38,7 +53,6 @@ type SwitchLine struct {
 	// donor is known: the line carries a verdict).
 	Partner, Source string
 	Cutover         string // YYYY-MM-DD
-	Ref             string // the line's request reference (file and line)
 	// Reason and Detail are a verdict reached while staging; an empty
 	// Reason is none. It comes before every rule of Take.
 	Reason, Detail string
@@ -53,7 +67,7 @@ const (
 // StageSwitch creates the stage. A stage left over by an earlier attempt
 // on this connection is dropped first.
 func (t *Tx) StageSwitch(ctx context.Context) (*SwitchStage, error) {
-	s := &SwitchStage{t: t}
+	s := &SwitchStage{t: t, donors: map[switchDonor]int{}}
 	if err := s.drop(ctx); err != nil {
 		return nil, err
 	}
@@ -61,12 +75,10 @@ func (t *Tx) StageSwitch(ctx context.Context) (*SwitchStage, error) {
 		`CREATE TEMP TABLE ` + switchTable + ` (
   line    INTEGER PRIMARY KEY,
   iccid   TEXT NOT NULL,
-  partner TEXT NOT NULL,
-  source  TEXT NOT NULL,
+  donor   INTEGER NOT NULL,
   cutover TEXT NOT NULL,
-  ref     TEXT NOT NULL,
-  reason  TEXT NOT NULL,
-  detail  TEXT NOT NULL,
+  reason  TEXT NOT NULL DEFAULT '',
+  detail  TEXT NOT NULL DEFAULT '',
   had     TEXT NOT NULL DEFAULT '',
   imsi    TEXT NOT NULL DEFAULT ''
 )`,
@@ -76,17 +88,36 @@ func (t *Tx) StageSwitch(ctx context.Context) (*SwitchStage, error) {
 			return nil, fmt.Errorf("switch stage: %w", err)
 		}
 	}
-	s.rows = t.Inserter(switchTable, []string{"line", "iccid", "partner", "source", "cutover", "ref", "reason", "detail"}, stageChunk)
+	// Long statements: a statement's run costs more than the narrow
+	// rows it carries.
+	s.rows = t.Inserter(switchTable, []string{"line", "iccid", "donor", "cutover"}, 512)
+	s.judged = t.Inserter(switchTable, []string{"line", "iccid", "donor", "cutover", "reason", "detail"}, stageChunk)
 	s.alloc = t.Inserter(switchAllocTable, []string{"line", "imsi"}, 512)
-	s.vals = make([]any, 0, 8)
+	s.vals = make([]any, 0, 6)
 	return s, nil
 }
 
 // Add stages one line. Rows are written several to a statement; Take
 // writes the rest.
 func (s *SwitchStage) Add(ctx context.Context, l SwitchLine) error {
-	s.vals = append(s.vals[:0], l.Line, l.ICCID, l.Partner, l.Source, l.Cutover, l.Ref, l.Reason, l.Detail)
-	err := s.rows.Add(ctx, s.vals...)
+	if s.taken != nil {
+		return fmt.Errorf("switch stage: line %d added after Take", l.Line)
+	}
+	donor := 0
+	if l.Partner != "" || l.Source != "" {
+		k := switchDonor{l.Partner, l.Source}
+		if donor = s.donors[k]; donor == 0 {
+			donor = len(s.donors) + 1
+			s.donors[k] = donor
+		}
+	}
+	s.vals = append(s.vals[:0], l.Line, l.ICCID, donor, l.Cutover)
+	in := s.rows
+	if l.Reason != "" || l.Detail != "" {
+		s.vals = append(s.vals, l.Reason, l.Detail)
+		in = s.judged
+	}
+	err := in.Add(ctx, s.vals...)
 	clear(s.vals)
 	if err != nil {
 		return fmt.Errorf("switch stage: %w", err)
@@ -111,6 +142,10 @@ type SwitchTake struct {
 	Reopen []string
 	Event  string
 	Owner  string // the requesting M2M operator
+	// Ref is the prefix of the lines' request references: a line's is
+	// Ref followed by its line number (a rerun of the same file has the
+	// same references, and gets the IMSIs it had).
+	Ref string
 	// Ranges are ours, in the order they are used.
 	Ranges []IMSIRange
 	// Accepted and Rejected are the batch record statuses of the lines.
@@ -124,6 +159,8 @@ type SwitchTake struct {
 	// rejects a line.
 	OtherState Verdict // the card is here in a state not in Reopen: Detail + state + DetailEnd
 	Exhausted  Verdict // no free IMSI left in any range
+	// Took, when set, is told how long each statement ran.
+	Took func(statement string, d time.Duration)
 }
 
 // SwitchOutcome counts a Take's lines and names the donors of the
@@ -141,8 +178,24 @@ const switchPage = 1024
 func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, error) {
 	var out SwitchOutcome
 	t := s.t
-	if err := s.rows.Flush(ctx); err != nil {
-		return out, fmt.Errorf("switch stage: %w", err)
+	if s.taken != nil {
+		return out, errors.New("switch stage: taken twice")
+	}
+	s.taken = &o
+	for _, in := range []*Inserter{s.rows, s.judged} {
+		if err := in.Flush(ctx); err != nil {
+			return out, fmt.Errorf("switch stage: %w", err)
+		}
+	}
+	exec := func(what, q string, args ...any) error {
+		since := time.Now()
+		if _, err := t.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("switch stage: %s: %w", what, err)
+		}
+		if o.Took != nil {
+			o.Took(what, time.Since(since))
+		}
+		return nil
 	}
 	now := ts(t.Now())
 	reopen := `''`
@@ -155,16 +208,21 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 	}
 	if o.DuplicateICCID.Reason != "" {
 		// The index is made once the lines are in: sorting them once
-		// costs less than keeping it in order line by line.
-		if _, err := t.Exec(ctx, `CREATE INDEX `+switchTable+`_iccid ON `+switchTable+` (iccid)`); err != nil {
-			return out, fmt.Errorf("switch stage: %w", err)
+		// costs less than keeping it in order line by line. One scan of
+		// it finds the ICCIDs that repeat, and only their lines are
+		// looked at again (not a lookup for every line).
+		if err := exec("index", `CREATE INDEX `+switchTable+`_iccid ON `+switchTable+` (iccid)`); err != nil {
+			return out, err
 		}
-		if _, err := t.Exec(ctx, `UPDATE `+switchTable+` SET reason = ?, detail = ? || CAST(line AS TEXT) || ? || iccid
-			WHERE EXISTS (SELECT 1 FROM `+switchTable+` d WHERE d.iccid = `+switchTable+`.iccid AND d.line < `+switchTable+`.line)`,
+		if err := exec("repeated ICCIDs", `UPDATE `+switchTable+` SET reason = ?, detail = ? || CAST(line AS TEXT) || ? || iccid
+			WHERE iccid IN (SELECT iccid FROM `+switchTable+` GROUP BY iccid HAVING COUNT(*) > 1)
+			AND EXISTS (SELECT 1 FROM `+switchTable+` d WHERE d.iccid = `+switchTable+`.iccid AND d.line < `+switchTable+`.line)`,
 			o.DuplicateICCID.Reason, o.DuplicateICCID.Detail, o.DuplicateICCID.DetailEnd); err != nil {
-			return out, fmt.Errorf("switch stage: repeated ICCIDs: %w", err)
+			return out, err
 		}
 	}
+	// A line's request reference, in a statement over the stage as s.
+	const ref = `? || CAST(s.line AS TEXT)`
 	steps := []struct {
 		what  string
 		query string
@@ -175,22 +233,25 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 		{"cards moving", `UPDATE ` + switchTable + ` SET reason = ?, detail = ? || had || ?
 			WHERE reason = '' AND had <> '' AND had NOT IN (` + reopen + `)`,
 			append([]any{o.OtherState.Reason, o.OtherState.Detail, o.OtherState.DetailEnd}, reopenArgs...)},
-		{"earlier allocations", `UPDATE ` + switchTable + ` SET imsi = (SELECT a.imsi FROM imsi_allocations a WHERE a.iccid = ` + switchTable + `.iccid AND a.ref = ` + switchTable + `.ref)
-			WHERE reason = '' AND EXISTS (SELECT 1 FROM imsi_allocations a WHERE a.iccid = ` + switchTable + `.iccid AND a.ref = ` + switchTable + `.ref)`, nil},
+		{"earlier allocations", `UPDATE ` + switchTable + ` SET imsi = (SELECT a.imsi FROM imsi_allocations a WHERE a.iccid = ` + switchTable + `.iccid AND a.ref = ? || CAST(` + switchTable + `.line AS TEXT))
+			WHERE reason = '' AND EXISTS (SELECT 1 FROM imsi_allocations a WHERE a.iccid = ` + switchTable + `.iccid AND a.ref = ? || CAST(` + switchTable + `.line AS TEXT))`,
+			[]any{o.Ref, o.Ref}},
 	}
 	for _, st := range steps {
-		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
-			return out, fmt.Errorf("switch stage: %s: %w", st.what, err)
+		if err := exec(st.what, st.query, st.args...); err != nil {
+			return out, err
 		}
 	}
-	short, err := s.allocate(ctx, o.Ranges, now)
+	since := time.Now()
+	short, err := s.allocate(ctx, o.Ranges, o.Ref, now)
 	if err != nil {
 		return out, err
 	}
-	// A line's IMSI is the one it had (a rerun) or the one the pass
-	// handed out: read where it is, rather than copied into every line.
-	const imsi = `COALESCE(a.imsi, s.imsi)`
-	const withIMSI = switchTable + ` s LEFT JOIN ` + switchAllocTable + ` a ON a.line = s.line`
+	if o.Took != nil {
+		o.Took("allocation", time.Since(since))
+	}
+	source, sourceArgs := s.donorColumn(func(d switchDonor) string { return d.source })
+	partner, partnerArgs := s.donorColumn(func(d switchDonor) string { return d.partner })
 	steps = []struct {
 		what  string
 		query string
@@ -199,48 +260,146 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 		{"exhausted", `UPDATE ` + switchTable + ` SET reason = ?, detail = ? WHERE reason = '' AND imsi = '' AND line >= ?`,
 			[]any{o.Exhausted.Reason, o.Exhausted.Detail, short}},
 		{"reopened cards' events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
-			SELECT iccid, ?, had, ?, ?, ref FROM ` + switchTable + ` WHERE reason = '' AND had <> '' ORDER BY line`,
-			[]any{now, o.State, o.Event}},
-		{"reopened cards", `UPDATE cards SET state = ?, updated_at = ?, imsi = ` + imsi + `, cutover = s.cutover, request_ref = s.ref, owner = ?, recipient = ''
-			FROM ` + withIMSI + ` WHERE cards.iccid = s.iccid AND s.reason = '' AND s.had <> ''`,
-			[]any{o.State, now, o.Owner}},
+			SELECT s.iccid, ?, s.had, ?, ?, ` + ref + ` FROM ` + switchTable + ` s WHERE s.reason = '' AND s.had <> '' ORDER BY s.line`,
+			[]any{now, o.State, o.Event, o.Ref}},
+		{"reopened cards", `UPDATE cards SET state = ?, updated_at = ?, imsi = ` + switchIMSI + `, cutover = s.cutover, request_ref = ` + ref + `, owner = ?, recipient = ''
+			FROM ` + switchTable + ` s LEFT JOIN ` + switchAllocTable + ` a ON a.line = s.line WHERE cards.iccid = s.iccid AND s.reason = '' AND s.had <> ''`,
+			[]any{o.State, now, o.Ref, o.Owner}},
 		{"new cards", `INSERT INTO cards (` + cardCols + `)
-			SELECT s.iccid, ` + imsi + `, '', ?, '', '', ?, s.source, 0, 0, '', '', s.cutover, s.ref, 0, '', ?, ?, '', ''
-			FROM ` + withIMSI + ` WHERE s.reason = '' AND s.had = '' ORDER BY s.line`,
-			[]any{o.State, o.Owner, now, now}},
+			SELECT s.iccid, ` + switchIMSI + `, '', ?, '', '', ?, ` + source + `, 0, 0, '', '', s.cutover, ` + ref + `, 0, '', ?, ?, '', ''
+			FROM ` + switchLines + ` WHERE s.reason = '' AND s.had = '' ORDER BY s.line`,
+			slices.Concat([]any{o.State, o.Owner}, sourceArgs, []any{o.Ref, now, now})},
 		{"new cards' events", `INSERT INTO card_events (iccid, at, from_state, to_state, reason, ref)
-			SELECT iccid, ?, '', ?, 'imported', source FROM ` + switchTable + ` WHERE reason = '' AND had = '' ORDER BY line`,
-			[]any{now, o.State}},
+			SELECT s.iccid, ?, '', ?, 'imported', ` + source + ` FROM ` + switchTable + ` s
+			WHERE s.reason = '' AND s.had = '' ORDER BY s.line`,
+			slices.Concat([]any{now, o.State}, sourceArgs)},
 		{"answers", `INSERT INTO batch_records (batch_id, line, iccid, imsi, status, reason, detail, partner, data)
-			SELECT ?, s.line, s.iccid, CASE WHEN s.reason = '' THEN ` + imsi + ` ELSE '' END, CASE WHEN s.reason = '' THEN ? ELSE ? END,
-				s.reason, s.detail, s.partner, CASE WHEN s.reason = '' THEN s.cutover ELSE '' END
-			FROM ` + withIMSI + ` ORDER BY s.line
+			SELECT ?, s.line, s.iccid, CASE WHEN s.reason = '' THEN ` + switchIMSI + ` ELSE '' END, CASE WHEN s.reason = '' THEN ? ELSE ? END,
+				s.reason, s.detail, ` + partner + `, CASE WHEN s.reason = '' THEN s.cutover ELSE '' END
+			FROM ` + switchLines + ` ORDER BY s.line
 			ON CONFLICT (batch_id, line) DO UPDATE SET iccid = excluded.iccid, imsi = excluded.imsi, status = excluded.status,
 				reason = excluded.reason, detail = excluded.detail, partner = excluded.partner, data = excluded.data`,
-			[]any{o.BatchID, o.Accepted, o.Rejected}},
+			slices.Concat([]any{o.BatchID, o.Accepted, o.Rejected}, partnerArgs)},
 	}
 	for _, st := range steps {
-		if _, err := t.Exec(ctx, st.query, st.args...); err != nil {
-			return out, fmt.Errorf("switch stage: %s: %w", st.what, err)
+		if err := exec(st.what, st.query, st.args...); err != nil {
+			return out, err
 		}
 	}
 	if err := t.QueryRow(ctx, `SELECT COALESCE(SUM(CASE WHEN reason = '' THEN 1 ELSE 0 END), 0), COUNT(*) FROM `+switchTable).Scan(&out.Accepted, &out.Rejected); err != nil {
 		return out, fmt.Errorf("switch stage: counts: %w", err)
 	}
 	out.Rejected -= out.Accepted
-	rows, err := t.Query(ctx, `SELECT DISTINCT partner FROM `+switchTable+` WHERE reason = '' ORDER BY partner`)
-	if err != nil {
-		return out, fmt.Errorf("switch stage: donors: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return out, err
+	// The donors of accepted lines: a scan that stops at the first for
+	// each of the file's few donors.
+	seen := map[string]bool{}
+	for d, id := range s.donors {
+		if seen[d.partner] {
+			continue
 		}
-		out.Partners = append(out.Partners, p)
+		var accepted bool
+		if err := t.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+switchTable+` WHERE donor = ? AND reason = '')`, id).Scan(&accepted); err != nil {
+			return out, fmt.Errorf("switch stage: donors: %w", err)
+		}
+		if accepted {
+			seen[d.partner] = true
+			out.Partners = append(out.Partners, d.partner)
+		}
 	}
-	return out, rows.Err()
+	slices.Sort(out.Partners)
+	return out, nil
+}
+
+// The lines with their IMSI, for the statements that write what the
+// lines' answers and cards hold: a line's IMSI is the one it had (a
+// rerun) or the one the allocation pass handed out, read where it is
+// rather than copied into every line.
+const (
+	switchIMSI  = `COALESCE(a.imsi, s.imsi)`
+	switchLines = switchTable + ` s LEFT JOIN ` + switchAllocTable + ` a ON a.line = s.line`
+)
+
+// donorColumn is an expression of the stage's line s for a value of its
+// donor (of, "" for none) and its arguments: a CASE over the file's few
+// donors, which costs a line less than a join.
+func (s *SwitchStage) donorColumn(of func(switchDonor) string) (string, []any) {
+	if len(s.donors) == 0 {
+		return `''`, nil
+	}
+	byID := make([]switchDonor, len(s.donors)+1)
+	for d, id := range s.donors {
+		byID[id] = d
+	}
+	var b strings.Builder
+	args := make([]any, 0, len(s.donors))
+	b.WriteString(`CASE s.donor`)
+	for id := 1; id < len(byID); id++ {
+		b.WriteString(` WHEN ` + strconv.Itoa(id) + ` THEN CAST(? AS TEXT)`)
+		args = append(args, of(byID[id]))
+	}
+	b.WriteString(` ELSE '' END`)
+	return b.String(), args
+}
+
+// donorIDs are the numbers of the donors of partner in the stage, and
+// their placeholders.
+func (s *SwitchStage) donorIDs(partner string) ([]any, string) {
+	var ids []any
+	for d, id := range s.donors {
+		if d.partner == partner {
+			ids = append(ids, id)
+		}
+	}
+	return ids, placeholders(len(ids))
+}
+
+// Requested calls fn, in line order, with the batch records Take wrote
+// for the lines it accepted for the donor partner (what the ledger's
+// BatchRecords gives of them with the accepted status once the work
+// commits), reading a page of size lines at a time.
+func (s *SwitchStage) Requested(ctx context.Context, partner string, size int, fn func(BatchRecord) error) error {
+	o := s.taken
+	if o == nil {
+		return errors.New("switch stage: answers asked before Take")
+	}
+	if size <= 0 {
+		size = pageSize
+	}
+	ids, in := s.donorIDs(partner)
+	if len(ids) == 0 {
+		return nil
+	}
+	q := `SELECT s.line, s.iccid, ` + switchIMSI + `, s.cutover
+		FROM ` + switchLines + ` WHERE s.donor IN (` + in + `) AND s.reason = '' AND s.line > ? ORDER BY s.line LIMIT ?`
+	page := make([]BatchRecord, 0, size)
+	for after := int64(-1 << 31); ; {
+		page = page[:0]
+		rows, err := s.t.Query(ctx, q, slices.Concat(ids, []any{after, size})...)
+		if err != nil {
+			return fmt.Errorf("switch stage: answers: %w", err)
+		}
+		for rows.Next() {
+			r := BatchRecord{BatchID: o.BatchID, Status: o.Accepted, Partner: partner}
+			if err := rows.Scan(&r.Line, &r.ICCID, &r.IMSI, &r.Data); err != nil {
+				rows.Close()
+				return fmt.Errorf("switch stage: answers: %w", err)
+			}
+			page = append(page, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("switch stage: answers: %w", err)
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < size {
+			return nil
+		}
+		after = int64(page[len(page)-1].Line)
+	}
 }
 
 // allocate is the one pass that hands out new IMSIs: the accepted lines
@@ -253,7 +412,7 @@ func (s *SwitchStage) Take(ctx context.Context, o SwitchTake) (SwitchOutcome, er
 // ranges may overlap) and at the end. Each range's cursor ends past its
 // last number handed out. It returns the first line left without an
 // IMSI because every range is exhausted (past every line when none).
-func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now string) (short int64, err error) {
+func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, ref, now string) (short int64, err error) {
 	t := s.t
 	type rng struct {
 		IMSIRange
@@ -297,8 +456,8 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 			return err
 		}
 		if _, err := t.Exec(ctx, `INSERT INTO imsi_allocations (imsi, iccid, state, ref, created_at, updated_at)
-			SELECT a.imsi, s.iccid, ?, s.ref, ?, ? FROM `+switchAllocTable+` a JOIN `+switchTable+` s ON s.line = a.line
-			WHERE a.line > ? ORDER BY a.line`, IMSIAllocated, now, now, written); err != nil {
+			SELECT a.imsi, s.iccid, ?, ? || CAST(s.line AS TEXT), ?, ? FROM `+switchAllocTable+` a JOIN `+switchTable+` s ON s.line = a.line
+			WHERE a.line > ? ORDER BY a.line`, IMSIAllocated, ref, now, now, written); err != nil {
 			return err
 		}
 		written, pending = last, false
@@ -436,9 +595,10 @@ func (s *SwitchStage) allocate(ctx context.Context, ranges []IMSIRange, now stri
 
 // Close drops the stage's tables. It is safe to call more than once.
 func (s *SwitchStage) Close(ctx context.Context) error {
-	s.rows.Discard()
-	if s.alloc != nil {
-		s.alloc.Discard()
+	for _, in := range []*Inserter{s.rows, s.judged, s.alloc} {
+		if in != nil {
+			in.Discard()
+		}
 	}
 	return s.drop(ctx)
 }

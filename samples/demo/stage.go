@@ -20,6 +20,10 @@ import (
 // Checkpoints where a Stage stops: the named party's job has exactly one
 // input waiting and nothing else to do.
 const (
+	// AtSwitchRequest: the M2M operator's signed switch-request waits in
+	// MNOB's drop (MNOB's job "switch-request"); the 3a fleet is imported
+	// and authorised at MNOA.
+	AtSwitchRequest = "b-switch-request"
 	// AtIMSIList: MNOB's signed imsi-list waits in MNOA's drop (MNOA's
 	// job "imsi-list"); the 3a fleet is imported and authorised at MNOA.
 	AtIMSIList = "a-imsi-list"
@@ -40,8 +44,8 @@ type StageOptions struct {
 	Dir string
 	// Cards is the fleet's size (default 8).
 	Cards int
-	// Until is the checkpoint to stop at (AtIMSIList, AtHandover,
-	// AtKeyRequest, AtKeyResponse).
+	// Until is the checkpoint to stop at (AtSwitchRequest, AtIMSIList,
+	// AtHandover, AtKeyRequest, AtKeyResponse).
 	Until string
 	// Run, if set, runs one job of a party (its configuration file, the
 	// job's name) instead of the stage running it in this process: a test
@@ -117,7 +121,7 @@ func NewStage(ctx context.Context, o StageOptions) (_ *Stage, err error) {
 		}
 	}
 	switch o.Until {
-	case AtIMSIList, AtHandover:
+	case AtSwitchRequest, AtIMSIList, AtHandover:
 		err = s.play3a(ctx, o)
 	case AtKeyRequest, AtKeyResponse:
 		err = s.play3b(ctx, o)
@@ -159,7 +163,14 @@ func (s *Stage) play3a(ctx context.Context, o StageOptions) error {
 	if _, err := w.send(w.dropDir("MNOB", "m2m", "inbox"), "M2M", "MNOB", native.SwitchRequest, len(f.Cards), false, nil, fleet.SwitchRequestRecords(f.Cards, "MNOA", cut)); err != nil {
 		return err
 	}
-	if err := s.jobs(ctx, [2]string{"MNOA", "inventory"}, [2]string{"MNOA", "msisdn"}, [2]string{"MNOA", "authorisation"}, [2]string{"MNOB", "switch-request"}); err != nil {
+	if err := s.jobs(ctx, [2]string{"MNOA", "inventory"}, [2]string{"MNOA", "msisdn"}, [2]string{"MNOA", "authorisation"}); err != nil {
+		return err
+	}
+	if o.Until == AtSwitchRequest {
+		s.job = [2]string{"MNOB", "switch-request"}
+		return nil
+	}
+	if err := s.jobs(ctx, [2]string{"MNOB", "switch-request"}); err != nil {
 		return err
 	}
 	s.job = [2]string{"MNOA", "imsi-list"}

@@ -24,7 +24,7 @@ func TestSwitchStageRerunAllocatesNothingNew(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	take := ledger.SwitchTake{BatchID: 1, State: "requested", Reopen: []string{"rejected"}, Event: "switch request", Owner: "M2M",
+	take := ledger.SwitchTake{BatchID: 1, State: "requested", Reopen: []string{"rejected"}, Event: "switch request", Owner: "M2M", Ref: "req.txt:",
 		Ranges: []ledger.IMSIRange{rng}, Accepted: "requested", Rejected: "rejected",
 		OtherState: ledger.Verdict{Reason: "ALREADY_MOVING", Detail: "card is ", DetailEnd: " here"},
 		Exhausted:  ledger.Verdict{Reason: "INTERNAL", Detail: "no free IMSI"}}
@@ -35,8 +35,8 @@ func TestSwitchStageRerunAllocatesNothingNew(t *testing.T) {
 		}
 		defer st.Close(ctx)
 		for _, l := range []ledger.SwitchLine{
-			{Line: 3, ICCID: "89001", Partner: "mno-a", Source: "MNOA", Cutover: "2026-12-24", Ref: "req.txt:3"},
-			{Line: 4, ICCID: "89002", Partner: "mno-a", Source: "MNOA", Cutover: "2026-12-24", Ref: "req.txt:4"},
+			{Line: 3, ICCID: "89001", Partner: "mno-a", Source: "MNOA", Cutover: "2026-12-24"},
+			{Line: 4, ICCID: "89002", Partner: "mno-a", Source: "MNOA", Cutover: "2026-12-24"},
 		} {
 			if err := st.Add(ctx, l); err != nil {
 				return err
@@ -91,11 +91,11 @@ func TestSwitchStageNoRangeLeftEveryLineExhausted(t *testing.T) {
 			}
 			defer st.Close(ctx)
 			for i, iccid := range []string{"89001", "89002", "89003"} {
-				if err := st.Add(ctx, ledger.SwitchLine{Line: i + 3, ICCID: iccid, Partner: "mno-a", Source: "MNOA", Cutover: "2026-12-24", Ref: "req.txt:" + iccid}); err != nil {
+				if err := st.Add(ctx, ledger.SwitchLine{Line: i + 3, ICCID: iccid, Partner: "mno-a", Source: "MNOA", Cutover: "2026-12-24"}); err != nil {
 					return err
 				}
 			}
-			out, err := st.Take(ctx, ledger.SwitchTake{BatchID: 1, State: "requested", Event: "switch request", Owner: "M2M",
+			out, err := st.Take(ctx, ledger.SwitchTake{BatchID: 1, State: "requested", Event: "switch request", Owner: "M2M", Ref: "req.txt:",
 				Ranges: ranges, Accepted: "requested", Rejected: "rejected",
 				OtherState: ledger.Verdict{Reason: "ALREADY_MOVING", Detail: "card is ", DetailEnd: " here"},
 				Exhausted:  ledger.Verdict{Reason: "INTERNAL", Detail: "no free IMSI"}})
