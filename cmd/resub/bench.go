@@ -63,8 +63,10 @@ const (
 
 // statementLines are a stage's statement lines: the top longest kinds
 // (every kind when top is 0), the rest together, and the wall time
-// outside every statement (0 where statements that ran side by side took
-// longer than the stage).
+// outside every statement: the stage less the time during which at least
+// one statement ran (statements side by side, such as page reads on
+// their own connections or a transaction waiting for another's write
+// lock, count once there).
 func statementLines(s bench.Stage, top int) []benchStatement {
 	wall := s.Elapsed.Seconds()
 	line := func(name string, calls int, d time.Duration, rows int64) benchStatement {
@@ -96,7 +98,7 @@ func statementLines(s bench.Stage, top int) []benchStatement {
 	if kinds > 0 {
 		out = append(out, line(fmt.Sprintf("%s (%d kinds)", otherStatements, kinds), otherCalls, other, otherRows))
 	}
-	outside := max(0, s.Elapsed-s.StatementsElapsed())
+	outside := max(0, s.Elapsed-s.StatementsCovered)
 	return append(out, line(outsideStatements, 0, outside, -1))
 }
 

@@ -301,8 +301,14 @@ func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) (began bool, err erro
 	}
 	if d.observe != nil {
 		// The connection's wait is the BEGIN's; on SQLite it takes the
-		// write lock, which can wait for another writer.
-		d.observed(ctx, "BEGIN", start, -1, true, err)
+		// write lock, which can wait for another writer. A lease's own
+		// transaction is told apart: its renewals wait for the lock
+		// while a step's long transaction holds it, beside the step.
+		text := "BEGIN"
+		if isUpkeep(ctx) {
+			text = beginUpkeep
+		}
+		d.observed(ctx, text, start, -1, true, err)
 	}
 	if err != nil {
 		return false, err

@@ -7,13 +7,18 @@ import (
 	"time"
 )
 
+// beginUpkeep is the text of a lease upkeep transaction's start.
+const beginUpkeep = "BEGIN (lease upkeep)"
+
 // Statement is one statement the ledger ran, as an observer is told of it
 // (see WithStatementObserver): its SQL and how long it took, never its
 // arguments, which can be sealed secrets or a card's identifiers.
 type Statement struct {
 	// Text is the statement's SQL as run, with its placeholders (a bulk
 	// load is "COPY table (columns) FROM STDIN"; a transaction's end is
-	// "COMMIT" or "ROLLBACK", its start "BEGIN"). StatementKey groups
+	// "COMMIT" or "ROLLBACK", its start "BEGIN", or "BEGIN (lease
+	// upkeep)" for the transactions that take and renew a job's lease,
+	// which run beside the job's own). StatementKey groups
 	// texts that differ only in layout or in the rows of a multi-row
 	// INSERT.
 	Text string

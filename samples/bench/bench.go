@@ -87,6 +87,9 @@ type Stage struct {
 	// grouped by ledger.StatementKey, the longest first; the total's are
 	// every stage's together. Nil unless Options.Statements.
 	Statements []StatementTime
+	// StatementsCovered is the wall time during which at least one of
+	// those statements ran (the total's: every stage's together).
+	StatementsCovered time.Duration
 }
 
 // XFloor is the stage's time as a multiple of the engine floor (0 when
@@ -168,7 +171,7 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 			fn = profiled(filepath.Join(o.Profile, s.name+".pprof"), s.fn)
 		}
 		if stmts != nil {
-			stmts.take() // what ran between the stages
+			_, _ = stmts.take() // what ran between the stages
 		}
 		st, err := Measure(ctx, s.name, o.Records, fn)
 		if err != nil {
@@ -176,8 +179,9 @@ func Run(ctx context.Context, o Options) ([]Stage, error) {
 		}
 		st.Floor = floor.Total()
 		if stmts != nil {
-			st.Statements = stmts.take()
+			st.Statements, st.StatementsCovered = stmts.take()
 			total.Statements = mergeStatements(total.Statements, st.Statements)
+			total.StatementsCovered += st.StatementsCovered
 		}
 		stages = append(stages, st)
 		total.Elapsed += st.Elapsed

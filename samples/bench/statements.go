@@ -35,7 +35,13 @@ type tally struct {
 	mu   sync.Mutex
 	keys map[string]string // text -> key
 	by   map[string]*StatementTime
+	// spans are when each statement ran, for the time covered by at
+	// least one of them (statements on several connections overlap).
+	spans []span
 }
+
+// span is the time one statement ran.
+type span struct{ from, to time.Time }
 
 func newTally() *tally {
 	return &tally{keys: map[string]string{}, by: map[string]*StatementTime{}}
@@ -43,8 +49,10 @@ func newTally() *tally {
 
 // observe is the ledgers' statement observer.
 func (c *tally) observe(s ledger.Statement) {
+	end := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.spans = append(c.spans, span{end.Add(-s.Duration), end})
 	key, ok := c.keys[s.Text]
 	if !ok {
 		key = ledger.StatementKey(s.Text)
@@ -65,8 +73,9 @@ func (c *tally) observe(s ledger.Statement) {
 }
 
 // take returns what was summed since the last take, the longest first,
-// and starts again.
-func (c *tally) take() []StatementTime {
+// and the time during which at least one of those statements ran; then
+// starts again.
+func (c *tally) take() ([]StatementTime, time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]StatementTime, 0, len(c.by))
@@ -75,7 +84,31 @@ func (c *tally) take() []StatementTime {
 	}
 	clear(c.by)
 	sortStatements(out)
-	return out
+	covered := covered(c.spans)
+	c.spans = c.spans[:0]
+	return out, covered
+}
+
+// covered is the length of the union of spans (it sorts them).
+func covered(spans []span) time.Duration {
+	slices.SortFunc(spans, func(a, b span) int { return a.from.Compare(b.from) })
+	var total time.Duration
+	var cur span
+	for i, s := range spans {
+		switch {
+		case i == 0:
+			cur = s
+		case s.from.After(cur.to):
+			total += cur.to.Sub(cur.from)
+			cur = s
+		case s.to.After(cur.to):
+			cur.to = s.to
+		}
+	}
+	if len(spans) > 0 {
+		total += cur.to.Sub(cur.from)
+	}
+	return total
 }
 
 // sortStatements orders statements by time, the longest first (then by
@@ -113,8 +146,10 @@ func mergeStatements(a, b []StatementTime) []StatementTime {
 }
 
 // StatementsElapsed is the time of all of a stage's statements together.
-// Statements that ran side by side (reads on their own connections) each
-// count their own time, so it can exceed the stage's wall time.
+// Statements that ran side by side (reads on their own connections, a
+// transaction waiting for another's write lock) each count their own
+// time, so it can exceed the stage's wall time; StatementsCovered does
+// not.
 func (s Stage) StatementsElapsed() time.Duration {
 	var d time.Duration
 	for _, st := range s.Statements {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"resub/processor/ledger"
 )
@@ -32,6 +33,11 @@ func TestRunStatements(t *testing.T) {
 	}
 	if imp.StatementsElapsed() > imp.Elapsed {
 		t.Errorf("the import's statements took %v, the stage %v", imp.StatementsElapsed(), imp.Elapsed)
+	}
+	for _, s := range stages {
+		if (s.Name != "generate" && s.StatementsCovered <= 0) || s.StatementsCovered > s.Elapsed || s.StatementsCovered > s.StatementsElapsed()+time.Millisecond {
+			t.Errorf("stage %s: statements cover %v of %v, their sum %v", s.Name, s.StatementsCovered, s.Elapsed, s.StatementsElapsed())
+		}
 	}
 	var cards bool
 	for i, st := range imp.Statements {
@@ -119,4 +125,28 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// covered counts the time at least one statement ran once, however many
+// ran side by side.
+func TestCovered(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	at := func(from, to int) span {
+		return span{t0.Add(time.Duration(from) * time.Millisecond), t0.Add(time.Duration(to) * time.Millisecond)}
+	}
+	for _, c := range []struct {
+		spans []span
+		want  int
+	}{
+		{nil, 0},
+		{[]span{at(0, 10)}, 10},
+		{[]span{at(0, 10), at(20, 25)}, 15},
+		{[]span{at(20, 25), at(0, 10), at(5, 12)}, 17},    // out of order, overlapping
+		{[]span{at(0, 100), at(10, 20), at(30, 40)}, 100}, // a long wait holding shorter ones
+		{[]span{at(0, 10), at(10, 20)}, 20},               // end to end
+	} {
+		if got := covered(c.spans); got != time.Duration(c.want)*time.Millisecond {
+			t.Errorf("covered(%v) = %v, want %d ms", c.spans, got, c.want)
+		}
+	}
 }

@@ -156,6 +156,9 @@ func TestStatementObserver(t *testing.T) {
 		t.Errorf("the COMMIT: %+v", commit)
 	}
 	one("the step's BEGIN", func(s ledger.Statement) bool { return s.Text == "BEGIN" && s.Job == "a-imsi-list" })
+	// The lease's transaction is told apart from the step's: on SQLite
+	// its renewals wait for the write lock a step holds, beside it.
+	one("the lease's BEGIN", func(s ledger.Statement) bool { return s.Text == "BEGIN (lease upkeep)" && s.Job == "" })
 	// The Inserter's flushes: two statements of 2 and 1 rows, or one
 	// bulk load of 3 on an engine that loads with COPY.
 	var flushed []int64
