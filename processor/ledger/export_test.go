@@ -20,3 +20,10 @@ func ReportRestPage(after int) (string, []any) {
 func BatchRecordsPage(batchID int64, partner, status string, after int) (string, []any) {
 	return batchRecordsPage(batchID, partner, status, after)
 }
+
+// RequestedPage is the statement and arguments of the switch stage's page
+// of partner's accepted lines after line after.
+func (s *SwitchStage) RequestedPage(partner string, after, size int) (string, []any) {
+	q, ids := s.requestedQuery(partner)
+	return q, append(ids, after, size)
+}
