@@ -374,22 +374,8 @@ func (s *KeyResponseIntake) Apply(ctx context.Context, w *Work) error {
 		}
 	}
 	if out.Accepted > 0 {
-		if s.HLR == nil {
-			return fmt.Errorf("%s: no hlr partner configured for the %s", w.Job, native.Provisioning.Name)
-		}
-		prov, err := w.Plan(ctx, "provisioning", native.Provisioning.Name, s.HLR, false)
-		if err != nil {
+		if err := w.prepareProvisioning(ctx, s.HLR, stage.Provisioned); err != nil {
 			return err
-		}
-		if w.preparing(prov) {
-			_, err := w.prepare(ctx, prov, native.Provisioning, func(ctx context.Context, emit func(*native.Record) error) error {
-				return p.provisioningRecords(ctx, prov, func(ctx context.Context, page func([]ledger.CardSecrets) error) error {
-					return stage.Provisioned(ctx, provisioningSecrets, cardPageSize, page)
-				}, emit)
-			})
-			if err != nil {
-				return err
-			}
 		}
 	}
 	return stage.Close(ctx)

@@ -124,22 +124,8 @@ func (s *HandoverIntake) Apply(ctx context.Context, w *Work) error {
 		}
 	}
 	if taken.Accepted > 0 {
-		if s.HLR == nil {
-			return fmt.Errorf("%s: no hlr partner configured for the %s", w.Job, native.Provisioning.Name)
-		}
-		prov, err := w.Plan(ctx, "provisioning", native.Provisioning.Name, s.HLR, false)
-		if err != nil {
+		if err := w.prepareProvisioning(ctx, s.HLR, stage.Provisioned); err != nil {
 			return err
-		}
-		if w.preparing(prov) {
-			_, err := w.prepare(ctx, prov, native.Provisioning, func(ctx context.Context, emit func(*native.Record) error) error {
-				return p.provisioningRecords(ctx, prov, func(ctx context.Context, page func([]ledger.CardSecrets) error) error {
-					return stage.Provisioned(ctx, provisioningSecrets, cardPageSize, page)
-				}, emit)
-			})
-			if err != nil {
-				return err
-			}
 		}
 	}
 	if taken.Requested > 0 {
@@ -477,6 +463,27 @@ var renderProvisioning = &renderer{
 			return p.Ledger.BatchSecretPages(ctx, o.BatchID, native.StatusProvisioned, provisioningSecrets, cardPageSize, page)
 		}, emit)
 	},
+}
+
+// prepareProvisioning plans the provisioning file of the step's accepted
+// cards to hlr and, where it is newly planned, renders it from the pages
+// the step's stage gives (provisioned: the stage's Provisioned) as it
+// plans it (prepared.go).
+func (w *Work) prepareProvisioning(ctx context.Context, hlr *Partner,
+	provisioned func(ctx context.Context, names []string, size int, page func([]ledger.CardSecrets) error) error) error {
+	if hlr == nil {
+		return fmt.Errorf("%s: no hlr partner configured for the %s", w.Job, native.Provisioning.Name)
+	}
+	prov, err := w.Plan(ctx, "provisioning", native.Provisioning.Name, hlr, false)
+	if err != nil || !w.preparing(prov) {
+		return err
+	}
+	_, err = w.prepare(ctx, prov, native.Provisioning, func(ctx context.Context, emit func(*native.Record) error) error {
+		return w.P.provisioningRecords(ctx, prov, func(ctx context.Context, page func([]ledger.CardSecrets) error) error {
+			return provisioned(ctx, provisioningSecrets, cardPageSize, page)
+		}, emit)
+	})
+	return err
 }
 
 // provisioningRecords emits the records of the provisioning file o from
