@@ -92,15 +92,17 @@ func (t *Tx) StageReport(ctx context.Context) (*ReportStage, error) {
 		return nil, err
 	}
 	blob := t.d.dialect.Blob
-	for _, q := range []string{
-		`CREATE TEMP TABLE ` + reportStageTable + ` (
+	// The report's lines, and those left to take one at a time.
+	lineCols := `(
   line       INTEGER PRIMARY KEY,
   msisdn     TEXT NOT NULL,
   message_id TEXT NOT NULL,
   status     TEXT NOT NULL,
   detail     TEXT NOT NULL,
   por        ` + blob + `
-)`,
+)`
+	for _, q := range []string{
+		`CREATE TEMP TABLE ` + reportStageTable + ` ` + lineCols,
 		`CREATE TEMP TABLE ` + reportVerdictsTable + ` (
   line       INTEGER PRIMARY KEY,
   message_id BIGINT NOT NULL,
@@ -118,14 +120,7 @@ func (t *Tx) StageReport(ctx context.Context) (*ReportStage, error) {
   partner    TEXT NOT NULL
 )`,
 		`CREATE TEMP TABLE ` + reportPoRsTable + ` (line INTEGER PRIMARY KEY, message_id BIGINT NOT NULL, late INTEGER NOT NULL, por ` + blob + ` NOT NULL)`,
-		`CREATE TEMP TABLE ` + reportRestTable + ` (
-  line       INTEGER PRIMARY KEY,
-  msisdn     TEXT NOT NULL,
-  message_id TEXT NOT NULL,
-  status     TEXT NOT NULL,
-  detail     TEXT NOT NULL,
-  por        ` + blob + `
-)`,
+		`CREATE TEMP TABLE ` + reportRestTable + ` ` + lineCols,
 	} {
 		if _, err := t.tx.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("report stage: %w", err)
