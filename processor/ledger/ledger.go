@@ -306,7 +306,7 @@ func (d *DB) inTx(ctx context.Context, fn func(*Tx) error) (began bool, err erro
 		// while a step's long transaction holds it, beside the step.
 		text := "BEGIN"
 		if isUpkeep(ctx) {
-			text = beginUpkeep
+			text = BeginUpkeep
 		}
 		d.observed(ctx, text, start, -1, true, err)
 	}

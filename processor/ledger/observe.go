@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// beginUpkeep is the text of a lease upkeep transaction's start.
-const beginUpkeep = "BEGIN (lease upkeep)"
+// BeginUpkeep is the text of a lease upkeep transaction's start: the
+// transactions that take and renew a job's lease, beside the job's own.
+const BeginUpkeep = "BEGIN (lease upkeep)"
 
 // Statement is one statement the ledger ran, as an observer is told of it
 // (see WithStatementObserver): its SQL and how long it took, never its

@@ -35,8 +35,9 @@ type tally struct {
 	mu   sync.Mutex
 	keys map[string]string // text -> key
 	by   map[string]*StatementTime
-	// spans are when each statement ran, for the time covered by at
-	// least one of them (statements on several connections overlap).
+	// spans are when each statement ran (a lease renewal's wait
+	// aside), for the time covered by at least one of them (statements
+	// on several connections overlap).
 	spans []span
 }
 
@@ -52,7 +53,12 @@ func (c *tally) observe(s ledger.Statement) {
 	end := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.spans = append(c.spans, span{end.Add(-s.Duration), end})
+	if s.Text != ledger.BeginUpkeep {
+		// A lease renewal waiting for the write lock runs beside the
+		// step, during its statements and its own work alike: it covers
+		// none of the step's time.
+		c.spans = append(c.spans, span{end.Add(-s.Duration), end})
+	}
 	key, ok := c.keys[s.Text]
 	if !ok {
 		key = ledger.StatementKey(s.Text)
