@@ -406,48 +406,73 @@ func (s *HandoverStage) Provisioned(ctx context.Context, names []string, size in
 	if s.taken == nil {
 		return fmt.Errorf("handover stage: provisioned lines asked before Take")
 	}
+	return provisionedPages(ctx, s.t, provisionedRead{what: "handover stage", table: stageTable, keyIndex: "0",
+		where: "st.own = 1 AND st.three_b = 0 AND st.reason = ''", staged: s.secrets}, names, size, fn)
+}
+
+// provisionedRead is a stage's read of the lines it provisions, for
+// provisionedPages.
+type provisionedRead struct {
+	what, table string
+	// keyIndex is the lines' key index, an expression of the staged line
+	// st (the one its secrets are stored at).
+	keyIndex string
+	// where selects the lines provisioned, whereArgs its arguments.
+	where     string
+	whereArgs []any
+	// staged are the secrets' names in the order of the stage's s0, s1, …
+	// columns.
+	staged []string
+}
+
+// provisionedPages calls fn with the lines r selects, in line order, in
+// pages of up to size, each with those of its secrets named in names,
+// sealed as the stage holds them or, for a line without one, as the
+// ledger holds it at the line's key index. Each page is a new slice: fn
+// may hand it to another goroutine.
+func provisionedPages(ctx context.Context, t *Tx, r provisionedRead, names []string, size int, fn func([]CardSecrets) error) error {
 	if size <= 0 {
 		size = pageSize
 	}
 	var cols strings.Builder
 	var args []any
 	for _, name := range names {
-		i := slices.Index(s.secrets, name)
+		i := slices.Index(r.staged, name)
 		if i < 0 {
-			return fmt.Errorf("handover stage: no secret %s staged", name)
+			return fmt.Errorf("%s: no secret %s staged", r.what, name)
 		}
 		// COALESCE reads the ledger only for a line without the secret.
-		fmt.Fprintf(&cols, `, COALESCE(st.s%d, (SELECT k.blob FROM card_secrets k WHERE k.iccid = st.iccid AND k.key_index = 0 AND k.name = ?))`, i)
+		fmt.Fprintf(&cols, `, COALESCE(st.s%d, (SELECT k.blob FROM card_secrets k WHERE k.iccid = st.iccid AND k.key_index = %s AND k.name = ?))`, i, r.keyIndex)
 		args = append(args, name)
 	}
-	query := `SELECT st.line, st.iccid, st.imsi, st.msisdn, st.algorithm` + cols.String() + `
-		FROM ` + stageTable + ` st WHERE st.own = 1 AND st.three_b = 0 AND st.reason = '' AND st.line > ? ORDER BY st.line LIMIT ?`
-	args = append(args, 0, size)
+	query := `SELECT st.line, st.iccid, st.imsi, st.msisdn, st.algorithm, ` + r.keyIndex + cols.String() + `
+		FROM ` + r.table + ` st WHERE ` + r.where + ` AND st.line > ? ORDER BY st.line LIMIT ?`
+	args = append(append(args, r.whereArgs...), 0, size)
 	// Lines are numbered from 1 (and fit the stage's INTEGER column).
 	after := &args[len(args)-2]
 	*after = -1
 	blobs := make([][]byte, len(names))
-	dest := make([]any, 0, 5+len(names))
+	dest := make([]any, 0, 6+len(names))
 	for {
 		page := make([]CardSecrets, 0, size)
-		rows, err := s.t.Query(ctx, query, args...)
+		rows, err := t.Query(ctx, query, args...)
 		if err != nil {
-			return fmt.Errorf("handover stage: provisioned: %w", err)
+			return fmt.Errorf("%s: provisioned: %w", r.what, err)
 		}
 		for rows.Next() {
 			cs := CardSecrets{Found: true}
-			dest = append(dest[:0], &cs.Line, &cs.ICCID, &cs.IMSI, &cs.MSISDN, &cs.Algorithm)
+			dest = append(dest[:0], &cs.Line, &cs.ICCID, &cs.IMSI, &cs.MSISDN, &cs.Algorithm, &cs.KeyIndex)
 			dest = blobDests(dest, blobs)
 			if err := rows.Scan(dest...); err != nil {
 				rows.Close()
-				return fmt.Errorf("handover stage: provisioned: %w", err)
+				return fmt.Errorf("%s: provisioned: %w", r.what, err)
 			}
-			cs.Secrets = secretsFrom(names, blobs, 0)
+			cs.Secrets = secretsFrom(names, blobs, cs.KeyIndex)
 			page = append(page, cs)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("handover stage: provisioned: %w", err)
+			return fmt.Errorf("%s: provisioned: %w", r.what, err)
 		}
 		if len(page) == 0 {
 			return nil

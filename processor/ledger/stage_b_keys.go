@@ -434,60 +434,8 @@ func (s *KeyStage) Provisioned(ctx context.Context, names []string, size int, fn
 	if s.taken == nil {
 		return fmt.Errorf("key stage: provisioned lines asked before Take")
 	}
-	if size <= 0 {
-		size = pageSize
-	}
-	var cols strings.Builder
-	var args []any
-	for _, name := range names {
-		i := slices.Index(s.secrets, name)
-		if i < 0 {
-			return fmt.Errorf("key stage: no secret %s staged", name)
-		}
-		// COALESCE reads the ledger only for a line without the secret.
-		fmt.Fprintf(&cols, `, COALESCE(st.s%d, (SELECT k.blob FROM card_secrets k WHERE k.iccid = st.iccid AND k.key_index = st.key_index AND k.name = ?))`, i)
-		args = append(args, name)
-	}
-	query := `SELECT st.line, st.iccid, st.imsi, st.msisdn, st.algorithm, st.key_index` + cols.String() + `
-		FROM ` + keyStageTable + ` st WHERE st.verdict = ? AND st.line > ? ORDER BY st.line LIMIT ?`
-	args = append(args, keyTake, 0, size)
-	// Lines are numbered from 1 (and fit the stage's INTEGER column).
-	after := &args[len(args)-2]
-	*after = -1
-	blobs := make([][]byte, len(names))
-	dest := make([]any, 0, 6+len(names))
-	for {
-		page := make([]CardSecrets, 0, size)
-		rows, err := s.t.Query(ctx, query, args...)
-		if err != nil {
-			return fmt.Errorf("key stage: provisioned: %w", err)
-		}
-		for rows.Next() {
-			cs := CardSecrets{Found: true}
-			dest = append(dest[:0], &cs.Line, &cs.ICCID, &cs.IMSI, &cs.MSISDN, &cs.Algorithm, &cs.KeyIndex)
-			dest = blobDests(dest, blobs)
-			if err := rows.Scan(dest...); err != nil {
-				rows.Close()
-				return fmt.Errorf("key stage: provisioned: %w", err)
-			}
-			cs.Secrets = secretsFrom(names, blobs, cs.KeyIndex)
-			page = append(page, cs)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("key stage: provisioned: %w", err)
-		}
-		if len(page) == 0 {
-			return nil
-		}
-		if err := fn(page); err != nil {
-			return err
-		}
-		if len(page) < size {
-			return nil
-		}
-		*after = page[len(page)-1].Line
-	}
+	return provisionedPages(ctx, s.t, provisionedRead{what: "key stage", table: keyStageTable, keyIndex: "st.key_index",
+		where: "st.verdict = ?", whereArgs: []any{keyTake}, staged: s.secrets}, names, size, fn)
 }
 
 // Answers calls fn, in line order, with the batch records of the file
